@@ -1,0 +1,87 @@
+package authz
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/silentauth/silentauth/authz/session"
+	"github.com/silentauth/silentauth/authz/token"
+)
+
+// Failures found by the decision itself.
+var (
+	errNoCredentials    = errors.New("authz: no access or refresh token")
+	errAmbiguousCookie  = errors.New("authz: a cookie of ours appears twice")
+	errCSRF             = errors.New("authz: cross-origin unsafe request authenticated by cookie")
+	errCrossSiteRefresh = errors.New("authz: refresh on a cross-site subresource request")
+	errMethod           = errors.New("authz: method not allowed on this endpoint")
+	errNoRefreshToken   = errors.New("authz: no refresh token")
+)
+
+// answer is how one kind of failure is told to the client.
+type answer struct {
+	status int
+	reason string // metric label
+	// clear deletes our cookies: only when the session is truly over
+	// (theft, expiry, revocation, garbage). An outage never clears.
+	clear bool
+	// login allows a redirect to the login page for page navigations.
+	login bool
+	level slog.Level
+}
+
+// answers is the one place that maps errors to answers. The first entry
+// whose error matches (errors.Is) wins; anything unmatched is an
+// infrastructure fault: 503, cookies kept, so an outage never logs anyone
+// out.
+var answers = []struct {
+	err error
+	answer
+}{
+	{errBadRequest, answer{http.StatusBadRequest, "bad_request", false, false, slog.LevelInfo}},
+	{errBadPath, answer{http.StatusBadRequest, "bad_path", false, false, slog.LevelInfo}},
+	{errAmbiguousCookie, answer{http.StatusBadRequest, "ambiguous_cookie", true, false, slog.LevelWarn}},
+	{errCSRF, answer{http.StatusForbidden, "csrf", false, false, slog.LevelWarn}},
+	{errMethod, answer{http.StatusMethodNotAllowed, "method", false, false, slog.LevelInfo}},
+	{errCrossSiteRefresh, answer{http.StatusUnauthorized, "cross_site_refresh", false, false, slog.LevelInfo}},
+	{errNoCredentials, answer{http.StatusUnauthorized, "no_credentials", false, true, slog.LevelDebug}},
+	{errNoRefreshToken, answer{http.StatusUnauthorized, "no_refresh_token", false, true, slog.LevelDebug}},
+
+	// Refresh tokens (RFC 9700 §4.14.2). Reuse is theft: the family is
+	// already revoked by the time this answer is chosen.
+	{session.ErrReuse, answer{http.StatusUnauthorized, "refresh_reuse", true, true, slog.LevelWarn}},
+	{session.ErrRevoked, answer{http.StatusUnauthorized, "refresh_revoked", true, true, slog.LevelInfo}},
+	{session.ErrExpired, answer{http.StatusUnauthorized, "refresh_expired", true, true, slog.LevelInfo}},
+	{session.ErrUnknown, answer{http.StatusUnauthorized, "refresh_unknown", true, true, slog.LevelInfo}},
+	{session.ErrUnknownSecret, answer{http.StatusUnauthorized, "refresh_unknown_secret", true, true, slog.LevelWarn}},
+	{session.ErrMalformed, answer{http.StatusUnauthorized, "refresh_malformed", true, true, slog.LevelInfo}},
+
+	// Access tokens (RFC 8725, RFC 9068).
+	{token.ErrNoKeyring, answer{http.StatusServiceUnavailable, "no_keyring", false, false, slog.LevelError}},
+	{token.ErrTooLarge, answer{http.StatusUnauthorized, "token_too_large", false, true, slog.LevelInfo}},
+	{token.ErrMalformed, answer{http.StatusUnauthorized, "token_malformed", false, true, slog.LevelInfo}},
+	{token.ErrHeader, answer{http.StatusUnauthorized, "token_header", false, true, slog.LevelWarn}},
+	{token.ErrType, answer{http.StatusUnauthorized, "token_type", false, true, slog.LevelInfo}},
+	{token.ErrAlgorithm, answer{http.StatusUnauthorized, "token_algorithm", false, true, slog.LevelWarn}},
+	{token.ErrUnknownKey, answer{http.StatusUnauthorized, "token_unknown_key", false, true, slog.LevelInfo}},
+	{token.ErrSignature, answer{http.StatusUnauthorized, "token_signature", false, true, slog.LevelWarn}},
+	{token.ErrExpired, answer{http.StatusUnauthorized, "token_expired", false, true, slog.LevelDebug}},
+	{token.ErrNotYetValid, answer{http.StatusUnauthorized, "token_not_yet_valid", false, true, slog.LevelInfo}},
+	{token.ErrIssuer, answer{http.StatusUnauthorized, "token_issuer", false, true, slog.LevelInfo}},
+	{token.ErrAudience, answer{http.StatusUnauthorized, "token_audience", false, true, slog.LevelInfo}},
+	{token.ErrMissingClaim, answer{http.StatusUnauthorized, "token_claims", false, true, slog.LevelInfo}},
+}
+
+// unavailable answers infrastructure faults (store unreachable or slow).
+var unavailable = answer{http.StatusServiceUnavailable, "unavailable", false, false, slog.LevelError}
+
+// answerFor returns the answer for err.
+func answerFor(err error) answer {
+	for _, a := range answers {
+		if errors.Is(err, a.err) {
+			return a.answer
+		}
+	}
+	return unavailable
+}

@@ -1,0 +1,256 @@
+package config
+
+import (
+	"maps"
+	"slices"
+	"time"
+)
+
+// Config is the whole configuration. The comment on each field names its
+// default (see Default); Development changes only what it says it changes.
+type Config struct {
+	// Development generates an in-memory ES256 signing key and a session-API
+	// token (printed once) when none are configured. Never use it in
+	// production. Default false; true in Development().
+	Development bool `yaml:"development"`
+
+	// Issuer is the iss of every access token. Default "silentauth".
+	Issuer string `yaml:"issuer"`
+	// Audience is the aud of every access token. Default "silentauth".
+	Audience string `yaml:"audience"`
+
+	Listen     Listen     `yaml:"listen"`
+	Tokens     Tokens     `yaml:"tokens"`
+	Sessions   Sessions   `yaml:"sessions"`
+	Keys       Keys       `yaml:"keys"`
+	Cookies    Cookies    `yaml:"cookies"`
+	Policy     Policy     `yaml:"policy"`
+	SessionAPI SessionAPI `yaml:"sessionAPI"`
+	Store      Store      `yaml:"store"`
+	Log        Log        `yaml:"log"`
+	Shutdown   Shutdown   `yaml:"shutdown"`
+}
+
+// Listen holds the four listeners. Production defaults bind every
+// interface; Development binds 127.0.0.1 only.
+type Listen struct {
+	// GRPC serves envoy.service.auth.v3.Authorization/Check and grpc.health.v1.
+	// Default ":9001".
+	GRPC Listener `yaml:"grpc"`
+	// Public serves the JWKS at /.well-known/jwks.json. Default ":9002".
+	Public Listener `yaml:"public"`
+	// SessionAPI serves /v1/sessions; keep it internal. Default ":9003".
+	SessionAPI Listener `yaml:"sessionAPI"`
+	// Admin serves /metrics, /healthz and /readyz. Default ":9090".
+	Admin Listener `yaml:"admin"`
+}
+
+// Listener is one TCP listener.
+type Listener struct {
+	// Address is host:port. Defaults above.
+	Address string `yaml:"address"`
+	// TLS, honoured on the grpc and sessionAPI listeners only. Default off.
+	TLS TLS `yaml:"tls"`
+}
+
+// TLS configures a server certificate (reloaded when its files change) and
+// optional client-certificate verification.
+type TLS struct {
+	// CertFile and KeyFile are PEM files; both or neither. Default "" (plain).
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
+	// ClientCAFile, when set, requires and verifies client certificates
+	// against these CAs. Default "" (no client certificates).
+	ClientCAFile string `yaml:"clientCAFile"`
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLS) Enabled() bool { return t.CertFile != "" }
+
+// Tokens configures access tokens.
+type Tokens struct {
+	// AccessTTL is the access-token lifetime. Default 15m.
+	AccessTTL time.Duration `yaml:"accessTTL"`
+	// Leeway is the clock skew tolerated on exp, nbf and iat. Default 30s.
+	Leeway time.Duration `yaml:"leeway"`
+	// RefreshBefore refreshes a token that expires within this window, so an
+	// upstream never receives a token that dies in flight. Must be under half
+	// of AccessTTL. Default 60s.
+	RefreshBefore time.Duration `yaml:"refreshBefore"`
+	// MaxBytes caps a token's size before any parsing. Default 8192.
+	MaxBytes int `yaml:"maxBytes"`
+	// CacheSize bounds the verified-token cache (entries). Default 10000.
+	CacheSize int `yaml:"cacheSize"`
+}
+
+// Sessions configures refresh-token families.
+type Sessions struct {
+	// IdleTTL ends a session unused for this long. Default 720h (30 days).
+	IdleTTL time.Duration `yaml:"idleTTL"`
+	// AbsoluteTTL ends every session this long after login. Default 2160h (90 days).
+	AbsoluteTTL time.Duration `yaml:"absoluteTTL"`
+	// Grace is how long a just-replaced refresh token still yields the same
+	// successor (parallel requests). Must be under AccessTTL. Default 30s.
+	Grace time.Duration `yaml:"grace"`
+}
+
+// Keys says where signing keys come from.
+type Keys struct {
+	// Dir is a directory of PEM private keys (PKCS#8 or SEC1). Default ""
+	// (required outside Development, which generates an ES256 key in memory).
+	Dir string `yaml:"dir"`
+	// Active names the file (or kid) of the key that signs; may be empty when
+	// Dir holds one key. Default "".
+	Active string `yaml:"active"`
+	// JWKSMaxAge is the Cache-Control max-age of the JWKS. Default 5m.
+	JWKSMaxAge time.Duration `yaml:"jwksMaxAge"`
+}
+
+// Cookies is the cookie contract. __Host- names require Secure, Path=/ and
+// no Domain (RFC 6265bis §4.1.3.2).
+type Cookies struct {
+	// Access holds the access token. Default "__Host-sa-at".
+	Access string `yaml:"access"`
+	// Refresh holds the refresh token. Default "__Host-sa-rt".
+	Refresh string `yaml:"refresh"`
+	// Hint holds "at=<unix>&rt=<unix>", readable by page script, no secret.
+	// Default "__Host-sa-exp".
+	Hint string `yaml:"hint"`
+	// Domain of every cookie. Default "" (host-only; required with __Host-).
+	Domain string `yaml:"domain"`
+	// Path of every cookie. Default "/" (required with __Host-).
+	Path string `yaml:"path"`
+	// Secure flag. Default true (required with __Host- and SameSite=None).
+	Secure bool `yaml:"secure"`
+	// SameSite is "Lax", "Strict" or "None". Default "Lax".
+	SameSite string `yaml:"sameSite"`
+}
+
+// Policy decides what a request needs.
+type Policy struct {
+	// LoginURL receives page navigations without a valid session, with the
+	// original same-origin path in ReturnToParam. Default "" (401 instead).
+	LoginURL string `yaml:"loginURL"`
+	// ReturnToParam names the query parameter carrying the return path.
+	// Default "return_to".
+	ReturnToParam string `yaml:"returnToParam"`
+	// PublicPaths pass without a token. An entry ending in "/" matches that
+	// prefix; others match exactly, on the normalised path without query.
+	// Default none.
+	PublicPaths []string `yaml:"publicPaths"`
+	// ClaimHeaders maps an upstream header to the claim it carries, e.g.
+	// x-user-id: sub. Client-sent copies are always removed. Default none.
+	ClaimHeaders map[string]string `yaml:"claimHeaders"`
+	// TrustedOrigins may send unsafe cookie-authenticated requests from
+	// another origin (scheme://host[:port]). Default none.
+	TrustedOrigins []string `yaml:"trustedOrigins"`
+	// RefreshPath is answered inside Check: POST refreshes now. Default "/auth/refresh".
+	RefreshPath string `yaml:"refreshPath"`
+	// LogoutPath is answered inside Check: POST revokes and clears. Default "/auth/logout".
+	LogoutPath string `yaml:"logoutPath"`
+	// AccessTokenHeader returns a refreshed access token to bearer-style
+	// clients. Default "x-silentauth-access-token".
+	AccessTokenHeader string `yaml:"accessTokenHeader"`
+}
+
+// SessionAPI configures who may start sessions.
+type SessionAPI struct {
+	// TokenFile holds the bearer secret callers present. The environment
+	// variable SILENTAUTH_API_TOKEN is used when it is empty. Default "".
+	// Outside Development one of the two is required; Development generates
+	// a token and prints it once.
+	TokenFile string `yaml:"tokenFile"`
+}
+
+// Store selects where families live.
+type Store struct {
+	// Backend is "memory" (one replica). Default "memory".
+	Backend string `yaml:"backend"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error. Default "info".
+	Level string `yaml:"level"`
+	// Format is json or text. Default "json".
+	Format string `yaml:"format"`
+}
+
+// Shutdown orders a graceful stop.
+type Shutdown struct {
+	// Drain keeps serving while health reports NOT_SERVING, so load
+	// balancers move away. Default 5s.
+	Drain time.Duration `yaml:"drain"`
+	// Timeout bounds GracefulStop and HTTP Shutdown. Default 20s.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// Default returns the production defaults documented on each field. They
+// are secure (Secure __Host- cookies, SameSite=Lax, short access tokens) but
+// not complete: keys.dir and a session-API token must still be configured.
+// Every call returns a fresh value; nothing is shared between calls.
+func Default() Config {
+	return Config{
+		Issuer:   "silentauth",
+		Audience: "silentauth",
+		Listen: Listen{
+			GRPC:       Listener{Address: ":9001"},
+			Public:     Listener{Address: ":9002"},
+			SessionAPI: Listener{Address: ":9003"},
+			Admin:      Listener{Address: ":9090"},
+		},
+		Tokens: Tokens{
+			AccessTTL:     15 * time.Minute,
+			Leeway:        30 * time.Second,
+			RefreshBefore: 60 * time.Second,
+			MaxBytes:      8192,
+			CacheSize:     10000,
+		},
+		Sessions: Sessions{
+			IdleTTL:     720 * time.Hour,
+			AbsoluteTTL: 2160 * time.Hour,
+			Grace:       30 * time.Second,
+		},
+		Keys: Keys{
+			JWKSMaxAge: 5 * time.Minute,
+		},
+		Cookies: Cookies{
+			Access:   "__Host-sa-at",
+			Refresh:  "__Host-sa-rt",
+			Hint:     "__Host-sa-exp",
+			Path:     "/",
+			Secure:   true,
+			SameSite: "Lax",
+		},
+		Policy: Policy{
+			ReturnToParam:     "return_to",
+			RefreshPath:       "/auth/refresh",
+			LogoutPath:        "/auth/logout",
+			AccessTokenHeader: "x-silentauth-access-token",
+		},
+		Store:    Store{Backend: "memory"},
+		Log:      Log{Level: "info", Format: "json"},
+		Shutdown: Shutdown{Drain: 5 * time.Second, Timeout: 20 * time.Second},
+	}
+}
+
+// Development returns Default with every listener on 127.0.0.1 and
+// Development set, so keys and the session-API token are generated.
+func Development() Config {
+	c := Default()
+	c.Development = true
+	c.Listen.GRPC.Address = "127.0.0.1:9001"
+	c.Listen.Public.Address = "127.0.0.1:9002"
+	c.Listen.SessionAPI.Address = "127.0.0.1:9003"
+	c.Listen.Admin.Address = "127.0.0.1:9090"
+	return c
+}
+
+// clone returns a copy of c that shares no slice or map with it, so that
+// decoding or normalising the copy never changes c.
+func (c Config) clone() Config {
+	c.Policy.PublicPaths = slices.Clone(c.Policy.PublicPaths)
+	c.Policy.TrustedOrigins = slices.Clone(c.Policy.TrustedOrigins)
+	c.Policy.ClaimHeaders = maps.Clone(c.Policy.ClaimHeaders)
+	return c
+}

@@ -1,0 +1,71 @@
+// Package config is silentauth's one configuration struct: its documented
+// defaults, loading from YAML (strict: unknown fields are errors), environment
+// and flag overrides, and Validate, which reports every problem at once with
+// the field's path. Code outside this package sees only validated values.
+//
+// # Sources and precedence
+//
+// Settings are layered, later sources winning:
+//
+//	defaults (Default or Development)  <  YAML file (Load)  <  environment (ApplyEnv)  <  flags (Overrides.Apply)
+//
+// Resolve applies the layers in that order and then validates; use it rather
+// than composing the steps by hand. Load, ApplyEnv and Overrides.Apply do not
+// validate, because a later layer may still fix what an earlier one left
+// incomplete (keys.dir from SILENTAUTH_KEYS_DIR, for example).
+//
+// # File
+//
+// The file is one YAML document of at most MaxFileSize bytes. Unknown fields,
+// repeated keys and further documents are errors. Durations are Go duration
+// strings ("30s", "15m", "720h"); a bare number is refused. A field that is
+// absent, or present with no value, keeps its default. Example returns a
+// complete file listing every field with its default.
+//
+// # Environment
+//
+// ApplyEnv reads the variables below through an injected getenv. An empty or
+// unset variable changes nothing; surrounding white space is trimmed.
+//
+//	Variable                        Field                       Value
+//	SILENTAUTH_LOG_LEVEL            log.level                   debug, info, warn or error
+//	SILENTAUTH_LOG_FORMAT           log.format                  json or text
+//	SILENTAUTH_GRPC_ADDRESS         listen.grpc.address         host:port of the ext_authz gRPC listener
+//	SILENTAUTH_PUBLIC_ADDRESS       listen.public.address       host:port of the JWKS listener
+//	SILENTAUTH_SESSION_API_ADDRESS  listen.sessionAPI.address   host:port of the session API listener
+//	SILENTAUTH_ADMIN_ADDRESS        listen.admin.address        host:port of the metrics and health listener
+//	SILENTAUTH_KEYS_DIR             keys.dir                    directory of PEM signing keys
+//	SILENTAUTH_ISSUER               issuer                      iss of every access token
+//	SILENTAUTH_AUDIENCE             audience                    aud of every access token
+//	SILENTAUTH_ACCESS_TTL           tokens.accessTTL            access-token lifetime, a Go duration ("15m")
+//
+// The same list is available to programs as EnvVars, for help texts.
+//
+// SILENTAUTH_API_TOKEN is not a setting: it is the session-API bearer secret
+// itself, used when sessionAPI.tokenFile is empty. Config never holds it;
+// Resolve only checks that one of the two is present outside Development.
+//
+// # Flags
+//
+// RegisterFlags adds --grpc-address, --public-address, --session-api-address,
+// --admin-address, --log-level and --keys-dir. Only flags given on the
+// command line override; their defaults are empty so that help never shows a
+// value the file or environment may have replaced.
+//
+// # Validation
+//
+// Validate normalises a few spellings in place (SameSite, log level and
+// format, store backend, header names, trusted origins), then checks every
+// field and the rules between fields, and returns all problems joined with
+// errors.Join. Each message starts with the field's YAML path:
+//
+//	cookies.domain: must be empty with the __Host- prefix (cookies.access, cookies.refresh, cookies.hint)
+//	tokens.refreshBefore: must be under half of tokens.accessTTL (15m0s)
+//
+// # Concurrency
+//
+// The functions of this package are safe for concurrent use. Validate,
+// ApplyEnv and Overrides.Apply modify the Config they are given and must not
+// run concurrently with other use of it; once validated, a Config is meant to
+// be shared read-only (or swapped whole behind an atomic.Pointer).
+package config

@@ -1,0 +1,588 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Bounds enforced by Validate.
+const (
+	maxAccessTTL  = 24 * time.Hour
+	maxLeeway     = 5 * time.Minute
+	maxJWKSMaxAge = time.Hour
+	minTokenBytes = 1024
+	maxTokenBytes = 65536
+	maxCacheSize  = 10_000_000
+	hostPrefix    = "__Host-"
+	securePrefix  = "__Secure-"
+	storeMemory   = "memory"
+	defaultHTTPS  = "443"
+	defaultHTTP   = "80"
+)
+
+var (
+	sameSiteValues  = []string{"Lax", "Strict", "None"}
+	storeBackends   = []string{storeMemory}
+	logLevels       = []string{"debug", "info", "warn", "error"}
+	logFormats      = []string{"json", "text"}
+	reservedHeaders = map[string]string{
+		// Credentials and routing: an upstream must never take these from us.
+		"authorization": "carries credentials",
+		"cookie":        "carries credentials",
+		"set-cookie":    "sets cookies",
+		"host":          "routes the request",
+		// Framing and hop-by-hop headers (RFC 9110 §7.6.1): rewriting them
+		// desynchronises proxies (request smuggling).
+		"content-length":      "frames the message",
+		"transfer-encoding":   "frames the message",
+		"connection":          "is hop-by-hop",
+		"keep-alive":          "is hop-by-hop",
+		"proxy-connection":    "is hop-by-hop",
+		"proxy-authenticate":  "is hop-by-hop",
+		"proxy-authorization": "is hop-by-hop",
+		"te":                  "is hop-by-hop",
+		"trailer":             "is hop-by-hop",
+		"upgrade":             "is hop-by-hop",
+	}
+)
+
+// Validate normalises c in place, then checks every field and every rule
+// between fields, and returns all problems at once (errors.Join), each
+// prefixed by the field's YAML path. It returns nil when c is usable.
+//
+// Normalisation, done even when c is invalid: cookies.sameSite is spelled
+// Lax, Strict or None whatever the input case; log.level, log.format,
+// store.backend, policy.accessTokenHeader, the policy.claimHeaders names and
+// policy.trustedOrigins are lower-cased (Envoy presents header names in lower
+// case, and browsers send origins in lower case). Maps and slices are
+// replaced, not changed, so copies of c made before Validate keep their
+// values.
+//
+// The session-API token may come from the environment (SILENTAUTH_API_TOKEN),
+// so Validate does not require sessionAPI.tokenFile; Resolve does.
+//
+// Validate is not safe for concurrent use with other access to c.
+func (c *Config) Validate() error {
+	c.normalize()
+	var p problems
+	if c.Issuer == "" {
+		p.add("issuer", "must not be empty")
+	}
+	if c.Audience == "" {
+		p.add("audience", "must not be empty")
+	}
+	c.validateListen(&p)
+	c.validateTokens(&p)
+	c.validateSessions(&p)
+	c.validateKeys(&p)
+	c.validateCookies(&p)
+	c.validatePolicy(&p)
+	if !slices.Contains(storeBackends, c.Store.Backend) {
+		p.add("store.backend", "must be one of %s (got %q)", strings.Join(storeBackends, ", "), c.Store.Backend)
+	}
+	if !slices.Contains(logLevels, c.Log.Level) {
+		p.add("log.level", "must be one of %s (got %q)", strings.Join(logLevels, ", "), c.Log.Level)
+	}
+	if !slices.Contains(logFormats, c.Log.Format) {
+		p.add("log.format", "must be one of %s (got %q)", strings.Join(logFormats, ", "), c.Log.Format)
+	}
+	if c.Shutdown.Drain < 0 {
+		p.add("shutdown.drain", "must not be negative (got %v)", c.Shutdown.Drain)
+	}
+	if c.Shutdown.Timeout <= 0 {
+		p.add("shutdown.timeout", "must be positive (got %v)", c.Shutdown.Timeout)
+	}
+	return errors.Join(p...)
+}
+
+// normalize rewrites the spellings Validate accepts in several forms into
+// the one form the rest of the program compares against.
+func (c *Config) normalize() {
+	for _, v := range sameSiteValues {
+		if strings.EqualFold(c.Cookies.SameSite, v) {
+			c.Cookies.SameSite = v
+		}
+	}
+	c.Log.Level = strings.ToLower(c.Log.Level)
+	c.Log.Format = strings.ToLower(c.Log.Format)
+	c.Store.Backend = strings.ToLower(c.Store.Backend)
+	c.Policy.AccessTokenHeader = strings.ToLower(c.Policy.AccessTokenHeader)
+	if len(c.Policy.ClaimHeaders) > 0 {
+		lower := make(map[string]string, len(c.Policy.ClaimHeaders))
+		for k, v := range c.Policy.ClaimHeaders {
+			lower[strings.ToLower(k)] = v
+		}
+		// Two names differing only by case would collapse into one; keep
+		// them apart so validatePolicy reports the clash.
+		if len(lower) == len(c.Policy.ClaimHeaders) {
+			c.Policy.ClaimHeaders = lower
+		}
+	}
+	if len(c.Policy.TrustedOrigins) > 0 {
+		origins := make([]string, len(c.Policy.TrustedOrigins))
+		for i, o := range c.Policy.TrustedOrigins {
+			origins[i] = strings.ToLower(o)
+		}
+		c.Policy.TrustedOrigins = origins
+	}
+}
+
+// problems collects validation failures, each "path: message".
+type problems []error
+
+func (p *problems) add(path, format string, args ...any) {
+	*p = append(*p, errors.New(path+": "+fmt.Sprintf(format, args...)))
+}
+
+func (c *Config) validateListen(p *problems) {
+	listeners := []struct {
+		path string
+		l    Listener
+		tls  bool // whether this listener honours TLS
+	}{
+		{"listen.grpc", c.Listen.GRPC, true},
+		{"listen.public", c.Listen.Public, false},
+		{"listen.sessionAPI", c.Listen.SessionAPI, true},
+		{"listen.admin", c.Listen.Admin, false},
+	}
+	type bound struct{ path, addr, host, port string }
+	var bounds []bound
+	for _, x := range listeners {
+		if host, port, ok := checkAddress(p, x.path+".address", x.l.Address); ok {
+			for _, b := range bounds {
+				// Binding a wildcard and a specific address on one port
+				// fails just like binding the same address twice.
+				if port != "0" && b.port == port && (strings.EqualFold(b.host, host) || isWildcard(b.host) || isWildcard(host)) {
+					p.add(x.path+".address", "%q conflicts with %s.address (%q)", x.l.Address, b.path, b.addr)
+				}
+			}
+			bounds = append(bounds, bound{x.path, x.l.Address, host, port})
+		}
+		t := x.l.TLS
+		if !x.tls {
+			if t != (TLS{}) {
+				p.add(x.path+".tls", "not supported on this listener; only listen.grpc and listen.sessionAPI serve TLS")
+			}
+			continue
+		}
+		if t.CertFile != "" && t.KeyFile == "" {
+			p.add(x.path+".tls.keyFile", "required with certFile")
+		}
+		if t.KeyFile != "" && t.CertFile == "" {
+			p.add(x.path+".tls.certFile", "required with keyFile")
+		}
+		if t.ClientCAFile != "" && t.CertFile == "" {
+			p.add(x.path+".tls.clientCAFile", "requires certFile (client certificates need TLS)")
+		}
+	}
+}
+
+// checkAddress reports whether addr is host:port with a numeric port in
+// 0–65535, and returns its parts. Port 0 lets the kernel choose; the bound
+// address is logged at start.
+func checkAddress(p *problems, path, addr string) (host, port string, ok bool) {
+	if addr == "" {
+		p.add(path, `must not be empty (host:port, e.g. ":9001")`)
+		return "", "", false
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		p.add(path, "must be host:port (%v)", err)
+		return "", "", false
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		p.add(path, "port %q must be a number from 0 to 65535", port)
+		return "", "", false
+	}
+	return host, port, true
+}
+
+func isWildcard(host string) bool {
+	return host == "" || host == "0.0.0.0" || host == "::"
+}
+
+func (c *Config) validateTokens(p *problems) {
+	t := c.Tokens
+	switch {
+	case t.AccessTTL <= 0:
+		p.add("tokens.accessTTL", "must be positive (got %v)", t.AccessTTL)
+	case t.AccessTTL > maxAccessTTL:
+		p.add("tokens.accessTTL", "must be at most %v (got %v)", maxAccessTTL, t.AccessTTL)
+	}
+	switch {
+	case t.Leeway < 0:
+		p.add("tokens.leeway", "must not be negative (got %v)", t.Leeway)
+	case t.Leeway > maxLeeway:
+		p.add("tokens.leeway", "must be at most %v (got %v)", maxLeeway, t.Leeway)
+	}
+	switch {
+	case t.RefreshBefore < 0:
+		p.add("tokens.refreshBefore", "must not be negative (got %v)", t.RefreshBefore)
+	case t.AccessTTL > 0 && t.RefreshBefore >= t.AccessTTL/2:
+		// Otherwise every token would be refreshed for most of its life.
+		p.add("tokens.refreshBefore", "must be under half of tokens.accessTTL (%v)", t.AccessTTL)
+	}
+	if t.MaxBytes < minTokenBytes || t.MaxBytes > maxTokenBytes {
+		p.add("tokens.maxBytes", "must be from %d to %d (got %d)", minTokenBytes, maxTokenBytes, t.MaxBytes)
+	}
+	if t.CacheSize < 1 || t.CacheSize > maxCacheSize {
+		p.add("tokens.cacheSize", "must be from 1 to %d (got %d)", maxCacheSize, t.CacheSize)
+	}
+}
+
+func (c *Config) validateSessions(p *problems) {
+	s, access := c.Sessions, c.Tokens.AccessTTL
+	switch {
+	case s.IdleTTL <= 0:
+		p.add("sessions.idleTTL", "must be positive (got %v)", s.IdleTTL)
+	case access > 0 && s.IdleTTL <= access:
+		p.add("sessions.idleTTL", "must be longer than tokens.accessTTL (%v)", access)
+	}
+	switch {
+	case s.AbsoluteTTL <= 0:
+		p.add("sessions.absoluteTTL", "must be positive (got %v)", s.AbsoluteTTL)
+	case s.IdleTTL > 0 && s.AbsoluteTTL < s.IdleTTL:
+		p.add("sessions.absoluteTTL", "must be at least sessions.idleTTL (%v)", s.IdleTTL)
+	}
+	switch {
+	case s.Grace <= 0:
+		p.add("sessions.grace", "must be positive (got %v)", s.Grace)
+	case access > 0 && s.Grace >= access:
+		// A grace as long as the access token would let a stolen,
+		// already-rotated refresh token mint fresh access tokens.
+		p.add("sessions.grace", "must be under tokens.accessTTL (%v)", access)
+	}
+}
+
+func (c *Config) validateKeys(p *problems) {
+	k := c.Keys
+	if k.Dir == "" && !c.Development {
+		p.add("keys.dir", "required outside development (development generates a signing key in memory)")
+	}
+	if k.Active != "" {
+		if k.Dir == "" {
+			p.add("keys.active", "requires keys.dir")
+		}
+		if strings.ContainsAny(k.Active, `/\`) || k.Active == "." || k.Active == ".." {
+			p.add("keys.active", "%q must be a file name or kid inside keys.dir, not a path", k.Active)
+		}
+	}
+	if k.JWKSMaxAge < 0 || k.JWKSMaxAge > maxJWKSMaxAge {
+		p.add("keys.jwksMaxAge", "must be from 0s to %v (got %v)", maxJWKSMaxAge, k.JWKSMaxAge)
+	}
+}
+
+func (c *Config) validateCookies(p *problems) {
+	k := c.Cookies
+	names := []struct{ path, name string }{
+		{"cookies.access", k.Access},
+		{"cookies.refresh", k.Refresh},
+		{"cookies.hint", k.Hint},
+	}
+	var withHost, withSecure []string // paths of names with each prefix
+	for i, n := range names {
+		if n.name == "" {
+			p.add(n.path, "must not be empty")
+			continue
+		}
+		if !isToken(n.name) {
+			p.add(n.path, "%q is not a valid cookie name (RFC 6265: token characters only)", n.name)
+			continue
+		}
+		for _, m := range names[:i] {
+			switch {
+			case m.name == n.name:
+				p.add(n.path, "same name as %s (%q)", m.path, m.name)
+			case strings.EqualFold(m.name, n.name):
+				p.add(n.path, "%q differs from %s (%q) only in case; some proxies and frameworks fold cookie names", n.name, m.path, m.name)
+			}
+		}
+		// Browsers now match the prefixes case-insensitively
+		// (RFC 6265bis §4.1.3), older ones case-sensitively: apply the
+		// rules to any spelling, and require the canonical one so that
+		// every browser enforces them.
+		for _, pre := range []string{hostPrefix, securePrefix} {
+			if len(n.name) >= len(pre) && strings.EqualFold(n.name[:len(pre)], pre) {
+				if n.name[:len(pre)] != pre {
+					p.add(n.path, "write the prefix of %q as %q; older browsers match it case-sensitively", n.name, pre)
+				}
+				if pre == hostPrefix {
+					withHost = append(withHost, n.path)
+				} else {
+					withSecure = append(withSecure, n.path)
+				}
+			}
+		}
+	}
+	// RFC 6265bis §4.1.3.2: __Host- cookies are Secure, Path=/, no Domain.
+	if len(withHost) > 0 {
+		which := strings.Join(withHost, ", ")
+		if !k.Secure {
+			p.add("cookies.secure", "must be true with the __Host- prefix (%s)", which)
+		}
+		if k.Path != "/" {
+			p.add("cookies.path", "must be \"/\" with the __Host- prefix (%s)", which)
+		}
+		if k.Domain != "" {
+			p.add("cookies.domain", "must be empty with the __Host- prefix (%s)", which)
+		}
+	}
+	// RFC 6265bis §4.1.3.1: __Secure- cookies are Secure.
+	if len(withSecure) > 0 && !k.Secure {
+		p.add("cookies.secure", "must be true with the __Secure- prefix (%s)", strings.Join(withSecure, ", "))
+	}
+	if !slices.Contains(sameSiteValues, k.SameSite) {
+		p.add("cookies.sameSite", "must be one of %s (got %q)", strings.Join(sameSiteValues, ", "), k.SameSite)
+	}
+	if k.SameSite == "None" && !k.Secure {
+		p.add("cookies.secure", "must be true with cookies.sameSite None (browsers reject SameSite=None without Secure)")
+	}
+	switch {
+	case !strings.HasPrefix(k.Path, "/"):
+		p.add("cookies.path", "must start with \"/\" (got %q)", k.Path)
+	case strings.ContainsFunc(k.Path, func(r rune) bool { return r == ';' || r < 0x20 || r == 0x7f }):
+		// A ";" would inject attributes into Set-Cookie.
+		p.add("cookies.path", "must not contain \";\" or control characters (got %q)", k.Path)
+	}
+	if k.Domain != "" && !isDomain(k.Domain) {
+		p.add("cookies.domain", "%q is not a host name such as example.com", k.Domain)
+	}
+}
+
+// isDomain reports whether s is a plausible cookie Domain: letters, digits,
+// '-' and '.', an optional leading '.', no empty labels and no port. It keeps
+// ';' and spaces out of Set-Cookie.
+func isDomain(s string) bool {
+	s = strings.TrimPrefix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			b := label[i]
+			if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (c *Config) validatePolicy(p *problems) {
+	pol := c.Policy
+	if msg := loginURLProblem(pol.LoginURL); msg != "" {
+		p.add("policy.loginURL", "%s", msg)
+	}
+	switch {
+	case pol.ReturnToParam == "":
+		p.add("policy.returnToParam", "must not be empty")
+	case !isUnreserved(pol.ReturnToParam):
+		// A token may hold "&", "=", "+" or "%", which would break the
+		// query string; RFC 3986 unreserved characters never need encoding.
+		p.add("policy.returnToParam", "%q must be made of letters, digits, \"-\", \".\", \"_\" and \"~\"", pol.ReturnToParam)
+	}
+	for i, pp := range pol.PublicPaths {
+		if msg := pathProblem(pp); msg != "" {
+			p.add(fmt.Sprintf("policy.publicPaths[%d]", i), "%s", msg)
+		}
+	}
+	c.validateClaimHeaders(p)
+	for i, o := range pol.TrustedOrigins {
+		if msg := originProblem(o); msg != "" {
+			p.add(fmt.Sprintf("policy.trustedOrigins[%d]", i), "%s", msg)
+		}
+	}
+	if msg := pathProblem(pol.RefreshPath); msg != "" {
+		p.add("policy.refreshPath", "%s", msg)
+	}
+	if msg := pathProblem(pol.LogoutPath); msg != "" {
+		p.add("policy.logoutPath", "%s", msg)
+	}
+	if pol.RefreshPath == pol.LogoutPath {
+		p.add("policy.logoutPath", "must differ from policy.refreshPath (%q)", pol.RefreshPath)
+	}
+	if msg := headerProblem(pol.AccessTokenHeader); msg != "" {
+		p.add("policy.accessTokenHeader", "%s", msg)
+	}
+}
+
+func (c *Config) validateClaimHeaders(p *problems) {
+	headers := c.Policy.ClaimHeaders
+	names := slices.Sorted(maps.Keys(headers))
+	for i, name := range names {
+		path := "policy.claimHeaders." + name
+		if msg := headerProblem(name); msg != "" {
+			p.add(path, "%s", msg)
+		}
+		for _, prev := range names[:i] {
+			if strings.EqualFold(prev, name) {
+				p.add(path, "same header as policy.claimHeaders.%s (header names ignore case)", prev)
+			}
+		}
+		if strings.TrimSpace(headers[name]) == "" {
+			p.add(path, "must name a claim")
+		}
+	}
+}
+
+// headerProblem describes why name cannot be a header silentauth sets, or
+// returns "".
+func headerProblem(name string) string {
+	lower := strings.ToLower(name)
+	switch {
+	case name == "":
+		return "must not be empty"
+	case strings.HasPrefix(name, ":"):
+		return fmt.Sprintf("%q is an HTTP/2 pseudo-header", name)
+	case !isToken(name):
+		return fmt.Sprintf("%q is not a valid header name (RFC 9110: token characters only)", name)
+	case reservedHeaders[lower] != "":
+		return fmt.Sprintf("%q is reserved: it %s", name, reservedHeaders[lower])
+	case strings.HasPrefix(lower, "x-envoy-"):
+		return fmt.Sprintf("%q is reserved: x-envoy- headers belong to Envoy", name)
+	}
+	return ""
+}
+
+// pathProblem describes why p cannot be matched against a normalised
+// request path, or returns "". Encoded separators, backslashes, ";" and dot
+// segments are refused outright: they are how path-confusion bypasses are
+// built (a public "/static/" must never cover "/static/..%2fadmin").
+func pathProblem(p string) string {
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Sprintf("%q must start with \"/\"", p)
+	}
+	if strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		return fmt.Sprintf("%q must not contain spaces, control or non-ASCII characters", p)
+	}
+	for _, bad := range []string{"?", "#", `\`, ";"} {
+		if strings.Contains(p, bad) {
+			return fmt.Sprintf("%q must not contain %q", p, bad)
+		}
+	}
+	lower := strings.ToLower(p)
+	for _, enc := range []string{"%2f", "%5c", "%3b", "%2e", "%25", "%00"} {
+		if strings.Contains(lower, enc) {
+			return fmt.Sprintf("%q must not contain the encoding %q", p, enc)
+		}
+	}
+	for seg := range strings.SplitSeq(p[1:], "/") {
+		if seg == "." || seg == ".." {
+			return fmt.Sprintf("%q must not contain the dot segment %q", p, seg)
+		}
+	}
+	if strings.Contains(p, "//") {
+		return fmt.Sprintf("%q must not contain an empty segment (\"//\")", p)
+	}
+	return ""
+}
+
+// loginURLProblem describes why s cannot be the login redirect, or returns "".
+func loginURLProblem(s string) string {
+	if s == "" {
+		return ""
+	}
+	if strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return fmt.Sprintf("%q must not contain spaces or control characters", s)
+	}
+	if strings.Contains(s, `\`) {
+		// Browsers read "\" as "/": "/\evil.example" leaves the site.
+		return fmt.Sprintf("%q must not contain %q", s, `\`)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Sprintf("%q is not a URL (%v)", s, err)
+	}
+	if strings.Contains(s, "#") {
+		return fmt.Sprintf("%q must not contain a fragment: the return path is added as a query parameter", s)
+	}
+	if u.Scheme == "" {
+		// "//evil.example/login" is scheme-relative: it leaves the site.
+		if !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") {
+			return fmt.Sprintf("%q must be an absolute path such as /login or an http(s) URL", s)
+		}
+		return ""
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Sprintf("%q must be an absolute path or an http or https URL", s)
+	}
+	if u.Host == "" {
+		return fmt.Sprintf("%q must name a host", s)
+	}
+	if u.User != nil {
+		return fmt.Sprintf("%q must not contain user information", u.Redacted())
+	}
+	return ""
+}
+
+// originProblem describes why o cannot be a trusted origin, or returns "".
+// The rules are those of net/http.CrossOriginProtection.AddTrustedOrigin,
+// plus what makes an origin never match what a browser sends (user info, a
+// default port).
+func originProblem(o string) string {
+	u, err := url.Parse(o)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("%q is not an origin (%v)", o, err)
+	case u.Scheme == "":
+		return fmt.Sprintf("%q must be scheme://host[:port]: scheme is required", o)
+	case u.Host == "":
+		return fmt.Sprintf("%q must be scheme://host[:port]: host is required", o)
+	case u.Path != "" || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(o, "?#"):
+		return fmt.Sprintf("%q must be scheme://host[:port]: path, query and fragment are not allowed", o)
+	case u.User != nil:
+		return fmt.Sprintf("%q must be scheme://host[:port]: user information is not allowed", u.Redacted())
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return fmt.Sprintf("%q: port must be a number from 1 to 65535", o)
+		}
+		if u.Scheme == "https" && port == defaultHTTPS || u.Scheme == "http" && port == defaultHTTP {
+			return fmt.Sprintf("%q: omit the default port; browsers never send it in Origin", o)
+		}
+	}
+	return ""
+}
+
+// isToken reports whether s is a non-empty RFC 9110 token, the syntax of
+// header names, cookie names (RFC 6265 §4.1.1) and our query parameter.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		switch {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// isUnreserved reports whether s is non-empty and made of RFC 3986
+// unreserved characters only: a query parameter name that needs no encoding.
+func isUnreserved(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("-._~", b) >= 0) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,329 @@
+package config
+
+import (
+	"errors"
+	"maps"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidate(t *testing.T) {
+	const min, sec, hour = time.Minute, time.Second, time.Hour
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		want   string // substring of the error; "" means valid
+	}{
+		{"defaults", func(c *Config) {}, ""},
+		{"development needs no keys", func(c *Config) { *c = Development() }, ""},
+		{"issuer empty", func(c *Config) { c.Issuer = "" }, "issuer: must not be empty"},
+		{"audience empty", func(c *Config) { c.Audience = "" }, "audience: must not be empty"},
+
+		// Listeners.
+		{"address empty", func(c *Config) { c.Listen.GRPC.Address = "" }, "listen.grpc.address: must not be empty"},
+		{"address no port", func(c *Config) { c.Listen.Public.Address = "localhost" }, "listen.public.address: must be host:port"},
+		{"address named port", func(c *Config) { c.Listen.Admin.Address = ":http" }, `listen.admin.address: port "http" must be a number from 0 to 65535`},
+		{"address port too big", func(c *Config) { c.Listen.SessionAPI.Address = ":65536" }, `listen.sessionAPI.address: port "65536" must be`},
+		{"address port signed", func(c *Config) { c.Listen.SessionAPI.Address = ":+80" }, `listen.sessionAPI.address: port "+80" must be`},
+		{"address ipv6", func(c *Config) { c.Listen.GRPC.Address = "[::1]:9001" }, ""},
+		{"address host", func(c *Config) { c.Listen.GRPC.Address = "localhost:9001" }, ""},
+		{"address port 65535", func(c *Config) { c.Listen.GRPC.Address = ":65535" }, ""},
+		{"same address", func(c *Config) { c.Listen.Admin.Address = ":9001" }, `listen.admin.address: ":9001" conflicts with listen.grpc.address (":9001")`},
+		{"wildcard overlap", func(c *Config) { c.Listen.Public.Address = "127.0.0.1:9001" }, "listen.public.address: \"127.0.0.1:9001\" conflicts with listen.grpc.address"},
+		{"0.0.0.0 overlap", func(c *Config) { c.Listen.Public.Address = "0.0.0.0:9001" }, "listen.public.address: \"0.0.0.0:9001\" conflicts"},
+		{"same port other hosts", func(c *Config) { c.Listen.GRPC.Address = "10.0.0.1:9000"; c.Listen.Public.Address = "10.0.0.2:9000" }, ""},
+		{"same host and port", func(c *Config) { c.Listen.GRPC.Address = "10.0.0.1:9000"; c.Listen.Public.Address = "10.0.0.1:9000" }, "listen.public.address: \"10.0.0.1:9000\" conflicts"},
+		{"tls both", func(c *Config) { c.Listen.GRPC.TLS = TLS{CertFile: "c", KeyFile: "k", ClientCAFile: "ca"} }, ""},
+		{"tls cert only", func(c *Config) { c.Listen.GRPC.TLS.CertFile = "c" }, "listen.grpc.tls.keyFile: required with certFile"},
+		{"tls key only", func(c *Config) { c.Listen.SessionAPI.TLS.KeyFile = "k" }, "listen.sessionAPI.tls.certFile: required with keyFile"},
+		{"tls ca without cert", func(c *Config) { c.Listen.GRPC.TLS.ClientCAFile = "ca" }, "listen.grpc.tls.clientCAFile: requires certFile"},
+		{"tls on public", func(c *Config) { c.Listen.Public.TLS = TLS{CertFile: "c", KeyFile: "k"} }, "listen.public.tls: not supported on this listener"},
+		{"tls on admin", func(c *Config) { c.Listen.Admin.TLS.ClientCAFile = "ca" }, "listen.admin.tls: not supported on this listener"},
+
+		// Tokens.
+		{"accessTTL zero", func(c *Config) { c.Tokens.AccessTTL = 0 }, "tokens.accessTTL: must be positive"},
+		{"accessTTL negative", func(c *Config) { c.Tokens.AccessTTL = -min }, "tokens.accessTTL: must be positive"},
+		{"accessTTL 24h", func(c *Config) { c.Tokens.AccessTTL = 24 * hour; c.Sessions.IdleTTL = 48 * hour }, ""},
+		{"accessTTL over 24h", func(c *Config) { c.Tokens.AccessTTL = 25 * hour }, "tokens.accessTTL: must be at most 24h0m0s"},
+		{"leeway zero", func(c *Config) { c.Tokens.Leeway = 0 }, ""},
+		{"leeway negative", func(c *Config) { c.Tokens.Leeway = -sec }, "tokens.leeway: must not be negative"},
+		{"leeway over 5m", func(c *Config) { c.Tokens.Leeway = 5*min + sec }, "tokens.leeway: must be at most 5m0s"},
+		{"refreshBefore zero", func(c *Config) { c.Tokens.RefreshBefore = 0 }, ""},
+		{"refreshBefore negative", func(c *Config) { c.Tokens.RefreshBefore = -sec }, "tokens.refreshBefore: must not be negative"},
+		{"refreshBefore half", func(c *Config) { c.Tokens.RefreshBefore = 7*min + 30*sec }, "tokens.refreshBefore: must be under half of tokens.accessTTL (15m0s)"},
+		{"refreshBefore under half", func(c *Config) { c.Tokens.RefreshBefore = 7 * min }, ""},
+		{"maxBytes low", func(c *Config) { c.Tokens.MaxBytes = 1023 }, "tokens.maxBytes: must be from 1024 to 65536"},
+		{"maxBytes high", func(c *Config) { c.Tokens.MaxBytes = 65537 }, "tokens.maxBytes: must be from 1024 to 65536"},
+		{"maxBytes bounds", func(c *Config) { c.Tokens.MaxBytes = 1024 }, ""},
+		{"cacheSize zero", func(c *Config) { c.Tokens.CacheSize = 0 }, "tokens.cacheSize: must be from 1 to 10000000"},
+		{"cacheSize high", func(c *Config) { c.Tokens.CacheSize = 10_000_001 }, "tokens.cacheSize: must be from 1 to 10000000"},
+
+		// Sessions.
+		{"idleTTL zero", func(c *Config) { c.Sessions.IdleTTL = 0 }, "sessions.idleTTL: must be positive"},
+		{"idleTTL equals accessTTL", func(c *Config) { c.Sessions.IdleTTL = 15 * min }, "sessions.idleTTL: must be longer than tokens.accessTTL (15m0s)"},
+		{"absoluteTTL zero", func(c *Config) { c.Sessions.AbsoluteTTL = 0 }, "sessions.absoluteTTL: must be positive"},
+		{"absoluteTTL under idle", func(c *Config) { c.Sessions.AbsoluteTTL = 719 * hour }, "sessions.absoluteTTL: must be at least sessions.idleTTL (720h0m0s)"},
+		{"absoluteTTL equals idle", func(c *Config) { c.Sessions.AbsoluteTTL = 720 * hour }, ""},
+		{"grace zero", func(c *Config) { c.Sessions.Grace = 0 }, "sessions.grace: must be positive"},
+		{"grace equals accessTTL", func(c *Config) { c.Sessions.Grace = 15 * min }, "sessions.grace: must be under tokens.accessTTL (15m0s)"},
+
+		// Keys.
+		{"keys.dir missing", func(c *Config) { c.Keys.Dir = "" }, "keys.dir: required outside development"},
+		{"keys.active without dir", func(c *Config) { c.Development = true; c.Keys.Dir = ""; c.Keys.Active = "k1" }, "keys.active: requires keys.dir"},
+		{"keys.active with dir", func(c *Config) { c.Keys.Active = "k1.pem" }, ""},
+		{"keys.active path", func(c *Config) { c.Keys.Active = "../k1.pem" }, `keys.active: "../k1.pem" must be a file name`},
+		{"jwksMaxAge zero", func(c *Config) { c.Keys.JWKSMaxAge = 0 }, ""},
+		{"jwksMaxAge negative", func(c *Config) { c.Keys.JWKSMaxAge = -sec }, "keys.jwksMaxAge: must be from 0s to 1h0m0s"},
+		{"jwksMaxAge over 1h", func(c *Config) { c.Keys.JWKSMaxAge = hour + sec }, "keys.jwksMaxAge: must be from 0s to 1h0m0s"},
+
+		// Cookies.
+		{"cookie empty", func(c *Config) { c.Cookies.Hint = "" }, "cookies.hint: must not be empty"},
+		{"cookie bad chars", func(c *Config) { c.Cookies.Access = "sa at" }, `cookies.access: "sa at" is not a valid cookie name`},
+		{"cookie separator", func(c *Config) { c.Cookies.Refresh = "sa=rt" }, `cookies.refresh: "sa=rt" is not a valid cookie name`},
+		{"cookie duplicate", func(c *Config) { c.Cookies.Refresh = c.Cookies.Access }, `cookies.refresh: same name as cookies.access ("__Host-sa-at")`},
+		{"cookie case clash", func(c *Config) { c.Cookies.Hint = "__Host-SA-AT" }, `cookies.hint: "__Host-SA-AT" differs from cookies.access ("__Host-sa-at") only in case`},
+		{"host without secure", func(c *Config) { c.Cookies.Secure = false }, "cookies.secure: must be true with the __Host- prefix (cookies.access, cookies.refresh, cookies.hint)"},
+		{"host with path", func(c *Config) { c.Cookies.Path = "/app" }, `cookies.path: must be "/" with the __Host- prefix`},
+		{"host with domain", func(c *Config) { c.Cookies.Domain = "example.com" }, "cookies.domain: must be empty with the __Host- prefix"},
+		{"host prefix any case", func(c *Config) { c.Cookies.Access = "__host-sa-at" }, `cookies.access: write the prefix of "__host-sa-at" as "__Host-"`},
+		{"host prefix any case enforced", plain(func(k *Cookies) { k.Access = "__HOST-a"; k.Domain = "example.com" }), "cookies.domain: must be empty with the __Host- prefix (cookies.access)"},
+		{"plain names with domain", plain(func(k *Cookies) { k.Domain = ".example.com"; k.Path = "/app"; k.Secure = false }), ""},
+		{"secure prefix without secure", plain(func(k *Cookies) { k.Access = "__Secure-at"; k.Secure = false }), "cookies.secure: must be true with the __Secure- prefix (cookies.access)"},
+		{"secure prefix with domain", func(c *Config) { c.Cookies.Access = "__Secure-at"; c.Cookies.Domain = "example.com" }, "cookies.domain: must be empty with the __Host- prefix (cookies.refresh, cookies.hint)"},
+		{"sameSite lower case", func(c *Config) { c.Cookies.SameSite = "strict" }, ""},
+		{"sameSite bad", func(c *Config) { c.Cookies.SameSite = "Lox" }, `cookies.sameSite: must be one of Lax, Strict, None (got "Lox")`},
+		{"sameSite empty", func(c *Config) { c.Cookies.SameSite = "" }, `cookies.sameSite: must be one of Lax, Strict, None (got "")`},
+		{"sameSite None secure", func(c *Config) { c.Cookies.SameSite = "none" }, ""},
+		{"sameSite None insecure", plain(func(k *Cookies) { k.SameSite = "None"; k.Secure = false }), "cookies.secure: must be true with cookies.sameSite None"},
+		{"path relative", func(c *Config) { c.Cookies.Path = "app" }, `cookies.path: must start with "/"`},
+		{"path injection", func(c *Config) { c.Cookies.Path = "/; Domain=evil.example" }, `cookies.path: must not contain ";"`},
+		{"domain injection", plain(func(k *Cookies) { k.Domain = "a.example; SameSite=None" }), `cookies.domain: "a.example; SameSite=None" is not a host name`},
+		{"domain with port", plain(func(k *Cookies) { k.Domain = "example.com:443" }), "is not a host name"},
+		{"domain empty label", plain(func(k *Cookies) { k.Domain = "a..example" }), "is not a host name"},
+
+		// Policy: login URL.
+		{"loginURL path", func(c *Config) { c.Policy.LoginURL = "/login" }, ""},
+		{"loginURL path with query", func(c *Config) { c.Policy.LoginURL = "/login?provider=x" }, ""},
+		{"loginURL https", func(c *Config) { c.Policy.LoginURL = "https://id.example.com/login" }, ""},
+		{"loginURL http", func(c *Config) { c.Policy.LoginURL = "http://localhost:3000/login" }, ""},
+		{"loginURL relative", func(c *Config) { c.Policy.LoginURL = "login" }, `policy.loginURL: "login" must be an absolute path`},
+		{"loginURL scheme-relative", func(c *Config) { c.Policy.LoginURL = "//evil.example/login" }, `policy.loginURL: "//evil.example/login" must be an absolute path`},
+		{"loginURL backslash", func(c *Config) { c.Policy.LoginURL = `/\evil.example` }, `policy.loginURL: "/\\evil.example" must not contain "\\"`},
+		{"loginURL javascript", func(c *Config) { c.Policy.LoginURL = "javascript:alert(1)" }, "policy.loginURL: \"javascript:alert(1)\" must be an absolute path or an http or https URL"},
+		{"loginURL no host", func(c *Config) { c.Policy.LoginURL = "https:///login" }, "policy.loginURL: \"https:///login\" must name a host"},
+		{"loginURL userinfo", func(c *Config) { c.Policy.LoginURL = "https://u:p@id.example/login" }, `policy.loginURL: "https://u:xxxxx@id.example/login" must not contain user information`},
+		{"loginURL fragment", func(c *Config) { c.Policy.LoginURL = "/login#x" }, "policy.loginURL: \"/login#x\" must not contain a fragment"},
+		{"loginURL space", func(c *Config) { c.Policy.LoginURL = "/log in" }, "policy.loginURL: \"/log in\" must not contain spaces"},
+		{"returnToParam ok", func(c *Config) { c.Policy.ReturnToParam = "rd.to-x_~1" }, ""},
+		{"returnToParam equals", func(c *Config) { c.Policy.ReturnToParam = "a=b" }, "policy.returnToParam: \"a=b\" must be made of"},
+		{"returnToParam empty", func(c *Config) { c.Policy.ReturnToParam = "" }, "policy.returnToParam: must not be empty"},
+		{"returnToParam bad", func(c *Config) { c.Policy.ReturnToParam = "a&b" }, `policy.returnToParam: "a&b" must be made of letters, digits`},
+
+		// Policy: public paths.
+		{"publicPaths ok", func(c *Config) { c.Policy.PublicPaths = []string{"/healthz", "/static/", "/"} }, ""},
+		{"publicPath relative", func(c *Config) { c.Policy.PublicPaths = []string{"/ok", "static/"} }, `policy.publicPaths[1]: "static/" must start with "/"`},
+		{"publicPath query", func(c *Config) { c.Policy.PublicPaths = []string{"/a?b"} }, `policy.publicPaths[0]: "/a?b" must not contain "?"`},
+		{"publicPath fragment", func(c *Config) { c.Policy.PublicPaths = []string{"/a#b"} }, `must not contain "#"`},
+		{"publicPath backslash", func(c *Config) { c.Policy.PublicPaths = []string{`/a\b`} }, `must not contain "\\"`},
+		{"publicPath semicolon", func(c *Config) { c.Policy.PublicPaths = []string{"/a;b"} }, `must not contain ";"`},
+		{"publicPath %2f", func(c *Config) { c.Policy.PublicPaths = []string{"/a%2fb"} }, `must not contain the encoding "%2f"`},
+		{"publicPath %2F", func(c *Config) { c.Policy.PublicPaths = []string{"/a%2Fb"} }, `must not contain the encoding "%2f"`},
+		{"publicPath %5C", func(c *Config) { c.Policy.PublicPaths = []string{"/a%5Cb"} }, `must not contain the encoding "%5c"`},
+		{"publicPath %3b", func(c *Config) { c.Policy.PublicPaths = []string{"/a%3bb"} }, `must not contain the encoding "%3b"`},
+		{"publicPath %2e", func(c *Config) { c.Policy.PublicPaths = []string{"/a/%2e%2e/b"} }, `must not contain the encoding "%2e"`},
+		{"publicPath dotdot", func(c *Config) { c.Policy.PublicPaths = []string{"/static/../admin"} }, `must not contain the dot segment ".."`},
+		{"publicPath dot", func(c *Config) { c.Policy.PublicPaths = []string{"/static/./x"} }, `must not contain the dot segment "."`},
+		{"publicPath trailing dotdot", func(c *Config) { c.Policy.PublicPaths = []string{"/static/.."} }, `must not contain the dot segment ".."`},
+		{"publicPath dots in name", func(c *Config) { c.Policy.PublicPaths = []string{"/a..b/.well-known/"} }, ""},
+		{"publicPath double slash", func(c *Config) { c.Policy.PublicPaths = []string{"//a"} }, `must not contain an empty segment`},
+		{"publicPath space", func(c *Config) { c.Policy.PublicPaths = []string{"/a b"} }, "must not contain spaces, control or non-ASCII"},
+		{"publicPath non-ASCII", func(c *Config) { c.Policy.PublicPaths = []string{"/café"} }, "must not contain spaces, control or non-ASCII"},
+
+		// Policy: claim headers.
+		{"claimHeaders ok", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"X-User-Id": "sub", "x-email": "email"} }, ""},
+		{"claimHeader bad name", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"x user": "sub"} }, `policy.claimHeaders.x user: "x user" is not a valid header name`},
+		{"claimHeader pseudo", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{":path": "sub"} }, `policy.claimHeaders.:path: ":path" is an HTTP/2 pseudo-header`},
+		{"claimHeader authorization", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"Authorization": "sub"} }, `policy.claimHeaders.authorization: "authorization" is reserved`},
+		{"claimHeader cookie", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"cookie": "sub"} }, `"cookie" is reserved`},
+		{"claimHeader set-cookie", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"set-cookie": "sub"} }, `"set-cookie" is reserved`},
+		{"claimHeader host", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"host": "sub"} }, `"host" is reserved`},
+		{"claimHeader content-length", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"content-length": "sub"} }, `"content-length" is reserved`},
+		{"claimHeader transfer-encoding", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"transfer-encoding": "sub"} }, `"transfer-encoding" is reserved`},
+		{"claimHeader connection", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"connection": "sub"} }, `"connection" is reserved: it is hop-by-hop`},
+		{"claimHeader envoy", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"x-envoy-original-path": "sub"} }, "x-envoy- headers belong to Envoy"},
+		{"claimHeader empty claim", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"x-user": " "} }, "policy.claimHeaders.x-user: must name a claim"},
+		{"claimHeader case clash", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"X-User": "sub", "x-user": "email"} }, "policy.claimHeaders.x-user: same header as policy.claimHeaders.X-User"},
+
+		// Policy: trusted origins.
+		{"origins ok", func(c *Config) { c.Policy.TrustedOrigins = []string{"https://a.example", "http://localhost:3000"} }, ""},
+		{"origin no scheme", func(c *Config) { c.Policy.TrustedOrigins = []string{"app.example.com"} }, `policy.trustedOrigins[0]: "app.example.com" must be scheme://host[:port]: scheme is required`},
+		{"origin no host", func(c *Config) { c.Policy.TrustedOrigins = []string{"https://"} }, "host is required"},
+		{"origin trailing slash", func(c *Config) { c.Policy.TrustedOrigins = []string{"https://a.example/"} }, "path, query and fragment are not allowed"},
+		{"origin path", func(c *Config) { c.Policy.TrustedOrigins = []string{"https://a.example", "https://b.example/app"} }, `policy.trustedOrigins[1]: "https://b.example/app" must be scheme://host[:port]: path`},
+		{"origin empty query", func(c *Config) { c.Policy.TrustedOrigins = []string{"https://a.example?"} }, "path, query and fragment are not allowed"},
+		{"origin fragment", func(c *Config) { c.Policy.TrustedOrigins = []string{"https://a.example#x"} }, "path, query and fragment are not allowed"},
+		{"origin userinfo", func(c *Config) { c.Policy.TrustedOrigins = []string{"https://u@a.example"} }, "user information is not allowed"},
+		{"origin default port", func(c *Config) { c.Policy.TrustedOrigins = []string{"https://a.example:443"} }, "omit the default port"},
+		{"origin bad port", func(c *Config) { c.Policy.TrustedOrigins = []string{"https://a.example:99999"} }, "port must be a number from 1 to 65535"},
+		{"origin null", func(c *Config) { c.Policy.TrustedOrigins = []string{"null"} }, "scheme is required"},
+		{"origin upper case", func(c *Config) { c.Policy.TrustedOrigins = []string{"HTTPS://App.Example.com"} }, ""},
+
+		// Policy: paths and header.
+		{"refreshPath relative", func(c *Config) { c.Policy.RefreshPath = "auth/refresh" }, `policy.refreshPath: "auth/refresh" must start with "/"`},
+		{"logoutPath encoded", func(c *Config) { c.Policy.LogoutPath = "/auth%2flogout" }, `policy.logoutPath: "/auth%2flogout" must not contain the encoding`},
+		{"refresh equals logout", func(c *Config) { c.Policy.LogoutPath = "/auth/refresh" }, `policy.logoutPath: must differ from policy.refreshPath ("/auth/refresh")`},
+		{"accessTokenHeader empty", func(c *Config) { c.Policy.AccessTokenHeader = "" }, "policy.accessTokenHeader: must not be empty"},
+		{"accessTokenHeader bad", func(c *Config) { c.Policy.AccessTokenHeader = "x token" }, `policy.accessTokenHeader: "x token" is not a valid header name`},
+		{"accessTokenHeader reserved", func(c *Config) { c.Policy.AccessTokenHeader = "Set-Cookie" }, `policy.accessTokenHeader: "set-cookie" is reserved`},
+		{"accessTokenHeader upper", func(c *Config) { c.Policy.AccessTokenHeader = "X-Access-Token" }, ""},
+
+		// Store, log, shutdown.
+		{"store unknown", func(c *Config) { c.Store.Backend = "redis" }, `store.backend: must be one of memory (got "redis")`},
+		{"store any case", func(c *Config) { c.Store.Backend = "Memory" }, ""},
+		{"log level bad", func(c *Config) { c.Log.Level = "verbose" }, `log.level: must be one of debug, info, warn, error (got "verbose")`},
+		{"log level upper", func(c *Config) { c.Log.Level = "DEBUG" }, ""},
+		{"log format bad", func(c *Config) { c.Log.Format = "xml" }, `log.format: must be one of json, text (got "xml")`},
+		{"drain zero", func(c *Config) { c.Shutdown.Drain = 0 }, ""},
+		{"drain negative", func(c *Config) { c.Shutdown.Drain = -sec }, "shutdown.drain: must not be negative"},
+		{"timeout zero", func(c *Config) { c.Shutdown.Timeout = 0 }, "shutdown.timeout: must be positive"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := valid()
+			tt.mutate(&c)
+			err := c.Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("Validate() = %v, want nil", err)
+			case tt.want != "" && err == nil:
+				t.Errorf("Validate() = nil, want %q", tt.want)
+			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
+				t.Errorf("Validate() = %v\nwant it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// plain returns a mutation that installs cookies without prefixes, then
+// applies f to them.
+func plain(f func(*Cookies)) func(*Config) {
+	return func(c *Config) {
+		c.Cookies = Cookies{Access: "at", Refresh: "rt", Hint: "exp", Path: "/", Secure: true, SameSite: "Lax"}
+		f(&c.Cookies)
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := Default() // keys.dir missing
+	c.Issuer = ""
+	c.Listen.Admin.Address = ":9001"
+	c.Tokens.RefreshBefore = 10 * time.Minute
+	c.Sessions.Grace = time.Hour
+	c.Cookies.Domain = "example.com"
+	c.Policy.PublicPaths = []string{"/a/../b"}
+	c.Store.Backend = "redis"
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("Validate() = nil")
+	}
+	want := []string{
+		"issuer: must not be empty",
+		"listen.admin.address: \":9001\" conflicts with listen.grpc.address",
+		"tokens.refreshBefore: must be under half of tokens.accessTTL (15m0s)",
+		"sessions.grace: must be under tokens.accessTTL (15m0s)",
+		"keys.dir: required outside development",
+		"cookies.domain: must be empty with the __Host- prefix",
+		"policy.publicPaths[0]",
+		"store.backend: must be one of memory",
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != len(want) {
+		t.Errorf("got %d problems, want %d:\n%v", len(lines), len(want), err)
+	}
+	for i, w := range want {
+		if i < len(lines) && !strings.HasPrefix(lines[i], w) {
+			t.Errorf("problem %d = %q, want prefix %q", i, lines[i], w)
+		}
+	}
+	// errors.Join: each problem is its own error.
+	var joined interface{ Unwrap() []error }
+	if !errors.As(err, &joined) || len(joined.Unwrap()) != len(want) {
+		t.Errorf("Validate() is not an errors.Join of %d errors: %#v", len(want), err)
+	}
+}
+
+func TestValidateNormalizes(t *testing.T) {
+	c := valid()
+	c.Cookies.SameSite = "sTRICT"
+	c.Log.Level = "WARN"
+	c.Log.Format = "Text"
+	c.Store.Backend = "MEMORY"
+	c.Policy.AccessTokenHeader = "X-Access-Token"
+	headers := map[string]string{"X-User-Id": "sub"}
+	origins := []string{"HTTPS://App.Example"}
+	c.Policy.ClaimHeaders = headers
+	c.Policy.TrustedOrigins = origins
+	before := c.clone()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := before
+	want.Cookies.SameSite = "Strict"
+	want.Log.Level = "warn"
+	want.Log.Format = "text"
+	want.Store.Backend = "memory"
+	want.Policy.AccessTokenHeader = "x-access-token"
+	want.Policy.ClaimHeaders = map[string]string{"x-user-id": "sub"}
+	want.Policy.TrustedOrigins = []string{"https://app.example"}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("after Validate:\n%+v\nwant\n%+v", c, want)
+	}
+	// The caller's map and slice are replaced, not rewritten.
+	if !maps.Equal(headers, map[string]string{"X-User-Id": "sub"}) || origins[0] != "HTTPS://App.Example" {
+		t.Errorf("Validate changed shared values: %v %v", headers, origins)
+	}
+	// Normalising twice changes nothing more.
+	again := c.clone()
+	if err := again.Validate(); err != nil || !reflect.DeepEqual(again, c) {
+		t.Errorf("second Validate: %v, %+v", err, again)
+	}
+}
+
+func TestIsToken(t *testing.T) {
+	for s, want := range map[string]bool{
+		"": false, "a": true, "__Host-sa-at": true, "x-user_id.v2": true, "!#$%&'*+-.^_`|~": true,
+		"a b": false, "a=b": false, "a;b": false, "a,b": false, `a"b`: false, "a/b": false,
+		"a:b": false, "(a)": false, "a\tb": false, "é": false, "a\x7f": false, "[a]": false, "{a}": false,
+		"a?b": false, "a@b": false, "a<b>": false, `a\b`: false,
+	} {
+		if got := isToken(s); got != want {
+			t.Errorf("isToken(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func FuzzPathProblem(f *testing.F) {
+	for _, s := range []string{"/", "/static/", "/a/../b", "/a%2Fb", "/a/./b", `/a\b`, "/a;b", "//a", "/.."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if pathProblem(p) != "" {
+			return
+		}
+		// An accepted path is already what a normaliser would produce and
+		// carries nothing a decoder could turn into a separator.
+		for _, seg := range strings.Split(p, "/")[1:] {
+			if seg == "." || seg == ".." {
+				t.Fatalf("accepted dot segment in %q", p)
+			}
+		}
+		lower := strings.ToLower(p)
+		for _, bad := range []string{"%2f", "%5c", "%3b", "%2e", "%25", `\`, ";", "?", "#", "//"} {
+			if strings.Contains(lower, bad) {
+				t.Fatalf("accepted %q in %q", bad, p)
+			}
+		}
+	})
+}

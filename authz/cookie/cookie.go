@@ -1,0 +1,429 @@
+// Package cookie is silentauth's cookie contract: the three cookies it keeps,
+// how it reads them from the one Cookie header Envoy forwards, how it hides
+// them from the upstream, and the exact Set-Cookie values it emits.
+//
+// The three cookies are the access token, the refresh token, and an expiry
+// hint ("at=<unix>&rt=<unix>", no secret, not HttpOnly) that page script can
+// read with URLSearchParams to know when to expect a refresh or a logout.
+//
+// Guarantees:
+//   - Read and Strip never panic, whatever the header holds.
+//   - Read looks at the first MaxHeaderBytes of a header only and does not
+//     allocate, so an attacker's cookie count costs it nothing beyond that.
+//   - Cookie names are compared byte for byte: "__host-sa-rt" is not ours.
+//   - Strip's result never holds a pair named exactly like one of ours,
+//     wherever in the header it sits, so the upstream never sees our tokens.
+//   - Set* values are built by hand, byte for byte, with Max-Age only; a value
+//     that is not cookie-octets is never emitted.
+//
+// Policy is a plain value with no hidden state; all its methods, and the
+// package's functions, are safe for concurrent use. Nothing here logs.
+package cookie
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Default cookie names. The __Host- prefix makes browsers refuse them unless
+// Secure, Path=/ and without Domain (RFC 6265bis §4.1.3.2), so a sibling
+// subdomain cannot plant or shadow them (cookie tossing).
+const (
+	DefaultAccess  = "__Host-sa-at"
+	DefaultRefresh = "__Host-sa-rt"
+	DefaultHint    = "__Host-sa-exp"
+)
+
+// MaxHeaderBytes is how much of a Cookie header Read examines. Browsers cap
+// a cookie at 4 KiB and Envoy's default header limit is 60 KiB; 16 KiB holds
+// any honest header, and bounds the work an attacker can ask of Read. Strip
+// is not bounded by it: it must remove our cookies wherever they appear.
+const MaxHeaderBytes = 16 << 10
+
+// Policy is the cookie contract: names and attributes of the three cookies.
+// Its fields are trusted configuration; check them once with Validate.
+type Policy struct {
+	Access, Refresh, Hint string        // cookie names
+	Domain                string        // "" = host-only (required with __Host-)
+	Path                  string        // "" means "/"
+	Secure                bool          // required with __Host-, __Secure- and SameSite=None
+	SameSite              http.SameSite // 0 and SameSiteDefaultMode mean Lax: we always send SameSite
+}
+
+// Default returns the secure default policy: the Default* names, host-only,
+// Path=/, Secure, SameSite=Lax.
+func Default() Policy {
+	return Policy{
+		Access:   DefaultAccess,
+		Refresh:  DefaultRefresh,
+		Hint:     DefaultHint,
+		Path:     "/",
+		Secure:   true,
+		SameSite: http.SameSiteLaxMode,
+	}
+}
+
+// Found is what one request's Cookie header holds of ours.
+type Found struct {
+	Access, Refresh       string // values ("" when absent or empty)
+	AccessDup, RefreshDup bool   // the exact name appeared more than once: ambiguous
+}
+
+// Read parses a raw Cookie request header leniently, as Envoy forwards it:
+// one header of "a=1; b=2" pairs (HTTP/2 cookie crumbs already joined with
+// "; ", RFC 9113 §8.2.3). It tolerates a missing space after ";", spaces and
+// tabs around names and values, empty pairs, and one pair of DQUOTEs around a
+// value, which it strips (RFC 6265 §4.1.1 allows them). A pair without "=" is
+// a nameless cookie to browsers (RFC 6265bis §5.6), so it is never ours.
+//
+// Names match exactly. When our name appears twice, the first value is kept
+// and the Dup flag set: two copies mean someone planted one (a subdomain
+// without __Host-, or a path-scoped copy), and the caller must not guess.
+//
+// Only the first MaxHeaderBytes are read; a pair straddling that limit and
+// all pairs after it are ignored rather than read truncated. Read does not
+// allocate: the values it returns are substrings of header.
+func (p Policy) Read(header string) Found {
+	header = bounded(header)
+	var f Found
+	var seenAccess, seenRefresh bool
+	for header != "" {
+		var pair string
+		pair, header, _ = strings.Cut(header, ";")
+		name, value, ok := splitPair(pair)
+		if !ok {
+			continue
+		}
+		// Not "else if": should Access and Refresh share a name (Validate
+		// forbids it), both see the cookie rather than one silently.
+		if name == p.Access {
+			f.Access, f.AccessDup = keepFirst(f.Access, value, &seenAccess, f.AccessDup)
+		}
+		if name == p.Refresh {
+			f.Refresh, f.RefreshDup = keepFirst(f.Refresh, value, &seenRefresh, f.RefreshDup)
+		}
+	}
+	return f
+}
+
+// keepFirst records one occurrence of a cookie: the first value wins, any
+// further occurrence marks the cookie duplicated.
+func keepFirst(cur, value string, seen *bool, dup bool) (string, bool) {
+	if *seen {
+		return cur, true
+	}
+	*seen = true
+	return value, dup
+}
+
+// bounded returns the whole pairs within the first MaxHeaderBytes of header.
+func bounded(header string) string {
+	if len(header) <= MaxHeaderBytes {
+		return header
+	}
+	if header[MaxHeaderBytes] == ';' {
+		return header[:MaxHeaderBytes]
+	}
+	// The pair at the limit is cut: drop it, a truncated token must not be
+	// mistaken for a whole one.
+	h := header[:MaxHeaderBytes]
+	if i := strings.LastIndexByte(h, ';'); i >= 0 {
+		return h[:i]
+	}
+	return ""
+}
+
+// Strip returns header without every pair named exactly Access, Refresh or
+// Hint, and whether it removed any. It is what the upstream sees, so it scans
+// the whole header, not only MaxHeaderBytes. A pair without "=" is matched on
+// its whole text, since some server parsers (net/http among them) read "x" as
+// a cookie named x.
+//
+// When nothing is removed, header is returned unchanged. Otherwise the kept
+// pairs, trimmed, are joined with "; " (empty pairs dropped), and rest is ""
+// when nothing remains, so the caller can remove the header instead.
+//
+// Strip splits on ";" only, as browsers join cookies (RFC 6265 §5.4). An
+// upstream that also splits on "," (RFC 2965) could find a pair hidden inside
+// another cookie's value; only the client itself can put one there.
+func (p Policy) Strip(header string) (rest string, removed bool) {
+	if !p.holdsOurs(header) {
+		return header, false // the common case allocates nothing
+	}
+	var b strings.Builder
+	b.Grow(len(header))
+	for h := header; h != ""; {
+		var pair string
+		pair, h, _ = strings.Cut(h, ";")
+		pair = trimOWS(pair)
+		if pair == "" || p.ours(pairName(pair)) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(pair)
+	}
+	return b.String(), true
+}
+
+// holdsOurs reports whether any pair of header is named like one of ours.
+func (p Policy) holdsOurs(header string) bool {
+	for header != "" {
+		var pair string
+		pair, header, _ = strings.Cut(header, ";")
+		if p.ours(pairName(trimOWS(pair))) {
+			return true
+		}
+	}
+	return false
+}
+
+// ours reports whether name is exactly one of our three names. The empty
+// name is never ours, even when a Policy field is empty.
+func (p Policy) ours(name string) bool {
+	return name != "" && (name == p.Access || name == p.Refresh || name == p.Hint)
+}
+
+// pairName is the trimmed text before the first "=", or the whole pair.
+func pairName(pair string) string {
+	name, _, _ := strings.Cut(pair, "=")
+	return trimOWS(name)
+}
+
+// splitPair splits one cookie-pair into a trimmed name and a trimmed,
+// unquoted value. ok is false for pairs without "=" or with an empty name.
+func splitPair(pair string) (name, value string, ok bool) {
+	name, value, ok = strings.Cut(pair, "=")
+	name = trimOWS(name)
+	if !ok || name == "" {
+		return "", "", false
+	}
+	value = trimOWS(value)
+	if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
+		value = value[1 : len(value)-1]
+	}
+	return name, value, true
+}
+
+// trimOWS trims white space. It is wider than RFC 9110's OWS (SP, HTAB) on
+// purpose: an upstream parser that trims CR, LF, VT, FF or Unicode spaces
+// (strings.TrimSpace does) must not find our name where we did not.
+func trimOWS(s string) string {
+	return strings.TrimSpace(s)
+}
+
+// SetAccess returns the Set-Cookie value carrying the access token until
+// expires: "Name=token; Path=/; Max-Age=N; HttpOnly; Secure; SameSite=Lax",
+// with "; Domain=…" after Path when Domain is set and Secure only when set.
+//
+// Max-Age is the ceiling of the seconds from now until expires: at least 1
+// when expires is in the future, 0 (delete) when it is not, never negative.
+// No Expires attribute: Max-Age takes precedence (RFC 6265 §4.1.2.2), every
+// browser we serve supports it, and being relative it is immune to a client
+// whose clock is wrong; only pre-2011 clients (IE 8) ignore it.
+//
+// token must be cookie-octets (see ValidValue); silentauth passes only JWTs
+// and base64url. A token that is not is never emitted: SetAccess returns the
+// deletion value instead, so a bug logs the user out rather than splitting a
+// header or injecting attributes.
+func (p Policy) SetAccess(token string, expires time.Time, now time.Time) string {
+	return p.set(p.Access, token, maxAge(expires, now), true)
+}
+
+// SetRefresh is SetAccess for the refresh token; expires is the session's
+// end (idle or absolute, whichever is sooner).
+func (p Policy) SetRefresh(token string, expires time.Time, now time.Time) string {
+	return p.set(p.Refresh, token, maxAge(expires, now), true)
+}
+
+// SetHint returns the Set-Cookie value of the expiry hint: HintValue(accessExp,
+// sessionEnd), living until sessionEnd, with the attributes of SetAccess but
+// without HttpOnly, since page script is its reader. It carries no secret.
+func (p Policy) SetHint(accessExp, sessionEnd time.Time, now time.Time) string {
+	return p.set(p.Hint, HintValue(accessExp, sessionEnd), maxAge(sessionEnd, now), false)
+}
+
+// Clear returns three Set-Cookie values, access, refresh and hint, that delete
+// our cookies: empty values, Max-Age=0, and otherwise the attributes they were
+// set with, since a browser deletes only the cookie whose name, Domain and
+// Path match (RFC 6265 §5.3 step 11). Each must be its own Set-Cookie header
+// field: they cannot be folded into one (RFC 6265 §3).
+func (p Policy) Clear() []string {
+	return []string{
+		p.set(p.Access, "", 0, true),
+		p.set(p.Refresh, "", 0, true),
+		p.set(p.Hint, "", 0, false),
+	}
+}
+
+// HintValue is the hint cookie's value, "at=1700000000&rt=1700009999": the
+// access token's expiry and the session's end in Unix seconds, a query string
+// that URLSearchParams and url.ParseQuery read.
+func HintValue(accessExp, sessionEnd time.Time) string {
+	return "at=" + strconv.FormatInt(accessExp.Unix(), 10) +
+		"&rt=" + strconv.FormatInt(sessionEnd.Unix(), 10)
+}
+
+// ValidValue reports whether v is a cookie-value made of cookie-octets
+// (RFC 6265 §4.1.1): printable US-ASCII except space, DQUOTE, comma,
+// semicolon and backslash. The empty value is valid.
+func ValidValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if !isCookieOctet(v[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isCookieOctet(c byte) bool {
+	return c >= 0x21 && c <= 0x7e && c != '"' && c != ',' && c != ';' && c != '\\'
+}
+
+// set builds one Set-Cookie value by hand rather than with http.Cookie's
+// String, which silently drops invalid bytes, quotes values holding a space
+// or comma, and reports problems through the global log package.
+func (p Policy) set(name, value string, age int64, httpOnly bool) string {
+	if !ValidValue(value) {
+		value, age = "", 0
+	}
+	var b strings.Builder
+	b.Grow(len(name) + len(value) + len(p.Domain) + len(p.Path) + 80)
+	b.WriteString(name)
+	b.WriteByte('=')
+	b.WriteString(value)
+	b.WriteString("; Path=")
+	b.WriteString(p.path())
+	if p.Domain != "" {
+		b.WriteString("; Domain=")
+		b.WriteString(p.Domain)
+	}
+	b.WriteString("; Max-Age=")
+	b.WriteString(strconv.FormatInt(age, 10))
+	if httpOnly {
+		b.WriteString("; HttpOnly")
+	}
+	if p.Secure {
+		b.WriteString("; Secure")
+	}
+	b.WriteString("; SameSite=")
+	b.WriteString(sameSite(p.SameSite))
+	return b.String()
+}
+
+func (p Policy) path() string {
+	if p.Path == "" {
+		return "/"
+	}
+	return p.Path
+}
+
+// sameSite names the attribute value. We never omit SameSite: browsers
+// disagree on the default (Chrome Lax, others None), so we say Lax.
+func sameSite(s http.SameSite) string {
+	switch s {
+	case http.SameSiteStrictMode:
+		return "Strict"
+	case http.SameSiteNoneMode:
+		return "None"
+	default:
+		return "Lax"
+	}
+}
+
+// maxAge is the ceiling of the whole seconds from now until expires, and 0
+// when expires is not after now: a negative Max-Age is legal but pointless,
+// and 0 is the one every browser reads as "delete now".
+func maxAge(expires, now time.Time) int64 {
+	d := expires.Sub(now) // saturates rather than overflows
+	if d <= 0 {
+		return 0
+	}
+	s := int64(d / time.Second)
+	if d%time.Second != 0 {
+		s++
+	}
+	return s
+}
+
+// Sentinel errors reported (wrapped, joined) by Validate.
+var (
+	ErrName     = errors.New("cookie: invalid cookie name")              // empty or not an RFC 6265 token
+	ErrSameName = errors.New("cookie: two cookies share a name")         //
+	ErrPrefix   = errors.New("cookie: name prefix rules not met")        // __Host-, __Secure-
+	ErrInsecure = errors.New("cookie: SameSite=None requires Secure")    // RFC 6265bis storage model; browsers drop it
+	ErrAttr     = errors.New("cookie: invalid Path, Domain or SameSite") // would corrupt Set-Cookie
+)
+
+// Validate reports every problem of the policy at once (errors.Join), each
+// wrapping one of the sentinels above: names must be RFC 6265 tokens and
+// distinct; __Host- names need Secure, Path "/" and no Domain, __Secure-
+// names need Secure (RFC 6265bis §4.1.3, prefixes matched case-insensitively
+// as browsers do); SameSite=None needs Secure; Path and Domain must not hold
+// ";" or control bytes, which would inject attributes into Set-Cookie.
+func (p Policy) Validate() error {
+	var errs []error
+	names := []struct{ field, name string }{{"Access", p.Access}, {"Refresh", p.Refresh}, {"Hint", p.Hint}}
+	for i, n := range names {
+		if !validName(n.name) {
+			errs = append(errs, fmt.Errorf("%w: %s %q", ErrName, n.field, n.name))
+			continue
+		}
+		for _, m := range names[:i] {
+			if m.name == n.name {
+				errs = append(errs, fmt.Errorf("%w: %s and %s are both %q", ErrSameName, m.field, n.field, n.name))
+			}
+		}
+		lower := strings.ToLower(n.name)
+		switch {
+		case strings.HasPrefix(lower, "__host-") && (!p.Secure || p.path() != "/" || p.Domain != ""):
+			errs = append(errs, fmt.Errorf("%w: %s %q needs Secure, Path \"/\" and no Domain", ErrPrefix, n.field, n.name))
+		case strings.HasPrefix(lower, "__secure-") && !p.Secure:
+			errs = append(errs, fmt.Errorf("%w: %s %q needs Secure", ErrPrefix, n.field, n.name))
+		}
+	}
+	if p.SameSite == http.SameSiteNoneMode && !p.Secure {
+		errs = append(errs, ErrInsecure)
+	}
+	if p.SameSite < 0 || p.SameSite > http.SameSiteNoneMode {
+		errs = append(errs, fmt.Errorf("%w: SameSite %d", ErrAttr, p.SameSite))
+	}
+	if !strings.HasPrefix(p.path(), "/") || !validAttr(p.Path) {
+		errs = append(errs, fmt.Errorf("%w: Path %q", ErrAttr, p.Path))
+	}
+	if !validAttr(p.Domain) || strings.ContainsAny(p.Domain, " /") {
+		errs = append(errs, fmt.Errorf("%w: Domain %q", ErrAttr, p.Domain))
+	}
+	return errors.Join(errs...)
+}
+
+// validName reports whether name is an RFC 6265 §4.1.1 cookie-name: a token
+// (RFC 9110 §5.6.2), so non-empty and free of separators and controls.
+func validName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c <= 0x20 || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?={}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validAttr reports whether v is av-octets (RFC 6265 §4.1.1): no controls,
+// no ";" and nothing outside US-ASCII.
+func validAttr(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c >= 0x7f || c == ';' {
+			return false
+		}
+	}
+	return true
+}

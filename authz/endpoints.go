@@ -1,0 +1,158 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/silentauth/silentauth/authz/cookie"
+	"github.com/silentauth/silentauth/authz/session"
+	"github.com/silentauth/silentauth/authz/token"
+)
+
+// refreshEndpoint answers POST RefreshPath inside Check: it rotates now and
+// answers through the denied response (Envoy counts it as a deny) with 204
+// and the cookies, or 200 with the access token as JSON when the client
+// asks for JSON (bearer-style single-page apps).
+func (e *Engine) refreshEndpoint(ctx context.Context, r *Request, found cookie.Found) Decision {
+	if r.Method != http.MethodPost {
+		return e.deny(r, errMethod)
+	}
+	if found.AccessDup || found.RefreshDup {
+		return e.deny(r, errAmbiguousCookie)
+	}
+	if found.Refresh == "" {
+		return e.deny(r, errNoRefreshToken)
+	}
+	if e.crossOrigin(r) {
+		return e.deny(r, errCSRF)
+	}
+	iss, err := e.sessions.Refresh(ctx, found.Refresh)
+	if err != nil {
+		return e.deny(r, err)
+	}
+	raw, claims, set, err := e.mint(iss)
+	if err != nil {
+		return e.deny(r, err)
+	}
+	d := Decision{
+		Status:    http.StatusNoContent,
+		Reason:    "endpoint_" + refreshReason(iss),
+		SetCookie: set,
+		Response:  []Header{{"cache-control", "no-store"}},
+		Subject:   claims.Subject,
+		Session:   claims.SessionID,
+	}
+	if strings.Contains(r.Header("accept"), "application/json") {
+		d.Status = http.StatusOK
+		d.Response = append(d.Response, Header{"content-type", "application/json"})
+		d.Body = refreshBody(raw, claims, iss, e)
+	}
+	return d
+}
+
+func refreshBody(raw string, c *token.Claims, iss session.Issued, e *Engine) string {
+	b, _ := json.Marshal(struct {
+		AccessToken      string `json:"access_token"`
+		TokenType        string `json:"token_type"`
+		ExpiresIn        int64  `json:"expires_in"`
+		ExpiresAt        int64  `json:"expires_at"`
+		SessionExpiresAt int64  `json:"session_expires_at"`
+	}{raw, "Bearer", int64(c.ExpiresAt.Sub(e.now()).Seconds()), c.ExpiresAt.Unix(), iss.SessionEnd().Unix()})
+	return string(b)
+}
+
+// logoutEndpoint answers POST LogoutPath inside Check: it revokes the
+// family of the presented refresh token and clears the cookies. A store
+// outage answers 503 and keeps the cookies so the client can retry; a page
+// navigation is sent on to the login page with 303.
+func (e *Engine) logoutEndpoint(ctx context.Context, r *Request, found cookie.Found) Decision {
+	if r.Method != http.MethodPost {
+		return e.deny(r, errMethod)
+	}
+	if e.crossOrigin(r) {
+		return e.deny(r, errCSRF)
+	}
+	reason := "endpoint_logout"
+	if found.Refresh != "" && !found.RefreshDup {
+		err := e.sessions.Logout(ctx, found.Refresh)
+		if err != nil && answerFor(err) == unavailable {
+			return e.deny(r, err)
+		}
+		if errors.Is(err, session.ErrReuse) {
+			// A superseded token at logout is still theft: the family is
+			// revoked; say so in the log.
+			reason = "endpoint_logout_reuse"
+		}
+	}
+	d := Decision{
+		Status:    http.StatusNoContent,
+		Reason:    reason,
+		SetCookie: e.cookies.Clear(),
+		Response:  []Header{{"cache-control", "no-store"}},
+	}
+	if r.Header("sec-fetch-mode") == "navigate" && e.policy.LoginURL != "" {
+		d.Status = http.StatusSeeOther
+		d.Response = append(d.Response, Header{"location", e.policy.LoginURL})
+	}
+	return d
+}
+
+// claimValue renders claim name of c as a header value: strings as they
+// are, numbers and booleans in decimal, anything else as compact JSON.
+// Values with bytes a header cannot carry are refused.
+func claimValue(c *token.Claims, name string) (string, bool) {
+	var v any
+	switch name {
+	case "sub":
+		v = c.Subject
+	case "sid":
+		v = c.SessionID
+	case "iss":
+		v = c.Issuer
+	case "jti":
+		v = c.ID
+	case "exp":
+		v = c.ExpiresAt.Unix()
+	default:
+		var ok bool
+		if v, ok = c.Extra[name]; !ok {
+			return "", false
+		}
+	}
+	var s string
+	switch x := v.(type) {
+	case string:
+		s = x
+	case int64:
+		s = strconv.FormatInt(x, 10)
+	case float64:
+		s = strconv.FormatFloat(x, 'f', -1, 64)
+	case bool:
+		s = strconv.FormatBool(x)
+	default:
+		b, err := json.Marshal(x)
+		if err != nil {
+			return "", false
+		}
+		s = string(b)
+	}
+	if s == "" || !validHeaderValue(s) {
+		return "", false
+	}
+	return s, true
+}
+
+// validHeaderValue reports whether s can be sent as a header value
+// (RFC 9110 §5.5: no CR, LF or NUL, no other control bytes but tab).
+func validHeaderValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return len(s) <= 8<<10
+}

@@ -1,0 +1,384 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/silentauth/silentauth/authz/cookie"
+	"github.com/silentauth/silentauth/authz/session"
+	"github.com/silentauth/silentauth/authz/token"
+)
+
+// Policy is what a protected application asks of its requests.
+type Policy struct {
+	// LoginURL receives page navigations without a session ("" = 401).
+	LoginURL string
+	// ReturnToParam carries the same-origin path back from the login page.
+	ReturnToParam string
+	// PublicPaths pass without a token: exact paths, or prefixes ending in "/".
+	PublicPaths []string
+	// ClaimHeaders maps a lower-case upstream header to the claim it carries.
+	ClaimHeaders map[string]string
+	// TrustedOrigins may send cookie-authenticated unsafe requests from
+	// another origin.
+	TrustedOrigins []string
+	// RefreshPath and LogoutPath are answered inside Check.
+	RefreshPath, LogoutPath string
+	// AccessTokenHeader returns a refreshed access token to bearer-style
+	// clients ("" = never).
+	AccessTokenHeader string
+}
+
+// Options are an Engine's parts. Every field is required except Now.
+type Options struct {
+	Verifier *token.Verifier
+	Minter   *token.Minter
+	Sessions *session.Manager
+	Cookies  cookie.Policy
+	Policy   Policy
+	// RefreshBefore refreshes tokens that expire within this window.
+	RefreshBefore time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Engine decides requests. It is safe for concurrent use.
+type Engine struct {
+	verifier      *token.Verifier
+	minter        *token.Minter
+	sessions      *session.Manager
+	cookies       cookie.Policy
+	policy        Policy
+	refreshBefore time.Duration
+	now           func() time.Time
+	cop           *http.CrossOriginProtection
+}
+
+// NewEngine returns an Engine. o.Policy.TrustedOrigins must be valid
+// origins (config validation guarantees it).
+func NewEngine(o Options) (*Engine, error) {
+	e := &Engine{
+		verifier:      o.Verifier,
+		minter:        o.Minter,
+		sessions:      o.Sessions,
+		cookies:       o.Cookies,
+		policy:        o.Policy,
+		refreshBefore: o.RefreshBefore,
+		now:           o.Now,
+		cop:           http.NewCrossOriginProtection(),
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	for _, origin := range o.Policy.TrustedOrigins {
+		if err := e.cop.AddTrustedOrigin(origin); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// Decide answers one request. It reads as the story of a request; every
+// step is a helper below. Decide never panics on hostile input and never
+// returns an error: every outcome is a Decision.
+func (e *Engine) Decide(ctx context.Context, r *Request, reqErr error) Decision {
+	// A request Envoy could not describe properly is refused precisely.
+	if reqErr != nil {
+		return e.deny(r, reqErr)
+	}
+	found := e.cookies.Read(r.Header("cookie"))
+
+	// The session endpoints are answered here, never routed to an upstream.
+	switch r.Path {
+	case e.policy.RefreshPath:
+		return e.refreshEndpoint(ctx, r, found)
+	case e.policy.LogoutPath:
+		return e.logoutEndpoint(ctx, r, found)
+	}
+
+	// Public paths need no token; the upstream still never sees ours.
+	if e.public(r.Path) {
+		d := Decision{Allow: true, Reason: "public"}
+		e.scrubUpstream(r, &d)
+		return d
+	}
+
+	// Two copies of one of our cookies: one was planted. Refuse to guess.
+	if found.AccessDup || found.RefreshDup {
+		return e.deny(r, errAmbiguousCookie)
+	}
+
+	// A valid access token that is not about to expire passes without
+	// touching the store. The Authorization header takes precedence.
+	raw, bearer := bearerToken(r), true
+	if raw == "" {
+		raw, bearer = found.Access, false
+	}
+	var (
+		claims *token.Claims
+		verr   error
+	)
+	if raw != "" {
+		claims, verr = e.verifier.Verify(raw)
+		if verr == nil && !claims.ExpiresWithin(e.now(), e.refreshBefore) {
+			// A cookie deciding an unsafe request must pass the CSRF rules.
+			if !bearer && e.crossOrigin(r) {
+				return e.deny(r, errCSRF)
+			}
+			return e.allow(r, raw, claims, nil)
+		}
+	}
+
+	// No usable access token and no refresh token: nothing more to try.
+	if found.Refresh == "" {
+		if verr != nil {
+			return e.deny(r, verr)
+		}
+		if claims != nil {
+			// Valid but about to expire, and no way to renew: still valid.
+			return e.allow(r, raw, claims, nil)
+		}
+		return e.deny(r, errNoCredentials)
+	}
+
+	// Expired, about to expire, unverifiable or absent: the refresh cookie
+	// mints a new access token and rotates itself.
+	return e.refresh(ctx, r, found, claims, raw, bearer)
+}
+
+// refresh rotates the refresh token and allows the request with a new
+// access token. still holds the presented access token's claims when it is
+// valid but about to expire: if the store is unreachable, the request still
+// passes on it, because an outage must never take down traffic with valid
+// tokens.
+func (e *Engine) refresh(ctx context.Context, r *Request, found cookie.Found, still *token.Claims, stillRaw string, bearer bool) Decision {
+	// The refresh cookie decides this request: apply the CSRF rules.
+	if e.crossOrigin(r) {
+		return e.deny(r, errCSRF)
+	}
+	// Never rotate on a response the browser will not store: the store
+	// would move on while the browser keeps the old token, and the next
+	// request would look like theft.
+	if crossSiteSubresource(r) {
+		if still != nil {
+			return e.allow(r, stillRaw, still, nil)
+		}
+		return e.deny(r, errCrossSiteRefresh)
+	}
+	iss, err := e.sessions.Refresh(ctx, found.Refresh)
+	if err != nil {
+		if still != nil && answerFor(err) == unavailable {
+			d := e.allow(r, stillRaw, still, nil)
+			d.Reason, d.Err, d.Level = "valid_store_unavailable", err, unavailable.level
+			return d
+		}
+		return e.deny(r, err)
+	}
+	raw, claims, set, err := e.mint(iss)
+	if err != nil {
+		return e.deny(r, err)
+	}
+	d := e.allow(r, raw, claims, set)
+	d.Reason = refreshReason(iss)
+	if bearer && e.policy.AccessTokenHeader != "" {
+		d.Response = append(d.Response, Header{e.policy.AccessTokenHeader, raw})
+	}
+	return d
+}
+
+// mint signs an access token for the family of iss and returns it with
+// its claims and the three Set-Cookie values that carry the new state.
+func (e *Engine) mint(iss session.Issued) (string, *token.Claims, []string, error) {
+	f := iss.Family
+	raw, exp, err := e.minter.Mint(f.Subject, f.ID, f.Claims)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	now := e.now()
+	claims := &token.Claims{Subject: f.Subject, SessionID: f.ID, ExpiresAt: exp, IssuedAt: now, Extra: f.Claims}
+	set := []string{
+		e.cookies.SetAccess(raw, exp, now),
+		// Max-Age runs to the absolute end: it never grows with rotation.
+		e.cookies.SetRefresh(iss.RefreshToken, f.AbsoluteExpiresAt, now),
+		e.cookies.SetHint(exp, iss.SessionEnd(), now),
+	}
+	return raw, claims, set, nil
+}
+
+func refreshReason(iss session.Issued) string {
+	if iss.Rotated {
+		return "refreshed"
+	}
+	return "refreshed_grace"
+}
+
+// allow lets the request through with raw as its Authorization, identity
+// headers from claims, our cookies stripped, and any Set-Cookie values.
+func (e *Engine) allow(r *Request, raw string, claims *token.Claims, setCookie []string) Decision {
+	d := Decision{Allow: true, Reason: "valid", Subject: claims.Subject, Session: claims.SessionID}
+	d.Upstream = append(d.Upstream, Header{"authorization", "Bearer " + raw})
+	e.scrubUpstream(r, &d)
+	for name, claim := range e.policy.ClaimHeaders {
+		if v, ok := claimValue(claims, claim); ok {
+			d.Upstream = append(d.Upstream, Header{name, v})
+		}
+	}
+	if len(setCookie) > 0 {
+		d.SetCookie = setCookie
+		d.Response = append(d.Response, Header{"cache-control", "no-store"})
+	}
+	return d
+}
+
+// scrubUpstream removes what the upstream must never see from the client:
+// our cookies (Envoy's headers_to_remove drops whole headers only, so the
+// cookie header is rewritten) and client-sent identity headers.
+func (e *Engine) scrubUpstream(r *Request, d *Decision) {
+	if rest, removed := e.cookies.Strip(r.Header("cookie")); removed {
+		if rest == "" {
+			d.Remove = append(d.Remove, "cookie")
+		} else {
+			d.Upstream = append(d.Upstream, Header{"cookie", rest})
+		}
+	}
+	for name := range e.policy.ClaimHeaders {
+		if r.Header(name) != "" {
+			d.Remove = append(d.Remove, name)
+		}
+	}
+}
+
+// deny shapes the answer to err: a redirect to the login page for page
+// navigations, else a small JSON body with the status from the answers
+// table, clearing our cookies only when the session is truly over.
+func (e *Engine) deny(r *Request, err error) Decision {
+	a := answerFor(err)
+	d := Decision{Status: a.status, Reason: a.reason, Err: err, Level: a.level}
+	d.Response = append(d.Response, Header{"cache-control", "no-store"})
+	if a.clear {
+		d.SetCookie = e.cookies.Clear()
+	}
+	if a.login && e.policy.LoginURL != "" && r != nil && isNavigation(r) {
+		d.Status = http.StatusFound
+		d.Response = append(d.Response, Header{"location", e.loginLocation(r)})
+		return d
+	}
+	if a.status == http.StatusUnauthorized {
+		d.Response = append(d.Response, Header{"www-authenticate", wwwAuthenticate(err)})
+	}
+	if a.status == http.StatusMethodNotAllowed {
+		d.Response = append(d.Response, Header{"allow", "POST"})
+	}
+	d.Response = append(d.Response, Header{"content-type", "application/json"})
+	d.Body = `{"error":"` + errorCode(a.status) + `","reason":"` + a.reason + `"}`
+	return d
+}
+
+// wwwAuthenticate follows RFC 6750 §3: no error code when no credentials
+// were presented, invalid_token otherwise.
+func wwwAuthenticate(err error) string {
+	if errors.Is(err, errNoCredentials) || errors.Is(err, errNoRefreshToken) {
+		return `Bearer realm="silentauth"`
+	}
+	return `Bearer realm="silentauth", error="invalid_token"`
+}
+
+func errorCode(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return "invalid_token"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusBadRequest:
+		return "invalid_request"
+	case http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	default:
+		return "temporarily_unavailable"
+	}
+}
+
+// loginLocation builds the login redirect. The return path is only ever
+// the request's own normalised path and query, never an absolute URL or a
+// "//host" path, so it cannot become an open redirect.
+func (e *Engine) loginLocation(r *Request) string {
+	back := r.Path
+	if r.Query != "" {
+		back += "?" + r.Query
+	}
+	if !strings.HasPrefix(back, "/") || strings.HasPrefix(back, "//") {
+		back = "/"
+	}
+	sep := "?"
+	if strings.Contains(e.policy.LoginURL, "?") {
+		sep = "&"
+	}
+	return e.policy.LoginURL + sep + url.QueryEscape(e.policy.ReturnToParam) + "=" + url.QueryEscape(back)
+}
+
+// public reports whether p matches a public path: exactly, or under a
+// prefix that ends in "/".
+func (e *Engine) public(p string) bool {
+	for _, pp := range e.policy.PublicPaths {
+		if p == pp || (strings.HasSuffix(pp, "/") && strings.HasPrefix(p, pp)) {
+			return true
+		}
+	}
+	return false
+}
+
+// crossOrigin applies exactly the rules of Go's http.CrossOriginProtection
+// (Sec-Fetch-Site, then Origin against Host, trusted origins) to the
+// original request, and reports whether it must be refused.
+func (e *Engine) crossOrigin(r *Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return false
+	}
+	hr := &http.Request{
+		Method: r.Method,
+		Host:   r.Host,
+		URL:    &url.URL{Path: r.Path},
+		Header: http.Header{},
+	}
+	if v := r.Header("sec-fetch-site"); v != "" {
+		hr.Header.Set("Sec-Fetch-Site", v)
+	}
+	if v := r.Header("origin"); v != "" {
+		hr.Header.Set("Origin", v)
+	}
+	return e.cop.Check(hr) != nil
+}
+
+// crossSiteSubresource reports a cross-site request that is not a
+// top-level navigation: its Set-Cookie would be dropped by browsers that
+// block third-party cookies.
+func crossSiteSubresource(r *Request) bool {
+	return r.Header("sec-fetch-site") == "cross-site" && r.Header("sec-fetch-mode") != "navigate"
+}
+
+// isNavigation reports a page load (Fetch Metadata, else the Accept
+// header): such requests get the login redirect instead of a 401.
+func isNavigation(r *Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	if m := r.Header("sec-fetch-mode"); m != "" {
+		return m == "navigate"
+	}
+	return strings.Contains(r.Header("accept"), "text/html")
+}
+
+// bearerToken returns the token of an "Authorization: Bearer" header.
+// The scheme is case-insensitive (RFC 9110 §11.1).
+func bearerToken(r *Request) string {
+	h := r.Header("authorization")
+	if len(h) < 7 || !strings.EqualFold(h[:7], "bearer ") {
+		return ""
+	}
+	return strings.TrimSpace(h[7:])
+}

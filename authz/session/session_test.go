@@ -1,0 +1,863 @@
+package session_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/silentauth/silentauth/authz/session"
+	"github.com/silentauth/silentauth/authz/store"
+	"github.com/silentauth/silentauth/authz/store/memstore"
+)
+
+var (
+	lt    = session.Lifetimes{Idle: time.Hour, Absolute: 4 * time.Hour, Grace: 30 * time.Second}
+	epoch = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+	sentinels = []error{
+		session.ErrMalformed, session.ErrUnknown, session.ErrUnknownSecret,
+		session.ErrExpired, session.ErrRevoked, session.ErrReuse,
+	}
+	errBoom = errors.New("boom")
+)
+
+// clock is a manual clock, safe for concurrent use.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// faultStore wraps a store: it can fail Get, Swap or Create, run a hook
+// after Get, and honours its context like a networked backend would. Set
+// the fields before use.
+type faultStore struct {
+	store.Store
+	getErr, swapErr error
+	createErrs      []error // returned by the first Creates, in order
+	afterGet        func()
+	calls           atomic.Int64
+	conflicts       atomic.Int64 // Swaps answered ErrConflict
+}
+
+func (s *faultStore) Create(ctx context.Context, f *store.Family) error {
+	n := s.calls.Add(1)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if i := int(n) - 1; i < len(s.createErrs) && s.createErrs[i] != nil {
+		return s.createErrs[i]
+	}
+	return s.Store.Create(ctx, f)
+}
+
+func (s *faultStore) Get(ctx context.Context, id string) (*store.Family, error) {
+	s.calls.Add(1)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if s.getErr != nil {
+		return nil, s.getErr
+	}
+	f, err := s.Store.Get(ctx, id)
+	if s.afterGet != nil {
+		s.afterGet()
+	}
+	return f, err
+}
+
+func (s *faultStore) Swap(ctx context.Context, expected uint64, next *store.Family) error {
+	s.calls.Add(1)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.swapErr != nil {
+		return s.swapErr
+	}
+	err := s.Store.Swap(ctx, expected, next)
+	if errors.Is(err, store.ErrConflict) {
+		s.conflicts.Add(1)
+	}
+	return err
+}
+
+func (s *faultStore) Subject(ctx context.Context, subject string) ([]*store.Family, error) {
+	s.calls.Add(1)
+	return s.Store.Subject(ctx, subject)
+}
+
+type fixture struct {
+	m   *session.Manager
+	st  *faultStore
+	mem *memstore.Store
+	clk *clock
+}
+
+func newFixture(l session.Lifetimes) *fixture {
+	clk := &clock{t: epoch}
+	mem := memstore.New(clk.Now)
+	st := &faultStore{Store: mem}
+	return &fixture{m: session.New(st, l, clk.Now), st: st, mem: mem, clk: clk}
+}
+
+func (fx *fixture) start(t *testing.T, subject string) session.Issued {
+	t.Helper()
+	is, err := fx.m.Start(t.Context(), subject, map[string]any{"email": subject + "@example.com"})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	return is
+}
+
+func (fx *fixture) refresh(t *testing.T, rt string) session.Issued {
+	t.Helper()
+	is, err := fx.m.Refresh(t.Context(), rt)
+	if err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	return is
+}
+
+// stored reads family id straight from the memory store.
+func (fx *fixture) stored(t *testing.T, id string) *store.Family {
+	t.Helper()
+	f, err := fx.mem.Get(t.Context(), id)
+	if err != nil {
+		t.Fatalf("stored family %s: %v", id, err)
+	}
+	return f
+}
+
+func secretOf(rt string) []byte {
+	b, err := base64.RawURLEncoding.DecodeString(rt[strings.IndexByte(rt, '.')+1:])
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func hashOf(rt string) []byte {
+	h := sha256.Sum256(secretOf(rt))
+	return h[:]
+}
+
+func randomB64(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// isSentinel reports whether err matches any session sentinel.
+func isSentinel(err error) bool {
+	for _, s := range sentinels {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestStart(t *testing.T) {
+	fx := newFixture(lt)
+	claims := map[string]any{"roles": []any{"reader"}}
+	is, err := fx.m.Start(t.Context(), "alice", claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims["roles"].([]any)[0] = "admin" // the caller's map is not shared
+	f := fx.stored(t, is.Family.ID)
+	switch {
+	case f.Version != 1, f.Subject != "alice", len(f.Secrets) != 1, len(f.Successor) != 0:
+		t.Fatalf("new family: %+v", f)
+	case string(f.Secrets[0]) != string(hashOf(is.RefreshToken)):
+		t.Fatal("Secrets[0] is not the hash of the issued secret")
+	case !f.CreatedAt.Equal(epoch), !f.IdleExpiresAt.Equal(epoch.Add(lt.Idle)), !f.AbsoluteExpiresAt.Equal(epoch.Add(lt.Absolute)):
+		t.Fatalf("lifetimes: created %v idle %v absolute %v", f.CreatedAt, f.IdleExpiresAt, f.AbsoluteExpiresAt)
+	case f.Claims["roles"].([]any)[0] != "reader":
+		t.Fatalf("claims shared with the caller: %v", f.Claims)
+	case !is.Rotated, !is.SessionEnd().Equal(epoch.Add(lt.Idle)):
+		t.Fatalf("Issued: rotated %v, end %v", is.Rotated, is.SessionEnd())
+	}
+	if id, err := session.FamilyID(is.RefreshToken); err != nil || id != f.ID || len(id) != 22 {
+		t.Fatalf("FamilyID = %q, %v; want %q", id, err, f.ID)
+	}
+	if len(is.RefreshToken) != 22+1+43 {
+		t.Fatalf("token length %d", len(is.RefreshToken))
+	}
+	if _, err := fx.m.Start(t.Context(), "", nil); err == nil || isSentinel(err) {
+		t.Fatalf("Start with empty subject: %v", err)
+	}
+}
+
+func TestStartLifetimes(t *testing.T) {
+	tests := []struct {
+		name                         string
+		l                            session.Lifetimes
+		wantIdle, wantAbs, wantGrace time.Duration
+	}{
+		{"defaults", session.Lifetimes{}, 30 * 24 * time.Hour, 90 * 24 * time.Hour, 30 * time.Second},
+		{"idle capped by absolute", session.Lifetimes{Idle: 10 * time.Hour, Absolute: time.Hour, Grace: time.Second}, time.Hour, time.Hour, time.Second},
+		{"negative takes default", session.Lifetimes{Idle: -1, Absolute: -1, Grace: -1}, 30 * 24 * time.Hour, 90 * 24 * time.Hour, 30 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := newFixture(tc.l)
+			is := fx.start(t, "alice")
+			if !is.Family.IdleExpiresAt.Equal(epoch.Add(tc.wantIdle)) || !is.Family.AbsoluteExpiresAt.Equal(epoch.Add(tc.wantAbs)) {
+				t.Fatalf("idle %v absolute %v", is.Family.IdleExpiresAt.Sub(epoch), is.Family.AbsoluteExpiresAt.Sub(epoch))
+			}
+			r := fx.refresh(t, is.RefreshToken)
+			if got := r.Family.PreviousUntil.Sub(epoch); got != tc.wantGrace {
+				t.Fatalf("grace %v, want %v", got, tc.wantGrace)
+			}
+		})
+	}
+}
+
+func TestStartRetriesIDCollisions(t *testing.T) {
+	exists := fmt.Errorf("taken: %w", store.ErrExists)
+	tests := []struct {
+		name    string
+		errs    []error
+		wantErr bool
+	}{
+		{"first id free", nil, false},
+		{"two collisions", []error{exists, exists}, false},
+		{"always taken", []error{exists, exists, exists, exists, exists}, true},
+		{"store fault", []error{errBoom}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := newFixture(lt)
+			fx.st.createErrs = tc.errs
+			is, err := fx.m.Start(t.Context(), "alice", nil)
+			if tc.wantErr {
+				if err == nil || isSentinel(err) {
+					t.Fatalf("Start = %v, want a non-sentinel error", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			fx.stored(t, is.Family.ID)
+		})
+	}
+}
+
+func TestRefreshRotates(t *testing.T) {
+	fx := newFixture(lt)
+	s0 := fx.start(t, "alice")
+	fx.clk.Advance(10 * time.Minute)
+	s1 := fx.refresh(t, s0.RefreshToken)
+	f := fx.stored(t, s0.Family.ID)
+	now := fx.clk.Now()
+	switch {
+	case !s1.Rotated, s1.RefreshToken == s0.RefreshToken:
+		t.Fatalf("rotated %v, same token %v", s1.Rotated, s1.RefreshToken == s0.RefreshToken)
+	case s1.Family.ID != s0.Family.ID, f.Version != 2, s1.Family.Version != 2:
+		t.Fatalf("family %s version %d", f.ID, f.Version)
+	case len(f.Secrets) != 2, string(f.Secrets[0]) != string(hashOf(s1.RefreshToken)), string(f.Secrets[1]) != string(hashOf(s0.RefreshToken)):
+		t.Fatal("Secrets is not [hash(new), hash(old)]")
+	case !f.PreviousUntil.Equal(now.Add(lt.Grace)), !f.IdleExpiresAt.Equal(now.Add(lt.Idle)), !f.AbsoluteExpiresAt.Equal(epoch.Add(lt.Absolute)):
+		t.Fatalf("deadlines: previous %v idle %v absolute %v", f.PreviousUntil, f.IdleExpiresAt, f.AbsoluteExpiresAt)
+	case !s1.SessionEnd().Equal(now.Add(lt.Idle)):
+		t.Fatalf("SessionEnd %v", s1.SessionEnd())
+	}
+	if id, _ := session.FamilyID(s1.RefreshToken); id != s0.Family.ID {
+		t.Fatalf("successor belongs to family %s", id)
+	}
+}
+
+// Generations a table case presents: one of the issued tokens (0 = Start's),
+// or a forgery.
+const (
+	randomSecret  = -1 // a real family id with a secret never issued
+	unknownFamily = -2 // a well-formed token for a family that does not exist
+)
+
+// forge returns the token a case presents.
+func forge(gens []session.Issued, present int) string {
+	switch present {
+	case randomSecret:
+		return gens[0].Family.ID + "." + randomB64(32)
+	case unknownFamily:
+		return randomB64(16) + "." + randomB64(32)
+	}
+	return gens[present].RefreshToken
+}
+
+// TestRefreshRules is the truth table of RFC 9700 §4.14.2 as this package
+// applies it: rotate `rotations` times (at epoch), advance the clock, then
+// present a generation.
+func TestRefreshRules(t *testing.T) {
+	tests := []struct {
+		name        string
+		rotations   int
+		present     int
+		advance     time.Duration
+		wantErr     error
+		wantRotated bool
+		wantRevoked bool
+	}{
+		{"current rotates", 0, 0, 0, nil, true, false},
+		{"current rotates after others", 3, 3, 50 * time.Minute, nil, true, false},
+		{"previous within grace: same successor", 1, 0, 29 * time.Second, nil, false, false},
+		{"previous at grace end: reuse", 1, 0, 30 * time.Second, session.ErrReuse, false, true},
+		{"previous after grace: reuse", 1, 0, time.Hour - time.Second, session.ErrReuse, false, true},
+		{"two back within grace: reuse", 2, 0, 0, session.ErrReuse, false, true},
+		{"three back: reuse", 3, 0, 0, session.ErrReuse, false, true},
+		{"oldest kept hash: reuse", session.MaxSecrets - 1, 0, 0, session.ErrReuse, false, true},
+		{"older than the cap: unknown secret", session.MaxSecrets, 0, 0, session.ErrUnknownSecret, false, false},
+		{"random secret: unknown, not revoked", 1, randomSecret, 0, session.ErrUnknownSecret, false, false},
+		{"random secret, fresh family", 0, randomSecret, 0, session.ErrUnknownSecret, false, false},
+		{"unknown family", 1, unknownFamily, 0, session.ErrUnknown, false, false},
+		{"idle expired: current", 0, 0, time.Hour, session.ErrExpired, false, false},
+		{"idle expired: superseded does not revoke", 2, 0, time.Hour, session.ErrExpired, false, false},
+		{"idle expired: random secret", 1, randomSecret, 2 * time.Hour, session.ErrExpired, false, false},
+		{"just before idle end", 1, 1, time.Hour - time.Nanosecond, nil, true, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := newFixture(lt)
+			gens := []session.Issued{fx.start(t, "alice")}
+			for range tc.rotations {
+				gens = append(gens, fx.refresh(t, gens[len(gens)-1].RefreshToken))
+			}
+			newest := gens[len(gens)-1]
+			id := newest.Family.ID
+			before := fx.stored(t, id)
+			fx.clk.Advance(tc.advance)
+
+			got, err := fx.m.Refresh(t.Context(), forge(gens, tc.present))
+			if !errors.Is(err, tc.wantErr) || (err != nil && tc.wantErr == nil) {
+				t.Fatalf("Refresh = %v, want %v", err, tc.wantErr)
+			}
+			after := fx.stored(t, id)
+			switch {
+			case err != nil:
+				if got.RefreshToken != "" || got.Family != nil {
+					t.Fatalf("an error came with a token")
+				}
+			case tc.wantRotated:
+				if !got.Rotated || after.Version != before.Version+1 || got.RefreshToken == newest.RefreshToken {
+					t.Fatalf("rotated %v, version %d→%d", got.Rotated, before.Version, after.Version)
+				}
+			default: // grace replay: the newest token again, no write
+				if got.Rotated || got.RefreshToken != newest.RefreshToken || after.Version != before.Version {
+					t.Fatalf("grace: rotated %v, same %v, version %d→%d", got.Rotated, got.RefreshToken == newest.RefreshToken, before.Version, after.Version)
+				}
+			}
+			if revoked := !after.RevokedAt.IsZero(); revoked != tc.wantRevoked {
+				t.Fatalf("revoked %v (%q), want %v", revoked, after.RevokeReason, tc.wantRevoked)
+			}
+			if tc.wantRevoked {
+				if after.RevokeReason != "reuse" || !after.RevokedAt.Equal(fx.clk.Now()) {
+					t.Fatalf("revoked at %v for %q", after.RevokedAt, after.RevokeReason)
+				}
+				if _, err := fx.m.Refresh(t.Context(), newest.RefreshToken); !errors.Is(err, session.ErrRevoked) {
+					t.Fatalf("newest token after reuse: %v, want ErrRevoked", err)
+				}
+			}
+			if err != nil && !tc.wantRevoked {
+				if after.Version != before.Version {
+					t.Fatalf("a refused refresh wrote: version %d→%d", before.Version, after.Version)
+				}
+				if !errors.Is(err, session.ErrExpired) {
+					fx.refresh(t, newest.RefreshToken) // the rightful holder is unaffected
+				}
+			}
+		})
+	}
+}
+
+// Constant activity never extends the absolute lifetime, and rotation never
+// moves the idle deadline past it.
+func TestAbsoluteLifetime(t *testing.T) {
+	fx := newFixture(lt)
+	is := fx.start(t, "alice")
+	absolute := is.Family.AbsoluteExpiresAt
+	for fx.clk.Now().Add(50 * time.Minute).Before(absolute) {
+		fx.clk.Advance(50 * time.Minute)
+		is = fx.refresh(t, is.RefreshToken)
+		f := is.Family
+		if f.IdleExpiresAt.After(absolute) || !f.AbsoluteExpiresAt.Equal(absolute) {
+			t.Fatalf("at %v: idle %v, absolute %v (want ≤ %v)", fx.clk.Now().Sub(epoch), f.IdleExpiresAt, f.AbsoluteExpiresAt, absolute)
+		}
+		want := fx.clk.Now().Add(lt.Idle)
+		if want.After(absolute) {
+			want = absolute
+		}
+		if !is.SessionEnd().Equal(want) {
+			t.Fatalf("SessionEnd %v, want %v", is.SessionEnd(), want)
+		}
+	}
+	if !is.Family.IdleExpiresAt.Equal(absolute) {
+		t.Fatalf("last rotation did not cap idle at absolute: %v", is.Family.IdleExpiresAt)
+	}
+	fx.clk.Advance(absolute.Sub(fx.clk.Now()))
+	if _, err := fx.m.Refresh(t.Context(), is.RefreshToken); !errors.Is(err, session.ErrExpired) {
+		t.Fatalf("at the absolute deadline: %v, want ErrExpired", err)
+	}
+	if f := fx.stored(t, is.Family.ID); !f.RevokedAt.IsZero() {
+		t.Fatal("expiry revoked the family")
+	}
+	fx.clk.Advance(time.Nanosecond) // the store has now dropped it
+	if _, err := fx.m.Refresh(t.Context(), is.RefreshToken); !errors.Is(err, session.ErrUnknown) {
+		t.Fatalf("past the absolute deadline: %v, want ErrUnknown", err)
+	}
+}
+
+func TestMalformed(t *testing.T) {
+	fx := newFixture(lt)
+	good := fx.start(t, "alice").RefreshToken
+	id, sec := good[:22], good[23:]
+	tests := []struct{ name, rt string }{
+		{"empty", ""},
+		{"no dot", id + sec},
+		{"dot only", "."},
+		{"dot at the wrong place", id[:21] + "." + id[21:] + sec},
+		{"extra dot", id + "." + sec[:20] + "." + sec[21:]},
+		{"two tokens", good + "." + good},
+		{"id too short", id[:21] + "." + sec},
+		{"id too long", id + "A." + sec},
+		{"secret too short", id + "." + sec[:42]},
+		{"secret too long", id + "." + sec + "A"},
+		{"std alphabet +", id + "." + "+" + sec[1:]},
+		{"std alphabet /", "/" + id[1:] + "." + sec},
+		{"padding", id + "." + sec[:42] + "="},
+		{"space", id + "." + " " + sec[1:]},
+		{"newline", id + "." + sec[:20] + "\n" + sec[21:]},
+		{"non-ASCII", id + "." + "é" + sec[2:]},
+		{"NUL", id + "." + "\x00" + sec[1:]},
+		{"non-canonical id bits", id[:21] + "B" + "." + sec},     // 16 bytes leave 4 zero bits
+		{"non-canonical secret bits", id + "." + sec[:42] + "B"}, // 32 bytes leave 2 zero bits
+		{"bearer prefix", "Bearer " + good},
+		{"huge", strings.Repeat("A", 1<<20)},
+		{"huge with dot", strings.Repeat("A", 22) + "." + strings.Repeat("A", 1<<20)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := fx.st.calls.Load()
+			if _, err := fx.m.Refresh(t.Context(), tc.rt); !errors.Is(err, session.ErrMalformed) {
+				t.Errorf("Refresh: %v, want ErrMalformed", err)
+			}
+			if err := fx.m.Logout(t.Context(), tc.rt); !errors.Is(err, session.ErrMalformed) {
+				t.Errorf("Logout: %v, want ErrMalformed", err)
+			}
+			if _, err := session.FamilyID(tc.rt); !errors.Is(err, session.ErrMalformed) {
+				t.Errorf("FamilyID: %v, want ErrMalformed", err)
+			}
+			if n := fx.st.calls.Load() - calls; n != 0 {
+				t.Errorf("the store was called %d times for a malformed token", n)
+			}
+		})
+	}
+	fx.refresh(t, good) // still valid: the cases above only borrowed its parts
+}
+
+// Store faults are infrastructure errors: wrapped, matching no sentinel,
+// and they never revoke anything.
+func TestStoreFaults(t *testing.T) {
+	tests := []struct {
+		name            string
+		op              string // "refresh" or "logout"
+		stale           bool   // present the superseded token, after grace
+		getErr, swapErr error
+	}{
+		{"rotate: get fails", "refresh", false, errBoom, nil},
+		{"rotate: swap fails", "refresh", false, nil, errBoom},
+		{"reuse: get fails", "refresh", true, errBoom, nil},
+		{"reuse: revoking swap fails", "refresh", true, nil, errBoom},
+		{"logout: get fails", "logout", false, errBoom, nil},
+		{"logout: swap fails", "logout", false, nil, errBoom},
+		{"logout of stale: swap fails", "logout", true, nil, errBoom},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := newFixture(lt)
+			s0 := fx.start(t, "alice")
+			s1 := fx.refresh(t, s0.RefreshToken)
+			fx.clk.Advance(time.Minute)
+			rt := s1.RefreshToken
+			if tc.stale {
+				rt = s0.RefreshToken
+			}
+			before := fx.stored(t, s0.Family.ID)
+			fx.st.getErr, fx.st.swapErr = tc.getErr, tc.swapErr
+			var err error
+			if tc.op == "logout" {
+				err = fx.m.Logout(t.Context(), rt)
+			} else {
+				_, err = fx.m.Refresh(t.Context(), rt)
+			}
+			if !errors.Is(err, errBoom) || isSentinel(err) {
+				t.Fatalf("error %v: want boom wrapped, matching no sentinel", err)
+			}
+			after := fx.stored(t, s0.Family.ID)
+			if after.Version != before.Version || !after.RevokedAt.IsZero() {
+				t.Fatalf("a failed store changed the family: version %d→%d, revoked %v", before.Version, after.Version, after.RevokedAt)
+			}
+			fx.st.getErr, fx.st.swapErr = nil, nil
+			fx.refresh(t, s1.RefreshToken)
+		})
+	}
+	t.Run("revoke and subject", func(t *testing.T) {
+		fx := newFixture(lt)
+		s := fx.start(t, "alice")
+		fx.st.swapErr = errBoom
+		if err := fx.m.Revoke(t.Context(), s.Family.ID, "api"); !errors.Is(err, errBoom) || isSentinel(err) {
+			t.Fatalf("Revoke: %v", err)
+		}
+		if n, err := fx.m.RevokeSubject(t.Context(), "alice"); n != 0 || !errors.Is(err, errBoom) || isSentinel(err) {
+			t.Fatalf("RevokeSubject = %d, %v", n, err)
+		}
+	})
+}
+
+// A store dump holds hashes and a sealed successor only: no secret, in raw
+// bytes or base64, appears anywhere in the records.
+func TestStoreDumpHoldsNoSecret(t *testing.T) {
+	fx := newFixture(lt)
+	issued := []session.Issued{fx.start(t, "alice")}
+	for range 4 {
+		issued = append(issued, fx.refresh(t, issued[len(issued)-1].RefreshToken))
+	}
+	issued = append(issued, fx.refresh(t, issued[len(issued)-2].RefreshToken)) // a grace replay
+	id := issued[0].Family.ID
+
+	var dumps []string
+	for _, is := range issued {
+		dumps = append(dumps, fmt.Sprintf("%#v", *is.Family))
+	}
+	listed, err := fx.m.List(t.Context(), "alice")
+	if err != nil || len(listed) != 1 {
+		t.Fatalf("List = %d, %v", len(listed), err)
+	}
+	dumps = append(dumps, fmt.Sprintf("%#v", *listed[0]), fmt.Sprintf("%#v", *fx.stored(t, id)), fmt.Sprintf("%+v", *listed[0]))
+	for _, is := range issued {
+		raw := secretOf(is.RefreshToken)
+		rawHex := strings.TrimSuffix(strings.TrimPrefix(fmt.Sprintf("%#v", raw), "[]byte{"), "}") // "0x1, 0x2, …" as %#v prints bytes
+		for _, needle := range []string{is.RefreshToken, is.RefreshToken[23:], string(raw), rawHex} {
+			for _, d := range dumps {
+				if strings.Contains(d, needle) {
+					t.Fatalf("a store record holds a secret (%.12q…)", needle)
+				}
+			}
+		}
+	}
+}
+
+func TestConcurrentRefresh(t *testing.T) {
+	tests := []struct {
+		name         string
+		singleflight bool
+	}{
+		{"with singleflight", true},
+		{"compare-and-swap alone", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			const n = 50
+			fx := newFixture(lt)
+			s0 := fx.start(t, "alice")
+			if !tc.singleflight {
+				// Every call reads version 1 before any swaps, so 49 swaps
+				// lose the compare-and-swap and must retry into the grace
+				// path. (With singleflight the followers wait in Do instead,
+				// so there is no barrier to hold.)
+				session.NoSingleflight(fx.m)
+				var gets atomic.Int64
+				var read sync.WaitGroup
+				read.Add(n)
+				fx.st.afterGet = func() {
+					if gets.Add(1) <= n {
+						read.Done()
+						read.Wait()
+					}
+				}
+			}
+			var (
+				start = make(chan struct{})
+				wg    sync.WaitGroup
+				got   [n]session.Issued
+				errs  [n]error
+			)
+			for i := range n {
+				wg.Go(func() {
+					<-start
+					got[i], errs[i] = fx.m.Refresh(context.Background(), s0.RefreshToken)
+				})
+			}
+			close(start)
+			wg.Wait()
+			rotated := 0
+			for i := range n {
+				if errs[i] != nil {
+					t.Fatalf("call %d: %v", i, errs[i])
+				}
+				if got[i].Rotated {
+					rotated++
+				}
+				if got[i].RefreshToken != got[0].RefreshToken || got[i].RefreshToken == s0.RefreshToken {
+					t.Fatalf("call %d: a different token", i)
+				}
+			}
+			if rotated != 1 {
+				t.Fatalf("%d calls rotated, want exactly 1", rotated)
+			}
+			if c := fx.st.conflicts.Load(); !tc.singleflight && c != n-1 {
+				t.Fatalf("%d swaps lost the compare-and-swap, want %d", c, n-1)
+			}
+			if f := fx.stored(t, s0.Family.ID); f.Version != 2 || !f.RevokedAt.IsZero() {
+				t.Fatalf("family: version %d, revoked %v", f.Version, f.RevokedAt)
+			}
+			fx.refresh(t, got[0].RefreshToken)
+		})
+	}
+}
+
+// A rotation that has started finishes even when the caller gives up: the
+// caller's ctx is cancelled between Get and Swap, and the wrapper fails
+// any call made on a cancelled context.
+func TestRotationSurvivesCancellation(t *testing.T) {
+	for _, sf := range []bool{true, false} {
+		t.Run(fmt.Sprint("singleflight=", sf), func(t *testing.T) {
+			fx := newFixture(lt)
+			if !sf {
+				session.NoSingleflight(fx.m)
+			}
+			s0 := fx.start(t, "alice")
+			ctx, cancel := context.WithCancel(t.Context())
+			fx.st.afterGet = cancel
+			s1, err := fx.m.Refresh(ctx, s0.RefreshToken)
+			fx.st.afterGet = nil
+			if ctx.Err() == nil {
+				t.Fatal("the hook did not cancel")
+			}
+			if err != nil || !s1.Rotated {
+				t.Fatalf("Refresh = rotated %v, %v; want a completed rotation", s1.Rotated, err)
+			}
+			f := fx.stored(t, s0.Family.ID)
+			if f.Version != 2 || string(f.Secrets[0]) != string(hashOf(s1.RefreshToken)) {
+				t.Fatalf("family not rotated consistently: version %d", f.Version)
+			}
+			if r := fx.refresh(t, s0.RefreshToken); r.RefreshToken != s1.RefreshToken {
+				t.Fatal("grace replay after a cancelled request gave another token")
+			}
+		})
+	}
+	t.Run("cancelled before any store call", func(t *testing.T) {
+		fx := newFixture(lt)
+		s0 := fx.start(t, "alice")
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		calls := fx.st.calls.Load()
+		if _, err := fx.m.Refresh(ctx, s0.RefreshToken); !errors.Is(err, context.Canceled) || isSentinel(err) {
+			t.Fatalf("Refresh = %v, want context.Canceled", err)
+		}
+		if fx.st.calls.Load() != calls {
+			t.Fatal("a cancelled request reached the store")
+		}
+	})
+}
+
+func TestLogout(t *testing.T) {
+	tests := []struct {
+		name       string
+		present    int // generation, or randomSecret / unknownFamily
+		advance    time.Duration
+		revoked    bool // the family was revoked ("api") beforehand
+		wantErr    error
+		wantReason string // "" means not revoked afterwards
+	}{
+		{"current", 1, 0, false, nil, "logout"},
+		{"previous within grace", 0, 10 * time.Second, false, nil, "logout"},
+		{"previous after grace: reuse", 0, time.Minute, false, session.ErrReuse, "reuse"},
+		{"idle-expired current still logs out", 1, 2 * time.Hour, false, nil, "logout"},
+		{"already revoked", 1, 0, true, nil, "api"},
+		{"already revoked, stale token", 0, time.Minute, true, nil, "api"},
+		{"random secret", randomSecret, 0, false, session.ErrUnknownSecret, ""},
+		{"unknown family", unknownFamily, 0, false, session.ErrUnknown, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := newFixture(lt)
+			s0 := fx.start(t, "alice")
+			gens := []session.Issued{s0, fx.refresh(t, s0.RefreshToken)}
+			id := s0.Family.ID
+			if tc.revoked {
+				if err := fx.m.Revoke(t.Context(), id, "api"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fx.clk.Advance(tc.advance)
+			if err := fx.m.Logout(t.Context(), forge(gens, tc.present)); !errors.Is(err, tc.wantErr) || (err != nil && tc.wantErr == nil) {
+				t.Fatalf("Logout = %v, want %v", err, tc.wantErr)
+			}
+			f := fx.stored(t, id)
+			if f.RevokeReason != tc.wantReason || f.RevokedAt.IsZero() != (tc.wantReason == "") {
+				t.Fatalf("afterwards: revoked %v for %q, want %q", f.RevokedAt, f.RevokeReason, tc.wantReason)
+			}
+		})
+	}
+}
+
+func TestRevoke(t *testing.T) {
+	fx := newFixture(lt)
+	s := fx.start(t, "alice")
+	id := s.Family.ID
+	tests := []struct {
+		name, id, reason string
+		wantErr          error
+		wantReason       string
+	}{
+		{"unknown id", randomB64(16), "api", session.ErrUnknown, ""},
+		{"malformed id", "not-an-id", "api", session.ErrUnknown, ""},
+		{"empty id", "", "api", session.ErrUnknown, ""},
+		{"revoke", id, "admin", nil, "admin"},
+		{"again keeps the first reason", id, "other", nil, "admin"},
+	}
+	for _, tc := range tests {
+		if err := fx.m.Revoke(t.Context(), tc.id, tc.reason); !errors.Is(err, tc.wantErr) || (err != nil && tc.wantErr == nil) {
+			t.Fatalf("%s: Revoke = %v, want %v", tc.name, err, tc.wantErr)
+		}
+		if f := fx.stored(t, id); f.RevokeReason != tc.wantReason {
+			t.Fatalf("%s: reason %q, want %q", tc.name, f.RevokeReason, tc.wantReason)
+		}
+	}
+	if _, err := fx.m.Refresh(t.Context(), s.RefreshToken); !errors.Is(err, session.ErrRevoked) {
+		t.Fatalf("Refresh after Revoke: %v", err)
+	}
+	s2 := fx.start(t, "bob")
+	if err := fx.m.Revoke(t.Context(), s2.Family.ID, ""); err != nil || fx.stored(t, s2.Family.ID).RevokeReason != "api" {
+		t.Fatalf("Revoke with an empty reason: %v", err)
+	}
+}
+
+func TestRevokeSubjectAndList(t *testing.T) {
+	fx := newFixture(lt)
+	var alice []session.Issued
+	for range 4 { // created at t=0,1,2,3 minutes
+		alice = append(alice, fx.start(t, "alice"))
+		fx.clk.Advance(time.Minute)
+	}
+	bob := fx.start(t, "bob")
+	if err := fx.m.Logout(t.Context(), alice[1].RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	fx.clk.Advance(30 * time.Minute) // t=34m: 2 and 3 are used, 0 is not
+	alice[2] = fx.refresh(t, alice[2].RefreshToken)
+	alice[3] = fx.refresh(t, alice[3].RefreshToken)
+	fx.clk.Advance(30 * time.Minute) // t=64m: 0 idled out at 60m; 2 and 3 live until 94m
+
+	fams, err := fx.m.List(t.Context(), "alice")
+	if err != nil || len(fams) != 4 {
+		t.Fatalf("List = %d, %v; want 4", len(fams), err)
+	}
+	for i, f := range fams {
+		if f.ID != alice[i].Family.ID {
+			t.Fatalf("List[%d] = %s, want oldest first", i, f.ID)
+		}
+	}
+	if n, err := fx.m.RevokeSubject(t.Context(), "alice"); n != 2 || err != nil {
+		t.Fatalf("RevokeSubject = %d, %v; want 2 (one logged out, one idle-expired)", n, err)
+	}
+	tests := []struct {
+		name   string
+		is     session.Issued
+		reason string
+	}{
+		{"idle-expired: skipped", alice[0], ""},
+		{"logged out before", alice[1], "logout"},
+		{"live", alice[2], "subject"},
+		{"live", alice[3], "subject"},
+		{"other subject", bob, ""},
+	}
+	for _, tc := range tests {
+		if f := fx.stored(t, tc.is.Family.ID); f.RevokeReason != tc.reason {
+			t.Errorf("%s: reason %q, want %q", tc.name, f.RevokeReason, tc.reason)
+		}
+	}
+	if n, err := fx.m.RevokeSubject(t.Context(), "alice"); n != 0 || err != nil {
+		t.Fatalf("second RevokeSubject = %d, %v; want 0", n, err)
+	}
+	if n, err := fx.m.RevokeSubject(t.Context(), "nobody"); n != 0 || err != nil {
+		t.Fatalf("RevokeSubject(nobody) = %d, %v", n, err)
+	}
+}
+
+func TestSessionEnd(t *testing.T) {
+	tests := []struct {
+		name string
+		f    *store.Family
+		want time.Time
+	}{
+		{"no family", nil, time.Time{}},
+		{"idle first", &store.Family{IdleExpiresAt: epoch, AbsoluteExpiresAt: epoch.Add(time.Hour)}, epoch},
+		{"absolute first", &store.Family{IdleExpiresAt: epoch.Add(time.Hour), AbsoluteExpiresAt: epoch}, epoch},
+		{"equal", &store.Family{IdleExpiresAt: epoch, AbsoluteExpiresAt: epoch}, epoch},
+	}
+	for _, tc := range tests {
+		if got := (session.Issued{Family: tc.f}).SessionEnd(); !got.Equal(tc.want) {
+			t.Errorf("%s: SessionEnd = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// BenchmarkRefresh measures one rotation on the memory store.
+func BenchmarkRefresh(b *testing.B) {
+	for _, sf := range []bool{true, false} {
+		b.Run(fmt.Sprint("singleflight=", sf), func(b *testing.B) {
+			clk := &clock{t: epoch}
+			m := session.New(memstore.New(clk.Now), lt, clk.Now)
+			if !sf {
+				session.NoSingleflight(m)
+			}
+			ctx := context.Background()
+			is, err := m.Start(ctx, "alice", map[string]any{"email": "ada@example.com", "roles": []any{"a", "b"}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if is, err = m.Refresh(ctx, is.RefreshToken); err != nil || !is.Rotated {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// Issued holds a secret: printing or logging it never shows the token.
+func TestIssuedRedacts(t *testing.T) {
+	fx := newFixture(lt)
+	is := fx.refresh(t, fx.start(t, "alice").RefreshToken)
+	var buf strings.Builder
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("refreshed", "issued", is)
+	for _, out := range []string{fmt.Sprint(is), fmt.Sprintf("%v %+v %s %#v", is, is, is, is), buf.String()} {
+		if strings.Contains(out, is.RefreshToken[23:]) || !strings.Contains(out, is.Family.ID) {
+			t.Fatalf("output leaks the token or lacks the family: %s", out)
+		}
+	}
+}

@@ -1,0 +1,321 @@
+// Package sessionapi is the internal HTTP API an application's login
+// handler calls to start a session without ever holding a signing key, and
+// that operators call to list and revoke sessions. It is served on its own
+// listener, never beside the public JWKS.
+//
+// Every call is authenticated; an unauthenticated call gets 401 and changes
+// nothing. Responses that carry tokens are marked Cache-Control: no-store,
+// and tokens never reach the log.
+package sessionapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/silentauth/silentauth/authz/cookie"
+	"github.com/silentauth/silentauth/authz/session"
+	"github.com/silentauth/silentauth/authz/store"
+	"github.com/silentauth/silentauth/authz/token"
+)
+
+// Limits on what a caller may send.
+const (
+	maxBodyBytes    = 64 << 10
+	maxSubjectBytes = 256
+	// maxCookieBytes is the size browsers guarantee for one cookie,
+	// name, value and attributes together (RFC 6265 §6.1).
+	maxCookieBytes = 4096
+)
+
+// Authenticator decides whether a request may use the API. It returns the
+// caller's name for the log, or an error (the caller gets 401).
+type Authenticator interface {
+	Authenticate(r *http.Request) (caller string, err error)
+}
+
+// Options are the API's parts; all required but Now.
+type Options struct {
+	Auth     Authenticator
+	Sessions *session.Manager
+	Minter   *token.Minter
+	Cookies  cookie.Policy
+	Log      *slog.Logger
+	Now      func() time.Time
+}
+
+// Handler serves the session API. It is safe for concurrent use.
+type Handler struct {
+	o   Options
+	mux *http.ServeMux
+}
+
+// New returns the API handler.
+func New(o Options) *Handler {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	h := &Handler{o: o, mux: http.NewServeMux()}
+	h.mux.HandleFunc("POST /v1/sessions", h.create)
+	h.mux.HandleFunc("DELETE /v1/sessions/{id}", h.revoke)
+	h.mux.HandleFunc("GET /v1/subjects/{subject}/sessions", h.list)
+	h.mux.HandleFunc("DELETE /v1/subjects/{subject}/sessions", h.revokeSubject)
+	return h
+}
+
+// ServeHTTP authenticates the caller, then routes.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	caller, err := h.o.Auth.Authenticate(r)
+	if err != nil {
+		h.o.Log.Info("session api: unauthenticated call", "path", r.URL.Path, "remote", r.RemoteAddr, "error", err)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="silentauth-session-api"`)
+		writeError(w, http.StatusUnauthorized, "unauthenticated", "a valid bearer credential is required")
+		return
+	}
+	r = r.WithContext(context.WithValue(r.Context(), callerKey{}, caller))
+	h.mux.ServeHTTP(w, r)
+}
+
+type callerKey struct{}
+
+func callerOf(r *http.Request) string { s, _ := r.Context().Value(callerKey{}).(string); return s }
+
+// createRequest is the body of POST /v1/sessions.
+type createRequest struct {
+	Subject string         `json:"subject"`
+	Claims  map[string]any `json:"claims"`
+}
+
+// createResponse is its answer. The Set-Cookie values are ready to be
+// passed to the browser as they are, one header each.
+type createResponse struct {
+	SessionID             string    `json:"session_id"`
+	Subject               string    `json:"subject"`
+	AccessToken           string    `json:"access_token"`
+	AccessTokenExpiresAt  time.Time `json:"access_token_expires_at"`
+	RefreshToken          string    `json:"refresh_token"`
+	RefreshTokenExpiresAt time.Time `json:"refresh_token_expires_at"`
+	SessionExpiresAt      time.Time `json:"session_expires_at"`
+	SetCookie             []string  `json:"set_cookie"`
+}
+
+func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
+	var req createRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "body must be a JSON object {\"subject\": string, \"claims\": object}: "+err.Error())
+		return
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "invalid_request", "body must hold one JSON object")
+		return
+	}
+	if msg := validateCreate(req); msg != "" {
+		writeError(w, http.StatusBadRequest, "invalid_request", msg)
+		return
+	}
+	claims := normalizeNumbers(req.Claims)
+
+	// Measure the access-token cookie before anything is stored: a token
+	// made with a placeholder session id of the real length has the real
+	// size, and a browser silently drops a cookie past 4096 bytes.
+	probe, exp, err := h.o.Minter.Mint(req.Subject, strings.Repeat("x", session.IDLength), claims)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if n := len(h.o.Cookies.SetAccess(probe, exp, h.o.Now())); n > maxCookieBytes {
+		writeError(w, http.StatusBadRequest, "claims_too_large",
+			fmt.Sprintf("the access-token cookie would be %d bytes, over the %d browsers keep; send fewer or smaller claims", n, maxCookieBytes))
+		return
+	}
+
+	iss, err := h.o.Sessions.Start(r.Context(), req.Subject, claims)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	f := iss.Family
+	raw, exp, err := h.o.Minter.Mint(f.Subject, f.ID, f.Claims)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	now := h.o.Now()
+	resp := createResponse{
+		SessionID:             f.ID,
+		Subject:               f.Subject,
+		AccessToken:           raw,
+		AccessTokenExpiresAt:  exp.UTC(),
+		RefreshToken:          iss.RefreshToken,
+		RefreshTokenExpiresAt: f.AbsoluteExpiresAt.UTC(),
+		SessionExpiresAt:      iss.SessionEnd().UTC(),
+		SetCookie: []string{
+			h.o.Cookies.SetAccess(raw, exp, now),
+			h.o.Cookies.SetRefresh(iss.RefreshToken, f.AbsoluteExpiresAt, now),
+			h.o.Cookies.SetHint(exp, iss.SessionEnd(), now),
+		},
+	}
+	h.o.Log.Info("session started", "session", f.ID, "subject", f.Subject, "caller", callerOf(r))
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, resp)
+}
+
+// validateCreate returns what is wrong with req, or "".
+func validateCreate(req createRequest) string {
+	var problems []string
+	switch {
+	case req.Subject == "":
+		problems = append(problems, "subject: required")
+	case len(req.Subject) > maxSubjectBytes:
+		problems = append(problems, fmt.Sprintf("subject: longer than %d bytes", maxSubjectBytes))
+	case !printable(req.Subject):
+		problems = append(problems, "subject: must be printable text")
+	}
+	var reserved []string
+	for name := range req.Claims {
+		if token.Reserved(name) {
+			reserved = append(reserved, name)
+		}
+	}
+	if len(reserved) > 0 {
+		sort.Strings(reserved)
+		problems = append(problems, "claims: reserved names may not be set: "+strings.Join(reserved, ", "))
+	}
+	return strings.Join(problems, "; ")
+}
+
+func printable(s string) bool {
+	for _, c := range s {
+		if c < 0x20 || c == 0x7f || c == 0xfffd {
+			return false
+		}
+	}
+	return true
+}
+
+// normalizeNumbers turns json.Number values into int64 or float64 so the
+// claims re-encode exactly as sent.
+func normalizeNumbers(v map[string]any) map[string]any {
+	if v == nil {
+		return nil
+	}
+	out := make(map[string]any, len(v))
+	for k, x := range v {
+		out[k] = normalizeValue(x)
+	}
+	return out
+}
+
+func normalizeValue(x any) any {
+	switch t := x.(type) {
+	case json.Number:
+		if i, err := t.Int64(); err == nil {
+			return i
+		}
+		f, _ := t.Float64()
+		return f
+	case map[string]any:
+		return normalizeNumbers(t)
+	case []any:
+		out := make([]any, len(t))
+		for i, e := range t {
+			out[i] = normalizeValue(e)
+		}
+		return out
+	default:
+		return x
+	}
+}
+
+func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := h.o.Sessions.Revoke(r.Context(), id, "api"); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.o.Log.Info("session revoked", "session", id, "caller", callerOf(r))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// sessionInfo describes one family without anything secret.
+type sessionInfo struct {
+	ID                string     `json:"id"`
+	Subject           string     `json:"subject"`
+	CreatedAt         time.Time  `json:"created_at"`
+	IdleExpiresAt     time.Time  `json:"idle_expires_at"`
+	AbsoluteExpiresAt time.Time  `json:"absolute_expires_at"`
+	RevokedAt         *time.Time `json:"revoked_at,omitempty"`
+	RevokeReason      string     `json:"revoke_reason,omitempty"`
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+	fams, err := h.o.Sessions.List(r.Context(), r.PathValue("subject"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := make([]sessionInfo, 0, len(fams))
+	for _, f := range fams {
+		out = append(out, info(f))
+	}
+	slices.SortFunc(out, func(a, b sessionInfo) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
+}
+
+func info(f *store.Family) sessionInfo {
+	i := sessionInfo{
+		ID: f.ID, Subject: f.Subject, CreatedAt: f.CreatedAt.UTC(),
+		IdleExpiresAt: f.IdleExpiresAt.UTC(), AbsoluteExpiresAt: f.AbsoluteExpiresAt.UTC(),
+		RevokeReason: f.RevokeReason,
+	}
+	if !f.RevokedAt.IsZero() {
+		t := f.RevokedAt.UTC()
+		i.RevokedAt = &t
+	}
+	return i
+}
+
+func (h *Handler) revokeSubject(w http.ResponseWriter, r *http.Request) {
+	subject := r.PathValue("subject")
+	n, err := h.o.Sessions.RevokeSubject(r.Context(), subject)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.o.Log.Info("subject sessions revoked", "subject", subject, "revoked", n, "caller", callerOf(r))
+	writeJSON(w, http.StatusOK, map[string]int{"revoked": n})
+}
+
+// fail maps an error to an answer: unknown sessions are 404, reserved
+// claims 400, anything else (store or keyring unavailable) 503.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, session.ErrUnknown):
+		writeError(w, http.StatusNotFound, "not_found", "no such session")
+	case errors.Is(err, token.ErrReservedClaim):
+		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
+	default:
+		h.o.Log.Error("session api: unavailable", "path", r.URL.Path, "error", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "the session store or keyring is unavailable; retry")
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]string{"error": code, "message": msg})
+}

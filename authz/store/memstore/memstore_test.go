@@ -1,0 +1,127 @@
+package memstore
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/silentauth/silentauth/authz/store"
+	"github.com/silentauth/silentauth/authz/store/storetest"
+)
+
+func newStore(_ *testing.T, now func() time.Time) store.Store { return New(now) }
+
+func TestConformance(t *testing.T) { storetest.Run(t, newStore) }
+
+func TestSessionConformance(t *testing.T) { storetest.RunSession(t, newStore) }
+
+// clock is a manual clock for the single-goroutine tests below.
+type clock struct{ t time.Time }
+
+func (c *clock) Now() time.Time { return c.t }
+
+func family(id, subject string, now time.Time, life time.Duration) *store.Family {
+	return &store.Family{ID: id, Subject: subject, CreatedAt: now, IdleExpiresAt: now.Add(life), AbsoluteExpiresAt: now.Add(life), Version: 1}
+}
+
+func TestSweepPrunesFamiliesAndSubjectIndex(t *testing.T) {
+	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s := New(clk.Now)
+	for _, f := range []*store.Family{
+		family("a1", "alice", clk.t, time.Hour), family("a2", "alice", clk.t, 3*time.Hour),
+		family("b1", "bob", clk.t, time.Hour), family("c1", "carol", clk.t, 3*time.Hour),
+	} {
+		if err := s.Create(t.Context(), f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.t = clk.t.Add(2 * time.Hour)
+	if n := s.Sweep(); n != 2 {
+		t.Fatalf("Sweep dropped %d, want 2", n)
+	}
+	if len(s.families) != 2 {
+		t.Fatalf("%d families left, want 2", len(s.families))
+	}
+	if _, ok := s.subjects["bob"]; ok {
+		t.Fatalf("subject index still holds bob: %v", s.subjects)
+	}
+	if ids := s.subjects["alice"]; len(ids) != 1 {
+		t.Fatalf("subject index for alice = %v, want [a2]", ids)
+	}
+	if n := s.Sweep(); n != 0 {
+		t.Fatalf("second Sweep dropped %d, want 0", n)
+	}
+}
+
+func TestLazyExpiryPrunesIndex(t *testing.T) {
+	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s := New(clk.Now)
+	if err := s.Create(t.Context(), family("a1", "alice", clk.t, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	clk.t = clk.t.Add(time.Hour + time.Nanosecond)
+	if _, err := s.Get(t.Context(), "a1"); err == nil {
+		t.Fatal("Get of an expired family succeeded")
+	}
+	if len(s.families) != 0 || len(s.subjects) != 0 {
+		t.Fatalf("expired family not dropped on access: %v %v", s.families, s.subjects)
+	}
+}
+
+// Families nobody touches again are still dropped: writes sweep, amortised.
+func TestAmortisedSweepBoundsGarbage(t *testing.T) {
+	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s := New(clk.Now)
+	const n = 10_000
+	for i := range n {
+		if err := s.Create(t.Context(), family(fmt.Sprint(i), fmt.Sprint("u", i), clk.t, time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		clk.t = clk.t.Add(time.Second) // each lives 60 writes
+	}
+	if live := 60; len(s.families) > 2*live+minSweepEvery {
+		t.Fatalf("%d families kept, want at most %d (about 60 live)", len(s.families), 2*live+minSweepEvery)
+	}
+	if len(s.subjects) != len(s.families) {
+		t.Fatalf("subject index has %d subjects for %d families", len(s.subjects), len(s.families))
+	}
+}
+
+func TestSwapMovesSubjectIndex(t *testing.T) {
+	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s := New(clk.Now)
+	f := family("a1", "alice", clk.t, time.Hour)
+	if err := s.Create(t.Context(), f); err != nil {
+		t.Fatal(err)
+	}
+	n := f.Clone()
+	n.Subject, n.Version = "bob", 2
+	if err := s.Swap(t.Context(), 1, n); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.subjects["alice"]; ok {
+		t.Fatalf("alice still indexed: %v", s.subjects)
+	}
+	if got, _ := s.Subject(t.Context(), "bob"); len(got) != 1 {
+		t.Fatalf("Subject(bob) = %d families, want 1", len(got))
+	}
+}
+
+func TestCreateRejectsBadInput(t *testing.T) {
+	s := New(nil)
+	now := time.Now()
+	tests := []struct {
+		name string
+		f    *store.Family
+	}{
+		{"nil", nil},
+		{"no id", family("", "alice", now, time.Hour)},
+		{"version 0", &store.Family{ID: "a", Subject: "alice", AbsoluteExpiresAt: now.Add(time.Hour)}},
+		{"version 2", &store.Family{ID: "a", Subject: "alice", AbsoluteExpiresAt: now.Add(time.Hour), Version: 2}},
+	}
+	for _, tc := range tests {
+		if err := s.Create(t.Context(), tc.f); err == nil {
+			t.Errorf("%s: Create succeeded", tc.name)
+		}
+	}
+}

@@ -1,0 +1,143 @@
+// Package store defines where refresh-token families live and the one atomic
+// primitive every backend offers: compare-and-swap on a family's version.
+// The rotation policy (grace, reuse, lifetimes) lives in package session;
+// a backend only keeps records and swaps them atomically.
+//
+// A Family holds hashes and sealed values only: nothing in a store can be
+// presented as a token (a store dump must not let anyone refresh).
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"time"
+)
+
+// Sentinel errors every backend returns (wrapped or not).
+var (
+	ErrNotFound = errors.New("store: family not found")
+	ErrConflict = errors.New("store: family changed concurrently")
+	ErrExists   = errors.New("store: family already exists")
+)
+
+// Family is one refresh-token family: a login session and every refresh
+// secret it has ever been issued (as hashes).
+type Family struct {
+	ID      string         // random public id, also the access token's sid
+	Subject string         // who the session belongs to
+	Claims  map[string]any // the session's own claims, copied into every access token
+
+	CreatedAt         time.Time
+	IdleExpiresAt     time.Time // moved forward by each rotation, never past AbsoluteExpiresAt
+	AbsoluteExpiresAt time.Time // fixed at creation
+
+	// Secrets holds SHA-256 hashes of the secrets issued to the family,
+	// newest (current) first, capped by the session package.
+	Secrets [][]byte
+	// PreviousUntil is when Secrets[1] stops being accepted (grace window).
+	PreviousUntil time.Time
+	// Successor is the current secret sealed under a key derived from the
+	// previous secret, so a grace replay yields the same successor without
+	// the store ever holding it in clear.
+	Successor []byte
+
+	RevokedAt    time.Time // zero while the family is live
+	RevokeReason string    // "logout", "reuse", "api", "subject"
+
+	// Version increases by one with every swap; the CAS compares it.
+	Version uint64
+}
+
+// Clone returns a deep copy of f: changing the copy, its byte slices or
+// anything nested in its Claims never changes f, and the other way round.
+// A nil f clones to nil.
+//
+// Claims are copied as JSON-like values: map[string]any, []any, []byte,
+// []string and map[string]string are copied recursively; every other value
+// (strings, numbers, booleans, nil, and any type not listed) is copied by
+// assignment, so claims must hold immutable values or the types above.
+// Clone is safe for concurrent use as long as nobody mutates f meanwhile.
+func (f *Family) Clone() *Family {
+	if f == nil {
+		return nil
+	}
+	c := *f
+	c.Claims = cloneMap(f.Claims)
+	if f.Secrets != nil {
+		// One backing array for every hash: a family is cloned on each
+		// store read and write, and it keeps up to 16 hashes.
+		size := 0
+		for _, h := range f.Secrets {
+			size += len(h)
+		}
+		buf := make([]byte, 0, size)
+		c.Secrets = make([][]byte, len(f.Secrets))
+		for i, h := range f.Secrets {
+			if h != nil {
+				start := len(buf)
+				buf = append(buf, h...)
+				c.Secrets[i] = buf[start:len(buf):len(buf)] // capped: an append cannot spill into the next hash
+			}
+		}
+	}
+	c.Successor = bytes.Clone(f.Successor)
+	return &c
+}
+
+func cloneMap(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]any, len(m))
+	for k, v := range m {
+		c[k] = cloneValue(v)
+	}
+	return c
+}
+
+func cloneValue(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		return cloneMap(v)
+	case []any:
+		if v == nil {
+			return v
+		}
+		c := make([]any, len(v))
+		for i, e := range v {
+			c[i] = cloneValue(e)
+		}
+		return c
+	case []byte:
+		return bytes.Clone(v)
+	case []string:
+		return slices.Clone(v)
+	case map[string]string:
+		return maps.Clone(v)
+	default:
+		return v
+	}
+}
+
+// Store keeps families. Implementations are safe for concurrent use and
+// drop a family once its AbsoluteExpiresAt has passed (now strictly after
+// it; at the instant itself the family is still there, so package session
+// can still answer "expired"). They copy what they are given and what they
+// return: a caller never shares memory with the stored record.
+//
+// Every backend must pass storetest.Run (and storetest.RunSession).
+type Store interface {
+	// Create stores a new family (Version 1). ErrExists if the id is taken.
+	Create(ctx context.Context, f *Family) error
+	// Get returns a copy of the family, or ErrNotFound.
+	Get(ctx context.Context, id string) (*Family, error)
+	// Swap replaces the family whose Version is expected by next
+	// (next.Version must be expected+1) in one atomic step. ErrConflict if
+	// the stored version differs, ErrNotFound if it is gone.
+	Swap(ctx context.Context, expected uint64, next *Family) error
+	// Subject lists the families of subject, live or revoked, not expired.
+	Subject(ctx context.Context, subject string) ([]*Family, error)
+}

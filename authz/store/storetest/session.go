@@ -1,0 +1,214 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/silentauth/silentauth/authz/session"
+	"github.com/silentauth/silentauth/authz/store"
+)
+
+// lifetimes used by RunSession.
+var lifetimes = session.Lifetimes{Idle: time.Hour, Absolute: 4 * time.Hour, Grace: 30 * time.Second}
+
+// RunSession drives session.Manager over the backend newStore builds: the
+// refresh rules of RFC 9700 §4.14.2 must hold whatever keeps the records,
+// including when replicas (one Manager each, so no shared singleflight)
+// race on the same token.
+func RunSession(t *testing.T, newStore NewStore) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, st store.Store, clk *clock)
+	}{
+		{"RotateGraceReuse", testSessionLifecycle},
+		{"ReplicasRace50", testSessionReplicas},
+		{"RevokeSubject", testSessionRevokeSubject},
+		{"AbsoluteExpiry", testSessionExpiry},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newClock()
+			tc.run(t, newStore(t, clk.Now), clk)
+		})
+	}
+}
+
+func testSessionLifecycle(t *testing.T, st store.Store, clk *clock) {
+	ctx := t.Context()
+	m := session.New(st, lifetimes, clk.Now)
+	s0, err := m.Start(ctx, "alice", map[string]any{"email": "ada@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, err := m.Refresh(ctx, s0.RefreshToken)
+	if err != nil || !s1.Rotated || s1.RefreshToken == s0.RefreshToken {
+		t.Fatalf("Refresh = rotated %v, %v; want a new token", s1.Rotated, err)
+	}
+	clk.Advance(10 * time.Second)
+	replay, err := m.Refresh(ctx, s0.RefreshToken)
+	if err != nil || replay.Rotated || replay.RefreshToken != s1.RefreshToken {
+		t.Fatalf("grace replay = rotated %v, same %v, %v; want the same successor", replay.Rotated, replay.RefreshToken == s1.RefreshToken, err)
+	}
+	clk.Advance(lifetimes.Grace)
+	if _, err := m.Refresh(ctx, s0.RefreshToken); !errors.Is(err, session.ErrReuse) {
+		t.Fatalf("replay after grace: %v, want ErrReuse", err)
+	}
+	if _, err := m.Refresh(ctx, s1.RefreshToken); !errors.Is(err, session.ErrRevoked) {
+		t.Fatalf("newest token after reuse: %v, want ErrRevoked", err)
+	}
+	f, err := st.Get(ctx, s0.Family.ID)
+	if err != nil || f.RevokedAt.IsZero() || f.RevokeReason != "reuse" {
+		t.Fatalf("family after reuse: %+v, %v; want revoked for reuse", f, err)
+	}
+}
+
+// testSessionReplicas: 50 replicas read the family, then all rotate at
+// once. The store's compare-and-swap alone must let exactly one rotate; the
+// 49 others lose the swap, read again and take the grace path to the
+// identical successor.
+func testSessionReplicas(t *testing.T, st store.Store, clk *clock) {
+	const n = 50
+	s0, err := session.New(st, lifetimes, clk.Now).Start(t.Context(), "alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bst := &barrierStore{Store: st, n: n}
+	bst.read.Add(n)
+	var (
+		start = make(chan struct{})
+		wg    sync.WaitGroup
+		got   [n]session.Issued
+		errs  [n]error
+	)
+	for i := range n {
+		m := session.New(bst, lifetimes, clk.Now) // one per replica
+		wg.Go(func() {
+			<-start
+			got[i], errs[i] = m.Refresh(context.Background(), s0.RefreshToken)
+		})
+	}
+	close(start)
+	wg.Wait()
+	rotated := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("replica %d: %v", i, errs[i])
+		}
+		if got[i].Rotated {
+			rotated++
+		}
+		if got[i].RefreshToken != got[0].RefreshToken {
+			t.Fatalf("replica %d got a different successor", i)
+		}
+	}
+	if rotated != 1 {
+		t.Fatalf("%d replicas rotated, want exactly 1", rotated)
+	}
+	if c := bst.conflicts.Load(); c != n-1 {
+		t.Fatalf("%d swaps lost the compare-and-swap, want %d", c, n-1)
+	}
+	f, err := st.Get(t.Context(), s0.Family.ID)
+	if err != nil || f.Version != 2 || !f.RevokedAt.IsZero() {
+		t.Fatalf("family after the race: version %d, revoked %v, %v; want version 2, live", f.Version, f.RevokedAt, err)
+	}
+}
+
+// barrierStore holds the first n Gets until all n have read, so that n
+// replicas really swap from the same version; it counts lost swaps.
+type barrierStore struct {
+	store.Store
+	n         int64
+	gets      atomic.Int64
+	read      sync.WaitGroup
+	conflicts atomic.Int64
+}
+
+func (s *barrierStore) Get(ctx context.Context, id string) (*store.Family, error) {
+	f, err := s.Store.Get(ctx, id)
+	if s.gets.Add(1) <= s.n {
+		s.read.Done()
+		s.read.Wait()
+	}
+	return f, err
+}
+
+func (s *barrierStore) Swap(ctx context.Context, expected uint64, next *store.Family) error {
+	err := s.Store.Swap(ctx, expected, next)
+	if errors.Is(err, store.ErrConflict) {
+		s.conflicts.Add(1)
+	}
+	return err
+}
+
+func testSessionRevokeSubject(t *testing.T, st store.Store, clk *clock) {
+	ctx := t.Context()
+	m := session.New(st, lifetimes, clk.Now)
+	var alice []session.Issued
+	for range 3 {
+		s, err := m.Start(ctx, "alice", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alice = append(alice, s)
+	}
+	bob, err := m.Start(ctx, "bob", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Logout(ctx, alice[0].RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := m.RevokeSubject(ctx, "alice"); n != 2 || err != nil {
+		t.Fatalf("RevokeSubject = %d, %v; want 2 (one was already revoked)", n, err)
+	}
+	fams, err := m.List(ctx, "alice")
+	if err != nil || len(fams) != 3 {
+		t.Fatalf("List = %d families, %v; want 3", len(fams), err)
+	}
+	for _, f := range fams {
+		if f.RevokedAt.IsZero() {
+			t.Errorf("family %s still live", f.ID)
+		}
+	}
+	for _, s := range alice {
+		if _, err := m.Refresh(ctx, s.RefreshToken); !errors.Is(err, session.ErrRevoked) {
+			t.Errorf("Refresh of a revoked family: %v, want ErrRevoked", err)
+		}
+	}
+	if _, err := m.Refresh(ctx, bob.RefreshToken); err != nil {
+		t.Fatalf("bob's session was touched: %v", err)
+	}
+}
+
+// testSessionExpiry: constant activity never extends the absolute lifetime;
+// once it has passed the store forgets the family.
+func testSessionExpiry(t *testing.T, st store.Store, clk *clock) {
+	ctx := t.Context()
+	m := session.New(st, lifetimes, clk.Now)
+	s, err := m.Start(ctx, "alice", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	absolute := s.Family.AbsoluteExpiresAt
+	for clk.Now().Add(45 * time.Minute).Before(absolute) {
+		clk.Advance(45 * time.Minute)
+		if s, err = m.Refresh(ctx, s.RefreshToken); err != nil {
+			t.Fatalf("Refresh at %v: %v", clk.Now().Sub(base), err)
+		}
+		if s.Family.IdleExpiresAt.After(absolute) || !s.Family.AbsoluteExpiresAt.Equal(absolute) {
+			t.Fatalf("rotation moved lifetimes: idle %v, absolute %v, want ≤ %v", s.Family.IdleExpiresAt, s.Family.AbsoluteExpiresAt, absolute)
+		}
+	}
+	clk.Advance(absolute.Sub(clk.Now()))
+	if _, err := m.Refresh(ctx, s.RefreshToken); !errors.Is(err, session.ErrExpired) {
+		t.Fatalf("Refresh at the absolute deadline: %v, want ErrExpired", err)
+	}
+	clk.Advance(time.Second)
+	if _, err := m.Refresh(ctx, s.RefreshToken); !errors.Is(err, session.ErrUnknown) {
+		t.Fatalf("Refresh past the absolute deadline: %v, want ErrUnknown (dropped by the store)", err)
+	}
+}

@@ -1,0 +1,491 @@
+// Package storetest is the conformance suite every store.Store backend
+// passes: Run checks the store contract (copies, compare-and-swap, subject
+// index, expiry, a 100-goroutine race), RunSession drives session.Manager
+// over the backend (rotation, grace, reuse, replicas racing on one token).
+//
+// A backend's test calls both:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, newStore)
+//		storetest.RunSession(t, newStore)
+//	}
+//
+// newStore must return an empty store reading time from now; it is called
+// once per subtest. Time is injected, never slept: the suite moves its own
+// clock. Values are chosen to survive a JSON round trip (claims hold only
+// JSON types, times are whole seconds in UTC), so a serialising backend can
+// pass unchanged.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/silentauth/silentauth/authz/store"
+)
+
+// NewStore returns an empty store for one subtest, reading time from now.
+type NewStore func(t *testing.T, now func() time.Time) store.Store
+
+// base is the suite's starting time: whole seconds, UTC.
+var base = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// clock is a manual clock, safe for concurrent use.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: base} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// Run runs the store contract against the backend newStore builds.
+func Run(t *testing.T, newStore NewStore) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, st store.Store, clk *clock)
+	}{
+		{"RoundTrip", testRoundTrip},
+		{"CreateExists", testCreateExists},
+		{"GetNotFound", testGetNotFound},
+		{"GetReturnsCopy", testGetReturnsCopy},
+		{"CreateAndSwapCopyInput", testCopyInput},
+		{"Swap", testSwap},
+		{"SwapStale", testSwapStale},
+		{"SwapWrongNextVersion", testSwapWrongNextVersion},
+		{"SwapNotFound", testSwapNotFound},
+		{"Subject", testSubject},
+		{"ExpiryPastAbsolute", testExpiry},
+		{"Race100", testRace},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := newClock()
+			tc.run(t, newStore(t, clk.Now), clk)
+		})
+	}
+}
+
+// sample returns a family with every field set (RevokedAt aside: a new
+// family is live) and claims nested like real ones.
+func sample(id, subject string, now time.Time) *store.Family {
+	return &store.Family{
+		ID:      id,
+		Subject: subject,
+		Claims: map[string]any{
+			"email": "ada@example.com",
+			"admin": true,
+			"level": 3.0,
+			"none":  nil,
+			"roles": []any{"reader", "writer"},
+			"org": map[string]any{
+				"id":    "o-1",
+				"teams": []any{map[string]any{"name": "core", "size": 7.0}},
+			},
+		},
+		CreatedAt:         now,
+		IdleExpiresAt:     now.Add(time.Hour),
+		AbsoluteExpiresAt: now.Add(2 * time.Hour),
+		Secrets:           [][]byte{bytes.Repeat([]byte{0xa1}, 32), bytes.Repeat([]byte{0x00}, 32), {0xff, 0x00, 0x7f}},
+		PreviousUntil:     now.Add(30 * time.Second),
+		Successor:         []byte{0x00, 0x01, 0xfe, 0xff, '"', '\\', 0x80},
+		Version:           1,
+	}
+}
+
+// next returns f's successor version with a change in every mutable field.
+func next(f *store.Family, now time.Time) *store.Family {
+	n := f.Clone()
+	n.Secrets = append([][]byte{bytes.Repeat([]byte{0xb2}, 32)}, n.Secrets...)
+	n.Successor = []byte("sealed-v2")
+	n.IdleExpiresAt = now.Add(90 * time.Minute)
+	n.PreviousUntil = now.Add(time.Minute)
+	n.RevokedAt = now
+	n.RevokeReason = "api"
+	n.Claims["level"] = 4.0
+	n.Version = f.Version + 1
+	return n
+}
+
+// diff describes how got differs from want, or returns "".
+func diff(want, got *store.Family) string {
+	if got == nil {
+		return "got nil family"
+	}
+	var d []string
+	add := func(field string, w, g any) { d = append(d, fmt.Sprintf("%s: got %#v, want %#v", field, g, w)) }
+	if got.ID != want.ID {
+		add("ID", want.ID, got.ID)
+	}
+	if got.Subject != want.Subject {
+		add("Subject", want.Subject, got.Subject)
+	}
+	if !(len(got.Claims) == 0 && len(want.Claims) == 0) && !reflect.DeepEqual(got.Claims, want.Claims) {
+		add("Claims", want.Claims, got.Claims)
+	}
+	for _, tm := range []struct {
+		field     string
+		want, got time.Time
+	}{
+		{"CreatedAt", want.CreatedAt, got.CreatedAt},
+		{"IdleExpiresAt", want.IdleExpiresAt, got.IdleExpiresAt},
+		{"AbsoluteExpiresAt", want.AbsoluteExpiresAt, got.AbsoluteExpiresAt},
+		{"PreviousUntil", want.PreviousUntil, got.PreviousUntil},
+		{"RevokedAt", want.RevokedAt, got.RevokedAt},
+	} {
+		if !tm.got.Equal(tm.want) {
+			add(tm.field, tm.want, tm.got)
+		}
+	}
+	if len(got.Secrets) != len(want.Secrets) {
+		add("Secrets", want.Secrets, got.Secrets)
+	} else {
+		for i := range want.Secrets {
+			if !bytes.Equal(got.Secrets[i], want.Secrets[i]) {
+				add(fmt.Sprintf("Secrets[%d]", i), want.Secrets[i], got.Secrets[i])
+			}
+		}
+	}
+	if !bytes.Equal(got.Successor, want.Successor) {
+		add("Successor", want.Successor, got.Successor)
+	}
+	if got.RevokeReason != want.RevokeReason {
+		add("RevokeReason", want.RevokeReason, got.RevokeReason)
+	}
+	if got.Version != want.Version {
+		add("Version", want.Version, got.Version)
+	}
+	return strings.Join(d, "; ")
+}
+
+// mustCreate stores f or fails the test.
+func mustCreate(t *testing.T, st store.Store, f *store.Family) {
+	t.Helper()
+	if err := st.Create(t.Context(), f.Clone()); err != nil {
+		t.Fatalf("Create(%s): %v", f.ID, err)
+	}
+}
+
+// mustMatch fails the test unless the stored family id equals want.
+func mustMatch(t *testing.T, st store.Store, want *store.Family) {
+	t.Helper()
+	got, err := st.Get(t.Context(), want.ID)
+	if err != nil {
+		t.Fatalf("Get(%s): %v", want.ID, err)
+	}
+	if d := diff(want, got); d != "" {
+		t.Fatalf("stored family differs: %s", d)
+	}
+}
+
+func testRoundTrip(t *testing.T, st store.Store, clk *clock) {
+	f := sample("fam-a", "alice", clk.Now())
+	mustCreate(t, st, f)
+	mustMatch(t, st, f)
+
+	// A revoked family with every field set round-trips too.
+	n := next(f, clk.Now())
+	if err := st.Swap(t.Context(), 1, n.Clone()); err != nil {
+		t.Fatalf("Swap: %v", err)
+	}
+	mustMatch(t, st, n)
+}
+
+func testCreateExists(t *testing.T, st store.Store, clk *clock) {
+	f := sample("fam-a", "alice", clk.Now())
+	mustCreate(t, st, f)
+	other := sample("fam-a", "mallory", clk.Now())
+	other.Claims = map[string]any{"admin": true}
+	if err := st.Create(t.Context(), other); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("second Create: %v, want ErrExists", err)
+	}
+	mustMatch(t, st, f)
+	if fams, err := st.Subject(t.Context(), "mallory"); err != nil || len(fams) != 0 {
+		t.Fatalf("Subject(mallory) = %d families, %v; want none", len(fams), err)
+	}
+}
+
+func testGetNotFound(t *testing.T, st store.Store, clk *clock) {
+	mustCreate(t, st, sample("fam-a", "alice", clk.Now()))
+	for _, id := range []string{"fam-b", "", "FAM-A", "fam-a "} {
+		if _, err := st.Get(t.Context(), id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Get(%q): %v, want ErrNotFound", id, err)
+		}
+	}
+}
+
+// mutate changes everything reachable from f, in place.
+func mutate(f *store.Family) {
+	f.Subject = "mallory"
+	f.Claims["email"] = "mallory@example.com"
+	f.Claims["roles"].([]any)[0] = "admin"
+	org := f.Claims["org"].(map[string]any)
+	org["id"] = "o-666"
+	org["teams"].([]any)[0].(map[string]any)["name"] = "evil"
+	f.Secrets[0][0] ^= 0xff
+	f.Secrets[1] = []byte("x")
+	f.Successor[0] ^= 0xff
+	f.AbsoluteExpiresAt = f.AbsoluteExpiresAt.Add(1000 * time.Hour)
+	f.Version = 99
+}
+
+func testGetReturnsCopy(t *testing.T, st store.Store, clk *clock) {
+	f := sample("fam-a", "alice", clk.Now())
+	mustCreate(t, st, f)
+	got, err := st.Get(t.Context(), f.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mutate(got)
+	mustMatch(t, st, f)
+	fams, err := st.Subject(t.Context(), "alice")
+	if err != nil || len(fams) != 1 {
+		t.Fatalf("Subject = %d families, %v; want 1", len(fams), err)
+	}
+	mutate(fams[0])
+	mustMatch(t, st, f)
+}
+
+func testCopyInput(t *testing.T, st store.Store, clk *clock) {
+	f := sample("fam-a", "alice", clk.Now())
+	in := f.Clone()
+	if err := st.Create(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+	mutate(in)
+	mustMatch(t, st, f)
+
+	n := next(f, clk.Now())
+	in = n.Clone()
+	if err := st.Swap(t.Context(), 1, in); err != nil {
+		t.Fatal(err)
+	}
+	mutate(in)
+	mustMatch(t, st, n)
+}
+
+func testSwap(t *testing.T, st store.Store, clk *clock) {
+	f := sample("fam-a", "alice", clk.Now())
+	mustCreate(t, st, f)
+	for v := uint64(1); v <= 3; v++ {
+		n := next(f, clk.Now())
+		if err := st.Swap(t.Context(), v, n.Clone()); err != nil {
+			t.Fatalf("Swap(%d): %v", v, err)
+		}
+		mustMatch(t, st, n)
+		f = n
+	}
+}
+
+func testSwapStale(t *testing.T, st store.Store, clk *clock) {
+	f := sample("fam-a", "alice", clk.Now())
+	mustCreate(t, st, f)
+	v2 := next(f, clk.Now())
+	if err := st.Swap(t.Context(), 1, v2.Clone()); err != nil {
+		t.Fatal(err)
+	}
+	stale := next(f, clk.Now()) // built from version 1 again
+	stale.Subject = "mallory"
+	if err := st.Swap(t.Context(), 1, stale); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("stale Swap: %v, want ErrConflict", err)
+	}
+	mustMatch(t, st, v2)
+	ahead := next(next(v2, clk.Now()), clk.Now()) // version 4 over stored 2
+	if err := st.Swap(t.Context(), 3, ahead); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("Swap from a future version: %v, want ErrConflict", err)
+	}
+	mustMatch(t, st, v2)
+	if fams, _ := st.Subject(t.Context(), "mallory"); len(fams) != 0 {
+		t.Fatalf("stale Swap indexed its subject")
+	}
+}
+
+func testSwapWrongNextVersion(t *testing.T, st store.Store, clk *clock) {
+	f := sample("fam-a", "alice", clk.Now())
+	mustCreate(t, st, f)
+	for _, v := range []uint64{1, 3, 0} {
+		n := next(f, clk.Now())
+		n.Version = v
+		err := st.Swap(t.Context(), 1, n)
+		if err == nil {
+			t.Fatalf("Swap(expected 1, next.Version %d) succeeded", v)
+		}
+		mustMatch(t, st, f)
+	}
+}
+
+func testSwapNotFound(t *testing.T, st store.Store, clk *clock) {
+	mustCreate(t, st, sample("fam-a", "alice", clk.Now()))
+	n := next(sample("fam-b", "alice", clk.Now()), clk.Now())
+	if err := st.Swap(t.Context(), 1, n); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Swap of a missing family: %v, want ErrNotFound", err)
+	}
+	if _, err := st.Get(t.Context(), "fam-b"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Swap of a missing family created it: %v", err)
+	}
+}
+
+func testSubject(t *testing.T, st store.Store, clk *clock) {
+	now := clk.Now()
+	for _, f := range []*store.Family{
+		sample("a1", "alice", now), sample("a2", "alice", now.Add(time.Second)),
+		sample("a3", "alice", now.Add(2*time.Second)), sample("b1", "bob", now),
+	} {
+		mustCreate(t, st, f)
+	}
+	a2, _ := st.Get(t.Context(), "a2")
+	if err := st.Swap(t.Context(), 1, next(a2, now)); err != nil { // revoked still listed
+		t.Fatal(err)
+	}
+	tests := []struct {
+		subject string
+		want    []string
+	}{
+		{"alice", []string{"a1", "a2", "a3"}},
+		{"bob", []string{"b1"}},
+		{"carol", nil},
+		{"", nil},
+	}
+	for _, tc := range tests {
+		fams, err := st.Subject(t.Context(), tc.subject)
+		if err != nil {
+			t.Fatalf("Subject(%q): %v", tc.subject, err)
+		}
+		if got := ids(fams); !sameSet(got, tc.want) {
+			t.Errorf("Subject(%q) = %v, want %v", tc.subject, got, tc.want)
+		}
+		for _, f := range fams {
+			if f.Subject != tc.subject {
+				t.Errorf("Subject(%q) returned %s of %q", tc.subject, f.ID, f.Subject)
+			}
+		}
+	}
+}
+
+func ids(fams []*store.Family) []string {
+	var out []string
+	for _, f := range fams {
+		out = append(out, f.ID)
+	}
+	return out
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	seen := make(map[string]int)
+	for _, s := range a {
+		seen[s]++
+	}
+	for _, s := range b {
+		seen[s]--
+	}
+	for _, n := range seen {
+		if n != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func testExpiry(t *testing.T, st store.Store, clk *clock) {
+	now := clk.Now()
+	short := sample("short", "alice", now) // absolute: now+2h
+	long := sample("long", "alice", now)
+	long.AbsoluteExpiresAt = now.Add(10 * time.Hour)
+	mustCreate(t, st, short)
+	mustCreate(t, st, long)
+
+	clk.Advance(2 * time.Hour) // exactly at the absolute deadline: still kept
+	mustMatch(t, st, short)
+
+	clk.Advance(time.Second) // past it: gone
+	if _, err := st.Get(t.Context(), "short"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get past absolute expiry: %v, want ErrNotFound", err)
+	}
+	if err := st.Swap(t.Context(), 1, next(short, clk.Now())); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Swap past absolute expiry: %v, want ErrNotFound", err)
+	}
+	fams, err := st.Subject(t.Context(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(fams); !sameSet(got, []string{"long"}) {
+		t.Fatalf("Subject after expiry = %v, want [long]", got)
+	}
+	mustMatch(t, st, long)
+
+	// An expired id counts as absent: it can be created again.
+	again := sample("short", "bob", clk.Now())
+	mustCreate(t, st, again)
+	mustMatch(t, st, again)
+}
+
+// testRace: 100 goroutines read the same version, then all swap at once.
+// Exactly one wins; the 99 others get ErrConflict and change nothing.
+func testRace(t *testing.T, st store.Store, clk *clock) {
+	const n = 100
+	mustCreate(t, st, sample("fam-a", "alice", clk.Now()))
+	var (
+		read    sync.WaitGroup // barrier: every goroutine has read version 1
+		done    sync.WaitGroup
+		errs    [n]error
+		written [n]*store.Family
+	)
+	read.Add(n)
+	for i := range n {
+		done.Go(func() {
+			f, err := st.Get(context.Background(), "fam-a")
+			read.Done()
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			read.Wait()
+			nf := f.Clone()
+			nf.Claims["winner"] = float64(i)
+			nf.Version = f.Version + 1
+			written[i] = nf.Clone()
+			errs[i] = st.Swap(context.Background(), f.Version, nf)
+		})
+	}
+	done.Wait()
+
+	winner, conflicts := -1, 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			if winner >= 0 {
+				t.Fatalf("goroutines %d and %d both won the swap", winner, i)
+			}
+			winner = i
+		case errors.Is(err, store.ErrConflict):
+			conflicts++
+		default:
+			t.Fatalf("goroutine %d: %v", i, err)
+		}
+	}
+	if winner < 0 || conflicts != n-1 {
+		t.Fatalf("winner %d, %d conflicts; want one winner and %d conflicts", winner, conflicts, n-1)
+	}
+	mustMatch(t, st, written[winner])
+}

@@ -1,0 +1,417 @@
+// Package token mints and verifies silentauth's access tokens: JWTs with
+// header typ "at+jwt" (RFC 9068), signed by the keyring's active key, and
+// verified with the algorithm pinned to the key named by kid (RFC 8725 §3.1).
+//
+// Verification failures are reported as the sentinel errors below, so the
+// caller can map each to a precise deny reason. Minter and Verifier are safe
+// for concurrent use.
+package token
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/silentauth/silentauth/authz/keys"
+)
+
+// Sentinel errors returned (possibly wrapped) by Verify and Mint.
+//
+// Verify returns exactly one of these, unwrapped: an error string never
+// carries any part of the token.
+var (
+	ErrTooLarge      = errors.New("token: larger than the size cap")
+	ErrMalformed     = errors.New("token: malformed")                           // segments, base64, JSON
+	ErrHeader        = errors.New("token: forbidden header")                    // crit, jku, x5u, jwk, x5c
+	ErrType          = errors.New("token: typ is not at+jwt")                   // RFC 9068 §4
+	ErrAlgorithm     = errors.New("token: algorithm not allowed for this key")  // none, HS*, mismatch
+	ErrUnknownKey    = errors.New("token: unknown kid")                         // missing, hostile or removed kid
+	ErrSignature     = errors.New("token: signature invalid")                   //
+	ErrExpired       = errors.New("token: expired")                             // exp + leeway passed
+	ErrNotYetValid   = errors.New("token: not yet valid")                       // nbf or iat in the future beyond leeway
+	ErrIssuer        = errors.New("token: wrong issuer")                        //
+	ErrAudience      = errors.New("token: wrong audience")                      //
+	ErrMissingClaim  = errors.New("token: required claim missing or malformed") // exp, iat, sub, sid, jti
+	ErrNoKeyring     = errors.New("token: no keyring loaded")                   // before the first keyring
+	ErrReservedClaim = errors.New("token: claim name is reserved")              // Mint refuses overriding iss, sub, exp…
+)
+
+// typ is the JWT header type of an access token (RFC 9068 §2.1).
+const typ = "at+jwt"
+
+const (
+	defaultMaxTokenBytes = 8192
+	defaultCacheSize     = 10000
+)
+
+// Claims is the verified content of an access token.
+//
+// A Claims returned by Verify may be shared with other callers (it can come
+// from the cache): treat it, including Extra and Audience, as read-only.
+type Claims struct {
+	Subject   string
+	Issuer    string
+	Audience  []string
+	ExpiresAt time.Time
+	IssuedAt  time.Time
+	NotBefore time.Time      // zero when absent
+	ID        string         // jti
+	SessionID string         // sid: the refresh-token family that minted it
+	KeyID     string         // kid of the verifying key
+	Extra     map[string]any // the session's own claims; nil when there are none
+}
+
+// ExpiresWithin reports whether the token expires within d of now.
+func (c *Claims) ExpiresWithin(now time.Time, d time.Duration) bool {
+	return !c.ExpiresAt.After(now.Add(d))
+}
+
+// Reserved reports whether name is a claim the minter sets itself or that
+// carries authorization meaning elsewhere, so a session may not supply it:
+// the RFC 7519 §4.1 registered claims iss, sub, aud, exp, nbf, iat, jti;
+// our sid; typ; cnf (RFC 7800, proof of possession); and the RFC 9068 §2.2
+// claims client_id, auth_time, acr, amr and scope. Names are case-sensitive
+// (RFC 7519 §4), so "ISS" is not reserved.
+func Reserved(name string) bool {
+	switch name {
+	case "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid",
+		"typ", "cnf", "client_id", "auth_time", "acr", "amr", "scope":
+		return true
+	}
+	return false
+}
+
+// Minter signs access tokens.
+type Minter struct {
+	issuer   string
+	audience string
+	ttl      time.Duration
+	keys     keys.Source
+	now      func() time.Time
+}
+
+// MinterOptions configure a Minter.
+type MinterOptions struct {
+	Issuer   string
+	Audience string
+	TTL      time.Duration
+	Keys     keys.Source
+	Now      func() time.Time // default time.Now
+}
+
+// NewMinter returns a Minter.
+func NewMinter(o MinterOptions) *Minter {
+	m := &Minter{issuer: o.Issuer, audience: o.Audience, ttl: o.TTL, keys: o.Keys, now: o.Now}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	return m
+}
+
+// Mint signs a token for subject in session sid carrying extra claims.
+// It returns ErrReservedClaim if extra names a reserved claim, ErrMissingClaim
+// if subject or sid is empty (Verify would refuse the token) and
+// ErrNoKeyring before the first keyring. exp is the token's exp claim,
+// whole seconds.
+//
+// The header is {alg, kid, typ: "at+jwt"}; the claims are iss, sub, aud (one
+// string), exp, iat, jti (16 random bytes, base64url), sid and extra.
+func (m *Minter) Mint(subject, sid string, extra map[string]any) (raw string, exp time.Time, err error) {
+	for name := range extra {
+		if Reserved(name) {
+			return "", time.Time{}, fmt.Errorf("%w: %q", ErrReservedClaim, name)
+		}
+	}
+	if subject == "" || sid == "" {
+		return "", time.Time{}, fmt.Errorf("%w: empty sub or sid", ErrMissingClaim)
+	}
+	var ring *keys.Keyring
+	if m.keys != nil {
+		ring = m.keys.Keyring()
+	}
+	if ring == nil {
+		return "", time.Time{}, ErrNoKeyring
+	}
+	now := m.now()
+	key := ring.Signer(now)
+	method := jwt.GetSigningMethod(string(key.Alg))
+	if method == nil {
+		return "", time.Time{}, fmt.Errorf("token: no signing method for %s", key.Alg)
+	}
+
+	var jti [16]byte
+	rand.Read(jti[:]) // never fails (crypto/rand, Go 1.24+)
+	exp = time.Unix(now.Add(m.ttl).Unix(), 0)
+
+	claims := make(jwt.MapClaims, len(extra)+7)
+	maps.Copy(claims, extra)
+	claims["iss"] = m.issuer
+	claims["sub"] = subject
+	claims["aud"] = m.audience // a single string, as RFC 7519 §4.1.3 allows
+	claims["exp"] = exp.Unix()
+	claims["iat"] = now.Unix()
+	claims["jti"] = base64.RawURLEncoding.EncodeToString(jti[:])
+	claims["sid"] = sid
+
+	t := jwt.NewWithClaims(method, claims)
+	t.Header["typ"] = typ
+	t.Header["kid"] = key.ID
+	// golang-jwt encodes ES256 as the 64-byte R||S of RFC 7518 §3.4, not ASN.1.
+	raw, err = t.SignedString(key.Signer)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("token: sign with key %s: %w", key.ID, err)
+	}
+	return raw, exp, nil
+}
+
+// Verifier checks access tokens, remembering recently verified ones.
+type Verifier struct {
+	issuer    string
+	audiences []string
+	leeway    time.Duration
+	keys      keys.Source
+	now       func() time.Time
+	maxBytes  int
+	cache     *cache
+}
+
+// VerifierOptions configure a Verifier.
+//
+// An empty Issuer or Audiences makes every token fail (ErrIssuer or
+// ErrAudience): the checks fail closed rather than being skipped.
+type VerifierOptions struct {
+	Issuer        string
+	Audiences     []string // the token's aud must contain one of these
+	Leeway        time.Duration
+	Keys          keys.Source
+	Now           func() time.Time // default time.Now
+	MaxTokenBytes int              // default 8192; larger tokens get ErrTooLarge before parsing
+	CacheSize     int              // verified-token cache entries; default 10000; 0 < n
+}
+
+// NewVerifier returns a Verifier. MaxTokenBytes and CacheSize below 1 take
+// their defaults.
+func NewVerifier(o VerifierOptions) *Verifier {
+	v := &Verifier{
+		issuer:    o.Issuer,
+		audiences: slices.Clone(o.Audiences),
+		leeway:    o.Leeway,
+		keys:      o.Keys,
+		now:       o.Now,
+		maxBytes:  o.MaxTokenBytes,
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	if v.maxBytes < 1 {
+		v.maxBytes = defaultMaxTokenBytes
+	}
+	size := o.CacheSize
+	if size < 1 {
+		size = defaultCacheSize
+	}
+	v.cache = newCache(size)
+	return v
+}
+
+// Verify checks raw and returns its claims. A repeat of a token verified
+// under the same keyring is answered from a cache keyed by the token's
+// SHA-256, never past the token's exp (plus leeway); a keyring change
+// empties the cache. The returned Claims may be shared: do not modify it.
+//
+// The error is exactly one of the package's sentinels.
+func (v *Verifier) Verify(raw string) (*Claims, error) {
+	// Cheap rejections first: size, then the cache, then the shape.
+	if len(raw) > v.maxBytes {
+		return nil, ErrTooLarge
+	}
+	var ring *keys.Keyring
+	if v.keys != nil {
+		ring = v.keys.Keyring()
+	}
+	if ring == nil {
+		return nil, ErrNoKeyring
+	}
+	now := v.now()
+	sum := hash(raw)
+	if c, ok := v.cache.get(sum, ring, now); ok {
+		return c, nil
+	}
+	if !threeSegments(raw) {
+		return nil, ErrMalformed
+	}
+	c, err := v.verify(raw, ring, now)
+	if err != nil {
+		return nil, err
+	}
+	v.cache.put(sum, ring, c, c.ExpiresAt.Add(v.leeway))
+	return c, nil
+}
+
+// hash returns the SHA-256 of raw, the cache key. A collision-resistant
+// hash, so no token can be crafted to answer for another. Typical tokens are
+// hashed from a stack copy, sparing the hot path a heap allocation.
+func hash(raw string) [32]byte {
+	var buf [2048]byte
+	if len(raw) <= len(buf) {
+		return sha256.Sum256(buf[:copy(buf[:], raw)])
+	}
+	return sha256.Sum256([]byte(raw))
+}
+
+// threeSegments reports whether raw is three non-empty dot-separated parts
+// (RFC 7515 §7.1, compact serialization).
+func threeSegments(raw string) bool {
+	h, rest, ok := strings.Cut(raw, ".")
+	if !ok || h == "" {
+		return false
+	}
+	p, sig, ok := strings.Cut(rest, ".")
+	return ok && p != "" && sig != "" && !strings.Contains(sig, ".")
+}
+
+// forbiddenHeaders are refused outright. crit names extensions we would have
+// to understand (RFC 7515 §4.1.11); jku and x5u make the verifier fetch a
+// URL (SSRF); jwk and x5c embed the key to verify with, so the token vouches
+// for itself (CVE-2018-0114).
+var forbiddenHeaders = [...]string{"crit", "jku", "x5u", "jwk", "x5c"}
+
+// verify does the full parse and signature check. It runs only on a cache miss.
+func (v *Verifier) verify(raw string, ring *keys.Keyring, now time.Time) (*Claims, error) {
+	algs := ring.Algs()
+	var kid string
+	keyfunc := func(t *jwt.Token) (any, error) {
+		// RFC 9068 §4: the typ must be at+jwt; "application/" may be
+		// prefixed and media types compare case-insensitively (RFC 7515 §4.1.9).
+		h, _ := t.Header["typ"].(string)
+		if !strings.EqualFold(h, typ) && !strings.EqualFold(h, "application/"+typ) {
+			return nil, ErrType
+		}
+		for _, name := range forbiddenHeaders {
+			if _, ok := t.Header[name]; ok {
+				return nil, ErrHeader
+			}
+		}
+		id, _ := t.Header["kid"].(string)
+		key, ok := ring.Lookup(id, now)
+		if !ok {
+			return nil, ErrUnknownKey
+		}
+		// RFC 8725 §3.1: the key decides the algorithm, never the token.
+		// This refuses an ES256 header on an RS256 key, and with
+		// WithValidMethods every HS* (a MAC keyed with the public key) and none.
+		if t.Method.Alg() != string(key.Alg) {
+			return nil, ErrAlgorithm
+		}
+		kid = id
+		return key.Public, nil
+	}
+	p := jwt.NewParser(
+		jwt.WithValidMethods(algs),
+		jwt.WithIssuer(v.issuer),
+		jwt.WithAudience(v.audiences...),
+		jwt.WithLeeway(v.leeway),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(func() time.Time { return now }),
+		jwt.WithStrictDecoding(), // one encoding per token (RFC 7515 §2: base64url without padding)
+	)
+	mc := make(jwt.MapClaims, 10)
+	t, err := p.ParseWithClaims(raw, mc, keyfunc)
+	if err != nil {
+		return nil, mapError(err, t, ring, now)
+	}
+
+	// golang-jwt skips the iss and aud checks when none is expected; we fail
+	// closed instead.
+	if iss, _ := mc["iss"].(string); v.issuer == "" || iss != v.issuer {
+		return nil, ErrIssuer
+	}
+	if len(v.audiences) == 0 {
+		return nil, ErrAudience
+	}
+	exp, _ := mc.GetExpirationTime() // required, so non-nil here
+	iat, _ := mc.GetIssuedAt()
+	nbf, _ := mc.GetNotBefore()
+	aud, _ := mc.GetAudience()
+	sub, _ := mc["sub"].(string)
+	sid, _ := mc["sid"].(string)
+	jti, _ := mc["jti"].(string)
+	if exp == nil || iat == nil || sub == "" || sid == "" || jti == "" {
+		return nil, ErrMissingClaim
+	}
+	c := &Claims{
+		Subject:   sub,
+		Issuer:    v.issuer,
+		Audience:  []string(aud),
+		ExpiresAt: exp.Time,
+		IssuedAt:  iat.Time,
+		ID:        jti,
+		SessionID: sid,
+		KeyID:     kid,
+	}
+	if nbf != nil {
+		c.NotBefore = nbf.Time
+	}
+	for _, name := range [...]string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid"} {
+		delete(mc, name)
+	}
+	if len(mc) > 0 {
+		c.Extra = mc
+	}
+	return c, nil
+}
+
+func known(ring *keys.Keyring, kid string, now time.Time) bool {
+	_, ok := ring.Lookup(kid, now)
+	return ok
+}
+
+// mapError turns golang-jwt's error into exactly one of our sentinels,
+// dropping its text (which may quote the token's alg). When several claim
+// checks fail, the most basic problem wins: a malformed or mis-addressed
+// token is reported as such even if it is also expired.
+func mapError(err error, t *jwt.Token, ring *keys.Keyring, now time.Time) error {
+	for _, own := range [...]error{ErrType, ErrHeader, ErrUnknownKey, ErrAlgorithm} {
+		if errors.Is(err, own) { // from our keyfunc
+			return own
+		}
+	}
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return ErrMalformed
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return ErrAlgorithm // alg missing or unknown to golang-jwt
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		if t == nil || t.Method == nil || slices.Contains(ring.Algs(), t.Method.Alg()) {
+			return ErrSignature
+		}
+		// Refused by WithValidMethods (none, HS256, an algorithm no key
+		// uses any more) before our keyfunc could look at kid. A kid the
+		// ring does not know is reported as such, so a token signed by a
+		// retired key reads as rotation, not as an attack.
+		if id, _ := t.Header["kid"].(string); !known(ring, id, now) {
+			return ErrUnknownKey
+		}
+		return ErrAlgorithm
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing), errors.Is(err, jwt.ErrInvalidType):
+		return ErrMissingClaim
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return ErrIssuer
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return ErrAudience
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return ErrNotYetValid
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return ErrExpired
+	}
+	return ErrMalformed
+}

@@ -1,0 +1,20 @@
+// Command silentauth is the silent-authentication service for Envoy's
+// ext_authz filter. See the README for the quick start.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "silentauth:", err)
+		os.Exit(1)
+	}
+}
