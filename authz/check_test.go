@@ -130,9 +130,9 @@ func TestAccessTokenDenies(t *testing.T) {
 		{"not base64", "!!!.???.***", "token_malformed"},
 		{"tampered payload", head + "." + flip(payload) + "." + sig, "token_malformed"},
 		{"tampered signature", head + "." + payload + "." + flip(sig), "token_signature"},
-		{"alg none", b64(`{"alg":"none","typ":"at+jwt","kid":"` + r.key.ID + `"}`) + "." + payload + ".", "token_malformed"},
+		{"alg none", b64(`{"alg":"none","typ":"at+jwt","kid":"`+r.key.ID+`"}`) + "." + payload + ".", "token_malformed"},
 		{"unknown kid", b64(`{"alg":"ES256","typ":"at+jwt","kid":"nope"}`) + "." + payload + "." + sig, "token_unknown_key"},
-		{"jku header", b64(`{"alg":"ES256","typ":"at+jwt","kid":"` + r.key.ID + `","jku":"https://evil.example/jwks"}`) + "." + payload + "." + sig, "token_header"},
+		{"jku header", b64(`{"alg":"ES256","typ":"at+jwt","kid":"`+r.key.ID+`","jku":"https://evil.example/jwks"}`) + "." + payload + "." + sig, "token_header"},
 		{"oversized", strings.Repeat("a", 9000), "token_too_large"},
 	}
 	for _, c := range cases {
