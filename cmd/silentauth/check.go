@@ -22,8 +22,8 @@ func (h *headerFlags) Set(v string) error { *h = append(*h, v); return nil }
 
 // checkCmd sends one CheckRequest shaped as Envoy sends it (lower-case
 // header keys, :authority, x-forwarded-proto, one cookie header) and
-// prints the CheckResponse as JSON. It is a development aid: the token is
-// sent, never printed.
+// prints the CheckResponse as JSON. It is a development aid: the printed
+// response holds the upstream Authorization header, as Envoy would see it.
 func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)

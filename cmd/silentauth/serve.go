@@ -55,6 +55,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if err := loadKeys(cfg, ring, log); err != nil {
 		return err
 	}
+	registerKeyringMetrics(reg, ring)
 	checks.Add("keyring", true, func() internalhealth.Status {
 		if r := ring.Keyring(); r != nil {
 			return internalhealth.Status{OK: true, Message: fmt.Sprintf("%d key(s), signing with %s", len(r.Keys()), r.Signer(time.Now()).ID)}

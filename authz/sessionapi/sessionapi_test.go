@@ -1,0 +1,185 @@
+package sessionapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/silentauth/silentauth/authz/cookie"
+	"github.com/silentauth/silentauth/authz/keys"
+	"github.com/silentauth/silentauth/authz/session"
+	"github.com/silentauth/silentauth/authz/store"
+	"github.com/silentauth/silentauth/authz/store/memstore"
+	"github.com/silentauth/silentauth/authz/token"
+)
+
+const secret = "session-api-secret-for-tests"
+
+// failingStore answers every call with an infrastructure error.
+type failingStore struct{ store.Store }
+
+func (failingStore) Create(context.Context, *store.Family) error { return errors.New("connection refused") }
+
+type fixture struct {
+	h        *Handler
+	verifier *token.Verifier
+	sessions *session.Manager
+	logs     *strings.Builder
+}
+
+func newFixture(t *testing.T, st store.Store) *fixture {
+	t.Helper()
+	now := func() time.Time { return time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC) }
+	k, err := keys.Generate(keys.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring := &keys.Holder{}
+	kr, _ := keys.NewKeyring(k)
+	ring.Store(kr)
+	if st == nil {
+		st = memstore.New(now)
+	}
+	sessions := session.New(st, session.Lifetimes{Idle: 30 * 24 * time.Hour, Absolute: 90 * 24 * time.Hour, Grace: 30 * time.Second}, now)
+	logs := &strings.Builder{}
+	f := &fixture{
+		sessions: sessions,
+		logs:     logs,
+		verifier: token.NewVerifier(token.VerifierOptions{Issuer: "iss", Audiences: []string{"aud"}, Keys: ring, Now: now, MaxTokenBytes: 8192, CacheSize: 10}),
+	}
+	f.h = New(Options{
+		Auth:     NewBearer(secret),
+		Sessions: sessions,
+		Minter:   token.NewMinter(token.MinterOptions{Issuer: "iss", Audience: "aud", TTL: 15 * time.Minute, Keys: ring, Now: now}),
+		Cookies:  cookie.Default(),
+		Log:      slog.New(slog.NewJSONHandler(logs, nil)),
+		Now:      now,
+	})
+	return f
+}
+
+func (f *fixture) do(method, path, auth, body string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, path, strings.NewReader(body))
+	if auth != "" {
+		r.Header.Set("Authorization", auth)
+	}
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, r)
+	return w
+}
+
+func TestCreate(t *testing.T) {
+	f := newFixture(t, nil)
+	w := f.do("POST", "/v1/sessions", "Bearer "+secret, `{"subject":"alice","claims":{"role":"admin","n":3,"nested":{"a":[1,2]}}}`)
+	if w.Code != 201 || w.Header().Get("Cache-Control") != "no-store" {
+		t.Fatalf("status %d headers %v body %s", w.Code, w.Header(), w.Body)
+	}
+	var resp createResponse
+	if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.verifier.Verify(resp.AccessToken)
+	if err != nil {
+		t.Fatalf("issued access token does not verify: %v", err)
+	}
+	if c.Subject != "alice" || c.SessionID != resp.SessionID || c.Extra["role"] != "admin" || c.Extra["n"] != float64(3) {
+		t.Errorf("claims %+v", c)
+	}
+	if id, _ := session.FamilyID(resp.RefreshToken); id != resp.SessionID {
+		t.Errorf("refresh token belongs to %q, session is %q", id, resp.SessionID)
+	}
+	if len(resp.SetCookie) != 3 || !strings.HasPrefix(resp.SetCookie[1], "__Host-sa-rt="+resp.RefreshToken+";") {
+		t.Errorf("set_cookie %v", resp.SetCookie)
+	}
+	if !resp.AccessTokenExpiresAt.Equal(c.ExpiresAt) || !resp.RefreshTokenExpiresAt.After(resp.SessionExpiresAt.Add(-time.Second)) {
+		t.Errorf("expiry times %+v", resp)
+	}
+	if strings.Contains(f.logs.String(), resp.AccessToken) || strings.Contains(f.logs.String(), resp.RefreshToken) {
+		t.Error("a token reached the log")
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	f := newFixture(t, nil)
+	cases := []struct {
+		name, method, path, auth, body string
+		status                         int
+		want                           string
+	}{
+		{"no credential", "POST", "/v1/sessions", "", `{"subject":"a"}`, 401, "unauthenticated"},
+		{"wrong credential", "POST", "/v1/sessions", "Bearer nope", `{"subject":"a"}`, 401, "unauthenticated"},
+		{"basic scheme", "POST", "/v1/sessions", "Basic " + secret, `{"subject":"a"}`, 401, "unauthenticated"},
+		{"no credential on list", "GET", "/v1/subjects/a/sessions", "", "", 401, "unauthenticated"},
+		{"not json", "POST", "/v1/sessions", "Bearer " + secret, `subject=a`, 400, "invalid_request"},
+		{"unknown field", "POST", "/v1/sessions", "Bearer " + secret, `{"subject":"a","admin":true}`, 400, "admin"},
+		{"two objects", "POST", "/v1/sessions", "Bearer " + secret, `{"subject":"a"}{"subject":"b"}`, 400, "one JSON object"},
+		{"no subject", "POST", "/v1/sessions", "Bearer " + secret, `{}`, 400, "subject: required"},
+		{"long subject", "POST", "/v1/sessions", "Bearer " + secret, `{"subject":"` + strings.Repeat("a", 257) + `"}`, 400, "longer than 256"},
+		{"control in subject", "POST", "/v1/sessions", "Bearer " + secret, `{"subject":"a\nb"}`, 400, "printable"},
+		{"reserved claims", "POST", "/v1/sessions", "Bearer " + secret, `{"subject":"a","claims":{"sub":"x","typ":"y","exp":1}}`, 400, "exp, sub, typ"},
+		{"claims too large", "POST", "/v1/sessions", "Bearer " + secret, `{"subject":"a","claims":{"b":"` + strings.Repeat("x", 3500) + `"}}`, 400, "claims_too_large"},
+		{"body too large", "POST", "/v1/sessions", "Bearer " + secret, `{"subject":"a","claims":{"b":"` + strings.Repeat("x", 70<<10) + `"}}`, 400, "invalid_request"},
+		{"unknown session", "DELETE", "/v1/sessions/AAAAAAAAAAAAAAAAAAAAAA", "Bearer " + secret, "", 404, "not_found"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := f.do(c.method, c.path, c.auth, c.body)
+			if w.Code != c.status || !strings.Contains(w.Body.String(), c.want) {
+				t.Fatalf("status %d body %s", w.Code, w.Body)
+			}
+		})
+	}
+	// Nothing was issued by any refused call.
+	w := f.do("GET", "/v1/subjects/a/sessions", "Bearer "+secret, "")
+	if w.Code != 200 || strings.TrimSpace(w.Body.String()) != `{"sessions":[]}` {
+		t.Fatalf("sessions after refusals: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestListAndRevoke(t *testing.T) {
+	f := newFixture(t, nil)
+	var ids []string
+	for range 3 {
+		w := f.do("POST", "/v1/sessions", "Bearer "+secret, `{"subject":"carol"}`)
+		var r createResponse
+		json.Unmarshal(w.Body.Bytes(), &r)
+		ids = append(ids, r.SessionID)
+	}
+	if w := f.do("DELETE", "/v1/sessions/"+ids[0], "Bearer "+secret, ""); w.Code != 204 {
+		t.Fatalf("revoke: %d %s", w.Code, w.Body)
+	}
+	w := f.do("GET", "/v1/subjects/carol/sessions", "Bearer "+secret, "")
+	var list struct{ Sessions []sessionInfo }
+	json.Unmarshal(w.Body.Bytes(), &list)
+	revoked := 0
+	for _, s := range list.Sessions {
+		if s.RevokedAt != nil {
+			revoked++
+		}
+	}
+	if len(list.Sessions) != 3 || revoked != 1 || strings.Contains(w.Body.String(), "secret") {
+		t.Fatalf("list: %s", w.Body)
+	}
+	w = f.do("DELETE", "/v1/subjects/carol/sessions", "Bearer "+secret, "")
+	if w.Code != 200 || strings.TrimSpace(w.Body.String()) != `{"revoked":2}` {
+		t.Fatalf("revoke subject: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestStoreOutageIs503(t *testing.T) {
+	f := newFixture(t, failingStore{memstore.New(time.Now)})
+	w := f.do("POST", "/v1/sessions", "Bearer "+secret, `{"subject":"a"}`)
+	if w.Code != 503 || !strings.Contains(w.Body.String(), "unavailable") {
+		t.Fatalf("status %d body %s", w.Code, w.Body)
+	}
+	body, _ := io.ReadAll(w.Body)
+	if strings.Contains(string(body), "token") && strings.Contains(string(body), "access_token") {
+		t.Error("a failed create returned a token")
+	}
+}

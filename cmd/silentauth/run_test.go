@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+func noenv(string) string { return "" }
+
+func TestRunCommands(t *testing.T) {
+	dir, _ := keyDir(t)
+	good := writeConfig(t, "keys:\n  dir: "+dir+"\n")
+	bad := writeConfig(t, `
+cookies:
+  domain: example.com
+  sameSite: None
+  secure: false
+tokens:
+  refreshBefore: 10m
+`)
+	cases := []struct {
+		name    string
+		args    []string
+		env     func(string) string
+		wantErr string
+		wantOut string
+	}{
+		{"no command", nil, noenv, "a command is required", ""},
+		{"unknown command", []string{"frobnicate"}, noenv, `unknown command "frobnicate"`, ""},
+		{"help", []string{"help"}, noenv, "", "silentauth serve"},
+		{"config example", []string{"config", "example"}, noenv, "", "refreshBefore: 60s"},
+		{"validate good", []string{"config", "validate", "--config", good}, func(k string) string {
+			return map[string]string{"SILENTAUTH_API_TOKEN": "0123456789abcdef"}[k]
+		}, "", "configuration is valid"},
+		{"validate needs an API token outside development", []string{"config", "validate", "--config", good}, noenv, "sessionAPI.tokenFile: required", ""},
+		{"validate bad reports every problem", []string{"config", "validate", "--config", bad}, noenv, "cookies.domain", ""},
+		{"missing file", []string{"config", "validate", "--config", "/nonexistent.yaml"}, noenv, "nonexistent.yaml", ""},
+		{"bad env", []string{"config", "validate"}, func(k string) string {
+			return map[string]string{"SILENTAUTH_ACCESS_TTL": "soon"}[k]
+		}, "SILENTAUTH_ACCESS_TTL", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), c.args, c.env, &out, &errOut)
+			if c.wantErr == "" && err != nil {
+				t.Fatalf("error %v\n%s", err, errOut.String())
+			}
+			if c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)) {
+				t.Fatalf("error %v, want %q", err, c.wantErr)
+			}
+			if !strings.Contains(out.String(), c.wantOut) {
+				t.Fatalf("output lacks %q:\n%s", c.wantOut, out.String())
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryProblemWithItsPath(t *testing.T) {
+	bad := writeConfig(t, `
+cookies:
+  domain: example.com
+  sameSite: None
+  secure: false
+tokens:
+  refreshBefore: 10m
+`)
+	err := run(context.Background(), []string{"config", "validate", "--config", bad}, noenv, &bytes.Buffer{}, &bytes.Buffer{})
+	for _, want := range []string{"cookies.domain:", "cookies.secure:", "tokens.refreshBefore:", "keys.dir:"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+}
+
+// pki is a throwaway CA with a server and a client certificate.
+type pki struct {
+	caFile, certFile, keyFile string
+	pool                      *x509.CertPool
+	client                    tls.Certificate
+}
+
+func newPKI(t *testing.T) pki {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	issue := func(cn string, usage x509.ExtKeyUsage) ([]byte, []byte) {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+			DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+			ExtKeyUsage: []x509.ExtKeyUsage{usage}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kd, _ := x509.MarshalPKCS8PrivateKey(k)
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kd})
+	}
+	p := pki{caFile: filepath.Join(dir, "ca.pem"), certFile: filepath.Join(dir, "tls.crt"), keyFile: filepath.Join(dir, "tls.key"), pool: x509.NewCertPool()}
+	p.pool.AddCert(ca)
+	os.WriteFile(p.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600)
+	sc, sk := issue("silentauth", x509.ExtKeyUsageServerAuth)
+	os.WriteFile(p.certFile, sc, 0o600)
+	os.WriteFile(p.keyFile, sk, 0o600)
+	cc, ck := issue("envoy", x509.ExtKeyUsageClientAuth)
+	p.client, err = tls.X509KeyPair(cc, ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestTLSListeners(t *testing.T) {
+	dir, _ := keyDir(t)
+	p := newPKI(t)
+	cfg := writeConfig(t, `
+keys:
+  dir: `+dir+`
+listen:
+  grpc:
+    tls: {certFile: `+p.certFile+`, keyFile: `+p.keyFile+`, clientCAFile: `+p.caFile+`}
+  sessionAPI:
+    tls: {certFile: `+p.certFile+`, keyFile: `+p.keyFile+`}
+shutdown: {drain: 0s, timeout: 5s}
+`)
+	proc := start(t, []string{"--config", cfg})
+
+	// gRPC with a client certificate from the CA: a Check is answered.
+	withCert := credentials.NewTLS(&tls.Config{RootCAs: p.pool, Certificates: []tls.Certificate{p.client}, ServerName: "localhost"})
+	conn, err := grpc.NewClient(proc.addrs["grpc"], grpc.WithTransportCredentials(withCert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, envoyRequest("GET", "/api"))
+	if err != nil || resp.GetDeniedResponse().GetStatus().GetCode() != 401 {
+		t.Fatalf("mTLS Check: %v %v", resp, err)
+	}
+	// Without a client certificate the handshake is refused.
+	noCert := credentials.NewTLS(&tls.Config{RootCAs: p.pool, ServerName: "localhost"})
+	conn2, _ := grpc.NewClient(proc.addrs["grpc"], grpc.WithTransportCredentials(noCert))
+	defer conn2.Close()
+	if _, err := authv3.NewAuthorizationClient(conn2).Check(ctx, envoyRequest("GET", "/api")); err == nil {
+		t.Fatal("a client without a certificate was served")
+	}
+	// The session API speaks TLS.
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.pool, ServerName: "localhost"}}}
+	r, err := hc.Post("https://"+proc.addrs["sessionAPI"]+"/v1/sessions", "application/json", strings.NewReader(`{"subject":"a"}`))
+	if err != nil || r.StatusCode != 401 {
+		t.Fatalf("TLS session API: %v %v", r, err)
+	}
+	r.Body.Close()
+	// Plaintext HTTP never reaches the API behind a TLS listener.
+	if r, err := http.Post("http://"+proc.addrs["sessionAPI"]+"/v1/sessions", "application/json", strings.NewReader(`{}`)); err == nil {
+		r.Body.Close()
+		if r.StatusCode == 401 {
+			t.Fatal("the session API answered plaintext HTTP")
+		}
+	}
+}
