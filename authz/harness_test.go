@@ -2,13 +2,18 @@ package authz
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,11 +49,13 @@ func (c *clock) Advance(d time.Duration) {
 // rig is a complete Check server over a real keyring and memory store,
 // with a fake clock.
 type rig struct {
-	t        *testing.T
+	t        testing.TB
 	clock    *clock
 	ring     *keys.Holder
 	key      *keys.Key
-	store    store.Store
+	store    store.Store     // what the session manager uses: mem, or a wrapper of it
+	mem      *memstore.Store // the records themselves, for assertions that must not count
+	opts     Options         // the engine's options, to build replicas
 	sessions *session.Manager
 	minter   *token.Minter
 	engine   *Engine
@@ -67,7 +74,17 @@ const (
 	testGrace     = 30 * time.Second
 )
 
-func newRig(t *testing.T, mutate ...func(*Options)) *rig {
+func newRig(t testing.TB, mutate ...func(*Options)) *rig {
+	t.Helper()
+	return newRigWithStore(t, nil, mutate...)
+}
+
+// testLifetimes are the rig's session lifetimes.
+var testLifetimes = session.Lifetimes{Idle: 30 * 24 * time.Hour, Absolute: 90 * 24 * time.Hour, Grace: testGrace}
+
+// newRigWithStore is newRig with the memory store seen through wrap (nil:
+// no wrapper), e.g. a faultStore that counts or fails calls.
+func newRigWithStore(t testing.TB, wrap func(store.Store) store.Store, mutate ...func(*Options)) *rig {
 	t.Helper()
 	r := &rig{t: t, clock: &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}, ring: &keys.Holder{}, cookies: testCookies}
 	k, err := keys.Generate(keys.ES256)
@@ -80,8 +97,12 @@ func newRig(t *testing.T, mutate ...func(*Options)) *rig {
 	}
 	r.key = k
 	r.ring.Store(kr)
-	r.store = memstore.New(r.clock.Now)
-	r.sessions = session.New(r.store, session.Lifetimes{Idle: 30 * 24 * time.Hour, Absolute: 90 * 24 * time.Hour, Grace: testGrace}, r.clock.Now)
+	r.mem = memstore.New(r.clock.Now)
+	r.store = r.mem
+	if wrap != nil {
+		r.store = wrap(r.mem)
+	}
+	r.sessions = session.New(r.store, testLifetimes, r.clock.Now)
 	r.minter = token.NewMinter(token.MinterOptions{Issuer: "silentauth", Audience: "app", TTL: testAccessTTL, Keys: r.ring, Now: r.clock.Now})
 	o := Options{
 		Verifier: token.NewVerifier(token.VerifierOptions{Issuer: "silentauth", Audiences: []string{"app"}, Leeway: 30 * time.Second, Keys: r.ring, Now: r.clock.Now, MaxTokenBytes: 8192, CacheSize: 100}),
@@ -99,6 +120,7 @@ func newRig(t *testing.T, mutate ...func(*Options)) *rig {
 	for _, m := range mutate {
 		m(&o)
 	}
+	r.opts = o
 	r.engine, err = NewEngine(o)
 	if err != nil {
 		t.Fatal(err)
@@ -136,19 +158,7 @@ func (r *rig) login(subject string, claims map[string]any) (access, refresh stri
 // client serves r.server over an in-memory gRPC connection (bufconn).
 func (r *rig) client() authv3.AuthorizationClient {
 	r.t.Helper()
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(gs, r.server)
-	go gs.Serve(lis)
-	r.t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	r.t.Cleanup(func() { conn.Close() })
-	return authv3.NewAuthorizationClient(conn)
+	return r.serve(r.server)
 }
 
 // fixture loads testdata/name, a CheckRequest as Envoy sends it, with
@@ -200,7 +210,7 @@ type view struct {
 	body      string
 }
 
-func flatten(t *testing.T, resp *authv3.CheckResponse) view {
+func flatten(t testing.TB, resp *authv3.CheckResponse) view {
 	t.Helper()
 	if err := resp.ValidateAll(); err != nil {
 		t.Fatalf("CheckResponse fails Envoy's validation: %v", err)
@@ -239,7 +249,7 @@ const overwriteAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
 
 // flattenResponse records client-bound headers; Set-Cookie must be
 // appended, one entry each, and everything else overwritten.
-func (v *view) flattenResponse(t *testing.T, hs []*corev3.HeaderValueOption) {
+func (v *view) flattenResponse(t testing.TB, hs []*corev3.HeaderValueOption) {
 	t.Helper()
 	for _, h := range hs {
 		k := h.GetHeader().GetKey()
@@ -266,4 +276,185 @@ func cookieValue(setCookie []string, name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// serve serves srv over an in-memory gRPC connection (bufconn) and returns
+// a client of it.
+func (r *rig) serve(srv *Server) authv3.AuthorizationClient {
+	r.t.Helper()
+	lis := bufconn.Listen(1 << 20)
+	gs := grpc.NewServer()
+	authv3.RegisterAuthorizationServer(gs, srv)
+	go gs.Serve(lis)
+	r.t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufnet",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { conn.Close() })
+	return authv3.NewAuthorizationClient(conn)
+}
+
+// replica returns another Server as a second silentauth replica would run
+// it: its own session manager (so no shared singleflight) over the rig's
+// store, the same keys, clock, policy and log.
+func (r *rig) replica() *Server {
+	r.t.Helper()
+	o := r.opts
+	o.Sessions = session.New(r.store, testLifetimes, r.clock.Now)
+	e, err := NewEngine(o)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return NewServer(e, r.server.log, nil)
+}
+
+// run decides cr with the engine and returns the Decision together with
+// the flattened CheckResponse it becomes on the wire.
+func (r *rig) run(t testing.TB, cr *authv3.CheckRequest) (Decision, view) {
+	t.Helper()
+	d := r.decide(cr)
+	return d, flatten(t, respond(d))
+}
+
+// family reads family id straight from the memory store, past any wrapper.
+func (r *rig) family(id string) *store.Family {
+	r.t.Helper()
+	f, err := r.mem.Get(context.Background(), id)
+	if err != nil {
+		r.t.Fatalf("family %s: %v", id, err)
+	}
+	return f
+}
+
+// familyOf is the family id of refresh token rt.
+func familyOf(t testing.TB, rt string) string {
+	t.Helper()
+	id, err := session.FamilyID(rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// secretHash is what the store keeps for refresh token rt: the SHA-256 of
+// its decoded secret.
+func secretHash(t testing.TB, rt string) []byte {
+	t.Helper()
+	_, sec, _ := strings.Cut(rt, ".")
+	b, err := base64.RawURLEncoding.DecodeString(sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(b)
+	return h[:]
+}
+
+// jar builds a Cookie header from name=value pairs, skipping empty values.
+func jar(pairs ...string) string {
+	var out []string
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] != "" {
+			out = append(out, pairs[i]+"="+pairs[i+1])
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// ours is the Cookie header a browser holding our access and refresh
+// cookies sends.
+func ours(at, rt string) string {
+	return jar(testCookies.Access, at, testCookies.Refresh, rt)
+}
+
+// reason is the deny reason carried in a JSON deny body ("" if none).
+func reason(t testing.TB, body string) string {
+	t.Helper()
+	if body == "" {
+		return ""
+	}
+	var b struct{ Reason string }
+	if err := json.Unmarshal([]byte(body), &b); err != nil {
+		t.Fatalf("deny body %q: %v", body, err)
+	}
+	return b.Reason
+}
+
+// upstreamAfter applies an OkHttpResponse to request headers in the order
+// Envoy's ext_authz filter does (Filter::onComplete): headers to set first,
+// then headers_to_remove. It returns what the upstream receives.
+func upstreamAfter(in map[string]string, resp *authv3.CheckResponse) map[string]string {
+	out := maps.Clone(in)
+	ok := resp.GetOkResponse()
+	for _, h := range ok.GetHeaders() {
+		out[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+	}
+	for _, name := range ok.GetHeadersToRemove() {
+		delete(out, name)
+	}
+	return out
+}
+
+// faultStore wraps a store.Store for the tests: it counts calls, fails them
+// with injected errors, runs hooks, and, like a networked backend, fails
+// any call made on a context that is already done. Set errors and hooks
+// before any concurrent use.
+type faultStore struct {
+	store.Store
+	creates, gets, swaps atomic.Int64
+
+	getErr, swapErr error
+	afterGet        func()                    // after a successful Get
+	beforeSwap      func(ctx context.Context) // before the context check of Swap
+}
+
+func (s *faultStore) Create(ctx context.Context, f *store.Family) error {
+	s.creates.Add(1)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.Store.Create(ctx, f)
+}
+
+func (s *faultStore) Get(ctx context.Context, id string) (*store.Family, error) {
+	s.gets.Add(1)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if s.getErr != nil {
+		return nil, s.getErr
+	}
+	f, err := s.Store.Get(ctx, id)
+	if err == nil && s.afterGet != nil {
+		s.afterGet()
+	}
+	return f, err
+}
+
+func (s *faultStore) Swap(ctx context.Context, expected uint64, next *store.Family) error {
+	s.swaps.Add(1)
+	if s.beforeSwap != nil {
+		s.beforeSwap(ctx)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.swapErr != nil {
+		return s.swapErr
+	}
+	return s.Store.Swap(ctx, expected, next)
+}
+
+// newFaultRig returns a rig whose session manager sees the memory store
+// through a faultStore.
+func newFaultRig(t testing.TB, mutate ...func(*Options)) (*rig, *faultStore) {
+	t.Helper()
+	var fs *faultStore
+	r := newRigWithStore(t, func(s store.Store) store.Store {
+		fs = &faultStore{Store: s}
+		return fs
+	}, mutate...)
+	return r, fs
 }
