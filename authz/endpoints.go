@@ -30,6 +30,14 @@ func (e *Engine) refreshEndpoint(ctx context.Context, r *Request, found cookie.F
 	if e.crossOrigin(r) {
 		return e.deny(r, errCSRF)
 	}
+	// As on every refresh: no rotation whose cookies the browser may drop,
+	// and none that no token can follow.
+	if crossSiteSubresource(r) {
+		return e.deny(r, errCrossSiteRefresh)
+	}
+	if !e.minter.Ready() {
+		return e.deny(r, token.ErrNoKeyring)
+	}
 	iss, err := e.sessions.Refresh(ctx, found.Refresh)
 	if err != nil {
 		return e.deny(r, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -100,6 +101,12 @@ func (e *Engine) Decide(ctx context.Context, r *Request, reqErr error) Decision 
 		return e.logoutEndpoint(ctx, r, found)
 	}
 
+	// The upstream's Cookie header is rewritten without ours. One that a
+	// CheckResponse cannot carry is refused here, before anything rotates.
+	if !e.rewritable(r.Header("cookie")) {
+		return e.deny(r, errBadRequest)
+	}
+
 	// Public paths need no token; the upstream still never sees ours.
 	if e.public(r.Path) {
 		d := Decision{Allow: true, Reason: "public"}
@@ -139,7 +146,11 @@ func (e *Engine) Decide(ctx context.Context, r *Request, reqErr error) Decision 
 			return e.deny(r, verr)
 		}
 		if claims != nil {
-			// Valid but about to expire, and no way to renew: still valid.
+			// Valid but about to expire, and no way to renew: still valid,
+			// and a cookie still decides under the CSRF rules.
+			if !bearer && e.crossOrigin(r) {
+				return e.deny(r, errCSRF)
+			}
 			return e.allow(r, raw, claims, nil)
 		}
 		return e.deny(r, errNoCredentials)
@@ -168,6 +179,10 @@ func (e *Engine) refresh(ctx context.Context, r *Request, found cookie.Found, st
 			return e.allow(r, stillRaw, still, nil)
 		}
 		return e.deny(r, errCrossSiteRefresh)
+	}
+	// Rotation cannot be undone: make sure a token can be minted first.
+	if !e.minter.Ready() {
+		return e.deny(r, token.ErrNoKeyring)
 	}
 	iss, err := e.sessions.Refresh(ctx, found.Refresh)
 	if err != nil {
@@ -225,6 +240,10 @@ func (e *Engine) allow(r *Request, raw string, claims *token.Claims, setCookie [
 	for name, claim := range e.policy.ClaimHeaders {
 		if v, ok := claimValue(claims, claim); ok {
 			d.Upstream = append(d.Upstream, Header{name, v})
+			// Envoy applies headers_to_remove after the headers it sets
+			// (ext_authz Filter::onComplete): a client's copy is
+			// overwritten, and must not also be removed.
+			d.Remove = slices.DeleteFunc(d.Remove, func(n string) bool { return n == name })
 		}
 	}
 	if len(setCookie) > 0 {
@@ -250,6 +269,22 @@ func (e *Engine) scrubUpstream(r *Request, d *Decision) {
 			d.Remove = append(d.Remove, name)
 		}
 	}
+}
+
+// maxHeaderValue is the longest header value a CheckResponse may carry
+// (envoy.config.core.v3.HeaderValue: value max_bytes 16384).
+const maxHeaderValue = 16 << 10
+
+// rewritable reports whether header, rewritten by scrubUpstream, fits in a
+// HeaderValue: at most maxHeaderValue bytes, no NUL, CR or LF. Strip only
+// removes pairs and adds at most one space per ";", so a short, clean
+// header needs no second look.
+func (e *Engine) rewritable(header string) bool {
+	if len(header) <= maxHeaderValue/2 && !strings.ContainsAny(header, "\x00\r\n") {
+		return true
+	}
+	rest, removed := e.cookies.Strip(header)
+	return !removed || (len(rest) <= maxHeaderValue && !strings.ContainsAny(rest, "\x00\r\n"))
 }
 
 // deny shapes the answer to err: a redirect to the login page for page
@@ -317,7 +352,13 @@ func (e *Engine) loginLocation(r *Request) string {
 	if strings.Contains(e.policy.LoginURL, "?") {
 		sep = "&"
 	}
-	return e.policy.LoginURL + sep + url.QueryEscape(e.policy.ReturnToParam) + "=" + url.QueryEscape(back)
+	loc := e.policy.LoginURL + sep + url.QueryEscape(e.policy.ReturnToParam) + "=" + url.QueryEscape(back)
+	if len(loc) > maxHeaderValue {
+		// Escaping can triple a long path: rather than a Location a
+		// CheckResponse cannot carry, return to the root.
+		loc = e.policy.LoginURL + sep + url.QueryEscape(e.policy.ReturnToParam) + "=" + url.QueryEscape("/")
+	}
+	return loc
 }
 
 // public reports whether p matches a public path: exactly, or under a

@@ -52,7 +52,9 @@ func NewRequest(cr *authv3.CheckRequest) (*Request, error) {
 		return nil, errBadRequest
 	}
 	r := &Request{
-		Method:  strings.ToUpper(first(h.GetMethod(), headers[":method"])),
+		// Methods are case-sensitive (RFC 9110 §9.1): "get" is not GET,
+		// exactly as http.CrossOriginProtection sees it.
+		Method:  first(h.GetMethod(), headers[":method"]),
 		Host:    strings.ToLower(first(h.GetHost(), headers[":authority"], headers["host"])),
 		RawPath: first(h.GetPath(), headers[":path"]),
 		headers: headers,

@@ -236,7 +236,8 @@ func (p Policy) SetAccess(token string, expires time.Time, now time.Time) string
 }
 
 // SetRefresh is SetAccess for the refresh token; expires is the session's
-// end (idle or absolute, whichever is sooner).
+// absolute end, so the cookie's Max-Age never grows with rotation (the idle
+// end is enforced by the store).
 func (p Policy) SetRefresh(token string, expires time.Time, now time.Time) string {
 	return p.set(p.Refresh, token, maxAge(expires, now), true)
 }

@@ -24,7 +24,9 @@ const secret = "session-api-secret-for-tests"
 // failingStore answers every call with an infrastructure error.
 type failingStore struct{ store.Store }
 
-func (failingStore) Create(context.Context, *store.Family) error { return errors.New("connection refused") }
+func (failingStore) Create(context.Context, *store.Family) error {
+	return errors.New("connection refused")
+}
 
 type fixture struct {
 	h        *Handler

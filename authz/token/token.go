@@ -116,6 +116,10 @@ func NewMinter(o MinterOptions) *Minter {
 	return m
 }
 
+// Ready reports whether a keyring is loaded, so Mint can sign. Callers
+// check it before a step that cannot be undone, such as a rotation.
+func (m *Minter) Ready() bool { return m.keys.Keyring() != nil }
+
 // Mint signs a token for subject in session sid carrying extra claims.
 // It returns ErrReservedClaim if extra names a reserved claim, ErrMissingClaim
 // if subject or sid is empty (Verify would refuse the token) and

@@ -1,0 +1,116 @@
+package authz
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/code"
+)
+
+// fuzzTokens stands the fuzzer's placeholders for real tokens of a fresh
+// session: $AT a valid access token, $XAT an expired one, $RT the current
+// refresh token and $OLD one superseded past its grace (a reuse).
+func fuzzTokens(r *rig) *strings.Replacer {
+	r.t.Helper()
+	xat, old := r.login("alice", nil)
+	iss, err := r.sessions.Refresh(context.Background(), old)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.clock.Advance(testAccessTTL + time.Minute)
+	at, _, err := r.minter.Mint("alice", iss.Family.ID, nil)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return strings.NewReplacer("$XAT", xat, "$AT", at, "$RT", iss.RefreshToken, "$OLD", old)
+}
+
+// Requirement 17: whatever Envoy forwards, Check answers with a valid
+// CheckResponse and never a gRPC error, and it lets a request through only
+// with a valid access token (one it minted or was shown) or to a public
+// path.
+//
+// The seeds are the hostile cases, kept small so that the fuzzer spends its
+// time mutating rather than minimising; the 16 KiB limits have their own
+// tests (TestCookieHeaderTooBigToRewrite, TestLoginLocationFits).
+func FuzzCheck(f *testing.F) {
+	type seed struct{ method, path, authorization, cookie, origin, site, mode, accept string }
+	for _, s := range []seed{
+		{"GET", "/api", "Bearer $AT", "", "", "", "", ""},
+		{"GET", "/api", "Bearer $XAT", "__Host-sa-rt=$RT", "", "same-origin", "cors", "application/json"},
+		{"GET", "/dashboard?tab=1", "", "theme=dark; __Host-sa-at=$XAT; __Host-sa-rt=$RT", "", "none", "navigate", "text/html"},
+		{"POST", "/api/transfer", "", "__Host-sa-at=$AT; __Host-sa-rt=$RT", "https://evil.example", "cross-site", "navigate", ""},
+		{"POST", "/api/transfer", "", "__Host-sa-at=$XAT; __Host-sa-rt=$RT", "null", "", "", ""},
+		{"GET", "/api", "", "__Host-sa-rt=$OLD", "", "", "", ""},
+		{"GET", "/api", "", "__Host-sa-rt=$RT; __Host-sa-rt=$RT", "", "", "", ""},
+		{"GET", "/api", "", "__host-sa-rt=$RT; __HOST-SA-AT=$AT", "", "", "", ""},
+		{"GET", "/api", "", "__Host-sa-rt=\"$RT\"", "", "cross-site", "no-cors", ""},
+		{"GET", "/static/../api", "", "__Host-sa-rt=$RT", "", "", "", ""},
+		{"GET", "/static%2f..%2fapi", "", "", "", "", "", ""},
+		{"GET", "//static/x.js", "", "__Host-sa-at=$AT", "", "", "", ""},
+		{"GET", "/healthz?x=1#frag", "Bearer garbage", "", "", "", "", ""},
+		{"POST", "/auth/refresh", "", "__Host-sa-rt=$RT", "https://app.example.com", "same-origin", "cors", "application/json"},
+		{"GET", "/auth/refresh", "", "__Host-sa-rt=$RT", "", "", "navigate", ""},
+		{"POST", "/auth/logout", "", "__Host-sa-rt=$OLD", "", "same-origin", "navigate", ""},
+		{"get", "/api", "bearer $AT", "", "", "", "", ""},
+		{"GET", "/api", "Bearer $AT\r\nx-user-id: admin", "", "", "", "", ""},
+		{"GET", "/api", "Bearer eyJhbGciOiJub25lIn0.e30.", "", "", "", "", ""},
+		{"GET", "/api", "", "a=\x00; __Host-sa-rt=$RT; b=\r\n", "", "", "", ""},
+		{"", "", "", "", "", "", "", ""},
+		{"GET", "/page?next=//evil.example&a=%00", "", "", "", "", "navigate", "text/html"},
+		{"GET", "/api", "", "__Host-sa-at=$AT;__Host-sa-exp=at=1&rt=2;;; =x; __Host-sa-rt", "", "", "", ""},
+		{"DELETE", "/api;x=1", "", "__Host-sa-at=$AT", "", "", "", ""},
+	} {
+		f.Add(s.method, s.path, s.authorization, s.cookie, s.origin, s.site, s.mode, s.accept)
+	}
+	f.Fuzz(func(t *testing.T, method, path, authorization, cookie, origin, site, mode, accept string) {
+		r := newRig(t)
+		tokens := fuzzTokens(r)
+		var kv []string
+		for _, h := range [][2]string{
+			{"authorization", authorization}, {"cookie", cookie}, {"origin", origin},
+			{"sec-fetch-site", site}, {"sec-fetch-mode", mode}, {"accept", accept},
+		} {
+			if h[1] != "" {
+				kv = append(kv, h[0], tokens.Replace(h[1]))
+			}
+		}
+		cr := req(method, path, kv...)
+		resp, err := r.server.Check(context.Background(), cr)
+		if err != nil {
+			t.Fatalf("gRPC error: %v", err)
+		}
+		if err := resp.ValidateAll(); err != nil {
+			t.Fatalf("CheckResponse fails Envoy's validation: %v", err)
+		}
+		if d := resp.GetDeniedResponse(); d != nil {
+			if c := resp.GetStatus().GetCode(); c != int32(code.Code_UNAUTHENTICATED) && c != int32(code.Code_PERMISSION_DENIED) {
+				t.Fatalf("deny with gRPC status %d", c)
+			}
+			return
+		}
+		ok := resp.GetOkResponse()
+		if ok == nil || resp.GetStatus().GetCode() != 0 {
+			t.Fatalf("neither ok nor denied: %v", resp)
+		}
+		var bearer string
+		for _, h := range ok.GetHeaders() {
+			if h.GetHeader().GetKey() == "authorization" {
+				bearer = h.GetHeader().GetValue()
+			}
+		}
+		if bearer == "" {
+			req, err := NewRequest(cr)
+			if err != nil || !r.engine.public(req.Path) {
+				t.Fatalf("allowed without a token to a path that is not public (%q)", path)
+			}
+			return
+		}
+		c, verr := r.opts.Verifier.Verify(strings.TrimPrefix(bearer, "Bearer "))
+		if verr != nil || c.Subject != "alice" || c.ExpiresAt.Before(r.clock.Now()) {
+			t.Fatalf("allowed with an upstream token that does not verify: %v", verr)
+		}
+	})
+}
