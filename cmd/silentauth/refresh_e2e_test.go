@@ -120,10 +120,23 @@ func TestEndToEndSilentRefresh(t *testing.T) {
 		t.Fatal("the refresh token was not rotated")
 	}
 
+	// A late tab replaying the original within the grace window gets the
+	// same successor, not a reuse verdict.
+	resp, _ := client.Check(ctx, envoyRequest("GET", "/late", "cookie", "__Host-sa-rt="+s.RefreshToken))
+	if rt, _ := cookieOf(setCookies(resp), "__Host-sa-rt"); resp.GetOkResponse() == nil || rt != successor {
+		t.Fatalf("grace replay: %v", resp)
+	}
+	// A guessed secret for the real family is refused and revokes nothing.
+	guess := s.SessionID + "." + strings.Repeat("A", 43)
+	resp, _ = client.Check(ctx, envoyRequest("GET", "/api", "cookie", "__Host-sa-rt="+guess))
+	if !strings.Contains(resp.GetDeniedResponse().GetBody(), "refresh_unknown_secret") {
+		t.Fatalf("guessed secret: %v", resp)
+	}
+
 	// Rotating once more makes the original token two generations old:
 	// replaying it is reuse, so the family is revoked and the cookies
 	// cleared, even inside the grace window of the latest rotation.
-	resp, _ := client.Check(ctx, envoyRequest("GET", "/", "cookie", "__Host-sa-rt="+successor))
+	resp, _ = client.Check(ctx, envoyRequest("GET", "/", "cookie", "__Host-sa-rt="+successor))
 	third, _ := cookieOf(setCookies(resp), "__Host-sa-rt")
 	if resp.GetOkResponse() == nil || third == "" || third == successor {
 		t.Fatalf("second rotation: %v", resp)
