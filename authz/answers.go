@@ -17,6 +17,8 @@ var (
 	errCrossSiteRefresh = errors.New("authz: refresh on a cross-site subresource request")
 	errMethod           = errors.New("authz: method not allowed on this endpoint")
 	errNoRefreshToken   = errors.New("authz: no refresh token")
+	errUnknownPolicy    = errors.New("authz: the route names a policy that is not configured")
+	errClaims           = errors.New("authz: the token lacks a claim the policy requires")
 )
 
 // answer is how one kind of failure is told to the client.
@@ -45,6 +47,8 @@ var answers = []struct {
 	{errCSRF, answer{http.StatusForbidden, "csrf", false, false, slog.LevelWarn}},
 	{errMethod, answer{http.StatusMethodNotAllowed, "method", false, false, slog.LevelInfo}},
 	{errCrossSiteRefresh, answer{http.StatusUnauthorized, "cross_site_refresh", false, false, slog.LevelInfo}},
+	{errUnknownPolicy, answer{http.StatusInternalServerError, "unknown_policy", false, false, slog.LevelError}},
+	{errClaims, answer{http.StatusForbidden, "insufficient_claims", false, false, slog.LevelInfo}},
 	{errNoCredentials, answer{http.StatusUnauthorized, "no_credentials", false, true, slog.LevelDebug}},
 	{errNoRefreshToken, answer{http.StatusUnauthorized, "no_refresh_token", false, true, slog.LevelDebug}},
 

@@ -17,7 +17,7 @@ import (
 // answers through the denied response (Envoy counts it as a deny) with 204
 // and the cookies, or 200 with the access token as JSON when the client
 // asks for JSON (bearer-style single-page apps).
-func (e *Engine) refreshEndpoint(ctx context.Context, r *Request, found cookie.Found) Decision {
+func (e *route) refreshEndpoint(ctx context.Context, r *Request, found cookie.Found) Decision {
 	if r.Method != http.MethodPost {
 		return e.deny(r, errMethod)
 	}
@@ -62,7 +62,7 @@ func (e *Engine) refreshEndpoint(ctx context.Context, r *Request, found cookie.F
 	return d
 }
 
-func refreshBody(raw string, c *token.Claims, iss session.Issued, e *Engine) string {
+func refreshBody(raw string, c *token.Claims, iss session.Issued, e *route) string {
 	b, _ := json.Marshal(struct {
 		AccessToken      string `json:"access_token"`
 		TokenType        string `json:"token_type"`
@@ -77,7 +77,7 @@ func refreshBody(raw string, c *token.Claims, iss session.Issued, e *Engine) str
 // family of the presented refresh token and clears the cookies. A store
 // outage answers 503 and keeps the cookies so the client can retry; a page
 // navigation is sent on to the login page with 303.
-func (e *Engine) logoutEndpoint(ctx context.Context, r *Request, found cookie.Found) Decision {
+func (e *route) logoutEndpoint(ctx context.Context, r *Request, found cookie.Found) Decision {
 	if r.Method != http.MethodPost {
 		return e.deny(r, errMethod)
 	}
@@ -109,46 +109,52 @@ func (e *Engine) logoutEndpoint(ctx context.Context, r *Request, found cookie.Fo
 	return d
 }
 
-// claimValue renders claim name of c as a header value: strings as they
-// are, numbers and booleans in decimal, anything else as compact JSON.
-// Values with bytes a header cannot carry are refused.
-func claimValue(c *token.Claims, name string) (string, bool) {
-	var v any
+// rawClaim returns claim name of c as decoded from the token.
+func rawClaim(c *token.Claims, name string) (any, bool) {
 	switch name {
 	case "sub":
-		v = c.Subject
+		return c.Subject, c.Subject != ""
 	case "sid":
-		v = c.SessionID
+		return c.SessionID, c.SessionID != ""
 	case "iss":
-		v = c.Issuer
+		return c.Issuer, c.Issuer != ""
 	case "jti":
-		v = c.ID
+		return c.ID, c.ID != ""
 	case "exp":
-		v = c.ExpiresAt.Unix()
+		return c.ExpiresAt.Unix(), true
 	default:
-		var ok bool
-		if v, ok = c.Extra[name]; !ok {
-			return "", false
-		}
+		v, ok := c.Extra[name]
+		return v, ok
 	}
-	var s string
+}
+
+// renderClaim renders a claim value as text: strings as they are, numbers
+// and booleans in decimal, anything else as compact JSON.
+func renderClaim(v any) (string, bool) {
 	switch x := v.(type) {
 	case string:
-		s = x
+		return x, true
 	case int64:
-		s = strconv.FormatInt(x, 10)
+		return strconv.FormatInt(x, 10), true
 	case float64:
-		s = strconv.FormatFloat(x, 'f', -1, 64)
+		return strconv.FormatFloat(x, 'f', -1, 64), true
 	case bool:
-		s = strconv.FormatBool(x)
+		return strconv.FormatBool(x), true
 	default:
 		b, err := json.Marshal(x)
-		if err != nil {
-			return "", false
-		}
-		s = string(b)
+		return string(b), err == nil
 	}
-	if s == "" || !validHeaderValue(s) {
+}
+
+// claimValue renders claim name of c as a header value. Values with bytes
+// a header cannot carry are refused.
+func claimValue(c *token.Claims, name string) (string, bool) {
+	v, ok := rawClaim(c, name)
+	if !ok {
+		return "", false
+	}
+	s, ok := renderClaim(v)
+	if !ok || s == "" || !validHeaderValue(s) {
 		return "", false
 	}
 	return s, true

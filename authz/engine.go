@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -32,61 +33,118 @@ type Policy struct {
 	// AccessTokenHeader returns a refreshed access token to bearer-style
 	// clients ("" = never).
 	AccessTokenHeader string
+	// RequiredClaims admits only tokens holding each named claim with one
+	// of the listed values (any value when the list is empty); a claim
+	// holding a list matches when any element does. Others get 403.
+	RequiredClaims map[string][]string
 }
 
-// Options are an Engine's parts. Every field is required except Now.
+// Options are an Engine's parts. Every field is required except Now and
+// Named.
 type Options struct {
+	// Verifier, Minter and Policy make the default route, used when Envoy
+	// names no policy.
 	Verifier *token.Verifier
 	Minter   *token.Minter
+	Policy   Policy
+	// Named routes are selected per Envoy route with
+	// check_settings.context_extensions {policy: NAME}, so one silentauth
+	// serves several applications.
+	Named map[string]Route
+
 	Sessions *session.Manager
 	Cookies  cookie.Policy
-	Policy   Policy
 	// RefreshBefore refreshes tokens that expire within this window.
 	RefreshBefore time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
 
-// Engine decides requests. It is safe for concurrent use.
-type Engine struct {
-	verifier      *token.Verifier
-	minter        *token.Minter
-	sessions      *session.Manager
-	cookies       cookie.Policy
-	policy        Policy
-	refreshBefore time.Duration
-	now           func() time.Time
-	cop           *http.CrossOriginProtection
+// Route is one named policy with the verifier and minter of its audience.
+type Route struct {
+	Verifier *token.Verifier
+	Minter   *token.Minter
+	Policy   Policy
 }
 
-// NewEngine returns an Engine. o.Policy.TrustedOrigins must be valid
-// origins (config validation guarantees it).
+// PolicyKey is the context_extensions key that names a policy.
+const PolicyKey = "policy"
+
+// Engine decides requests. It is safe for concurrent use.
+type Engine struct {
+	sessions      *session.Manager
+	cookies       cookie.Policy
+	refreshBefore time.Duration
+	now           func() time.Time
+	def           *route
+	named         map[string]*route
+}
+
+// route is the Engine seen through one policy: every step of the story is
+// a method of route, so it reads its own policy, verifier and minter and
+// the Engine's shared parts.
+type route struct {
+	*Engine
+	name     string
+	policy   Policy
+	verifier *token.Verifier
+	minter   *token.Minter
+	cop      *http.CrossOriginProtection
+}
+
+// NewEngine returns an Engine. Trusted origins must be valid origins
+// (config validation guarantees it).
 func NewEngine(o Options) (*Engine, error) {
 	e := &Engine{
-		verifier:      o.Verifier,
-		minter:        o.Minter,
 		sessions:      o.Sessions,
 		cookies:       o.Cookies,
-		policy:        o.Policy,
 		refreshBefore: o.RefreshBefore,
 		now:           o.Now,
-		cop:           http.NewCrossOriginProtection(),
+		named:         make(map[string]*route, len(o.Named)),
 	}
 	if e.now == nil {
 		e.now = time.Now
 	}
-	for _, origin := range o.Policy.TrustedOrigins {
-		if err := e.cop.AddTrustedOrigin(origin); err != nil {
-			return nil, err
+	var err error
+	if e.def, err = e.newRoute("", Route{Verifier: o.Verifier, Minter: o.Minter, Policy: o.Policy}); err != nil {
+		return nil, err
+	}
+	for name, rt := range o.Named {
+		if e.named[name], err = e.newRoute(name, rt); err != nil {
+			return nil, fmt.Errorf("policy %s: %w", name, err)
 		}
 	}
 	return e, nil
 }
 
-// Decide answers one request. It reads as the story of a request; every
-// step is a helper below. Decide never panics on hostile input and never
-// returns an error: every outcome is a Decision.
+func (e *Engine) newRoute(name string, rt Route) (*route, error) {
+	r := &route{Engine: e, name: name, policy: rt.Policy, verifier: rt.Verifier, minter: rt.Minter, cop: http.NewCrossOriginProtection()}
+	for _, origin := range rt.Policy.TrustedOrigins {
+		if err := r.cop.AddTrustedOrigin(origin); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// Decide answers one request under the policy its Envoy route names (the
+// default policy when it names none). A name that is not configured is a
+// deployment mistake: the request is refused, never let through.
 func (e *Engine) Decide(ctx context.Context, r *Request, reqErr error) Decision {
+	if r == nil || r.Policy == "" {
+		return e.def.decide(ctx, r, reqErr)
+	}
+	rt, ok := e.named[r.Policy]
+	if !ok {
+		return e.def.deny(r, errUnknownPolicy)
+	}
+	return rt.decide(ctx, r, reqErr)
+}
+
+// decide answers one request. It reads as the story of a request; every
+// step is a helper below. It never panics on hostile input and never
+// returns an error: every outcome is a Decision.
+func (e *route) decide(ctx context.Context, r *Request, reqErr error) Decision {
 	// A request Envoy could not describe properly is refused precisely.
 	if reqErr != nil {
 		return e.deny(r, reqErr)
@@ -166,7 +224,7 @@ func (e *Engine) Decide(ctx context.Context, r *Request, reqErr error) Decision 
 // valid but about to expire: if the store is unreachable, the request still
 // passes on it, because an outage must never take down traffic with valid
 // tokens.
-func (e *Engine) refresh(ctx context.Context, r *Request, found cookie.Found, still *token.Claims, stillRaw string, bearer bool) Decision {
+func (e *route) refresh(ctx context.Context, r *Request, found cookie.Found, still *token.Claims, stillRaw string, bearer bool) Decision {
 	// The refresh cookie decides this request: apply the CSRF rules.
 	if e.crossOrigin(r) {
 		return e.deny(r, errCSRF)
@@ -198,6 +256,9 @@ func (e *Engine) refresh(ctx context.Context, r *Request, found cookie.Found, st
 		return e.deny(r, err)
 	}
 	d := e.allow(r, raw, claims, set)
+	if !d.Allow {
+		return d
+	}
 	d.Reason = refreshReason(iss)
 	if bearer && e.policy.AccessTokenHeader != "" {
 		d.Response = append(d.Response, Header{e.policy.AccessTokenHeader, raw})
@@ -207,7 +268,7 @@ func (e *Engine) refresh(ctx context.Context, r *Request, found cookie.Found, st
 
 // mint signs an access token for the family of iss and returns it with
 // its claims and the three Set-Cookie values that carry the new state.
-func (e *Engine) mint(iss session.Issued) (string, *token.Claims, []string, error) {
+func (e *route) mint(iss session.Issued) (string, *token.Claims, []string, error) {
 	f := iss.Family
 	raw, exp, err := e.minter.Mint(f.Subject, f.ID, f.Claims)
 	if err != nil {
@@ -233,7 +294,15 @@ func refreshReason(iss session.Issued) string {
 
 // allow lets the request through with raw as its Authorization, identity
 // headers from claims, our cookies stripped, and any Set-Cookie values.
-func (e *Engine) allow(r *Request, raw string, claims *token.Claims, setCookie []string) Decision {
+func (e *route) allow(r *Request, raw string, claims *token.Claims, setCookie []string) Decision {
+	// The policy's required claims come last: a refused request still
+	// receives the cookies of a rotation that already happened, so the
+	// browser never falls behind the store.
+	if !e.policy.admits(claims) {
+		d := e.deny(r, errClaims)
+		d.SetCookie, d.Subject, d.Session = setCookie, claims.Subject, claims.SessionID
+		return d
+	}
 	d := Decision{Allow: true, Reason: "valid", Subject: claims.Subject, Session: claims.SessionID}
 	d.Upstream = append(d.Upstream, Header{"authorization", "Bearer " + raw})
 	e.scrubUpstream(r, &d)
@@ -256,7 +325,7 @@ func (e *Engine) allow(r *Request, raw string, claims *token.Claims, setCookie [
 // scrubUpstream removes what the upstream must never see from the client:
 // our cookies (Envoy's headers_to_remove drops whole headers only, so the
 // cookie header is rewritten) and client-sent identity headers.
-func (e *Engine) scrubUpstream(r *Request, d *Decision) {
+func (e *route) scrubUpstream(r *Request, d *Decision) {
 	if rest, removed := e.cookies.Strip(r.Header("cookie")); removed {
 		if rest == "" {
 			d.Remove = append(d.Remove, "cookie")
@@ -279,7 +348,7 @@ const maxHeaderValue = 16 << 10
 // HeaderValue: at most maxHeaderValue bytes, no NUL, CR or LF. Strip only
 // removes pairs and adds at most one space per ";", so a short, clean
 // header needs no second look.
-func (e *Engine) rewritable(header string) bool {
+func (e *route) rewritable(header string) bool {
 	if len(header) <= maxHeaderValue/2 && !strings.ContainsAny(header, "\x00\r\n") {
 		return true
 	}
@@ -290,7 +359,7 @@ func (e *Engine) rewritable(header string) bool {
 // deny shapes the answer to err: a redirect to the login page for page
 // navigations, else a small JSON body with the status from the answers
 // table, clearing our cookies only when the session is truly over.
-func (e *Engine) deny(r *Request, err error) Decision {
+func (e *route) deny(r *Request, err error) Decision {
 	a := answerFor(err)
 	d := Decision{Status: a.status, Reason: a.reason, Err: err, Level: a.level}
 	d.Response = append(d.Response, Header{"cache-control", "no-store"})
@@ -340,7 +409,7 @@ func errorCode(status int) string {
 // loginLocation builds the login redirect. The return path is only ever
 // the request's own normalised path and query, never an absolute URL or a
 // "//host" path, so it cannot become an open redirect.
-func (e *Engine) loginLocation(r *Request) string {
+func (e *route) loginLocation(r *Request) string {
 	back := r.Path
 	if r.Query != "" {
 		back += "?" + r.Query
@@ -361,9 +430,39 @@ func (e *Engine) loginLocation(r *Request) string {
 	return loc
 }
 
+// admits reports whether c holds every claim the policy requires, with
+// one of its accepted values.
+func (p Policy) admits(c *token.Claims) bool {
+	for name, accepted := range p.RequiredClaims {
+		v, ok := rawClaim(c, name)
+		if !ok {
+			return false
+		}
+		if len(accepted) > 0 && !claimMatches(v, accepted) {
+			return false
+		}
+	}
+	return true
+}
+
+// claimMatches reports whether v, or any element of v when it is a list,
+// renders to one of accepted.
+func claimMatches(v any, accepted []string) bool {
+	if list, ok := v.([]any); ok {
+		for _, x := range list {
+			if claimMatches(x, accepted) {
+				return true
+			}
+		}
+		return false
+	}
+	s, ok := renderClaim(v)
+	return ok && slices.Contains(accepted, s)
+}
+
 // public reports whether p matches a public path: exactly, or under a
 // prefix that ends in "/".
-func (e *Engine) public(p string) bool {
+func (e *route) public(p string) bool {
 	for _, pp := range e.policy.PublicPaths {
 		if p == pp || (strings.HasSuffix(pp, "/") && strings.HasPrefix(p, pp)) {
 			return true
@@ -375,7 +474,7 @@ func (e *Engine) public(p string) bool {
 // crossOrigin applies exactly the rules of Go's http.CrossOriginProtection
 // (Sec-Fetch-Site, then Origin against Host, trusted origins) to the
 // original request, and reports whether it must be refused.
-func (e *Engine) crossOrigin(r *Request) bool {
+func (e *route) crossOrigin(r *Request) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		return false

@@ -26,6 +26,9 @@ type Request struct {
 	RawPath string // the path as sent, with its query
 	Path    string // normalised path without query (see normalizePath)
 	Query   string // the raw query without "?"
+	// Policy names the policy of the Envoy route (context_extensions
+	// "policy"); "" selects the default policy.
+	Policy  string
 	headers map[string]string
 }
 
@@ -63,6 +66,7 @@ func NewRequest(cr *authv3.CheckRequest) (*Request, error) {
 	if r.Method == "" || r.Host == "" || r.RawPath == "" || len(r.RawPath) > maxPathBytes {
 		return nil, errBadRequest
 	}
+	r.Policy = cr.GetAttributes().GetContextExtensions()[PolicyKey]
 	p, q, err := normalizePath(r.RawPath)
 	r.Path, r.Query = p, q
 	return r, err
