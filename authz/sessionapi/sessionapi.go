@@ -36,7 +36,9 @@ const (
 )
 
 // Authenticator decides whether a request may use the API. It returns the
-// caller's name for the log, or an error (the caller gets 401).
+// caller's name for the log, or an error: the caller gets 503 for an error
+// wrapping ErrReviewUnavailable (the credential could not be checked) and
+// 401 for any other.
 type Authenticator interface {
 	Authenticate(r *http.Request) (caller string, err error)
 }
@@ -73,6 +75,12 @@ func New(o Options) *Handler {
 // ServeHTTP authenticates the caller, then routes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	caller, err := h.o.Auth.Authenticate(r)
+	if errors.Is(err, ErrReviewUnavailable) {
+		// An API server that cannot answer is not a verdict on the caller.
+		h.o.Log.Error("session api: cannot check the caller's credential", "path", r.URL.Path, "error", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "the caller's credential cannot be checked now; retry")
+		return
+	}
 	if err != nil {
 		h.o.Log.Info("session api: unauthenticated call", "path", r.URL.Path, "remote", r.RemoteAddr, "error", err)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="silentauth-session-api"`)

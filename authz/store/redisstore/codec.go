@@ -1,0 +1,255 @@
+package redisstore
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/silentauth/silentauth/authz/store"
+)
+
+// A family is one Redis string: a fixed header the scripts read with
+// GETRANGE, then a binary payload only Go decodes.
+//
+//	offset  0      format, '1'
+//	offset  1..8   Version, big-endian
+//	offset  9..16  subject tag (tagOf): first 8 bytes of SHA-256(Subject); a change means re-index
+//	offset 17..    payload
+//
+// The payload holds, in this order: Subject, CreatedAt, IdleExpiresAt,
+// AbsoluteExpiresAt, PreviousUntil, RevokedAt, RevokeReason, Secrets,
+// Successor, and Claims as JSON (empty for none). The ID is the key's, not
+// repeated. A byte string is a uvarint length and the bytes. A time is a
+// uvarint n, 0 for the zero time, else its nanoseconds plus one followed by
+// a varint of its Unix seconds. Secrets are a uvarint count and, unless 0, a
+// uvarint width: w > 0 means every secret is w bytes and they follow back to
+// back (SHA-256 hashes: the usual case), 0 means each is a byte string.
+//
+// A string, not a hash {v, d}: a hash field longer than 64 bytes
+// (hash-max-listpack-value) turns the compact listpack into a hash table,
+// which costs more than the header saves. Binary, not JSON: the 16 secret
+// hashes are most of a family and JSON would carry them in base64, a third
+// larger. TestMemoryPerFamily measures all three.
+const (
+	formatV1  = '1'
+	headLen   = 1 + 8 // format and version: what the swap script compares
+	tagLen    = 8
+	headerLen = headLen + tagLen
+)
+
+// maxValue bounds a record Get decodes (a typical family is under 1 KiB).
+const maxValue = 1 << 20
+
+var errCorrupt = errors.New("corrupt record")
+
+// tagOf is the record header's subject tag.
+func tagOf(subject string) [tagLen]byte {
+	h := sha256.Sum256([]byte(subject))
+	return [tagLen]byte(h[:tagLen])
+}
+
+// subjectTag names a subject in keys: tagOf in hex. Subjects are arbitrary
+// strings (emails, braces, megabytes): the tag keeps keys short, free of
+// '{' and '}', and without personal data. Two subjects sharing a tag only
+// share an index key; Subject still checks every family's Subject.
+func subjectTag(subject string) string {
+	t := tagOf(subject)
+	return hex.EncodeToString(t[:])
+}
+
+// versionHead is the start of a record at version v: format and version,
+// what the swap script compares.
+func versionHead(v uint64) string {
+	var b [headLen]byte
+	b[0] = formatV1
+	binary.BigEndian.PutUint64(b[1:], v)
+	return string(b[:])
+}
+
+// encode returns the record of f.
+func encode(f *store.Family) ([]byte, error) {
+	var claims []byte
+	if len(f.Claims) > 0 {
+		var err error
+		if claims, err = json.Marshal(f.Claims); err != nil {
+			return nil, fmt.Errorf("claims: %w", err)
+		}
+	}
+	// 160: the varints (7 lengths and counts, 5 times) at their longest.
+	size := headerLen + 160 + len(f.Subject) + len(f.RevokeReason) + len(f.Successor) + len(claims) +
+		len(f.Secrets)*binary.MaxVarintLen64
+	for _, s := range f.Secrets {
+		size += len(s)
+	}
+	b := make([]byte, 0, size)
+	b = append(b, versionHead(f.Version)...)
+	tag := tagOf(f.Subject)
+	b = append(b, tag[:]...)
+	b = appendString(b, f.Subject)
+	for _, t := range []time.Time{f.CreatedAt, f.IdleExpiresAt, f.AbsoluteExpiresAt, f.PreviousUntil, f.RevokedAt} {
+		b = appendTime(b, t)
+	}
+	b = appendString(b, f.RevokeReason)
+	b = appendSecrets(b, f.Secrets)
+	b = appendBytes(b, f.Successor)
+	b = appendBytes(b, claims)
+	return b, nil
+}
+
+func appendSecrets(b []byte, secrets [][]byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(secrets)))
+	if len(secrets) == 0 {
+		return b
+	}
+	w := len(secrets[0])
+	for _, s := range secrets {
+		if len(s) != w {
+			w = 0
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(w))
+	for _, s := range secrets {
+		if w == 0 {
+			b = appendBytes(b, s)
+		} else {
+			b = append(b, s...)
+		}
+	}
+	return b
+}
+
+func appendBytes(b, s []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return append(b, 0)
+	}
+	b = binary.AppendUvarint(b, uint64(t.Nanosecond())+1)
+	return binary.AppendVarint(b, t.Unix())
+}
+
+// decode parses the record of family id. b is the caller's: the family's
+// byte slices point into it (capped, so appending to one never spills into
+// the next).
+func decode(id string, b []byte) (*store.Family, error) {
+	if len(b) < headerLen || b[0] != formatV1 {
+		return nil, fmt.Errorf("%w: unknown format", errCorrupt)
+	}
+	r := reader{b: b[headerLen:]}
+	f := &store.Family{ID: id, Version: binary.BigEndian.Uint64(b[1:headLen])}
+	f.Subject = string(r.bytes())
+	f.CreatedAt = r.time()
+	f.IdleExpiresAt = r.time()
+	f.AbsoluteExpiresAt = r.time()
+	f.PreviousUntil = r.time()
+	f.RevokedAt = r.time()
+	f.RevokeReason = string(r.bytes())
+	f.Secrets = r.secrets()
+	f.Successor = r.bytes()
+	claims := r.bytes()
+	if r.err != nil {
+		return nil, r.err
+	}
+	if len(r.b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(r.b))
+	}
+	if len(claims) > 0 {
+		if err := json.Unmarshal(claims, &f.Claims); err != nil {
+			return nil, fmt.Errorf("%w: claims: %v", errCorrupt, err)
+		}
+	}
+	return f, nil
+}
+
+// reader decodes a payload; the first error sticks and later reads return
+// zero values.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail(what string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: %s", errCorrupt, what)
+	}
+	r.b = nil
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail("uvarint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// bytes returns the next byte string, nil when empty.
+func (r *reader) bytes() []byte {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.fail("length")
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	s := r.b[:n:n]
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *reader) secrets() [][]byte {
+	n := r.uvarint()
+	if n == 0 {
+		return nil
+	}
+	w := r.uvarint()
+	// Bounded by what is left: each secret takes at least a byte (its
+	// length, or w ≥ 1 bytes).
+	if n > uint64(len(r.b)) || (w > 0 && n*w > uint64(len(r.b))) {
+		r.fail("secrets")
+		return nil
+	}
+	secrets := make([][]byte, n)
+	for i := range secrets {
+		if w == 0 {
+			secrets[i] = r.bytes()
+		} else {
+			secrets[i] = r.b[:w:w]
+			r.b = r.b[w:]
+		}
+	}
+	return secrets
+}
+
+func (r *reader) time() time.Time {
+	ns := r.uvarint()
+	if ns == 0 {
+		return time.Time{}
+	}
+	if ns > 1e9 {
+		r.fail("nanoseconds")
+		return time.Time{}
+	}
+	sec, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail("seconds")
+		return time.Time{}
+	}
+	r.b = r.b[n:]
+	return time.Unix(sec, int64(ns-1)).UTC()
+}

@@ -1,0 +1,135 @@
+package redisstore
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/silentauth/silentauth/authz/session"
+	"github.com/silentauth/silentauth/authz/store"
+	"github.com/silentauth/silentauth/internal/redistest"
+)
+
+// typicalFamily is a session after 15 rotations by session.Manager: 16
+// secret hashes, a sealed successor, an OIDC subject and a few claims.
+func typicalFamily(t testing.TB, st store.Store) *store.Family {
+	m := session.New(st, session.Lifetimes{}, nil)
+	s, err := m.Start(t.Context(), "00u1abcd2EFGH3ijk4l5", map[string]any{
+		"email": "ada.lovelace@example.com", "name": "Ada Lovelace", "groups": []any{"engineering", "admins"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 15 {
+		if s, err = m.Refresh(t.Context(), s.RefreshToken); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s.Family
+}
+
+// TestMemoryPerFamily measures what a typical family costs in Redis, the
+// chosen record beside the alternatives, and pins an upper bound.
+func TestMemoryPerFamily(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := t.Context()
+	rdb := srv.Client(t)
+	st := NewFromClient(redis.NewClient(&redis.Options{Addr: srv.Addr()}), "", nil)
+	t.Cleanup(func() { _ = st.Close() })
+
+	f := typicalFamily(t, st)
+	if len(f.Secrets) != 16 {
+		t.Fatalf("typical family holds %d hashes, want 16", len(f.Secrets))
+	}
+	rec, err := encode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	usage := func(key string) int64 {
+		n, err := rdb.MemoryUsage(ctx, key, 0).Result()
+		if err != nil {
+			t.Fatalf("MEMORY USAGE %s: %v", key, err)
+		}
+		return n
+	}
+	family := usage(st.familyKey(f.ID))
+	index := usage(st.subjectKey(subjectTag(f.Subject)))
+
+	// The same family as a hash {v, s, d}, and as JSON.
+	hashKey, jsonKey := st.prefix+"alt:hash:{"+f.ID+"}", st.prefix+"alt:json:{"+f.ID+"}"
+	js, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, hashKey, "v", rec[1:headLen], "s", rec[headLen:headerLen], "d", rec[headerLen:])
+		p.PExpireAt(ctx, hashKey, f.AbsoluteExpiresAt)
+		p.Set(ctx, jsonKey, js, 0)
+		p.PExpireAt(ctx, jsonKey, f.AbsoluteExpiresAt)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hash, hashEnc := usage(hashKey), rdb.ObjectEncoding(ctx, hashKey).Val()
+	asJSON := usage(jsonKey)
+	rdb.Del(ctx, hashKey, jsonKey)
+
+	// An index entry beside others of the same subject.
+	for i := range 9 {
+		g := f.Clone()
+		g.ID, g.Version = fmt.Sprint("same-subject-", i), 1
+		if err := st.Create(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	indexEntry := (usage(st.subjectKey(subjectTag(f.Subject))) - index) / 9
+
+	// Everything together, allocator and key space included: many copies
+	// of the family, each its own subject (one session per user).
+	const n = 2000
+	before := usedMemory(t, rdb)
+	for i := range n {
+		g := f.Clone()
+		g.ID, g.Subject, g.Version = fmt.Sprintf("%022d", i), fmt.Sprintf("%020d", i), 1
+		if err := st.Create(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	perFamily := (usedMemory(t, rdb) - before) / n
+
+	claims, _ := json.Marshal(f.Claims)
+	t.Logf("record %d bytes: 16 hashes of 32, successor %d, claims %d as JSON, the rest header, subject, times",
+		len(rec), len(f.Successor), len(claims))
+	t.Logf("MEMORY USAGE family key: %d bytes (as a hash {v,s,d}: %d bytes, encoding %s; as a JSON string: %d bytes, %d bytes of JSON)",
+		family, hash, hashEnc, asJSON, len(js))
+	t.Logf("MEMORY USAGE subject index: %d bytes holding one family, %d bytes more per further family", index, indexEntry)
+	t.Logf("used_memory per family, %d families of %d subjects, index included: %d bytes", n, n, perFamily)
+	if family > 1024 || perFamily > 1536 {
+		t.Errorf("a typical family costs %d bytes (%d with its index and overhead): more than budgeted", family, perFamily)
+	}
+	if hash <= family || asJSON <= family {
+		t.Errorf("the chosen record (%d bytes) is no smaller than a hash (%d) or JSON (%d): revisit codec.go", family, hash, asJSON)
+	}
+}
+
+func usedMemory(t *testing.T, rdb *redis.Client) int64 {
+	info, err := rdb.Info(t.Context(), "memory").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("no used_memory in INFO memory")
+	return 0
+}

@@ -1,0 +1,337 @@
+// Package redisstore is the store.Store on Redis 7.0 or later (standalone,
+// Sentinel or Cluster), shared by every replica of silentauth.
+//
+// # Keys
+//
+//	<prefix>fam:{<family id>}       the family: one string, expires at AbsoluteExpiresAt
+//	<prefix>sub:{<subject tag>}     the subject index: sorted set of family ids scored by expiry
+//
+// The prefix defaults to "silentauth:". The braces are Redis Cluster hash
+// tags: every key of one family hashes to the slot of its id. The subject
+// tag is the first 8 bytes of SHA-256(subject) in hex, so no subject (an
+// email, say) appears in key names. See codec.go for the record layout.
+//
+// Memory (Redis 7.0, TestMemoryPerFamily): a typical family (16 secret
+// hashes, a sealed successor, about 90 bytes of claims) is a record of
+// about 750 bytes, 856 bytes by MEMORY USAGE. A subject index costs 136
+// bytes holding one family, 30 bytes per further family. All in, with one
+// session per user, Redis's used_memory grows by about 1.1 KiB per session.
+//
+// # Atomicity
+//
+// Every change of a family is one Lua script (EVALSHA, EVAL when the
+// server's script cache is empty), run atomically on the node that owns the
+// family's key: Create sets the record only if no live family holds the id;
+// Swap compares the stored version and replaces the record and its expiry.
+// Get is a plain GET. A rotation is thus two round trips: GET and EVALSHA.
+//
+// # Expiry
+//
+// The store's clock decides: a family is gone once now is past its
+// AbsoluteExpiresAt (Get answers store.ErrNotFound, Create may reuse the id,
+// Swap answers store.ErrNotFound). Redis drops the key itself at that
+// instant by its own clock (SET … PXAT, rounded up to the millisecond), so
+// no dead session stays in memory. Should Redis's clock run ahead of the
+// replicas', families vanish that much early; behind, their memory lingers
+// that much longer.
+//
+// # Subject index
+//
+// Subject (and so session.Manager's List and RevokeSubject) reads the
+// subject index. In a Cluster it lives in another slot than the families,
+// so no script can change both: Create adds the id to the index after the
+// family is stored. If that fails, Create deletes the family again (best
+// effort) and returns the error, so a family whose token was handed out is
+// always indexed; a family left behind by a failed delete was never handed
+// out and expires unseen. The index is pruned as it is used (entries past
+// their expiry, ids whose family is gone or belongs to another subject) and
+// expires with its longest-lived family. Subject does not see a family
+// whose Create is still in flight.
+//
+// # Errors
+//
+// A missing or expired family is store.ErrNotFound, a lost compare-and-swap
+// store.ErrConflict, a taken id store.ErrExists. Everything else (connection
+// refused, timeouts, context deadlines, LOADING, CLUSTERDOWN, MOVED after
+// MaxRedirects, a corrupt record) is returned wrapped with %w and matches no
+// store sentinel: the caller answers 503 and keeps the cookies.
+//
+// go-redis retries a command after a network error or a timeout (Options.
+// MaxRetries, bounded), also when Redis may already have run it. A retried
+// Swap then reads its own write as store.ErrConflict, which package session
+// resolves by reading again: the token it presented is now the previous
+// one, within grace, and opens the successor just written. A retried Create
+// reads store.ErrExists and session starts again under a new id; the first
+// family was never handed out and expires unseen.
+//
+// The store keeps what package session gives it: secret hashes and sealed
+// successors, never a usable token. It logs nothing (go-redis itself logs
+// failed dials through its package-wide logger, see redis.SetLogger).
+//
+// Store is safe for concurrent use.
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/silentauth/silentauth/authz/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Store is a store.Store on Redis. Safe for concurrent use.
+type Store struct {
+	c      redis.UniversalClient
+	prefix string
+	now    func() time.Time
+}
+
+// New validates o, fills its defaults and returns a Store over a new go-redis
+// client. It does not connect: the first command does (see Ping), so a
+// replica can start while Redis is down and report it on its health check.
+func New(o Options) (*Store, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	o = o.withDefaults()
+	return &Store{c: redis.NewUniversalClient(o.universal()), prefix: o.KeyPrefix, now: o.Now}, nil
+}
+
+// NewFromClient returns a Store over c (tests, or a caller who builds the
+// client itself). prefix defaults to DefaultKeyPrefix, now to time.Now. Close
+// closes c.
+func NewFromClient(c redis.UniversalClient, prefix string, now func() time.Time) *Store {
+	if prefix == "" {
+		prefix = DefaultKeyPrefix
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{c: c, prefix: prefix, now: now}
+}
+
+// Ping checks that Redis answers (one node, for a Cluster), for health
+// checks.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.c.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redisstore: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes the client and its connections. Calls after Close fail.
+func (s *Store) Close() error { return s.c.Close() }
+
+// Create implements store.Store. f.Version must be 1.
+func (s *Store) Create(ctx context.Context, f *store.Family) error {
+	if f == nil || f.ID == "" {
+		return errors.New("redisstore: create: family without id")
+	}
+	if f.Version != 1 {
+		return fmt.Errorf("redisstore: create %q: version %d, want 1", f.ID, f.Version)
+	}
+	exp, err := expiryMillis(f.AbsoluteExpiresAt)
+	if err != nil {
+		return fmt.Errorf("redisstore: create %q: %w", f.ID, err)
+	}
+	rec, err := encode(f)
+	if err != nil {
+		return fmt.Errorf("redisstore: create %q: %w", f.ID, err)
+	}
+	now := s.now().UnixMilli()
+	key := s.familyKey(f.ID)
+	res, err := createScript.Run(ctx, s.c, []string{key}, rec, exp, now).Text()
+	if err := answer("create", f.ID, res, err); err != nil {
+		return err
+	}
+	if err := s.index(ctx, f.Subject, f.ID, exp, now); err != nil {
+		// Nobody holds this family's token yet: take it back rather than
+		// leave a session that RevokeSubject could not find. On a
+		// cancelled ctx too, bounded by the client's timeouts.
+		if derr := s.c.Del(context.WithoutCancel(ctx), key).Err(); derr != nil {
+			err = errors.Join(err, fmt.Errorf("delete unindexed family: %w", derr))
+		}
+		return fmt.Errorf("redisstore: create %q: subject index: %w", f.ID, err)
+	}
+	return nil
+}
+
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, id string) (*store.Family, error) {
+	rec, err := s.c.Get(ctx, s.familyKey(id)).Bytes()
+	if err != nil {
+		return nil, wrap("get", id, err)
+	}
+	f, err := s.live(id, rec)
+	if err != nil {
+		return nil, wrap("get", id, err)
+	}
+	return f, nil
+}
+
+// Swap implements store.Store: compare-and-swap on Version, in one script.
+func (s *Store) Swap(ctx context.Context, expected uint64, next *store.Family) error {
+	if next == nil || next.ID == "" {
+		return errors.New("redisstore: swap: family without id")
+	}
+	if next.Version != expected+1 {
+		return fmt.Errorf("redisstore: swap %q: next version %d, want %d", next.ID, next.Version, expected+1)
+	}
+	exp, err := expiryMillis(next.AbsoluteExpiresAt)
+	if err != nil {
+		return fmt.Errorf("redisstore: swap %q: %w", next.ID, err)
+	}
+	rec, err := encode(next)
+	if err != nil {
+		return fmt.Errorf("redisstore: swap %q: %w", next.ID, err)
+	}
+	now := s.now().UnixMilli()
+	res, err := swapScript.Run(ctx, s.c, []string{s.familyKey(next.ID)}, versionHead(expected), rec, exp, now).Text()
+	if res == "reindex" && err == nil {
+		// The subject or the expiry changed (package session changes
+		// neither). The swap is done; only the index lags if this fails,
+		// and the old index entry is pruned when read.
+		if err := s.index(ctx, next.Subject, next.ID, exp, now); err != nil {
+			return fmt.Errorf("redisstore: swap %q: swapped, but subject index: %w", next.ID, err)
+		}
+		return nil
+	}
+	return answer("swap", next.ID, res, err)
+}
+
+// Subject implements store.Store. It reads the subject's index, then every
+// family in it (one pipeline, split by node in a Cluster), and prunes the
+// index of ids that are gone or belong to another subject. The order of
+// the families is unspecified.
+func (s *Store) Subject(ctx context.Context, subject string) ([]*store.Family, error) {
+	tag := subjectTag(subject)
+	idx := s.subjectKey(tag)
+	now := s.now()
+	ids, err := listScript.Run(ctx, s.c, []string{idx}, now.UnixMilli()).StringSlice()
+	if err != nil {
+		return nil, wrap("subject index", tag, err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	cmds := make([]*redis.StringCmd, len(ids))
+	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.Get(ctx, s.familyKey(id))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) { // Pipelined reports the first error, a missing key too
+		return nil, wrap("subject", tag, err)
+	}
+	var (
+		out   []*store.Family
+		stale []any
+	)
+	for i, id := range ids {
+		rec, err := cmds[i].Bytes()
+		switch {
+		case errors.Is(err, redis.Nil):
+			stale = append(stale, id)
+			continue
+		case err != nil:
+			return nil, wrap("subject", tag, err)
+		}
+		f, err := s.live(id, rec)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			continue // expired: the score prunes it
+		case err != nil:
+			return nil, wrap("subject", tag, err)
+		case f.Subject != subject:
+			if subjectTag(f.Subject) != tag { // moved to another index (a shared tag is not stale)
+				stale = append(stale, id)
+			}
+			continue
+		}
+		out = append(out, f)
+	}
+	if len(stale) > 0 {
+		// Housekeeping only: what is not removed now is removed on the
+		// next read, or expires with the index.
+		_ = s.c.ZRem(ctx, idx, stale...).Err()
+	}
+	return out, nil
+}
+
+// index adds family id to subject's index with the family's expiry.
+func (s *Store) index(ctx context.Context, subject, id string, exp, now int64) error {
+	res, err := indexScript.Run(ctx, s.c, []string{s.subjectKey(subjectTag(subject))}, exp, id, now).Text()
+	if err == nil && res != "ok" {
+		err = fmt.Errorf("unexpected script answer %q", res)
+	}
+	return err
+}
+
+// live decodes the record of family id; store.ErrNotFound once its
+// absolute lifetime has passed by the store's clock.
+func (s *Store) live(id string, rec []byte) (*store.Family, error) {
+	if len(rec) > maxValue {
+		return nil, fmt.Errorf("%w: %d bytes", errCorrupt, len(rec))
+	}
+	f, err := decode(id, rec)
+	if err != nil {
+		return nil, err
+	}
+	if s.now().After(f.AbsoluteExpiresAt) {
+		return nil, store.ErrNotFound
+	}
+	return f, nil
+}
+
+// answer maps a script's reply to the store's errors.
+func answer(op, id, res string, err error) error {
+	if err != nil {
+		return wrap(op, id, err)
+	}
+	switch res {
+	case "ok":
+		return nil
+	case "exists":
+		err = store.ErrExists
+	case "conflict":
+		err = store.ErrConflict
+	case "notfound":
+		err = store.ErrNotFound
+	case "format":
+		err = fmt.Errorf("%w: unknown format", errCorrupt)
+	default:
+		err = fmt.Errorf("unexpected script answer %q", res)
+	}
+	return wrap(op, id, err)
+}
+
+// wrap names the operation; a missing key (redis.Nil) is store.ErrNotFound.
+func wrap(op, id string, err error) error {
+	if errors.Is(err, redis.Nil) {
+		err = store.ErrNotFound
+	}
+	return fmt.Errorf("redisstore: %s %q: %w", op, id, err)
+}
+
+func (s *Store) familyKey(id string) string { return s.prefix + "fam:{" + id + "}" }
+
+func (s *Store) subjectKey(tag string) string { return s.prefix + "sub:{" + tag + "}" }
+
+// expiryMillis is t in Unix milliseconds, rounded up so Redis never drops
+// a family before its AbsoluteExpiresAt.
+func expiryMillis(t time.Time) (int64, error) {
+	ms := t.UnixMilli()
+	if t.After(time.UnixMilli(ms)) {
+		ms++
+	}
+	if ms <= 0 {
+		return 0, fmt.Errorf("absolute expiry %v not after 1970", t)
+	}
+	return ms, nil
+}

@@ -1,0 +1,78 @@
+package redisstore
+
+import "github.com/redis/go-redis/v9"
+
+// The scripts are the store's only writes of a family: each runs atomically
+// on the server that owns its one key (a Cluster routes EVALSHA by KEYS[1]).
+// Times are Unix milliseconds of the store's clock, passed in as ARGV: the
+// clock decides expiry (a family is gone once now is past
+// AbsoluteExpiresAt), Redis's own PXAT only reclaims the memory. Each script
+// answers a status string that Go maps to the store's sentinels.
+//
+// PEXPIRETIME needs Redis 7.0 or later: -2 for no key, -1 for a key without
+// expiry (not ours: left alone), else the expiry in Unix milliseconds.
+
+// createScript stores a family unless a live one holds the id.
+//
+//	KEYS[1] family key
+//	ARGV[1] record, ARGV[2] expiry (ms), ARGV[3] now (ms)
+var createScript = redis.NewScript(`
+local exp = redis.call('PEXPIRETIME', KEYS[1])
+if exp == -1 or exp >= tonumber(ARGV[3]) then
+  return 'exists'
+end
+-- absent, or expired by the store's clock (counts as absent)
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+return 'ok'
+`)
+
+// swapScript replaces a family if its stored version is the expected one,
+// and moves its expiry along. It answers 'reindex' when the subject tag or
+// the expiry changed, so the caller updates the subject index (kept in
+// another Cluster slot, out of this script's reach).
+//
+//	KEYS[1] family key
+//	ARGV[1] expected format and version (versionHead), ARGV[2] record,
+//	ARGV[3] expiry (ms), ARGV[4] now (ms)
+var swapScript = redis.NewScript(`
+local exp = redis.call('PEXPIRETIME', KEYS[1])
+if exp == -2 or (exp >= 0 and exp < tonumber(ARGV[4])) then
+  return 'notfound'
+end
+local head = redis.call('GETRANGE', KEYS[1], 0, 16)
+if string.sub(head, 1, 1) ~= string.sub(ARGV[1], 1, 1) then
+  return 'format'
+end
+if string.sub(head, 1, 9) ~= ARGV[1] then
+  return 'conflict'
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+if string.sub(head, 10, 17) ~= string.sub(ARGV[2], 10, 17) or exp ~= tonumber(ARGV[3]) then
+  return 'reindex'
+end
+return 'ok'
+`)
+
+// indexScript adds a family to its subject's index (a sorted set of family
+// ids scored by expiry), drops the entries already expired, and has the
+// index expire with its longest-lived family.
+//
+//	KEYS[1] subject index key
+//	ARGV[1] expiry (ms), ARGV[2] family id, ARGV[3] now (ms)
+var indexScript = redis.NewScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], top[2])
+return 'ok'
+`)
+
+// listScript drops the expired entries of a subject index and returns the
+// family ids left.
+//
+//	KEYS[1] subject index key
+//	ARGV[1] now (ms)
+var listScript = redis.NewScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+`)

@@ -1,0 +1,290 @@
+// Package redistest runs real redis-server processes on loopback for
+// integration tests: one standalone server (Start) or a small Redis Cluster
+// (StartCluster), each with its data in the test's temporary folder and
+// nothing persisted (--save "" --appendonly no), killed when the test ends.
+//
+// The binaries are Debian's redis-server and redis-cli (`make tools`), looked
+// up in /usr/bin, then on PATH. Without them a test is skipped, or fails when
+// SILENTAUTH_REQUIRE_INTEGRATION=1 (CI).
+//
+// A Server can also misbehave on purpose: Stop kills it (kill -9, a crash),
+// Restart brings it back empty on the same port, Pause freezes it (SIGSTOP)
+// for a while, like a Redis too slow to answer.
+package redistest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// readyTimeout bounds how long a server may take to answer PING, and a
+// cluster to report cluster_state:ok. Both take milliseconds to a second; the
+// margin is for a loaded two-core machine running several test binaries.
+const readyTimeout = 30 * time.Second
+
+// Server is one redis-server on 127.0.0.1. Its methods are safe for
+// concurrent use.
+type Server struct {
+	t    testing.TB
+	bin  string
+	dir  string
+	port int
+	args []string // everything after the fixed arguments, kept for Restart
+
+	mu     sync.Mutex
+	proc   *process
+	resume *time.Timer // pending SIGCONT of Pause
+}
+
+// Start starts a redis-server for t on a free loopback port and kills it when
+// t ends. args are extra redis-server arguments ("--maxmemory", "10mb").
+// It returns once the server answers PING.
+func Start(t testing.TB, args ...string) *Server {
+	t.Helper()
+	bin := binary(t, "redis-server")
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), args: args}
+	t.Cleanup(s.Stop)
+	// The free port is found by listening and closing, so another process
+	// can take it before redis-server binds: try a few ports.
+	var err error
+	for range 3 {
+		if s.port, err = freePort(); err != nil {
+			break
+		}
+		if err = s.launch(); !errors.Is(err, errExited) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	return s
+}
+
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
+// Client returns a go-redis client of the server (for inspecting it in a
+// test), closed when the test ends.
+func (s *Server) Client(t testing.TB) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), DisableIdentity: true})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Stop kills the server (SIGKILL: no shutdown, like a crash) and waits for
+// it to exit. Stopping a stopped server does nothing.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.resume != nil {
+		s.resume.Stop()
+		s.resume = nil
+	}
+	if s.proc != nil {
+		s.proc.kill()
+		s.proc = nil
+	}
+}
+
+// Restart kills the server if it runs and starts it again on the same port,
+// empty (nothing is persisted), and waits until it answers PING. Clients that
+// were connected see their connections drop.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	if err := s.launch(); err != nil {
+		s.t.Fatalf("redistest: restart: %v", err)
+	}
+}
+
+// Pause freezes the server (SIGSTOP) and lets it go on (SIGCONT) after d,
+// without blocking the caller: connections and queued commands stay, nothing
+// is answered meanwhile, as with a Redis too slow to answer. Commands sent
+// during the pause run when it ends.
+func (s *Server) Pause(d time.Duration) {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		s.t.Fatal("redistest: Pause of a stopped server")
+	}
+	if s.resume != nil {
+		s.resume.Stop()
+	}
+	p := s.proc
+	if err := p.signal(syscall.SIGSTOP); err != nil {
+		s.t.Fatalf("redistest: pause: %v", err)
+	}
+	s.resume = time.AfterFunc(d, func() { _ = p.signal(syscall.SIGCONT) })
+}
+
+// launch starts the process on s.port and waits until it answers PING.
+func (s *Server) launch() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	args := append([]string{
+		"--bind", "127.0.0.1",
+		"--port", strconv.Itoa(s.port),
+		"--dir", s.dir,
+		"--save", "",
+		"--appendonly", "no",
+		"--daemonize", "no",
+		"--logfile", "",
+	}, s.args...)
+	p, err := startProcess(s.bin, filepath.Join(s.dir, "redis.log"), args...)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	err = poll(ctx, p, func() error {
+		reply, err := command(ctx, s.Addr(), "PING")
+		switch {
+		case err != nil && strings.HasPrefix(err.Error(), "NOAUTH "):
+			return nil // answering, behind --requirepass
+		case err == nil && reply != "PONG":
+			err = fmt.Errorf("PING answered %q", reply)
+		}
+		return err
+	})
+	if err != nil {
+		p.kill()
+		return fmt.Errorf("redis-server on port %d: %w\n%s", s.port, err, p.tail(20))
+	}
+	s.proc = p
+	return nil
+}
+
+// Cluster is a Redis Cluster of masters without replicas, every node a
+// Server on loopback.
+type Cluster struct {
+	Nodes []*Server
+}
+
+// StartCluster starts n redis-server processes in cluster mode, joins them
+// with `redis-cli --cluster create` (the 16384 slots spread over n masters,
+// no replicas) and waits until every node reports cluster_state:ok. Redis
+// needs at least 3 masters for a cluster.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	cli := binary(t, "redis-cli")
+	c := &Cluster{}
+	for i := range n {
+		busPort, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		c.Nodes = append(c.Nodes, Start(t,
+			"--cluster-enabled", "yes",
+			"--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", i)),
+			// Explicit bus port: the default (port+10000) may be taken or
+			// beyond 65535.
+			"--cluster-port", strconv.Itoa(busPort),
+			"--cluster-node-timeout", "5000",
+		))
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), readyTimeout)
+	defer cancel()
+	args := append([]string{"--cluster", "create"}, c.Addrs()...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
+	}
+	for _, node := range c.Nodes {
+		err := poll(ctx, node.proc, func() error {
+			info, err := command(ctx, node.Addr(), "CLUSTER", "INFO")
+			if err == nil && !strings.Contains(info, "cluster_state:ok") {
+				err = errors.New("cluster_state is not ok yet")
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatalf("redistest: cluster node %s: %v", node.Addr(), err)
+		}
+	}
+	return c
+}
+
+// Addrs lists the nodes' host:port.
+func (c *Cluster) Addrs() []string {
+	addrs := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		addrs[i] = n.Addr()
+	}
+	return addrs
+}
+
+// Client returns a go-redis cluster client (for inspecting the cluster in a
+// test), closed when the test ends.
+func (c *Cluster) Client(t testing.TB) *redis.ClusterClient {
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs(), DisableIdentity: true})
+	t.Cleanup(func() { _ = cc.Close() })
+	return cc
+}
+
+// binary finds name in /usr/bin, then on PATH, or ends t: skipped, or failed
+// when SILENTAUTH_REQUIRE_INTEGRATION=1.
+func binary(t testing.TB, name string) string {
+	t.Helper()
+	path := filepath.Join("/usr/bin", name)
+	if fi, err := os.Stat(path); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+		return path
+	}
+	if path, err := exec.LookPath(name); err == nil {
+		return path
+	}
+	if os.Getenv("SILENTAUTH_REQUIRE_INTEGRATION") == "1" {
+		t.Fatalf("%s not found: run `make tools`", name)
+	}
+	t.Skipf("redistest: %s not found (run `make tools`); set SILENTAUTH_REQUIRE_INTEGRATION=1 to fail instead of skipping", name)
+	return ""
+}
+
+// freePort asks the kernel for a free loopback port. The listener is closed
+// before the server binds, so another process could take the port in between;
+// Start then tries another.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// poll calls try until it succeeds, p exits, or ctx ends. The pause between
+// tries doubles from 2 ms up to 100 ms: a server is usually ready in a few
+// milliseconds, and a slow one is not hammered.
+func poll(ctx context.Context, p *process, try func() error) error {
+	wait := 2 * time.Millisecond
+	for {
+		err := try()
+		if err == nil {
+			return nil
+		}
+		if exit := p.exitErr(); exit != nil {
+			return exit
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("not ready after %s: %w", readyTimeout, err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
