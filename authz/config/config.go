@@ -94,16 +94,41 @@ type Sessions struct {
 	Grace time.Duration `yaml:"grace"`
 }
 
-// Keys says where signing keys come from.
+// Keys says where signing keys come from: a directory (Dir) or a
+// Kubernetes Secret (Secret), exactly one of them outside Development.
 type Keys struct {
-	// Dir is a directory of PEM private keys (PKCS#8 or SEC1). Default ""
-	// (required outside Development, which generates an ES256 key in memory).
+	// Dir is a directory of PEM private keys (PKCS#8 or SEC1), read once at
+	// start. Default "" (outside Development, Dir or Secret.Name is
+	// required; Development generates an ES256 key in memory when neither
+	// is set).
 	Dir string `yaml:"dir"`
 	// Active names the file (or kid) of the key that signs; may be empty when
-	// Dir holds one key. Default "".
+	// Dir holds one key. Only with Dir: a Secret's keys sign from their
+	// activate-at annotation. Default "".
 	Active string `yaml:"active"`
+	// Secret is a Kubernetes Secret of signing keys, watched and reloaded
+	// without a restart; its format is documented in package keys.
+	Secret SecretRef `yaml:"secret"`
+	// Kubeconfig is a kubeconfig file for reaching the Kubernetes API
+	// server from outside a cluster. Default "" (the in-cluster
+	// ServiceAccount config, else the file named by $KUBECONFIG).
+	Kubeconfig string `yaml:"kubeconfig"`
 	// JWKSMaxAge is the Cache-Control max-age of the JWKS. Default 5m.
 	JWKSMaxAge time.Duration `yaml:"jwksMaxAge"`
+}
+
+// SecretRef names the Kubernetes Secret of signing keys. silentauth needs
+// get, list and watch on that one Secret only (a Role with resourceNames),
+// and never writes it.
+type SecretRef struct {
+	// Name of the Secret. Default "" (no Secret; keys come from Dir).
+	Name string `yaml:"name"`
+	// Namespace of the Secret. Default "": the pod's own namespace, read at
+	// start from the POD_NAMESPACE variable (set it from the downward API's
+	// metadata.namespace), else from
+	// /var/run/secrets/kubernetes.io/serviceaccount/namespace; see
+	// Keys.SecretNamespace.
+	Namespace string `yaml:"namespace"`
 }
 
 // Cookies is the cookie contract. __Host- names require Secure, Path=/ and
@@ -160,12 +185,24 @@ type SessionAPI struct {
 	// Outside Development one of the two is required; Development generates
 	// a token and prints it once.
 	TokenFile string `yaml:"tokenFile"`
+	// ServiceAccounts, as "namespace/name", may call the session API with
+	// a projected ServiceAccount token, checked with the Kubernetes
+	// TokenReview API. With any listed, the bearer secret (TokenFile or
+	// SILENTAUTH_API_TOKEN) becomes optional. Default none.
+	ServiceAccounts []string `yaml:"serviceAccounts"`
+	// Audience is the audience those ServiceAccount tokens must be bound
+	// to (serviceAccountToken.audience of the projected volume), so a token
+	// meant for another service is refused. Default "silentauth".
+	Audience string `yaml:"audience"`
 }
 
 // Store selects where families live.
 type Store struct {
-	// Backend is "memory" (one replica). Default "memory".
+	// Backend is "memory" (one replica; sessions are lost on restart) or
+	// "redis" (shared by every replica). Default "memory".
 	Backend string `yaml:"backend"`
+	// Redis configures the redis backend. Ignored with memory.
+	Redis Redis `yaml:"redis"`
 }
 
 // Log configures logging.
@@ -187,7 +224,8 @@ type Shutdown struct {
 
 // Default returns the production defaults documented on each field. They
 // are secure (Secure __Host- cookies, SameSite=Lax, short access tokens) but
-// not complete: keys.dir and a session-API token must still be configured.
+// not complete: a key source (keys.dir or keys.secret.name) and a session-API
+// credential (token or serviceAccounts) must still be configured.
 // Every call returns a fresh value; nothing is shared between calls.
 func Default() Config {
 	return Config{
@@ -228,9 +266,10 @@ func Default() Config {
 			LogoutPath:        "/auth/logout",
 			AccessTokenHeader: "x-silentauth-access-token",
 		},
-		Store:    Store{Backend: "memory"},
-		Log:      Log{Level: "info", Format: "json"},
-		Shutdown: Shutdown{Drain: 5 * time.Second, Timeout: 20 * time.Second},
+		SessionAPI: SessionAPI{Audience: "silentauth"},
+		Store:      Store{Backend: "memory", Redis: defaultRedis()},
+		Log:        Log{Level: "info", Format: "json"},
+		Shutdown:   Shutdown{Drain: 5 * time.Second, Timeout: 20 * time.Second},
 	}
 }
 
@@ -252,5 +291,55 @@ func (c Config) clone() Config {
 	c.Policy.PublicPaths = slices.Clone(c.Policy.PublicPaths)
 	c.Policy.TrustedOrigins = slices.Clone(c.Policy.TrustedOrigins)
 	c.Policy.ClaimHeaders = maps.Clone(c.Policy.ClaimHeaders)
+	c.SessionAPI.ServiceAccounts = slices.Clone(c.SessionAPI.ServiceAccounts)
 	return c
+}
+
+// Redis configures the redis store. The password never lives in the
+// configuration: it is read from PasswordFile or SILENTAUTH_REDIS_PASSWORD.
+type Redis struct {
+	// Addrs lists host:port: the server (standalone), the sentinels
+	// (sentinel) or cluster seed nodes (cluster). Default none; required
+	// with the redis backend.
+	Addrs []string `yaml:"addrs"`
+	// Mode is standalone, sentinel or cluster. Default "standalone".
+	Mode string `yaml:"mode"`
+	// MasterName is the sentinel master set. Default "".
+	MasterName string `yaml:"masterName"`
+	// Username is the ACL user. Default "".
+	Username string `yaml:"username"`
+	// PasswordFile holds the password; SILENTAUTH_REDIS_PASSWORD is used
+	// when it is empty. Default "".
+	PasswordFile string `yaml:"passwordFile"`
+	// DB is the database number (not in cluster mode). Default 0.
+	DB int `yaml:"db"`
+	// TLS to Redis. Default off.
+	TLS RedisTLS `yaml:"tls"`
+	// KeyPrefix starts every key silentauth writes. Default "silentauth:".
+	KeyPrefix string `yaml:"keyPrefix"`
+	// DialTimeout bounds connecting. Default 2s.
+	DialTimeout time.Duration `yaml:"dialTimeout"`
+	// ReadTimeout and WriteTimeout bound each call; a slower Redis counts
+	// as down (refreshes answer 503, valid tokens still pass). Default 500ms.
+	ReadTimeout  time.Duration `yaml:"readTimeout"`
+	WriteTimeout time.Duration `yaml:"writeTimeout"`
+	// PoolSize is the connection pool size; 0 lets go-redis choose (10 per
+	// CPU). Default 0.
+	PoolSize int `yaml:"poolSize"`
+	// MaxRetries bounds retries of a failed call. Default 2.
+	MaxRetries int `yaml:"maxRetries"`
+}
+
+// RedisTLS configures TLS to Redis.
+type RedisTLS struct {
+	// Enabled turns TLS on. Default false.
+	Enabled bool `yaml:"enabled"`
+	// CAFile verifies the server; empty uses the system roots. Default "".
+	CAFile string `yaml:"caFile"`
+	// ServerName overrides the name verified. Default "".
+	ServerName string `yaml:"serverName"`
+	// CertFile and KeyFile are a client certificate (both or neither).
+	// Default "".
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
 }

@@ -27,23 +27,30 @@
 // ApplyEnv reads the variables below through an injected getenv. An empty or
 // unset variable changes nothing; surrounding white space is trimmed.
 //
-//	Variable                        Field                       Value
-//	SILENTAUTH_LOG_LEVEL            log.level                   debug, info, warn or error
-//	SILENTAUTH_LOG_FORMAT           log.format                  json or text
-//	SILENTAUTH_GRPC_ADDRESS         listen.grpc.address         host:port of the ext_authz gRPC listener
-//	SILENTAUTH_PUBLIC_ADDRESS       listen.public.address       host:port of the JWKS listener
-//	SILENTAUTH_SESSION_API_ADDRESS  listen.sessionAPI.address   host:port of the session API listener
-//	SILENTAUTH_ADMIN_ADDRESS        listen.admin.address        host:port of the metrics and health listener
-//	SILENTAUTH_KEYS_DIR             keys.dir                    directory of PEM signing keys
-//	SILENTAUTH_ISSUER               issuer                      iss of every access token
-//	SILENTAUTH_AUDIENCE             audience                    aud of every access token
-//	SILENTAUTH_ACCESS_TTL           tokens.accessTTL            access-token lifetime, a Go duration ("15m")
+//	Variable                          Field                       Value
+//	SILENTAUTH_LOG_LEVEL              log.level                   debug, info, warn or error
+//	SILENTAUTH_LOG_FORMAT             log.format                  json or text
+//	SILENTAUTH_GRPC_ADDRESS           listen.grpc.address         host:port of the ext_authz gRPC listener
+//	SILENTAUTH_PUBLIC_ADDRESS         listen.public.address       host:port of the JWKS listener
+//	SILENTAUTH_SESSION_API_ADDRESS    listen.sessionAPI.address   host:port of the session API listener
+//	SILENTAUTH_ADMIN_ADDRESS          listen.admin.address        host:port of the metrics and health listener
+//	SILENTAUTH_KEYS_DIR               keys.dir                    directory of PEM signing keys
+//	SILENTAUTH_KEYS_SECRET            keys.secret.name            Kubernetes Secret of signing keys
+//	SILENTAUTH_KEYS_SECRET_NAMESPACE  keys.secret.namespace       namespace of that Secret (default: the pod's)
+//	SILENTAUTH_ISSUER                 issuer                      iss of every access token
+//	SILENTAUTH_AUDIENCE               audience                    aud of every access token
+//	SILENTAUTH_ACCESS_TTL             tokens.accessTTL            access-token lifetime, a Go duration ("15m")
 //
 // The same list is available to programs as EnvVars, for help texts.
 //
 // SILENTAUTH_API_TOKEN is not a setting: it is the session-API bearer secret
 // itself, used when sessionAPI.tokenFile is empty. Config never holds it;
-// Resolve only checks that one of the two is present outside Development.
+// Resolve only checks, outside Development, that one of the two is present
+// or that sessionAPI.serviceAccounts lists callers.
+//
+// POD_NAMESPACE and KUBECONFIG are not settings either: Keys.SecretNamespace
+// reads POD_NAMESPACE when keys.secret.namespace is empty, and the Kubernetes
+// client reads KUBECONFIG when keys.kubeconfig is empty outside a cluster.
 //
 // # Flags
 //

@@ -34,8 +34,9 @@ func Load(path string) (Config, error) {
 // Development), then the file at path (none when path is ""), then the
 // environment read through getenv, then the flags set in o (which may be
 // nil). It validates the result and returns every problem at once. Outside
-// Development it also requires a session-API token: sessionAPI.tokenFile or
-// the SILENTAUTH_API_TOKEN variable, which Validate cannot see.
+// Development it also requires a session-API credential: one of
+// sessionAPI.tokenFile, the SILENTAUTH_API_TOKEN variable (which Validate
+// cannot see) or sessionAPI.serviceAccounts.
 func Resolve(base Config, path string, getenv func(string) string, o *Overrides) (Config, error) {
 	c := base.clone()
 	if path != "" {
@@ -48,8 +49,9 @@ func Resolve(base Config, path string, getenv func(string) string, o *Overrides)
 	}
 	o.Apply(&c)
 	errs := []error{c.Validate()}
-	if !c.Development && c.SessionAPI.TokenFile == "" && (getenv == nil || strings.TrimSpace(getenv("SILENTAUTH_API_TOKEN")) == "") {
-		errs = append(errs, errors.New("sessionAPI.tokenFile: required outside development unless SILENTAUTH_API_TOKEN is set"))
+	if !c.Development && c.SessionAPI.TokenFile == "" && len(c.SessionAPI.ServiceAccounts) == 0 &&
+		(getenv == nil || strings.TrimSpace(getenv("SILENTAUTH_API_TOKEN")) == "") {
+		errs = append(errs, errors.New("sessionAPI.tokenFile: required outside development unless SILENTAUTH_API_TOKEN or sessionAPI.serviceAccounts is set"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
@@ -122,6 +124,12 @@ func decode(c *Config, data []byte) error {
 	}
 	if len(c.Policy.ClaimHeaders) == 0 {
 		c.Policy.ClaimHeaders = nil
+	}
+	if len(c.SessionAPI.ServiceAccounts) == 0 {
+		c.SessionAPI.ServiceAccounts = nil
+	}
+	if len(c.Store.Redis.Addrs) == 0 {
+		c.Store.Redis.Addrs = nil
 	}
 	return nil
 }

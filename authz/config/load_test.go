@@ -32,6 +32,9 @@ func TestLoad(t *testing.T) {
 		{"empty lists are nil", "policy:\n  publicPaths: []\n  claimHeaders: {}\n  trustedOrigins: []\n", nil, ""},
 		{"lists", "policy:\n  publicPaths: [/a, /b/]\n", func(c *Config) { c.Policy.PublicPaths = []string{"/a", "/b/"} }, ""},
 		{"claim headers", "policy:\n  claimHeaders:\n    x-user: sub\n", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"x-user": "sub"} }, ""},
+		{"empty serviceAccounts is nil", "sessionAPI:\n  serviceAccounts: []\n", nil, ""},
+		{"key Secret", "keys:\n  secret: {name: k, namespace: auth}\n  kubeconfig: /kc\n", func(c *Config) { c.Keys.Secret = SecretRef{Name: "k", Namespace: "auth"}; c.Keys.Kubeconfig = "/kc" }, ""},
+		{"serviceAccounts", "sessionAPI:\n  serviceAccounts: [a/b, c/d]\n  audience: x\n", func(c *Config) { c.SessionAPI.ServiceAccounts = []string{"a/b", "c/d"}; c.SessionAPI.Audience = "x" }, ""},
 		{"long durations", "sessions:\n  idleTTL: 1h30m\n", func(c *Config) { c.Sessions.IdleTTL = 90 * time.Minute }, ""},
 		{"unknown top field", "isuer: a\n", nil, "line 1: field isuer not found"},
 		{"unknown nested field", "tokens:\n  accessTTL: 5m\n  acessTTL: 5m\n", nil, "line 3: field acessTTL not found"},
@@ -292,6 +295,8 @@ func TestResolve(t *testing.T) {
 	token := mapEnv(map[string]string{"SILENTAUTH_API_TOKEN": "secret", "SILENTAUTH_KEYS_DIR": "/keys"})
 	keysOnly := mapEnv(map[string]string{"SILENTAUTH_KEYS_DIR": "/keys"})
 	tokenFile := writeFile(t, "keys: {dir: /keys}\nsessionAPI: {tokenFile: /run/token}\n")
+	serviceAccounts := writeFile(t, "keys: {secret: {name: silentauth-keys}}\nsessionAPI: {serviceAccounts: [shop/frontend]}\n")
+	secretEnv := mapEnv(map[string]string{"SILENTAUTH_API_TOKEN": "s", "SILENTAUTH_KEYS_SECRET": "silentauth-keys", "SILENTAUTH_KEYS_SECRET_NAMESPACE": "auth"})
 	tests := []struct {
 		name    string
 		base    Config
@@ -302,7 +307,10 @@ func TestResolve(t *testing.T) {
 		{"defaults and env", Default(), "", token, ""},
 		{"token file", Default(), tokenFile, nil, ""},
 		{"development needs nothing", Development(), "", nil, ""},
-		{"no token", Default(), "", keysOnly, "sessionAPI.tokenFile: required outside development unless SILENTAUTH_API_TOKEN is set"},
+		{"no token", Default(), "", keysOnly, "sessionAPI.tokenFile: required outside development unless SILENTAUTH_API_TOKEN or sessionAPI.serviceAccounts is set"},
+		{"serviceAccounts instead of a token", Default(), serviceAccounts, nil, ""},
+		{"key Secret from the environment", Default(), "", secretEnv, ""},
+		{"key Secret and keys.dir", Default(), "", mapEnv(map[string]string{"SILENTAUTH_API_TOKEN": "s", "SILENTAUTH_KEYS_DIR": "/k", "SILENTAUTH_KEYS_SECRET": "keys"}), "keys.secret.name: set together with keys.dir"},
 		{"no keys, no token", Default(), "", nil, "keys.dir: required outside development"},
 		{"missing file", Default(), "/nonexistent/silentauth.yaml", token, "no such file"},
 		{"bad env", Default(), "", mapEnv(map[string]string{"SILENTAUTH_ACCESS_TTL": "x"}), "config: environment: SILENTAUTH_ACCESS_TTL"},
@@ -362,6 +370,37 @@ func TestLogValue(t *testing.T) {
 		t.Errorf("*Config does not use LogValue: %s", buf.String())
 	}
 	slog.New(slog.NewTextHandler(io.Discard, nil)).Info("config", "config", Config{}) // zero value must not panic
+}
+
+func TestLogValueKeySource(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		want   []string
+	}{
+		{"dir", func(*Config) {}, []string{`"dir":"/etc/silentauth/keys"`, `"secret":""`, `"kubeconfigSet":false`}},
+		{"Secret in the pod's namespace", fromSecret("keys", ""), []string{`"secret":"<pod>/keys"`}},
+		{"Secret elsewhere", fromSecret("keys", "auth", func(c *Config) { c.Keys.Kubeconfig = "/home/me/private-kubeconfig" }), []string{`"secret":"auth/keys"`, `"kubeconfigSet":true`}},
+		{"ServiceAccounts", func(c *Config) { c.SessionAPI.ServiceAccounts = []string{"shop/private-sa"} }, []string{`"serviceAccounts":1`, `"audience":"silentauth"`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := valid()
+			tt.mutate(&c)
+			var buf bytes.Buffer
+			slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", c)
+			for _, want := range tt.want {
+				if !strings.Contains(buf.String(), want) {
+					t.Errorf("log lacks %s:\n%s", want, buf.String())
+				}
+			}
+			for _, private := range []string{"private-kubeconfig", "private-sa"} {
+				if strings.Contains(buf.String(), private) {
+					t.Errorf("log contains %q", private)
+				}
+			}
+		})
+	}
 }
 
 func mapEnv(m map[string]string) func(string) string {

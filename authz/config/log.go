@@ -9,8 +9,9 @@ import (
 // source, cookie names, policy sizes, store and logging. Config holds no
 // secret, but the summary still leaves out what is long or possibly
 // sensitive: the login URL's query, the lists of paths, origins and claim
-// headers (only their counts) and the session-API token file (only whether
-// it is set). Durations are strings ("15m0s"), not nanoseconds.
+// headers and session-API ServiceAccounts (only their counts), and the
+// session-API token file and kubeconfig (only whether they are set).
+// Durations are strings ("15m0s"), not nanoseconds.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Bool("development", c.Development),
@@ -37,6 +38,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Group("keys",
 			slog.String("dir", c.Keys.Dir),
 			slog.String("active", c.Keys.Active),
+			slog.String("secret", secretRef(c.Keys.Secret)),
+			slog.Bool("kubeconfigSet", c.Keys.Kubeconfig != ""),
 			slog.String("jwksMaxAge", c.Keys.JWKSMaxAge.String()),
 		),
 		slog.Group("cookies",
@@ -56,7 +59,11 @@ func (c Config) LogValue() slog.Value {
 			slog.String("refreshPath", c.Policy.RefreshPath),
 			slog.String("logoutPath", c.Policy.LogoutPath),
 		),
-		slog.Group("sessionAPI", slog.Bool("tokenFileSet", c.SessionAPI.TokenFile != "")),
+		slog.Group("sessionAPI",
+			slog.Bool("tokenFileSet", c.SessionAPI.TokenFile != ""),
+			slog.Int("serviceAccounts", len(c.SessionAPI.ServiceAccounts)),
+			slog.String("audience", c.SessionAPI.Audience),
+		),
 		slog.String("store", c.Store.Backend),
 		slog.Group("log",
 			slog.String("level", c.Log.Level),
@@ -67,6 +74,19 @@ func (c Config) LogValue() slog.Value {
 			slog.String("timeout", c.Shutdown.Timeout.String()),
 		),
 	)
+}
+
+// secretRef renders the key Secret as namespace/name ("" without one; the
+// namespace reads "<pod>" when it defaults to the pod's).
+func secretRef(s SecretRef) string {
+	if s.Name == "" {
+		return ""
+	}
+	ns := s.Namespace
+	if ns == "" {
+		ns = "<pod>"
+	}
+	return ns + "/" + s.Name
 }
 
 func listenerAttr(name string, l Listener) slog.Attr {

@@ -29,7 +29,7 @@ const (
 
 var (
 	sameSiteValues  = []string{"Lax", "Strict", "None"}
-	storeBackends   = []string{storeMemory}
+	storeBackends   = []string{storeMemory, storeRedis}
 	logLevels       = []string{"debug", "info", "warn", "error"}
 	logFormats      = []string{"json", "text"}
 	reservedHeaders = map[string]string{
@@ -66,7 +66,7 @@ var (
 // values.
 //
 // The session-API token may come from the environment (SILENTAUTH_API_TOKEN),
-// so Validate does not require sessionAPI.tokenFile; Resolve does.
+// so Validate does not require a session-API credential; Resolve does.
 //
 // Validate is not safe for concurrent use with other access to c.
 func (c *Config) Validate() error {
@@ -84,8 +84,12 @@ func (c *Config) Validate() error {
 	c.validateKeys(&p)
 	c.validateCookies(&p)
 	c.validatePolicy(&p)
+	c.validateSessionAPI(&p)
 	if !slices.Contains(storeBackends, c.Store.Backend) {
 		p.add("store.backend", "must be one of %s (got %q)", strings.Join(storeBackends, ", "), c.Store.Backend)
+	}
+	if c.Store.Backend == storeRedis {
+		c.Store.Redis.validate(&p)
 	}
 	if !slices.Contains(logLevels, c.Log.Level) {
 		p.add("log.level", "must be one of %s (got %q)", strings.Join(logLevels, ", "), c.Log.Level)
@@ -113,6 +117,7 @@ func (c *Config) normalize() {
 	c.Log.Level = strings.ToLower(c.Log.Level)
 	c.Log.Format = strings.ToLower(c.Log.Format)
 	c.Store.Backend = strings.ToLower(c.Store.Backend)
+	c.Store.Redis.Mode = strings.ToLower(c.Store.Redis.Mode)
 	c.Policy.AccessTokenHeader = strings.ToLower(c.Policy.AccessTokenHeader)
 	if len(c.Policy.ClaimHeaders) > 0 {
 		lower := make(map[string]string, len(c.Policy.ClaimHeaders))
@@ -263,11 +268,29 @@ func (c *Config) validateSessions(p *problems) {
 
 func (c *Config) validateKeys(p *problems) {
 	k := c.Keys
-	if k.Dir == "" && !c.Development {
-		p.add("keys.dir", "required outside development (development generates a signing key in memory)")
+	switch {
+	case k.Dir == "" && k.Secret.Name == "" && !c.Development:
+		p.add("keys.dir", "required outside development unless keys.secret.name is set (development generates a signing key in memory)")
+	case k.Dir != "" && k.Secret.Name != "":
+		p.add("keys.secret.name", "set together with keys.dir (%q); use one source of signing keys", k.Dir)
+	}
+	// Syntax only: whether the Secret exists is for the watcher to report.
+	if n := k.Secret.Name; n != "" && !isDNSSubdomain(n) {
+		p.add("keys.secret.name", "%q is not a Kubernetes object name (DNS-1123 subdomain: at most 253 of a-z, 0-9, \"-\" and \".\", starting and ending with a letter or digit)", n)
+	}
+	if ns := k.Secret.Namespace; ns != "" {
+		if k.Secret.Name == "" {
+			p.add("keys.secret.namespace", "requires keys.secret.name")
+		}
+		if !isDNSLabel(ns) {
+			p.add("keys.secret.namespace", "%q is not a Kubernetes namespace (DNS-1123 label: at most 63 of a-z, 0-9 and \"-\", starting and ending with a letter or digit)", ns)
+		}
 	}
 	if k.Active != "" {
-		if k.Dir == "" {
+		switch {
+		case k.Dir == "" && k.Secret.Name != "":
+			p.add("keys.active", "requires keys.dir; the keys of keys.secret sign from their activate-at annotations")
+		case k.Dir == "":
 			p.add("keys.active", "requires keys.dir")
 		}
 		if strings.ContainsAny(k.Active, `/\`) || k.Active == "." || k.Active == ".." {
@@ -277,6 +300,66 @@ func (c *Config) validateKeys(p *problems) {
 	if k.JWKSMaxAge < 0 || k.JWKSMaxAge > maxJWKSMaxAge {
 		p.add("keys.jwksMaxAge", "must be from 0s to %v (got %v)", maxJWKSMaxAge, k.JWKSMaxAge)
 	}
+}
+
+func (c *Config) validateSessionAPI(p *problems) {
+	a := c.SessionAPI
+	seen := make(map[string]int, len(a.ServiceAccounts))
+	for i, sa := range a.ServiceAccounts {
+		path := fmt.Sprintf("sessionAPI.serviceAccounts[%d]", i)
+		ns, name, ok := strings.Cut(sa, "/")
+		switch {
+		case !ok || strings.Contains(name, "/"):
+			p.add(path, "%q must be namespace/name", sa)
+			continue
+		case !isDNSLabel(ns):
+			p.add(path, "%q: namespace %q is not a DNS-1123 label", sa, ns)
+		case !isDNSSubdomain(name):
+			p.add(path, "%q: name %q is not a DNS-1123 subdomain", sa, name)
+		}
+		if j, dup := seen[sa]; dup {
+			p.add(path, "same as sessionAPI.serviceAccounts[%d] (%q)", j, sa)
+		}
+		seen[sa] = i
+	}
+	if strings.TrimSpace(a.Audience) == "" {
+		p.add("sessionAPI.audience", "must not be empty")
+	}
+}
+
+// isDNSLabel reports whether s is a DNS-1123 label, the syntax of
+// Kubernetes namespace names: 1–63 of a-z, 0-9 and '-', starting and ending
+// with a letter or digit.
+func isDNSLabel(s string) bool { return len(s) <= 63 && isLabelish(s) }
+
+// isLabelish reports whether s is non-empty, made of a-z, 0-9 and '-', and
+// starts and ends with a letter or digit.
+func isLabelish(s string) bool {
+	if s == "" || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; !('a' <= b && b <= 'z' || '0' <= b && b <= '9' || b == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// isDNSSubdomain reports whether s is a DNS-1123 subdomain as Kubernetes
+// checks it for most object names (Secrets, ServiceAccounts): at most 253
+// characters of dot-separated parts, each as a label but of any length
+// (apimachinery's IsDNS1123Subdomain).
+func isDNSSubdomain(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if !isLabelish(label) {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Config) validateCookies(p *problems) {

@@ -70,8 +70,24 @@ func TestValidate(t *testing.T) {
 		{"grace equals accessTTL", func(c *Config) { c.Sessions.Grace = 15 * min }, "sessions.grace: must be under tokens.accessTTL (15m0s)"},
 
 		// Keys.
-		{"keys.dir missing", func(c *Config) { c.Keys.Dir = "" }, "keys.dir: required outside development"},
-		{"keys.active without dir", func(c *Config) { c.Development = true; c.Keys.Dir = ""; c.Keys.Active = "k1" }, "keys.active: requires keys.dir"},
+		{"keys.dir missing", func(c *Config) { c.Keys.Dir = "" }, "keys.dir: required outside development unless keys.secret.name is set"},
+		{"keys.secret instead of dir", fromSecret("silentauth-keys", ""), ""},
+		{"keys.secret with namespace", fromSecret("keys.v1", "auth-1"), ""},
+		{"keys.secret and dir", func(c *Config) { c.Keys.Secret.Name = "k" }, `keys.secret.name: set together with keys.dir ("/etc/silentauth/keys")`},
+		{"keys.secret and dir in development", func(c *Config) { c.Development = true; c.Keys.Secret.Name = "k" }, "keys.secret.name: set together with keys.dir"},
+		{"development with a Secret", fromSecret("k", "", func(c *Config) { c.Development = true }), ""},
+		{"development with neither", func(c *Config) { c.Development = true; c.Keys.Dir = "" }, ""},
+		{"keys.secret.name upper case", fromSecret("Keys", ""), `keys.secret.name: "Keys" is not a Kubernetes object name`},
+		{"keys.secret.name underscore", fromSecret("my_keys", ""), "is not a Kubernetes object name"},
+		{"keys.secret.name empty label", fromSecret("a..b", ""), "is not a Kubernetes object name"},
+		{"keys.secret.name 253", fromSecret(strings.Repeat("a", 253), ""), ""},
+		{"keys.secret.name 254", fromSecret(strings.Repeat("a", 254), ""), "is not a Kubernetes object name"},
+		{"keys.secret.namespace dotted", fromSecret("k", "a.b"), `keys.secret.namespace: "a.b" is not a Kubernetes namespace`},
+		{"keys.secret.namespace 64", fromSecret("k", strings.Repeat("a", 64)), "is not a Kubernetes namespace"},
+		{"keys.secret.namespace 63", fromSecret("k", strings.Repeat("a", 63)), ""},
+		{"keys.secret.namespace without name", func(c *Config) { c.Keys.Secret.Namespace = "auth" }, "keys.secret.namespace: requires keys.secret.name"},
+		{"keys.active with secret", fromSecret("k", "", func(c *Config) { c.Keys.Active = "k1" }), "keys.active: requires keys.dir; the keys of keys.secret sign from their activate-at annotations"},
+		{"keys.kubeconfig", fromSecret("k", "", func(c *Config) { c.Keys.Kubeconfig = "/home/me/.kube/config" }), ""},
 		{"keys.active with dir", func(c *Config) { c.Keys.Active = "k1.pem" }, ""},
 		{"keys.active path", func(c *Config) { c.Keys.Active = "../k1.pem" }, `keys.active: "../k1.pem" must be a file name`},
 		{"jwksMaxAge zero", func(c *Config) { c.Keys.JWKSMaxAge = 0 }, ""},
@@ -179,9 +195,54 @@ func TestValidate(t *testing.T) {
 		{"accessTokenHeader reserved", func(c *Config) { c.Policy.AccessTokenHeader = "Set-Cookie" }, `policy.accessTokenHeader: "set-cookie" is reserved`},
 		{"accessTokenHeader upper", func(c *Config) { c.Policy.AccessTokenHeader = "X-Access-Token" }, ""},
 
+		// Session API.
+		{"serviceAccounts ok", func(c *Config) { c.SessionAPI.ServiceAccounts = []string{"shop/frontend", "shop/admin.v2"} }, ""},
+		{"serviceAccount without namespace", func(c *Config) { c.SessionAPI.ServiceAccounts = []string{"frontend"} }, `sessionAPI.serviceAccounts[0]: "frontend" must be namespace/name`},
+		{"serviceAccount with two slashes", func(c *Config) { c.SessionAPI.ServiceAccounts = []string{"a/b/c"} }, `"a/b/c" must be namespace/name`},
+		{"serviceAccount bad namespace", func(c *Config) { c.SessionAPI.ServiceAccounts = []string{"ok/a", "Shop/frontend"} }, `sessionAPI.serviceAccounts[1]: "Shop/frontend": namespace "Shop" is not a DNS-1123 label`},
+		{"serviceAccount empty name", func(c *Config) { c.SessionAPI.ServiceAccounts = []string{"shop/"} }, `name "" is not a DNS-1123 subdomain`},
+		{"serviceAccount bad name", func(c *Config) { c.SessionAPI.ServiceAccounts = []string{"shop/front_end"} }, `name "front_end" is not a DNS-1123 subdomain`},
+		{"serviceAccount duplicate", func(c *Config) { c.SessionAPI.ServiceAccounts = []string{"a/b", "c/d", "a/b"} }, `sessionAPI.serviceAccounts[2]: same as sessionAPI.serviceAccounts[0] ("a/b")`},
+		{"session audience empty", func(c *Config) { c.SessionAPI.Audience = " " }, "sessionAPI.audience: must not be empty"},
+
 		// Store, log, shutdown.
-		{"store unknown", func(c *Config) { c.Store.Backend = "redis" }, `store.backend: must be one of memory (got "redis")`},
+		{"store unknown", func(c *Config) { c.Store.Backend = "mongo" }, `store.backend: must be one of memory, redis (got "mongo")`},
 		{"store any case", func(c *Config) { c.Store.Backend = "Memory" }, ""},
+		{"redis ok", func(c *Config) { c.Store.Backend = "redis"; c.Store.Redis.Addrs = []string{"127.0.0.1:6379"} }, ""},
+		{"redis no addrs", func(c *Config) { c.Store.Backend = "redis" }, "store.redis.addrs: required with store.backend redis"},
+		{"redis standalone two addrs", func(c *Config) { c.Store.Backend = "redis"; c.Store.Redis.Addrs = []string{"a:1", "b:2"} }, "standalone mode takes exactly one address"},
+		{"redis bad addr", func(c *Config) { c.Store.Backend = "redis"; c.Store.Redis.Addrs = []string{"nohost"} }, "store.redis.addrs[0]: must be host:port"},
+		{"redis cluster", func(c *Config) {
+			c.Store.Backend, c.Store.Redis.Mode, c.Store.Redis.Addrs = "redis", "Cluster", []string{"a:1", "b:2", "c:3"}
+		}, ""},
+		{"redis cluster db", func(c *Config) {
+			c.Store.Backend, c.Store.Redis.Mode, c.Store.Redis.Addrs, c.Store.Redis.DB = "redis", "cluster", []string{"a:1"}, 2
+		}, "store.redis.db: must be 0 in cluster mode"},
+		{"redis sentinel needs master", func(c *Config) {
+			c.Store.Backend, c.Store.Redis.Mode, c.Store.Redis.Addrs = "redis", "sentinel", []string{"a:26379"}
+		}, "store.redis.masterName: required in sentinel mode"},
+		{"redis bad mode", func(c *Config) {
+			c.Store.Backend = "redis"
+			c.Store.Redis.Addrs = []string{"a:1"}
+			c.Store.Redis.Mode = "ring"
+		}, `store.redis.mode: must be one of standalone, sentinel, cluster (got "ring")`},
+		{"redis prefix braces", func(c *Config) {
+			c.Store.Backend = "redis"
+			c.Store.Redis.Addrs = []string{"a:1"}
+			c.Store.Redis.KeyPrefix = "{x}"
+		}, "store.redis.keyPrefix: must be non-empty"},
+		{"redis zero timeout", func(c *Config) {
+			c.Store.Backend = "redis"
+			c.Store.Redis.Addrs = []string{"a:1"}
+			c.Store.Redis.ReadTimeout = 0
+		}, "store.redis.readTimeout: must be positive"},
+		{"redis tls half pair", func(c *Config) {
+			c.Store.Backend, c.Store.Redis.Addrs, c.Store.Redis.TLS = "redis", []string{"a:1"}, RedisTLS{Enabled: true, CertFile: "c"}
+		}, "store.redis.tls: certFile and keyFile go together"},
+		{"redis tls fields without enabled", func(c *Config) {
+			c.Store.Backend, c.Store.Redis.Addrs, c.Store.Redis.TLS = "redis", []string{"a:1"}, RedisTLS{CAFile: "ca"}
+		}, "store.redis.tls.enabled: must be true"},
+		{"redis ignored with memory", func(c *Config) { c.Store.Redis.Mode = "ring" }, ""},
 		{"log level bad", func(c *Config) { c.Log.Level = "verbose" }, `log.level: must be one of debug, info, warn, error (got "verbose")`},
 		{"log level upper", func(c *Config) { c.Log.Level = "DEBUG" }, ""},
 		{"log format bad", func(c *Config) { c.Log.Format = "xml" }, `log.format: must be one of json, text (got "xml")`},
@@ -206,6 +267,18 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// fromSecret returns a mutation that takes keys from the Secret
+// namespace/name instead of keys.dir, then applies more.
+func fromSecret(name, namespace string, more ...func(*Config)) func(*Config) {
+	return func(c *Config) {
+		c.Keys.Dir = ""
+		c.Keys.Secret = SecretRef{Name: name, Namespace: namespace}
+		for _, f := range more {
+			f(c)
+		}
+	}
+}
+
 // plain returns a mutation that installs cookies without prefixes, then
 // applies f to them.
 func plain(f func(*Cookies)) func(*Config) {
@@ -223,7 +296,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Sessions.Grace = time.Hour
 	c.Cookies.Domain = "example.com"
 	c.Policy.PublicPaths = []string{"/a/../b"}
-	c.Store.Backend = "redis"
+	c.Store.Backend = "mongo"
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("Validate() = nil")
@@ -236,7 +309,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		"keys.dir: required outside development",
 		"cookies.domain: must be empty with the __Host- prefix",
 		"policy.publicPaths[0]",
-		"store.backend: must be one of memory",
+		"store.backend: must be one of memory, redis",
 	}
 	lines := strings.Split(err.Error(), "\n")
 	if len(lines) != len(want) {

@@ -2,9 +2,17 @@
 // binding each key to exactly one JWS algorithm (RFC 8725 §3.1), naming it by
 // its RFC 7638 thumbprint, and publishing the public halves as a JWKS.
 //
+// Keys come from a directory (LoadDir: one key signs, the others verify,
+// forever) or from a Kubernetes Secret (ParseSecret, NewSecretKeyring), whose
+// annotations give each key a lifecycle — published before it signs, kept
+// verifying after it retires until its tokens have expired. A Watcher keeps
+// a Holder filled from that Secret and never lets a bad version take traffic
+// down.
+//
 // A Keyring is immutable once built; a Holder swaps whole keyrings atomically
-// so readers never lock. All exported functions and methods are safe for
-// concurrent use.
+// so readers never lock. What depends on time (which key signs, verifies, is
+// published) is asked with the time, so no timer is needed for correctness.
+// All exported functions and methods are safe for concurrent use.
 package keys
 
 import (
@@ -18,8 +26,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -29,6 +35,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -265,21 +272,39 @@ func Generate(alg Alg) (*Key, error) {
 	return NewKey(priv)
 }
 
-// Keyring is an immutable set of keys: one active key that signs and any
-// number of verification-only keys.
+// Keyring is an immutable set of keys. Which key signs, which verify and
+// which are published depends on the time asked, for keyrings built from a
+// Secret (NewSecretKeyring); keyrings of NewKeyring and LoadDir have one key
+// that signs and verification-only others, forever.
+//
+// Everything time-dependent is computed once, when the keyring is built: the
+// signer as a function of time (a handful of intervals), and when each key
+// stops verifying. Signer, Lookup and JWKS then cost a map lookup or a
+// binary search over a few times; JWKS bodies are assembled on first use
+// for each set of visible keys and memoized.
 type Keyring struct {
-	keys  []*Key          // active first, then the others by kid
-	byKID map[string]*Key // every key
-	algs  []string        // distinct algorithms, active's first
-	jwks  []byte          // precomputed JWKS body
-	etag  string          // strong ETag of jwks
+	members []*member          // JWKS order
+	byKID   map[string]*member // every key, including those gone by now
+	algs    []string           // distinct algorithms of every key
+
+	// The signer is signers[i] from signBreaks[i-1] (inclusive) to
+	// signBreaks[i] (exclusive); degraded[i] when no key is active then.
+	signBreaks []time.Time
+	signers    []*member
+	degraded   []bool
+
+	// The JWKS in visible-set interval i publishes the members whose
+	// visIdx ≥ i; bodies[i] memoizes it.
+	visBreaks []time.Time
+	bodies    []atomic.Pointer[jwksBody]
 }
 
 // NewKeyring builds a keyring. active must hold a private key; others are
 // published and accepted for verification only. Duplicate kids are refused
 // (ErrDuplicateKID), and so is a Key whose ID or Alg does not match its
 // public key (ErrInvalidKey). The keys are copied; the ring does not see
-// later changes to the arguments.
+// later changes to the arguments. The state of the keys does not change
+// with time: active signs forever, the others verify forever.
 //
 // The non-active keys are ordered by kid, so the same set of keys gives
 // byte-identical JWKS and ETag whatever the argument order.
@@ -290,30 +315,28 @@ func NewKeyring(active *Key, others ...*Key) (*Keyring, error) {
 	if active.Signer == nil {
 		return nil, fmt.Errorf("%w: active key %s has no private key", ErrNoActiveKey, active.ID)
 	}
-	if eq, ok := active.Signer.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !eq.Equal(active.Public) {
-		return nil, fmt.Errorf("%w: active key %s: private key does not match Public", ErrInvalidKey, active.ID)
+	if err := checkSigner(active); err != nil {
+		return nil, err
 	}
 
-	r := &Keyring{byKID: make(map[string]*Key, 1+len(others))}
-	add := func(k *Key) error {
+	var members []*member
+	seen := make(map[string]bool, 1+len(others))
+	add := func(k *Key, verifyOnly bool) error {
 		if k == nil {
 			return fmt.Errorf("%w: nil key", ErrInvalidKey)
 		}
 		if err := checkKey(k); err != nil {
 			return err
 		}
-		if _, dup := r.byKID[k.ID]; dup {
+		if seen[k.ID] {
 			return fmt.Errorf("%w: %s", ErrDuplicateKID, k.ID)
 		}
+		seen[k.ID] = true
 		c := *k
-		r.byKID[c.ID] = &c
-		r.keys = append(r.keys, &c)
-		if !slices.Contains(r.algs, string(c.Alg)) {
-			r.algs = append(r.algs, string(c.Alg))
-		}
+		members = append(members, &member{key: &c, entry: Entry{Key: &c}, verifyOnly: verifyOnly})
 		return nil
 	}
-	if err := add(active); err != nil {
+	if err := add(active, false); err != nil {
 		return nil, err
 	}
 	sorted := slices.Clone(others)
@@ -324,30 +347,11 @@ func NewKeyring(active *Key, others ...*Key) (*Keyring, error) {
 		return strings.Compare(a.ID, b.ID)
 	})
 	for _, k := range sorted {
-		if err := add(k); err != nil {
+		if err := add(k, true); err != nil {
 			return nil, err
 		}
 	}
-
-	set := struct {
-		Keys []jwk `json:"keys"`
-	}{Keys: make([]jwk, 0, len(r.keys))}
-	for _, k := range r.keys {
-		j, err := publicJWK(k.Public) // public members only: never d, p, q
-		if err != nil {
-			return nil, err
-		}
-		j.Kid, j.Alg, j.Use = k.ID, string(k.Alg), "sig"
-		set.Keys = append(set.Keys, j)
-	}
-	body, err := json.Marshal(set)
-	if err != nil {
-		return nil, fmt.Errorf("keys: marshal JWKS: %w", err)
-	}
-	sum := sha256.Sum256(body)
-	r.jwks = body
-	r.etag = `"` + hex.EncodeToString(sum[:16]) + `"`
-	return r, nil
+	return newKeyring(members, []*member{members[0]}, nil, []bool{false})
 }
 
 // checkKey refuses a Key whose fields disagree, so a hand-built Key cannot
@@ -471,36 +475,68 @@ func readBounded(path string) (data []byte, isDir bool, err error) {
 	return data, false, nil
 }
 
-// Signer returns the key that signs new tokens at now. It is never nil.
-// The returned Key must not be modified.
-func (r *Keyring) Signer(now time.Time) *Key { return r.keys[0] }
+// Signer returns the key that signs new tokens at now: among the active
+// keys the one with the latest activate-at (ties: the greatest name). When
+// no key is active at now it is still never nil: it is the key that was
+// active most recently, and Degraded says so. The returned Key must not be
+// modified.
+func (r *Keyring) Signer(now time.Time) *Key {
+	return r.signers[segment(r.signBreaks, now)].key
+}
 
-// Lookup returns the key with kid if it may verify tokens at now. The
-// returned Key must not be modified.
+// Lookup returns the key with kid if it may verify tokens at now: a key in
+// state next, active or retiring, or a gone key that is still the signer or
+// signed less than access TTL + leeway ago. The returned Key must not be
+// modified.
 func (r *Keyring) Lookup(kid string, now time.Time) (*Key, bool) {
-	k, ok := r.byKID[kid]
-	return k, ok
+	m, ok := r.byKID[kid]
+	if !ok || !m.verifiesAt(now) {
+		return nil, false
+	}
+	return m.key, true
 }
 
 // Algs lists the distinct algorithms of the keys in the ring (for the
-// parser's allow-list). The slice is the caller's.
+// parser's allow-list), whatever their state: Lookup refuses the keys that
+// may not verify. For NewKeyring the active key's comes first. The slice is
+// the caller's.
 func (r *Keyring) Algs() []string { return slices.Clone(r.algs) }
 
-// Keys lists every key, active first, then the others ordered by kid. The
-// slice is the caller's; the Keys must not be modified.
-func (r *Keyring) Keys() []*Key { return slices.Clone(r.keys) }
+// Keys lists every key, including keys gone by now: for NewKeyring and
+// LoadDir the active first, then the others ordered by kid; for
+// NewSecretKeyring ordered by entry name. The slice is the caller's; the
+// Keys must not be modified.
+func (r *Keyring) Keys() []*Key {
+	keys := make([]*Key, len(r.members))
+	for i, m := range r.members {
+		keys[i] = m.key
+	}
+	return keys
+}
 
-// JWKS returns the JSON Web Key Set (RFC 7517 §5) of the public keys and its
-// strong ETag (RFC 9110 §8.8.3). Both are computed once by NewKeyring; the
-// body is a copy the caller may keep.
-func (r *Keyring) JWKS() (body []byte, etag string) { return slices.Clone(r.jwks), r.etag }
+// JWKS returns the JSON Web Key Set (RFC 7517 §5) of the public keys that
+// may verify at now, and its strong ETag (RFC 9110 §8.8.3). The same set
+// of keys always gives the same bytes and ETag, so a key dropping out
+// changes the ETag and nothing else does. The body is a copy the caller
+// may keep.
+//
+// Time only ever removes keys from the JWKS; keys are added by a new
+// keyring (a Secret update). So a client caching the JWKS for max-age at
+// worst keeps a key that no longer verifies.
+func (r *Keyring) JWKS(now time.Time) (body []byte, etag string) {
+	b := r.jwksAt(now)
+	return slices.Clone(b.body), b.etag
+}
 
 // Source yields the current keyring, or nil before the first one is loaded.
 type Source interface {
 	Keyring() *Keyring
 }
 
-// Holder is a Source whose keyring is replaced atomically.
+var _ Source = (*Holder)(nil)
+
+// Holder is a Source whose keyring is replaced atomically. The zero value
+// holds no keyring and is ready to use.
 type Holder struct {
 	p atomic.Pointer[Keyring]
 }
@@ -511,10 +547,32 @@ func (h *Holder) Keyring() *Keyring { return h.p.Load() }
 // Store replaces the current keyring.
 func (h *Holder) Store(r *Keyring) { h.p.Store(r) }
 
-// JWKSHandler serves the current keyring's JWKS with Cache-Control max-age
-// and ETag / If-None-Match support; 503 before the first keyring. Only GET
-// and HEAD are allowed (405 with Allow otherwise).
-func JWKSHandler(src Source, maxAge time.Duration) http.Handler {
+// HandlerOption configures JWKSHandler.
+type HandlerOption func(*handlerOptions)
+
+type handlerOptions struct {
+	now func() time.Time
+}
+
+// WithClock makes JWKSHandler ask now for the time that decides which keys
+// are published (default time.Now).
+func WithClock(now func() time.Time) HandlerOption {
+	return func(o *handlerOptions) {
+		if now != nil {
+			o.now = now
+		}
+	}
+}
+
+// JWKSHandler serves the current keyring's JWKS at the handler's clock
+// (WithClock; default time.Now) with Cache-Control max-age and ETag /
+// If-None-Match support; 503 before the first keyring. Only GET and HEAD
+// are allowed (405 with Allow otherwise).
+func JWKSHandler(src Source, maxAge time.Duration, opts ...HandlerOption) http.Handler {
+	o := handlerOptions{now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	cacheControl := fmt.Sprintf("public, max-age=%d", max(0, int64(maxAge/time.Second)))
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		h := w.Header()
@@ -531,19 +589,20 @@ func JWKSHandler(src Source, maxAge time.Duration) http.Handler {
 			io.WriteString(w, `{"error":"no signing keys loaded yet"}`+"\n")
 			return
 		}
-		h.Set("ETag", r.etag)
+		b := r.jwksAt(o.now())
+		h.Set("ETag", b.etag)
 		h.Set("Cache-Control", cacheControl)
-		if etagMatches(req.Header.Values("If-None-Match"), r.etag) {
+		if etagMatches(req.Header.Values("If-None-Match"), b.etag) {
 			// RFC 9110 §15.4.5: a 304 repeats ETag and Cache-Control, no body.
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
 		h.Set("Content-Type", "application/jwk-set+json") // RFC 7517 §8.5.1
-		h.Set("Content-Length", fmt.Sprint(len(r.jwks)))
+		h.Set("Content-Length", strconv.Itoa(len(b.body)))
 		h.Set("X-Content-Type-Options", "nosniff")
 		w.WriteHeader(http.StatusOK)
 		if req.Method != http.MethodHead {
-			w.Write(r.jwks)
+			w.Write(b.body)
 		}
 	})
 }

@@ -264,14 +264,14 @@ func TestJWKS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, etag := r.JWKS()
+	body, etag := r.JWKS(time.Now())
 
 	// Same content, other order and fresh copies: byte-identical.
 	r2, err := NewKeyring(mustKey(t, p256Key()), mustKey(t, rsa2048()), mustKey(t, edKey()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if body2, etag2 := r2.JWKS(); !bytes.Equal(body, body2) || etag != etag2 {
+	if body2, etag2 := r2.JWKS(time.Now()); !bytes.Equal(body, body2) || etag != etag2 {
 		t.Errorf("equal keyrings give different JWKS:\n%s\n%s", body, body2)
 	}
 	if !strings.HasPrefix(etag, `"`) || !strings.HasSuffix(etag, `"`) || strings.HasPrefix(etag, "W/") {
@@ -425,7 +425,7 @@ func TestJWKSHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, etag := r.JWKS()
+	body, etag := r.JWKS(time.Now())
 	var h Holder
 	handler := JWKSHandler(&h, 5*time.Minute)
 

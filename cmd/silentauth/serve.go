@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
+	"k8s.io/client-go/kubernetes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/silentauth/silentauth/authz"
@@ -30,7 +31,6 @@ import (
 	"github.com/silentauth/silentauth/authz/keys"
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/sessionapi"
-	"github.com/silentauth/silentauth/authz/store/memstore"
 	"github.com/silentauth/silentauth/authz/token"
 	internalhealth "github.com/silentauth/silentauth/internal/health"
 	"github.com/silentauth/silentauth/internal/tlsreload"
@@ -52,26 +52,37 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	checks := internalhealth.New()
 
 	ring := &keys.Holder{}
-	if err := loadKeys(cfg, ring, log); err != nil {
-		return err
-	}
-	registerKeyringMetrics(reg, ring)
-	checks.Add("keyring", true, func() internalhealth.Status {
-		if r := ring.Keyring(); r != nil {
-			return internalhealth.Status{OK: true, Message: fmt.Sprintf("%d key(s), signing with %s", len(r.Keys()), r.Signer(time.Now()).ID)}
+	keys.RegisterMetrics(reg, ring, time.Now)
+	var kube kubernetes.Interface
+	if cfg.Keys.Secret.Name != "" || len(cfg.SessionAPI.ServiceAccounts) > 0 {
+		if kube, err = kubeClient(cfg, log); err != nil {
+			return err
 		}
-		return internalhealth.Status{Message: "waiting for the first usable keyring"}
-	})
-	checks.Add("store", false, func() internalhealth.Status {
-		return internalhealth.Status{OK: true, Message: "memory (one replica; sessions are lost on restart)"}
-	})
+	}
+	if cfg.Keys.Secret.Name != "" {
+		if err := watchSecretKeys(ctx, cfg, kube, getenv, ring, log, reg, checks); err != nil {
+			return err
+		}
+	} else {
+		if err := loadKeys(cfg, ring, log); err != nil {
+			return err
+		}
+		checks.Add("keyring", true, func() internalhealth.Status {
+			r := ring.Keyring()
+			return internalhealth.Status{OK: true, Message: fmt.Sprintf("%d key(s) from %s, signing with %s", len(r.Keys()), keySource(cfg), r.Signer(time.Now()).ID)}
+		})
+	}
 
-	apiAuth, err := sessionAPIAuth(cfg, getenv, stderr, log)
+	apiAuth, err := sessionAPIAuth(cfg, getenv, kube, log)
 	if err != nil {
 		return err
 	}
 
-	st := memstore.New(time.Now)
+	st, closeStore, err := openStore(ctx, cfg, getenv, log, reg, checks)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
 	sessions := session.New(st, session.Lifetimes{
 		Idle: cfg.Sessions.IdleTTL, Absolute: cfg.Sessions.AbsoluteTTL, Grace: cfg.Sessions.Grace,
 	}, time.Now)
@@ -271,10 +282,11 @@ func loadKeys(cfg config.Config, ring *keys.Holder, log *slog.Logger) error {
 	return nil
 }
 
-// sessionAPIAuth reads the session-API bearer secret from the file or
-// SILENTAUTH_API_TOKEN; in development, without either, it generates one,
-// which the banner prints once.
-func sessionAPIAuth(cfg config.Config, getenv func(string) string, stderr io.Writer, log *slog.Logger) (*devAuth, error) {
+// sessionAPIAuth builds the session API's authentication: the bearer
+// secret from sessionAPI.tokenFile or SILENTAUTH_API_TOKEN, and/or the
+// allowed ServiceAccounts through TokenReview. In development, with
+// neither, it generates a secret, which the banner prints once.
+func sessionAPIAuth(cfg config.Config, getenv func(string) string, kube kubernetes.Interface, log *slog.Logger) (*apiAuth, error) {
 	secret := getenv("SILENTAUTH_API_TOKEN")
 	source := "SILENTAUTH_API_TOKEN"
 	if f := cfg.SessionAPI.TokenFile; f != "" {
@@ -284,36 +296,49 @@ func sessionAPIAuth(cfg config.Config, getenv func(string) string, stderr io.Wri
 		}
 		secret, source = strings.TrimSpace(string(b)), f
 	}
-	generated := false
-	if secret == "" {
+	a := &apiAuth{}
+	var auths []sessionapi.Authenticator
+	if len(cfg.SessionAPI.ServiceAccounts) > 0 {
+		auths = append(auths, sessionapi.NewTokenReview(kube, cfg.SessionAPI.Audience, cfg.SessionAPI.ServiceAccounts, time.Now))
+		log.Info("session API authentication", "method", "tokenreview", "audience", cfg.SessionAPI.Audience, "serviceAccounts", cfg.SessionAPI.ServiceAccounts)
+	}
+	if secret == "" && len(auths) == 0 {
 		if !cfg.Development {
-			return nil, errors.New("sessionAPI: set sessionAPI.tokenFile or SILENTAUTH_API_TOKEN")
+			return nil, errors.New("sessionAPI: set sessionAPI.tokenFile, SILENTAUTH_API_TOKEN or sessionAPI.serviceAccounts")
 		}
 		b := make([]byte, 32)
 		rand.Read(b)
-		secret, source, generated = base64.RawURLEncoding.EncodeToString(b), "generated", true
-	}
-	if len(secret) < 16 {
-		return nil, fmt.Errorf("sessionAPI: the token from %s is shorter than 16 characters", source)
-	}
-	log.Info("session API authentication", "method", "bearer", "source", source, "fingerprint", authz.Fingerprint(secret))
-	a := &devAuth{Bearer: sessionapi.NewBearer(secret)}
-	if generated {
+		secret, source = base64.RawURLEncoding.EncodeToString(b), "generated"
 		a.printable = secret
 	}
+	if secret != "" {
+		if len(secret) < 16 {
+			return nil, fmt.Errorf("sessionAPI: the token from %s is shorter than 16 characters", source)
+		}
+		auths = append(auths, sessionapi.NewBearer(secret))
+		log.Info("session API authentication", "method", "bearer", "source", source, "fingerprint", authz.Fingerprint(secret))
+	}
+	a.Authenticator = sessionapi.AnyOf(auths...)
 	return a, nil
 }
 
-// devAuth is the bearer authenticator, holding the secret in clear only
-// when it was generated for development, to print it once.
-type devAuth struct {
-	*sessionapi.Bearer
+// apiAuth is the session API's authenticator, holding the secret in clear
+// only when it was generated for development, to print it once.
+type apiAuth struct {
+	sessionapi.Authenticator
 	printable string
+}
+
+func keySource(cfg config.Config) string {
+	if cfg.Keys.Dir != "" {
+		return cfg.Keys.Dir
+	}
+	return "memory (development)"
 }
 
 // printDevBanner prints how to use the running development service. The
 // generated session-API token is the one secret silentauth ever prints.
-func printDevBanner(w io.Writer, lns map[string]net.Listener, a *devAuth) {
+func printDevBanner(w io.Writer, lns map[string]net.Listener, a *apiAuth) {
 	token := a.printable
 	if token == "" {
 		token = "$SILENTAUTH_API_TOKEN"

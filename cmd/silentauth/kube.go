@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/silentauth/silentauth/authz/config"
+	"github.com/silentauth/silentauth/authz/keys"
+	internalhealth "github.com/silentauth/silentauth/internal/health"
+)
+
+// kubeClient connects to the Kubernetes API: keys.kubeconfig when set,
+// else the in-cluster ServiceAccount, else $KUBECONFIG or ~/.kube/config.
+// client-go's own log lines are routed into the structured log.
+func kubeClient(cfg config.Config, log *slog.Logger) (kubernetes.Interface, error) {
+	klog.SetSlogLogger(log.With("component", "client-go"))
+	var (
+		rc  *rest.Config
+		err error
+	)
+	switch {
+	case cfg.Keys.Kubeconfig != "":
+		rc, err = clientcmd.BuildConfigFromFlags("", cfg.Keys.Kubeconfig)
+	default:
+		if rc, err = rest.InClusterConfig(); err == rest.ErrNotInCluster {
+			rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+				clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{}).ClientConfig()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	rc.UserAgent = "silentauth"
+	return kubernetes.NewForConfig(rc)
+}
+
+// watchSecretKeys starts the watcher of the key Secret. Readiness waits
+// for its first usable keyring; later trouble keeps the last good keyring
+// and shows in the verbose health view, metrics and the log.
+func watchSecretKeys(ctx context.Context, cfg config.Config, client kubernetes.Interface, getenv func(string) string,
+	ring *keys.Holder, log *slog.Logger, reg prometheus.Registerer, checks *internalhealth.Registry) error {
+	ns, err := cfg.Keys.SecretNamespace(getenv, os.ReadFile)
+	if err != nil {
+		return fmt.Errorf("keys.secret.namespace: %w", err)
+	}
+	w, err := keys.NewWatcher(keys.WatcherOptions{
+		Client: client, Namespace: ns, Name: cfg.Keys.Secret.Name,
+		Lifecycle: keys.Lifecycle{AccessTTL: cfg.Tokens.AccessTTL, Leeway: cfg.Tokens.Leeway},
+		Holder:    ring, Log: log.With("component", "keyring"), Registerer: reg, Now: time.Now,
+	})
+	if err != nil {
+		return err
+	}
+	checks.Add("keyring", true, func() internalhealth.Status {
+		ready, msg := w.Status()
+		return internalhealth.Status{OK: ready, Message: msg}
+	})
+	go w.Run(ctx)
+	log.Info("watching the signing-key Secret", "namespace", ns, "name", cfg.Keys.Secret.Name)
+	return nil
+}
