@@ -1,9 +1,9 @@
 # silentauth — two commands for a newcomer: `make run` and `make test`.
 GO        ?= go
 BIN       := bin
-# Integration parts (redis-server, kube-apiserver, etcd, helm, …) are built
-# or installed once into this cache and reused.
-TOOLS_DIR ?= $(CURDIR)/.tools
+# Integration parts (kube-apiserver, etcd, helm, …) are built or installed
+# once into this cache, outside the work tree so fresh clones reuse it.
+TOOLS_DIR ?= $(or $(SILENTAUTH_TOOLS_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/silentauth/tools)
 
 export SILENTAUTH_TOOLS_DIR := $(TOOLS_DIR)
 

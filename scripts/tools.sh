@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs or builds the parts the integration tests run for real into
-# $SILENTAUTH_TOOLS_DIR (default .tools), once; later runs reuse the cache.
+# $SILENTAUTH_TOOLS_DIR (default ~/.cache/silentauth/tools, outside the work
+# tree so fresh clones reuse it), once; later runs reuse the cache.
 # Go must be installed; everything else comes from the Go module proxy or
 # Debian's packages. Safe to run again: a cached run takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TOOLS_DIR=${SILENTAUTH_TOOLS_DIR:-$PWD/.tools}
+TOOLS_DIR=${SILENTAUTH_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/silentauth/tools}
 mkdir -p "$TOOLS_DIR/bin"
 
 # The product's own modules, so tests never stall on the network mid-run.

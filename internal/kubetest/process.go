@@ -2,36 +2,18 @@ package kubetest
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/silentauth/silentauth/internal/toolsdir"
 )
 
-// toolsBin is the folder `make tools` fills: $SILENTAUTH_TOOLS_DIR/bin, else
-// .tools/bin at the root of the module this test runs in.
-func toolsBin() (string, error) {
-	if dir := os.Getenv("SILENTAUTH_TOOLS_DIR"); dir != "" {
-		return filepath.Join(dir, "bin"), nil
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, ".tools", "bin"), nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory; set SILENTAUTH_TOOLS_DIR")
-		}
-		dir = parent
-	}
-}
+// toolsBin is the folder `make tools` fills (package toolsdir).
+func toolsBin() (string, error) { return toolsdir.Bin(), nil }
 
 // binaries finds kube-apiserver and etcd, or says which are missing.
 func binaries() (apiserver, etcd string, err error) {
