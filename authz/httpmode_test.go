@@ -531,3 +531,33 @@ func TestHTTPModeMetricsAndLogs(t *testing.T) {
 		t.Error("a token reached the log")
 	}
 }
+
+// FuzzHTTPModeNginx feeds arbitrary descriptions of the original request
+// from the trusted proxy: nginx must only ever get 200, 401 or 403, and
+// nothing without credentials passes but a public path.
+func FuzzHTTPModeNginx(f *testing.F) {
+	f.Add("GET", "/api", "app.example.com")
+	f.Add("POST", "/static/../api", "app.example.com:8443")
+	f.Add("get", "/%2e%2e/static/x", "")
+	f.Add("GET\r\nX: y", "//static//x.js?q=1#f", "a b")
+	f.Add("", "http://evil.example/static/x", "evil.example")
+	r := newRig(f)
+	h, _ := r.httpMode()
+	f.Fuzz(func(t *testing.T, method, uri, host string) {
+		req := httptest.NewRequest("GET", "/authz/nginx", nil)
+		req.RemoteAddr = proxyPeer
+		req.Header.Set("X-Original-Method", method)
+		req.Header.Set("X-Original-URI", uri)
+		req.Header.Set("X-Forwarded-Host", host)
+		rec := serve(h, req)
+		if rec.Code != 200 && rec.Code != 401 && rec.Code != 403 {
+			t.Fatalf("nginx answer %d", rec.Code)
+		}
+		if rec.Code == 200 {
+			p, _, err := normalizePath(uri)
+			if err != nil || !(p == "/healthz" || strings.HasPrefix(p, "/static/")) {
+				t.Fatalf("%q %q allowed without credentials (path %q, %v)", method, uri, p, err)
+			}
+		}
+	})
+}
