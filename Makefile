@@ -7,7 +7,7 @@ TOOLS_DIR ?= $(or $(SILENTAUTH_TOOLS_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)
 
 export SILENTAUTH_TOOLS_DIR := $(TOOLS_DIR)
 
-.PHONY: all build run test tools vet fmt-check bench fuzz clean
+.PHONY: all build run test tools vet fmt-check bench fuzz clean image
 
 all: build
 
@@ -49,3 +49,23 @@ fuzz:
 
 clean:
 	rm -rf $(BIN)
+
+IMAGE         ?= silentauth
+IMAGE_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+IMAGE_BUILDER ?=
+
+## image: build the container image (docker/podman, or daemonless into bin/image)
+image:
+	@builder="$(IMAGE_BUILDER)"; \
+	if [ -z "$$builder" ]; then \
+	  if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then builder=docker; \
+	  elif command -v podman >/dev/null 2>&1 && podman info >/dev/null 2>&1; then builder=podman; \
+	  else builder=oci; fi; \
+	fi; \
+	echo "image: $(IMAGE):$(IMAGE_VERSION) with $$builder"; \
+	if [ "$$builder" = oci ]; then \
+	  $(GO) -C scripts/tools/image run . -repo "$(CURDIR)" -out "$(CURDIR)/$(BIN)/image" \
+	    -tarball "$(CURDIR)/$(BIN)/image.tar" -tag "$(IMAGE):$(IMAGE_VERSION)" -version "$(IMAGE_VERSION)"; \
+	else \
+	  $$builder build --build-arg VERSION="$(IMAGE_VERSION)" -t "$(IMAGE):$(IMAGE_VERSION)" .; \
+	fi

@@ -91,3 +91,13 @@ go_tool etcd "$etcd_version" "$etcd" go.etcd.io/etcd/server/v3
 # redis-server (and redis-cli) for the Redis store's tests and the
 # multi-replica end-to-end tests.
 need_deb redis-server redis-server
+
+# helm for test/deploy (chart lint, template, install, upgrade), and the
+# istio.io/api module whose CRDs the Istio objects are validated against.
+SILENTAUTH_TOOLS_DIR=$TOOLS_DIR scripts/tools/helm.sh
+
+# The daemonless image builder's own module (test/image runs it).
+go -C scripts/tools/image mod download
+
+# nginx, Caddy and Chromium for the HTTP-mode proxies and the browser test.
+scripts/tools/browser.sh

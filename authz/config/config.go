@@ -2,6 +2,7 @@ package config
 
 import (
 	"maps"
+	"net/netip"
 	"slices"
 	"time"
 )
@@ -25,6 +26,7 @@ type Config struct {
 	Keys       Keys       `yaml:"keys"`
 	Cookies    Cookies    `yaml:"cookies"`
 	Policy     Policy     `yaml:"policy"`
+	HTTPAuthz  HTTPAuthz  `yaml:"httpAuthz"`
 	SessionAPI SessionAPI `yaml:"sessionAPI"`
 	Store      Store      `yaml:"store"`
 	Log        Log        `yaml:"log"`
@@ -178,6 +180,42 @@ type Policy struct {
 	AccessTokenHeader string `yaml:"accessTokenHeader"`
 }
 
+// HTTPAuthz is the HTTP authorization mode on listen.public, for proxies
+// that ask over HTTP: nginx auth_request, Traefik ForwardAuth, Caddy
+// forward_auth, Envoy's ext_authz http_service (manifests/proxies/).
+type HTTPAuthz struct {
+	// Enabled serves /authz/{envoy,nginx,traefik,caddy} on listen.public.
+	// Default false.
+	Enabled bool `yaml:"enabled"`
+	// Profile also answers /authz itself: nginx, traefik or caddy.
+	// Default "" (none).
+	Profile string `yaml:"profile"`
+	// TrustedProxies are the proxy addresses, CIDR or single IP, whose
+	// forwarded headers (X-Forwarded-*, X-Original-*) and policy selection
+	// are believed; from any other address they are ignored. Default none.
+	TrustedProxies []string `yaml:"trustedProxies"`
+}
+
+// Prefixes returns TrustedProxies as prefixes, a single IP as its /32 or
+// /128. Entries that do not parse are skipped; Validate reports them.
+func (h HTTPAuthz) Prefixes() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(h.TrustedProxies))
+	for _, s := range h.TrustedProxies {
+		if p, err := parsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	return p.Masked(), err
+}
+
 // SessionAPI configures who may start sessions.
 type SessionAPI struct {
 	// TokenFile holds the bearer secret callers present. The environment
@@ -291,6 +329,7 @@ func (c Config) clone() Config {
 	c.Policy.PublicPaths = slices.Clone(c.Policy.PublicPaths)
 	c.Policy.TrustedOrigins = slices.Clone(c.Policy.TrustedOrigins)
 	c.Policy.ClaimHeaders = maps.Clone(c.Policy.ClaimHeaders)
+	c.HTTPAuthz.TrustedProxies = slices.Clone(c.HTTPAuthz.TrustedProxies)
 	c.SessionAPI.ServiceAccounts = slices.Clone(c.SessionAPI.ServiceAccounts)
 	return c
 }

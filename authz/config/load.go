@@ -131,6 +131,9 @@ func decode(c *Config, data []byte) error {
 	if len(c.Store.Redis.Addrs) == 0 {
 		c.Store.Redis.Addrs = nil
 	}
+	if len(c.HTTPAuthz.TrustedProxies) == 0 {
+		c.HTTPAuthz.TrustedProxies = nil
+	}
 	return nil
 }
 

@@ -84,6 +84,7 @@ func (c *Config) Validate() error {
 	c.validateKeys(&p)
 	c.validateCookies(&p)
 	c.validatePolicy(&p)
+	c.validateHTTPAuthz(&p)
 	c.validateSessionAPI(&p)
 	if !slices.Contains(storeBackends, c.Store.Backend) {
 		p.add("store.backend", "must be one of %s (got %q)", strings.Join(storeBackends, ", "), c.Store.Backend)
@@ -668,4 +669,16 @@ func isUnreserved(s string) bool {
 		}
 	}
 	return true
+}
+
+func (c *Config) validateHTTPAuthz(p *problems) {
+	h := c.HTTPAuthz
+	if !slices.Contains([]string{"", "nginx", "traefik", "caddy"}, h.Profile) {
+		p.add("httpAuthz.profile", "must be nginx, traefik or caddy, or empty (got %q)", h.Profile)
+	}
+	for i, s := range h.TrustedProxies {
+		if _, err := parsePrefix(s); err != nil {
+			p.add(fmt.Sprintf("httpAuthz.trustedProxies[%d]", i), "must be an IP address or a CIDR prefix (got %q)", s)
+		}
+	}
 }

@@ -118,13 +118,23 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(rl.TLSConfig())))
 	}
 	grpcSrv := grpc.NewServer(grpcOpts...)
-	authv3.RegisterAuthorizationServer(grpcSrv, newAuthorizer(engine, log, authz.NewMetrics(reg)))
+	checkMetrics := authz.NewMetrics(reg)
+	authv3.RegisterAuthorizationServer(grpcSrv, newAuthorizer(engine, log, checkMetrics))
 	grpcHealth := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, grpcHealth)
 
 	// HTTP: public JWKS, the session API on its own listener, and admin.
 	public := http.NewServeMux()
 	public.Handle("/.well-known/jwks.json", keys.JWKSHandler(ring, cfg.Keys.JWKSMaxAge))
+	// The HTTP authorization mode sits in front of the mux, not on it:
+	// ServeMux would redirect the unnormalised paths Envoy's path_prefix
+	// passes on, which the Engine must judge itself.
+	var publicHandler http.Handler = public
+	if h := cfg.HTTPAuthz; h.Enabled {
+		publicHandler = authz.NewHTTPHandler(engine, authz.HTTPOptions{
+			Profile: authz.Profile(h.Profile), TrustedProxies: h.Prefixes(), Next: public,
+		}, log, checkMetrics)
+	}
 	admin := http.NewServeMux()
 	admin.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	admin.HandleFunc("/healthz", checks.Livez)
@@ -166,7 +176,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 
 	httpSrvs := map[string]*http.Server{
-		"public":     newHTTPServer(public, log),
+		"public":     newHTTPServer(publicHandler, log),
 		"sessionAPI": newHTTPServer(api, log),
 		"admin":      newHTTPServer(admin, log),
 	}
