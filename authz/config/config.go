@@ -20,17 +20,27 @@ type Config struct {
 	// Audience is the aud of every access token. Default "silentauth".
 	Audience string `yaml:"audience"`
 
-	Listen     Listen     `yaml:"listen"`
-	Tokens     Tokens     `yaml:"tokens"`
-	Sessions   Sessions   `yaml:"sessions"`
-	Keys       Keys       `yaml:"keys"`
-	Cookies    Cookies    `yaml:"cookies"`
-	Policy     Policy     `yaml:"policy"`
-	HTTPAuthz  HTTPAuthz  `yaml:"httpAuthz"`
+	Listen   Listen   `yaml:"listen"`
+	Tokens   Tokens   `yaml:"tokens"`
+	Sessions Sessions `yaml:"sessions"`
+	Keys     Keys     `yaml:"keys"`
+	Cookies  Cookies  `yaml:"cookies"`
+	Policy   Policy   `yaml:"policy"`
+	// Policies are named per-route policies, selected by Envoy's per-route
+	// check_settings.context_extensions {policy: NAME}, so one silentauth
+	// serves several applications. Each starts from policy and audience and
+	// overrides what it sets. Default none.
+	Policies map[string]NamedPolicy `yaml:"policies"`
+	// HTTPAuthz is the HTTP authorization mode for nginx, Traefik, Caddy.
+	HTTPAuthz HTTPAuthz `yaml:"httpAuthz"`
+	// SessionAPI says who may start sessions.
 	SessionAPI SessionAPI `yaml:"sessionAPI"`
-	Store      Store      `yaml:"store"`
-	Log        Log        `yaml:"log"`
-	Shutdown   Shutdown   `yaml:"shutdown"`
+	// Store selects where refresh-token families live.
+	Store Store `yaml:"store"`
+	// Log configures logging.
+	Log Log `yaml:"log"`
+	// Shutdown orders a graceful stop.
+	Shutdown Shutdown `yaml:"shutdown"`
 }
 
 // Listen holds the four listeners. Production defaults bind every
@@ -178,6 +188,10 @@ type Policy struct {
 	// AccessTokenHeader returns a refreshed access token to bearer-style
 	// clients. Default "x-silentauth-access-token".
 	AccessTokenHeader string `yaml:"accessTokenHeader"`
+	// RequiredClaims admits only tokens holding each named claim with one
+	// of the listed values (any value for an empty list; a list claim
+	// matches when any element does); others get 403. Default none.
+	RequiredClaims map[string][]string `yaml:"requiredClaims"`
 }
 
 // HTTPAuthz is the HTTP authorization mode on listen.public, for proxies
@@ -329,6 +343,17 @@ func (c Config) clone() Config {
 	c.Policy.PublicPaths = slices.Clone(c.Policy.PublicPaths)
 	c.Policy.TrustedOrigins = slices.Clone(c.Policy.TrustedOrigins)
 	c.Policy.ClaimHeaders = maps.Clone(c.Policy.ClaimHeaders)
+	c.Policy.RequiredClaims = cloneClaims(c.Policy.RequiredClaims)
+	if c.Policies != nil {
+		named := make(map[string]NamedPolicy, len(c.Policies))
+		for k, n := range c.Policies {
+			n.PublicPaths = slices.Clone(n.PublicPaths)
+			n.ClaimHeaders = maps.Clone(n.ClaimHeaders)
+			n.RequiredClaims = cloneClaims(n.RequiredClaims)
+			named[k] = n
+		}
+		c.Policies = named
+	}
 	c.HTTPAuthz.TrustedProxies = slices.Clone(c.HTTPAuthz.TrustedProxies)
 	c.SessionAPI.ServiceAccounts = slices.Clone(c.SessionAPI.ServiceAccounts)
 	return c
@@ -381,4 +406,58 @@ type RedisTLS struct {
 	// Default "".
 	CertFile string `yaml:"certFile"`
 	KeyFile  string `yaml:"keyFile"`
+}
+
+// NamedPolicy is one per-route policy: what it sets replaces the value of
+// the top-level policy (or audience); what it leaves out is inherited.
+type NamedPolicy struct {
+	// Audience of the tokens this route accepts and mints. Default "" (the
+	// top-level audience).
+	Audience string `yaml:"audience"`
+	// LoginURL for page navigations. Default "" (policy.loginURL).
+	LoginURL string `yaml:"loginURL"`
+	// PublicPaths of this route. Default none (policy.publicPaths).
+	PublicPaths []string `yaml:"publicPaths"`
+	// ClaimHeaders of this route. Default none (policy.claimHeaders).
+	ClaimHeaders map[string]string `yaml:"claimHeaders"`
+	// RequiredClaims of this route. Default none (policy.requiredClaims).
+	RequiredClaims map[string][]string `yaml:"requiredClaims"`
+}
+
+// Resolved returns the policy named name as it applies: the top-level
+// policy with the named policy's fields laid over it, and its audience.
+// The empty name is the top-level policy itself.
+func (c Config) Resolved(name string) (Policy, string) {
+	p, aud := c.Policy, c.Audience
+	n, ok := c.Policies[name]
+	if name == "" || !ok {
+		return p, aud
+	}
+	if n.Audience != "" {
+		aud = n.Audience
+	}
+	if n.LoginURL != "" {
+		p.LoginURL = n.LoginURL
+	}
+	if n.PublicPaths != nil {
+		p.PublicPaths = n.PublicPaths
+	}
+	if n.ClaimHeaders != nil {
+		p.ClaimHeaders = n.ClaimHeaders
+	}
+	if n.RequiredClaims != nil {
+		p.RequiredClaims = n.RequiredClaims
+	}
+	return p, aud
+}
+
+func cloneClaims(m map[string][]string) map[string][]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string][]string, len(m))
+	for k, v := range m {
+		out[k] = slices.Clone(v)
+	}
+	return out
 }

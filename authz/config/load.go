@@ -125,6 +125,12 @@ func decode(c *Config, data []byte) error {
 	if len(c.Policy.ClaimHeaders) == 0 {
 		c.Policy.ClaimHeaders = nil
 	}
+	if len(c.Policy.RequiredClaims) == 0 {
+		c.Policy.RequiredClaims = nil
+	}
+	if len(c.Policies) == 0 {
+		c.Policies = nil
+	}
 	if len(c.SessionAPI.ServiceAccounts) == 0 {
 		c.SessionAPI.ServiceAccounts = nil
 	}

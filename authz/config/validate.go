@@ -120,16 +120,10 @@ func (c *Config) normalize() {
 	c.Store.Backend = strings.ToLower(c.Store.Backend)
 	c.Store.Redis.Mode = strings.ToLower(c.Store.Redis.Mode)
 	c.Policy.AccessTokenHeader = strings.ToLower(c.Policy.AccessTokenHeader)
-	if len(c.Policy.ClaimHeaders) > 0 {
-		lower := make(map[string]string, len(c.Policy.ClaimHeaders))
-		for k, v := range c.Policy.ClaimHeaders {
-			lower[strings.ToLower(k)] = v
-		}
-		// Two names differing only by case would collapse into one; keep
-		// them apart so validatePolicy reports the clash.
-		if len(lower) == len(c.Policy.ClaimHeaders) {
-			c.Policy.ClaimHeaders = lower
-		}
+	c.Policy.ClaimHeaders = lowerKeys(c.Policy.ClaimHeaders)
+	for name, n := range c.Policies {
+		n.ClaimHeaders = lowerKeys(n.ClaimHeaders)
+		c.Policies[name] = n
 	}
 	if len(c.Policy.TrustedOrigins) > 0 {
 		origins := make([]string, len(c.Policy.TrustedOrigins))
@@ -500,17 +494,79 @@ func (c *Config) validatePolicy(p *problems) {
 	}
 }
 
+// lowerKeys lower-cases header names. Two names differing only by case
+// would collapse into one: then the map is kept as it is, so validation
+// reports the clash.
+func lowerKeys(headers map[string]string) map[string]string {
+	if len(headers) == 0 {
+		return headers
+	}
+	lower := make(map[string]string, len(headers))
+	for k, v := range headers {
+		lower[strings.ToLower(k)] = v
+	}
+	if len(lower) != len(headers) {
+		return headers
+	}
+	return lower
+}
+
 func (c *Config) validateClaimHeaders(p *problems) {
-	headers := c.Policy.ClaimHeaders
+	claimHeadersProblems(p, "policy.claimHeaders", c.Policy.ClaimHeaders)
+	requiredClaimsProblems(p, "policy.requiredClaims", c.Policy.RequiredClaims)
+	for _, name := range slices.Sorted(maps.Keys(c.Policies)) {
+		n, at := c.Policies[name], "policies."+name
+		if !isPolicyName(name) {
+			p.add(at, "name must be 1-63 characters of a-z, 0-9 and \"-\"")
+		}
+		if msg := loginURLProblem(n.LoginURL); msg != "" {
+			p.add(at+".loginURL", "%s", msg)
+		}
+		for i, pp := range n.PublicPaths {
+			if msg := pathProblem(pp); msg != "" {
+				p.add(fmt.Sprintf("%s.publicPaths[%d]", at, i), "%s", msg)
+			}
+		}
+		claimHeadersProblems(p, at+".claimHeaders", n.ClaimHeaders)
+		requiredClaimsProblems(p, at+".requiredClaims", n.RequiredClaims)
+	}
+}
+
+func isPolicyName(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func requiredClaimsProblems(p *problems, at string, required map[string][]string) {
+	for _, name := range slices.Sorted(maps.Keys(required)) {
+		if strings.TrimSpace(name) == "" {
+			p.add(at, "claim names must not be empty")
+		}
+		for i, v := range required[name] {
+			if v == "" {
+				p.add(fmt.Sprintf("%s.%s[%d]", at, name, i), "must not be empty")
+			}
+		}
+	}
+}
+
+func claimHeadersProblems(p *problems, at string, headers map[string]string) {
 	names := slices.Sorted(maps.Keys(headers))
 	for i, name := range names {
-		path := "policy.claimHeaders." + name
+		path := at + "." + name
 		if msg := headerProblem(name); msg != "" {
 			p.add(path, "%s", msg)
 		}
 		for _, prev := range names[:i] {
 			if strings.EqualFold(prev, name) {
-				p.add(path, "same header as policy.claimHeaders.%s (header names ignore case)", prev)
+				p.add(path, "same header as %s.%s (header names ignore case)", at, prev)
 			}
 		}
 		if strings.TrimSpace(headers[name]) == "" {

@@ -208,6 +208,17 @@ func TestValidate(t *testing.T) {
 		// Store, log, shutdown.
 		{"store unknown", func(c *Config) { c.Store.Backend = "mongo" }, `store.backend: must be one of memory, redis (got "mongo")`},
 		{"store any case", func(c *Config) { c.Store.Backend = "Memory" }, ""},
+		{"policy required claims", func(c *Config) { c.Policy.RequiredClaims = map[string][]string{"role": {"admin"}} }, ""},
+		{"policy required claim empty value", func(c *Config) { c.Policy.RequiredClaims = map[string][]string{"role": {""}} }, "policy.requiredClaims.role[0]: must not be empty"},
+		{"named policy ok", func(c *Config) {
+			c.Policies = map[string]NamedPolicy{"admin": {Audience: "admin-app", LoginURL: "/admin/login", RequiredClaims: map[string][]string{"role": {"admin"}}}}
+		}, ""},
+		{"named policy bad name", func(c *Config) { c.Policies = map[string]NamedPolicy{"Admin App": {}} }, "policies.Admin App: name must be"},
+		{"named policy bad login", func(c *Config) { c.Policies = map[string]NamedPolicy{"a": {LoginURL: "//evil.example"}} }, "policies.a.loginURL"},
+		{"named policy bad public path", func(c *Config) { c.Policies = map[string]NamedPolicy{"a": {PublicPaths: []string{"/a/../b"}}} }, "policies.a.publicPaths[0]"},
+		{"named policy bad claim header", func(c *Config) {
+			c.Policies = map[string]NamedPolicy{"a": {ClaimHeaders: map[string]string{"cookie": "sub"}}}
+		}, "policies.a.claimHeaders.cookie"},
 		{"redis ok", func(c *Config) { c.Store.Backend = "redis"; c.Store.Redis.Addrs = []string{"127.0.0.1:6379"} }, ""},
 		{"redis no addrs", func(c *Config) { c.Store.Backend = "redis" }, "store.redis.addrs: required with store.backend redis"},
 		{"redis standalone two addrs", func(c *Config) { c.Store.Backend = "redis"; c.Store.Redis.Addrs = []string{"a:1", "b:2"} }, "standalone mode takes exactly one address"},
@@ -399,4 +410,18 @@ func FuzzPathProblem(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestResolvedPolicy(t *testing.T) {
+	c := valid()
+	c.Policy.LoginURL = "/login"
+	c.Policy.PublicPaths = []string{"/healthz"}
+	c.Policies = map[string]NamedPolicy{"admin": {Audience: "admin-app", RequiredClaims: map[string][]string{"role": {"admin"}}}}
+	p, aud := c.Resolved("admin")
+	if aud != "admin-app" || p.LoginURL != "/login" || len(p.PublicPaths) != 1 || p.RequiredClaims["role"][0] != "admin" {
+		t.Errorf("Resolved(admin) = %+v, %q", p, aud)
+	}
+	if p, aud := c.Resolved(""); aud != "silentauth" || p.RequiredClaims != nil {
+		t.Errorf("Resolved(\"\") = %+v, %q", p, aud)
+	}
 }

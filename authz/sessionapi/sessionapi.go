@@ -48,9 +48,12 @@ type Options struct {
 	Auth     Authenticator
 	Sessions *session.Manager
 	Minter   *token.Minter
-	Cookies  cookie.Policy
-	Log      *slog.Logger
-	Now      func() time.Time
+	// Minters of the named per-route policies, whose audiences differ; a
+	// create request may name one. Optional.
+	Minters map[string]*token.Minter
+	Cookies cookie.Policy
+	Log     *slog.Logger
+	Now     func() time.Time
 }
 
 // Handler serves the session API. It is safe for concurrent use.
@@ -99,6 +102,9 @@ func callerOf(r *http.Request) string { s, _ := r.Context().Value(callerKey{}).(
 type createRequest struct {
 	Subject string         `json:"subject"`
 	Claims  map[string]any `json:"claims"`
+	// Policy names the per-route policy whose audience the first access
+	// token is minted for; "" is the default policy.
+	Policy string `json:"policy"`
 }
 
 // createResponse is its answer. The Set-Cookie values are ready to be
@@ -132,11 +138,18 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	claims := normalizeNumbers(req.Claims)
+	minter := h.o.Minter
+	if req.Policy != "" {
+		if minter = h.o.Minters[req.Policy]; minter == nil {
+			writeError(w, http.StatusBadRequest, "invalid_request", fmt.Sprintf("policy: %q is not configured", req.Policy))
+			return
+		}
+	}
 
 	// Measure the access-token cookie before anything is stored: a token
 	// made with a placeholder session id of the real length has the real
 	// size, and a browser silently drops a cookie past 4096 bytes.
-	probe, exp, err := h.o.Minter.Mint(req.Subject, strings.Repeat("x", session.IDLength), claims)
+	probe, exp, err := minter.Mint(req.Subject, strings.Repeat("x", session.IDLength), claims)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -153,7 +166,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := iss.Family
-	raw, exp, err := h.o.Minter.Mint(f.Subject, f.ID, f.Claims)
+	raw, exp, err := minter.Mint(f.Subject, f.ID, f.Claims)
 	if err != nil {
 		h.fail(w, r, err)
 		return

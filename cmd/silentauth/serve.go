@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -86,23 +88,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	sessions := session.New(st, session.Lifetimes{
 		Idle: cfg.Sessions.IdleTTL, Absolute: cfg.Sessions.AbsoluteTTL, Grace: cfg.Sessions.Grace,
 	}, time.Now)
-	minter := token.NewMinter(token.MinterOptions{
-		Issuer: cfg.Issuer, Audience: cfg.Audience, TTL: cfg.Tokens.AccessTTL, Keys: ring,
-	})
-	verifier := token.NewVerifier(token.VerifierOptions{
-		Issuer: cfg.Issuer, Audiences: []string{cfg.Audience}, Leeway: cfg.Tokens.Leeway, Keys: ring,
-		MaxTokenBytes: cfg.Tokens.MaxBytes, CacheSize: cfg.Tokens.CacheSize,
-	})
+	routes := map[string]authz.Route{}
+	for _, name := range append([]string{""}, slices.Sorted(maps.Keys(cfg.Policies))...) {
+		routes[name] = route(cfg, name, ring)
+	}
+	def := routes[""]
+	delete(routes, "")
+	minters := map[string]*token.Minter{}
+	for name, rt := range routes {
+		minters[name] = rt.Minter
+	}
+	minter := def.Minter
 	cookies := cookiePolicy(cfg.Cookies)
 	engine, err := authz.NewEngine(authz.Options{
-		Verifier: verifier, Minter: minter, Sessions: sessions, Cookies: cookies,
-		RefreshBefore: cfg.Tokens.RefreshBefore,
-		Policy: authz.Policy{
-			LoginURL: cfg.Policy.LoginURL, ReturnToParam: cfg.Policy.ReturnToParam,
-			PublicPaths: cfg.Policy.PublicPaths, ClaimHeaders: cfg.Policy.ClaimHeaders,
-			TrustedOrigins: cfg.Policy.TrustedOrigins, RefreshPath: cfg.Policy.RefreshPath,
-			LogoutPath: cfg.Policy.LogoutPath, AccessTokenHeader: cfg.Policy.AccessTokenHeader,
-		},
+		Verifier: def.Verifier, Minter: def.Minter, Policy: def.Policy, Named: routes,
+		Sessions: sessions, Cookies: cookies, RefreshBefore: cfg.Tokens.RefreshBefore,
 	})
 	if err != nil {
 		return err
@@ -141,7 +141,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	admin.HandleFunc("/livez", checks.Livez)
 	admin.HandleFunc("/readyz", checks.Readyz)
 	api := sessionapi.New(sessionapi.Options{
-		Auth: apiAuth, Sessions: sessions, Minter: minter, Cookies: cookies, Log: log,
+		Auth: apiAuth, Sessions: sessions, Minter: minter, Minters: minters, Cookies: cookies, Log: log,
 	})
 	var apiTLS *tls.Config
 	if t := cfg.Listen.SessionAPI.TLS; t.Enabled() {
@@ -369,6 +369,25 @@ func printDevBanner(w io.Writer, lns map[string]net.Listener, a *apiAuth) {
   JWKS: http://%s/.well-known/jwks.json    Press Ctrl-C to stop.
 
 `, token, api, token, grpcAddr, public)
+}
+
+// route builds the policy named name (the top-level one for "") with the
+// verifier and minter of its audience.
+func route(cfg config.Config, name string, ring keys.Source) authz.Route {
+	p, aud := cfg.Resolved(name)
+	return authz.Route{
+		Minter: token.NewMinter(token.MinterOptions{Issuer: cfg.Issuer, Audience: aud, TTL: cfg.Tokens.AccessTTL, Keys: ring}),
+		Verifier: token.NewVerifier(token.VerifierOptions{
+			Issuer: cfg.Issuer, Audiences: []string{aud}, Leeway: cfg.Tokens.Leeway, Keys: ring,
+			MaxTokenBytes: cfg.Tokens.MaxBytes, CacheSize: cfg.Tokens.CacheSize,
+		}),
+		Policy: authz.Policy{
+			LoginURL: p.LoginURL, ReturnToParam: p.ReturnToParam,
+			PublicPaths: p.PublicPaths, ClaimHeaders: p.ClaimHeaders, RequiredClaims: p.RequiredClaims,
+			TrustedOrigins: p.TrustedOrigins, RefreshPath: p.RefreshPath,
+			LogoutPath: p.LogoutPath, AccessTokenHeader: p.AccessTokenHeader,
+		},
+	}
 }
 
 // cookiePolicy turns the validated cookie configuration into a Policy.
