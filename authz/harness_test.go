@@ -31,26 +31,14 @@ import (
 	"github.com/silentauth/silentauth/authz/store"
 	"github.com/silentauth/silentauth/authz/store/memstore"
 	"github.com/silentauth/silentauth/authz/token"
+	"github.com/silentauth/silentauth/internal/fakeclock"
 )
-
-// clock is a fake clock the tests move by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // rig is a complete Check server over a real keyring and memory store,
 // with a fake clock.
 type rig struct {
 	t        testing.TB
-	clock    *clock
+	clock    *fakeclock.Clock
 	ring     *keys.Holder
 	key      *keys.Key
 	store    store.Store     // what the session manager uses: mem, or a wrapper of it
@@ -86,7 +74,7 @@ var testLifetimes = session.Lifetimes{Idle: 30 * 24 * time.Hour, Absolute: 90 * 
 // no wrapper), e.g. a faultStore that counts or fails calls.
 func newRigWithStore(t testing.TB, wrap func(store.Store) store.Store, mutate ...func(*Options)) *rig {
 	t.Helper()
-	r := &rig{t: t, clock: &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}, ring: &keys.Holder{}, cookies: testCookies}
+	r := &rig{t: t, clock: fakeclock.New(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)), ring: &keys.Holder{}, cookies: testCookies}
 	k, err := keys.Generate(keys.ES256)
 	if err != nil {
 		t.Fatal(err)

@@ -24,21 +24,14 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/silentauth/silentauth/internal/fakeclock"
 )
 
 const (
 	testNS     = "auth"
 	testSecret = "silentauth-keys"
 )
-
-// clock is a settable clock, safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 
 // logBuffer collects JSON log lines written from several goroutines.
 type logBuffer struct {
@@ -77,14 +70,14 @@ type rig struct {
 	client *fake.Clientset
 	w      *Watcher
 	holder *Holder
-	clock  *clock
+	clock  *fakeclock.Clock
 	reg    *prometheus.Registry
 	logs   *logBuffer
 }
 
 func newRig(t *testing.T, objs ...runtime.Object) *rig {
 	t.Helper()
-	r := &rig{t: t, client: fake.NewClientset(objs...), holder: &Holder{}, clock: &clock{t: t0}, reg: prometheus.NewRegistry(), logs: &logBuffer{}}
+	r := &rig{t: t, client: fake.NewClientset(objs...), holder: &Holder{}, clock: fakeclock.New(t0), reg: prometheus.NewRegistry(), logs: &logBuffer{}}
 	w, err := NewWatcher(WatcherOptions{
 		Client: r.client, Namespace: testNS, Name: testSecret, Lifecycle: lc, Holder: r.holder,
 		Log:        slog.New(slog.NewJSONHandler(r.logs, nil)),

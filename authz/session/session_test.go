@@ -17,6 +17,7 @@ import (
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/store"
 	"github.com/silentauth/silentauth/authz/store/memstore"
+	"github.com/silentauth/silentauth/internal/fakeclock"
 )
 
 var (
@@ -29,24 +30,6 @@ var (
 	}
 	errBoom = errors.New("boom")
 )
-
-// clock is a manual clock, safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // faultStore wraps a store: it can fail Get, Swap or Create, run a hook
 // after Get, and honours its context like a networked backend would. Set
@@ -110,11 +93,11 @@ type fixture struct {
 	m   *session.Manager
 	st  *faultStore
 	mem *memstore.Store
-	clk *clock
+	clk *fakeclock.Clock
 }
 
 func newFixture(l session.Lifetimes) *fixture {
-	clk := &clock{t: epoch}
+	clk := fakeclock.New(epoch)
 	mem := memstore.New(clk.Now)
 	st := &faultStore{Store: mem}
 	return &fixture{m: session.New(st, l, clk.Now), st: st, mem: mem, clk: clk}
@@ -829,7 +812,7 @@ func TestSessionEnd(t *testing.T) {
 func BenchmarkRefresh(b *testing.B) {
 	for _, sf := range []bool{true, false} {
 		b.Run(fmt.Sprint("singleflight=", sf), func(b *testing.B) {
-			clk := &clock{t: epoch}
+			clk := fakeclock.New(epoch)
 			m := session.New(memstore.New(clk.Now), lt, clk.Now)
 			if !sf {
 				session.NoSingleflight(m)

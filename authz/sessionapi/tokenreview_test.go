@@ -22,22 +22,16 @@ import (
 	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/silentauth/silentauth/internal/fakeclock"
 	"github.com/silentauth/silentauth/internal/kubetest"
 )
 
 const audience = "silentauth"
 
-// clock is an injected, advanceable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
+// newClock returns an injected clock the tests move by hand.
+func newClock() *fakeclock.Clock {
+	return fakeclock.New(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 }
-
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 // saToken returns a JWT-shaped token; only its payload (exp) is ever read
 // locally, the fake API server decides the rest.
@@ -204,7 +198,7 @@ func TestTokenReviewCache(t *testing.T) {
 		{1 * time.Second, refused, false, 7},
 	}
 	for i, s := range steps {
-		c.Add(s.advance)
+		c.Advance(s.advance)
 		_, err := authenticate(tr, "Bearer "+s.token)
 		if (err == nil) != s.ok {
 			t.Errorf("step %d: err = %v, want ok=%v", i, err, s.ok)

@@ -15,6 +15,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/silentauth/silentauth/authz/keys"
+	"github.com/silentauth/silentauth/internal/fakeclock"
 )
 
 const (
@@ -42,20 +43,11 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-// clock is an injected time source tests move by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
-
 type fixture struct {
 	ec, ec2, ed, rs *keys.Key
 	ring            *keys.Keyring
 	holder          *keys.Holder
-	clock           *clock
+	clock           *fakeclock.Clock
 	v               *Verifier
 	m               *Minter
 }
@@ -63,7 +55,7 @@ type fixture struct {
 // newFixture: ES256 signs; EdDSA and RS256 verify; ec2 is outside the ring.
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	f := &fixture{ec: ecKey(), ec2: ecKey2(), ed: edKey(), rs: rsKey(), holder: &keys.Holder{}, clock: &clock{t: t0}}
+	f := &fixture{ec: ecKey(), ec2: ecKey2(), ed: edKey(), rs: rsKey(), holder: &keys.Holder{}, clock: fakeclock.New(t0)}
 	f.ring = must(keys.NewKeyring(f.ec, f.ed, f.rs))
 	f.holder.Store(f.ring)
 	f.v = NewVerifier(VerifierOptions{Issuer: testIssuer, Audiences: []string{"other", testAudience}, Leeway: testLeeway, Keys: f.holder, Now: f.clock.Now})

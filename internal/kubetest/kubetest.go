@@ -44,6 +44,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/silentauth/silentauth/internal/testproc"
 )
 
 // Issuer is the service-account token issuer, and so the audience of tokens
@@ -64,8 +66,8 @@ type Env struct {
 	caPEM     []byte
 	admin     *rest.Config
 	client    kubernetes.Interface
-	etcd      *process
-	apiserver *process
+	etcd      *testproc.Process
+	apiserver *testproc.Process
 	startup   time.Duration // from key generation to a ready apiserver
 }
 
@@ -271,39 +273,17 @@ func launch(dir, apiserverBin, etcdBin string) (e *Env, err error) {
 	return e, nil
 }
 
-// poll calls ready until it succeeds, a server exits, or readyTimeout passes.
+// poll calls ready, each try for at most 2 s, until it succeeds, a server
+// exits, or readyTimeout passes.
 func (e *Env) poll(what string, ready func(context.Context) error) error {
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		for _, p := range []*process{e.etcd, e.apiserver} {
-			if p != nil {
-				if err := p.exitErr(); err != nil {
-					return err
-				}
-			}
+	return testproc.Poll(context.Background(), readyTimeout, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := ready(ctx); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err := ready(ctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready after %s: %w", what, readyTimeout, err)
-		}
-		select {
-		case <-time.After(50 * time.Millisecond):
-		case <-e.etcd.exited:
-		case <-e.apiserverExited():
-		}
-	}
-}
-
-func (e *Env) apiserverExited() <-chan struct{} {
-	if e.apiserver == nil {
-		return nil // blocks forever in a select
-	}
-	return e.apiserver.exited
+		return nil
+	}, e.etcd, e.apiserver)
 }
 
 func etcdHealthy(ctx context.Context, etcdURL string) error {
@@ -323,11 +303,13 @@ func etcdHealthy(ctx context.Context, etcdURL string) error {
 	return nil
 }
 
-// stop ends the servers, apiserver first so it does not log etcd's absence.
+// stop kills the servers, apiserver first so it does not log etcd's
+// absence. The data they leave is thrown away with the temporary folder, so
+// there is nothing a graceful stop would save.
 func (e *Env) stop() {
-	for _, p := range []*process{e.apiserver, e.etcd} {
+	for _, p := range []*testproc.Process{e.apiserver, e.etcd} {
 		if p != nil {
-			p.stop()
+			p.Kill()
 		}
 	}
 }
@@ -335,9 +317,9 @@ func (e *Env) stop() {
 // logTails returns the end of each server's log, for a failure message.
 func (e *Env) logTails() string {
 	var b strings.Builder
-	for _, p := range []*process{e.etcd, e.apiserver} {
+	for _, p := range []*testproc.Process{e.etcd, e.apiserver} {
 		if p != nil {
-			fmt.Fprintf(&b, "--- last lines of %s ---\n%s\n", p.logPath, p.tail(30))
+			fmt.Fprintf(&b, "--- last lines of %s ---\n%s\n", p.LogPath(), p.Tail(30))
 		}
 	}
 	return b.String()

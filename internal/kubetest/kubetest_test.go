@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/silentauth/silentauth/internal/testproc"
 )
 
 func TestMain(m *testing.M) { os.Exit(Main(m)) }
@@ -244,11 +246,11 @@ func TestStartCleansUp(t *testing.T) {
 	if env == nil {
 		return // the subtest skipped or failed, and said why
 	}
-	for _, p := range []*process{env.etcd, env.apiserver} {
+	for _, p := range []*testproc.Process{env.etcd, env.apiserver} {
 		select {
-		case <-p.exited:
+		case <-p.Exited():
 		default:
-			t.Errorf("%s still running after its test ended", p.name)
+			t.Errorf("%s still running after its test ended", p.Name())
 		}
 	}
 	if _, err := os.Stat(env.dir); !errors.Is(err, os.ErrNotExist) {

@@ -1,7 +1,6 @@
 package kubetest
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -9,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/silentauth/silentauth/internal/testproc"
 	"github.com/silentauth/silentauth/internal/toolsdir"
 )
 
@@ -52,34 +52,11 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// process is one server started by an Env, its output kept in a log file.
-type process struct {
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-	exited  chan struct{} // closed once the process has been waited for
-	err     error         // the result of Wait, set before exited is closed
-}
-
-func startProcess(name, path, logPath string, args ...string) (*process, error) {
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	defer logFile.Close() // the child holds its own descriptor
+// startProcess starts one server of an Env, its output in logPath.
+func startProcess(name, path, logPath string, args ...string) (*testproc.Process, error) {
 	cmd := exec.Command(path, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = childEnv()
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &process{name: name, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
-	return p, nil
+	return testproc.Start(name, logPath, cmd)
 }
 
 // childEnv is this process's environment without ETCD_* variables, which etcd
@@ -92,39 +69,4 @@ func childEnv() []string {
 		}
 	}
 	return env
-}
-
-// stop kills the process and waits for it. The data it leaves is thrown away
-// with the temporary folder, so there is nothing a graceful stop would save.
-func (p *process) stop() {
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.exited
-}
-
-// exitErr reports, without blocking, whether the process has ended.
-func (p *process) exitErr() error {
-	select {
-	case <-p.exited:
-		return fmt.Errorf("%s exited early: %v", p.name, p.err)
-	default:
-		return nil
-	}
-}
-
-// tail returns the last n lines of the process's log.
-func (p *process) tail(n int) string {
-	data, err := os.ReadFile(p.logPath)
-	if err != nil {
-		return fmt.Sprintf("(%v)", err)
-	}
-	lines := bytes.Split(bytes.TrimRight(data, "\n"), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return string(bytes.Join(lines, []byte("\n")))
 }

@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/silentauth/silentauth/internal/testproc"
 )
 
 // readyTimeout bounds how long a server may take to answer PING, and a
@@ -45,7 +47,7 @@ type Server struct {
 	args []string // everything after the fixed arguments, kept for Restart
 
 	mu     sync.Mutex
-	proc   *process
+	proc   *testproc.Process
 	resume *time.Timer // pending SIGCONT of Pause
 }
 
@@ -64,7 +66,7 @@ func Start(t testing.TB, args ...string) *Server {
 		if s.port, err = freePort(); err != nil {
 			break
 		}
-		if err = s.launch(); !errors.Is(err, errExited) {
+		if err = s.launch(); !errors.Is(err, testproc.ErrExited) {
 			break
 		}
 	}
@@ -95,7 +97,7 @@ func (s *Server) Stop() {
 		s.resume = nil
 	}
 	if s.proc != nil {
-		s.proc.kill()
+		s.proc.Kill()
 		s.proc = nil
 	}
 }
@@ -126,10 +128,10 @@ func (s *Server) Pause(d time.Duration) {
 		s.resume.Stop()
 	}
 	p := s.proc
-	if err := p.signal(syscall.SIGSTOP); err != nil {
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
 		s.t.Fatalf("redistest: pause: %v", err)
 	}
-	s.resume = time.AfterFunc(d, func() { _ = p.signal(syscall.SIGCONT) })
+	s.resume = time.AfterFunc(d, func() { _ = p.Signal(syscall.SIGCONT) })
 }
 
 // launch starts the process on s.port and waits until it answers PING.
@@ -145,13 +147,11 @@ func (s *Server) launch() error {
 		"--daemonize", "no",
 		"--logfile", "",
 	}, s.args...)
-	p, err := startProcess(s.bin, filepath.Join(s.dir, "redis.log"), args...)
+	p, err := testproc.Start("redis-server", filepath.Join(s.dir, "redis.log"), exec.Command(s.bin, args...))
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
-	defer cancel()
-	err = poll(ctx, p, func() error {
+	err = testproc.Poll(context.Background(), readyTimeout, func(ctx context.Context) error {
 		reply, err := command(ctx, s.Addr(), "PING")
 		switch {
 		case err != nil && strings.HasPrefix(err.Error(), "NOAUTH "):
@@ -160,10 +160,10 @@ func (s *Server) launch() error {
 			err = fmt.Errorf("PING answered %q", reply)
 		}
 		return err
-	})
+	}, p)
 	if err != nil {
-		p.kill()
-		return fmt.Errorf("redis-server on port %d: %w\n%s", s.port, err, p.tail(20))
+		p.Kill()
+		return fmt.Errorf("redis-server on port %d: %w\n%s", s.port, err, p.Tail(20))
 	}
 	s.proc = p
 	return nil
@@ -206,13 +206,13 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		t.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
 	}
 	for _, node := range c.Nodes {
-		err := poll(ctx, node.proc, func() error {
+		err := testproc.Poll(ctx, readyTimeout, func(ctx context.Context) error {
 			info, err := command(ctx, node.Addr(), "CLUSTER", "INFO")
 			if err == nil && !strings.Contains(info, "cluster_state:ok") {
 				err = errors.New("cluster_state is not ok yet")
 			}
 			return err
-		})
+		}, node.proc)
 		if err != nil {
 			t.Fatalf("redistest: cluster node %s: %v", node.Addr(), err)
 		}
@@ -265,26 +265,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// poll calls try until it succeeds, p exits, or ctx ends. The pause between
-// tries doubles from 2 ms up to 100 ms: a server is usually ready in a few
-// milliseconds, and a slow one is not hammered.
-func poll(ctx context.Context, p *process, try func() error) error {
-	wait := 2 * time.Millisecond
-	for {
-		err := try()
-		if err == nil {
-			return nil
-		}
-		if exit := p.exitErr(); exit != nil {
-			return exit
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("not ready after %s: %w", readyTimeout, err)
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 100*time.Millisecond)
-	}
 }

@@ -23,21 +23,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/silentauth/silentauth/internal/fakeclock"
 	"github.com/silentauth/silentauth/internal/tlsreload"
 )
-
-// clock is a fake time source the tests advance by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // logBuffer collects JSON logs written from handshake goroutines.
 type logBuffer struct {
@@ -160,9 +148,9 @@ func writeFiles(t *testing.T, p *pair, ca []byte) files {
 }
 
 // setup starts a reloader on f behind a real TLS listener on 127.0.0.1.
-func setup(t *testing.T, f files) (*tlsreload.Reloader, *clock, *logBuffer, string) {
+func setup(t *testing.T, f files) (*tlsreload.Reloader, *fakeclock.Clock, *logBuffer, string) {
 	t.Helper()
-	clk := &clock{t: time.Now()}
+	clk := fakeclock.New(time.Now())
 	logs := &logBuffer{}
 	r, err := tlsreload.New(f.cert, f.key, f.ca, slog.New(slog.NewJSONHandler(logs, nil)), tlsreload.WithClock(clk.Now))
 	if err != nil {

@@ -183,15 +183,7 @@ func startSilentauth(t *testing.T, yaml string) *silentauth {
 		cmd.Wait()
 		close(s.done)
 	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-s.done
-		}
-	})
+	t.Cleanup(func() { stopProcess(cmd, s.done, syscall.SIGTERM, 10*time.Second) })
 	select {
 	case <-ready:
 	case <-s.done:
@@ -271,39 +263,63 @@ http {
 		}
 		cmd := exec.Command(tools.nginx, "-p", dir, "-e", "stderr", "-c", confPath,
 			"-g", "daemon off; error_log stderr; pid "+filepath.Join(dir, "nginx.pid")+";")
-		cmd.Stdout, cmd.Stderr = n.logs, n.logs
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+		d := daemon{name: "nginx", addr: n.addr, ready: 10 * time.Second, quit: syscall.SIGQUIT, inUse: "Address already in use"}
+		if d.run(t, cmd, n.logs) {
+			return n
 		}
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		stop := func() {
-			cmd.Process.Signal(syscall.SIGQUIT)
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				cmd.Process.Kill()
-				<-done
-			}
-		}
-		if err := waitListening(n.addr, done, 10*time.Second); err != nil {
-			stop()
-			if strings.Contains(n.logs.String(), "Address already in use") {
-				continue
-			}
-			t.Fatalf("nginx: %v\n%s", err, n.logs.String())
-		}
-		t.Cleanup(func() {
-			stop()
-			if t.Failed() {
-				t.Logf("nginx log:\n%s", n.logs.String())
-			}
-		})
-		return n
 	}
 	t.Fatalf("nginx: no free port after 3 tries\n%s", n.logs.String())
 	return nil
+}
+
+// daemon is how a test runs a server in the background (nginx, Caddy).
+type daemon struct {
+	name  string        // in messages
+	addr  string        // where it listens once ready
+	ready time.Duration // how long it may take to listen
+	quit  os.Signal     // asks it to stop; SIGKILL follows after 5 s
+	inUse string        // what its log says when addr was taken
+}
+
+// run starts cmd, its output in logs, killed with the test binary, and
+// waits until it listens on d.addr; it stops the process when t ends,
+// logging its output if t failed. It returns false, the process stopped,
+// when another process took the port first: the caller then tries another.
+func (d daemon) run(t *testing.T, cmd *exec.Cmd, logs *lockedBuffer) bool {
+	t.Helper()
+	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	if err := waitListening(d.addr, done, d.ready); err != nil {
+		stopProcess(cmd, done, d.quit, 5*time.Second)
+		if strings.Contains(logs.String(), d.inUse) {
+			return false
+		}
+		t.Fatalf("%s: %v\n%s", d.name, err, logs.String())
+	}
+	t.Cleanup(func() {
+		stopProcess(cmd, done, d.quit, 5*time.Second)
+		if t.Failed() {
+			t.Logf("%s log:\n%s", d.name, logs.String())
+		}
+	})
+	return true
+}
+
+// stopProcess sends sig to cmd and waits until done is closed; after grace
+// it kills the process.
+func stopProcess(cmd *exec.Cmd, done <-chan struct{}, sig os.Signal, grace time.Duration) {
+	cmd.Process.Signal(sig)
+	select {
+	case <-done:
+	case <-time.After(grace):
+		cmd.Process.Kill()
+		<-done
+	}
 }
 
 // waitListening polls addr until it accepts connections.
@@ -375,39 +391,12 @@ func startCaddy(t *testing.T, s *stack) string {
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		logs := &lockedBuffer{}
 		cmd := exec.Command(tools.caddy, "run", "--config", path, "--adapter", "caddyfile")
 		cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
-		cmd.Stdout, cmd.Stderr = logs, logs
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+		d := daemon{name: "caddy", addr: addr, ready: 15 * time.Second, quit: syscall.SIGTERM, inUse: "address already in use"}
+		if d.run(t, cmd, &lockedBuffer{}) {
+			return "http://" + addr
 		}
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		stop := func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				cmd.Process.Kill()
-				<-done
-			}
-		}
-		if err := waitListening(addr, done, 15*time.Second); err != nil {
-			stop()
-			if strings.Contains(logs.String(), "address already in use") {
-				continue
-			}
-			t.Fatalf("caddy: %v\n%s", err, logs.String())
-		}
-		t.Cleanup(func() {
-			stop()
-			if t.Failed() {
-				t.Logf("caddy log:\n%s", logs.String())
-			}
-		})
-		return "http://" + addr
 	}
 	t.Fatal("caddy: no free port after 3 tries")
 	return ""

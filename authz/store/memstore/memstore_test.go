@@ -7,6 +7,7 @@ import (
 
 	"github.com/silentauth/silentauth/authz/store"
 	"github.com/silentauth/silentauth/authz/store/storetest"
+	"github.com/silentauth/silentauth/internal/fakeclock"
 )
 
 func newStore(_ *testing.T, now func() time.Time) store.Store { return New(now) }
@@ -15,27 +16,22 @@ func TestConformance(t *testing.T) { storetest.Run(t, newStore) }
 
 func TestSessionConformance(t *testing.T) { storetest.RunSession(t, newStore) }
 
-// clock is a manual clock for the single-goroutine tests below.
-type clock struct{ t time.Time }
-
-func (c *clock) Now() time.Time { return c.t }
-
 func family(id, subject string, now time.Time, life time.Duration) *store.Family {
 	return &store.Family{ID: id, Subject: subject, CreatedAt: now, IdleExpiresAt: now.Add(life), AbsoluteExpiresAt: now.Add(life), Version: 1}
 }
 
 func TestSweepPrunesFamiliesAndSubjectIndex(t *testing.T) {
-	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := fakeclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := New(clk.Now)
 	for _, f := range []*store.Family{
-		family("a1", "alice", clk.t, time.Hour), family("a2", "alice", clk.t, 3*time.Hour),
-		family("b1", "bob", clk.t, time.Hour), family("c1", "carol", clk.t, 3*time.Hour),
+		family("a1", "alice", clk.Now(), time.Hour), family("a2", "alice", clk.Now(), 3*time.Hour),
+		family("b1", "bob", clk.Now(), time.Hour), family("c1", "carol", clk.Now(), 3*time.Hour),
 	} {
 		if err := s.Create(t.Context(), f); err != nil {
 			t.Fatal(err)
 		}
 	}
-	clk.t = clk.t.Add(2 * time.Hour)
+	clk.Advance(2 * time.Hour)
 	if n := s.Sweep(); n != 2 {
 		t.Fatalf("Sweep dropped %d, want 2", n)
 	}
@@ -54,12 +50,12 @@ func TestSweepPrunesFamiliesAndSubjectIndex(t *testing.T) {
 }
 
 func TestLazyExpiryPrunesIndex(t *testing.T) {
-	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := fakeclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := New(clk.Now)
-	if err := s.Create(t.Context(), family("a1", "alice", clk.t, time.Hour)); err != nil {
+	if err := s.Create(t.Context(), family("a1", "alice", clk.Now(), time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	clk.t = clk.t.Add(time.Hour + time.Nanosecond)
+	clk.Advance(time.Hour + time.Nanosecond)
 	if _, err := s.Get(t.Context(), "a1"); err == nil {
 		t.Fatal("Get of an expired family succeeded")
 	}
@@ -70,14 +66,14 @@ func TestLazyExpiryPrunesIndex(t *testing.T) {
 
 // Families nobody touches again are still dropped: writes sweep, amortised.
 func TestAmortisedSweepBoundsGarbage(t *testing.T) {
-	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := fakeclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := New(clk.Now)
 	const n = 10_000
 	for i := range n {
-		if err := s.Create(t.Context(), family(fmt.Sprint(i), fmt.Sprint("u", i), clk.t, time.Minute)); err != nil {
+		if err := s.Create(t.Context(), family(fmt.Sprint(i), fmt.Sprint("u", i), clk.Now(), time.Minute)); err != nil {
 			t.Fatal(err)
 		}
-		clk.t = clk.t.Add(time.Second) // each lives 60 writes
+		clk.Advance(time.Second) // each lives 60 writes
 	}
 	if live := 60; len(s.families) > 2*live+minSweepEvery {
 		t.Fatalf("%d families kept, want at most %d (about 60 live)", len(s.families), 2*live+minSweepEvery)
@@ -88,9 +84,9 @@ func TestAmortisedSweepBoundsGarbage(t *testing.T) {
 }
 
 func TestSwapMovesSubjectIndex(t *testing.T) {
-	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := fakeclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := New(clk.Now)
-	f := family("a1", "alice", clk.t, time.Hour)
+	f := family("a1", "alice", clk.Now(), time.Hour)
 	if err := s.Create(t.Context(), f); err != nil {
 		t.Fatal(err)
 	}

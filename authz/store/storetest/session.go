@@ -10,6 +10,7 @@ import (
 
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/store"
+	"github.com/silentauth/silentauth/internal/fakeclock"
 )
 
 // lifetimes used by RunSession.
@@ -22,7 +23,7 @@ var lifetimes = session.Lifetimes{Idle: time.Hour, Absolute: 4 * time.Hour, Grac
 func RunSession(t *testing.T, newStore NewStore) {
 	tests := []struct {
 		name string
-		run  func(t *testing.T, st store.Store, clk *clock)
+		run  func(t *testing.T, st store.Store, clk *fakeclock.Clock)
 	}{
 		{"RotateGraceReuse", testSessionLifecycle},
 		{"ReplicasRace50", testSessionReplicas},
@@ -37,7 +38,7 @@ func RunSession(t *testing.T, newStore NewStore) {
 	}
 }
 
-func testSessionLifecycle(t *testing.T, st store.Store, clk *clock) {
+func testSessionLifecycle(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	ctx := t.Context()
 	m := session.New(st, lifetimes, clk.Now)
 	s0, err := m.Start(ctx, "alice", map[string]any{"email": "ada@example.com"})
@@ -70,7 +71,7 @@ func testSessionLifecycle(t *testing.T, st store.Store, clk *clock) {
 // once. The store's compare-and-swap alone must let exactly one rotate; the
 // 49 others lose the swap, read again and take the grace path to the
 // identical successor.
-func testSessionReplicas(t *testing.T, st store.Store, clk *clock) {
+func testSessionReplicas(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	const n = 50
 	s0, err := session.New(st, lifetimes, clk.Now).Start(t.Context(), "alice", nil)
 	if err != nil {
@@ -144,7 +145,7 @@ func (s *barrierStore) Swap(ctx context.Context, expected uint64, next *store.Fa
 	return err
 }
 
-func testSessionRevokeSubject(t *testing.T, st store.Store, clk *clock) {
+func testSessionRevokeSubject(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	ctx := t.Context()
 	m := session.New(st, lifetimes, clk.Now)
 	var alice []session.Issued
@@ -186,7 +187,7 @@ func testSessionRevokeSubject(t *testing.T, st store.Store, clk *clock) {
 
 // testSessionExpiry: constant activity never extends the absolute lifetime;
 // once it has passed the store forgets the family.
-func testSessionExpiry(t *testing.T, st store.Store, clk *clock) {
+func testSessionExpiry(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	ctx := t.Context()
 	m := session.New(st, lifetimes, clk.Now)
 	s, err := m.Start(ctx, "alice", nil)

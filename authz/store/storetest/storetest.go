@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/silentauth/silentauth/authz/store"
+	"github.com/silentauth/silentauth/internal/fakeclock"
 )
 
 // NewStore returns an empty store for one subtest, reading time from now.
@@ -37,31 +38,14 @@ type NewStore func(t *testing.T, now func() time.Time) store.Store
 // base is the suite's starting time: whole seconds, UTC.
 var base = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// clock is a manual clock, safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: base} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock returns a fake clock at base; backends read it concurrently.
+func newClock() *fakeclock.Clock { return fakeclock.New(base) }
 
 // Run runs the store contract against the backend newStore builds.
 func Run(t *testing.T, newStore NewStore) {
 	tests := []struct {
 		name string
-		run  func(t *testing.T, st store.Store, clk *clock)
+		run  func(t *testing.T, st store.Store, clk *fakeclock.Clock)
 	}{
 		{"RoundTrip", testRoundTrip},
 		{"CreateExists", testCreateExists},
@@ -196,7 +180,7 @@ func mustMatch(t *testing.T, st store.Store, want *store.Family) {
 	}
 }
 
-func testRoundTrip(t *testing.T, st store.Store, clk *clock) {
+func testRoundTrip(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	f := sample("fam-a", "alice", clk.Now())
 	mustCreate(t, st, f)
 	mustMatch(t, st, f)
@@ -209,7 +193,7 @@ func testRoundTrip(t *testing.T, st store.Store, clk *clock) {
 	mustMatch(t, st, n)
 }
 
-func testCreateExists(t *testing.T, st store.Store, clk *clock) {
+func testCreateExists(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	f := sample("fam-a", "alice", clk.Now())
 	mustCreate(t, st, f)
 	other := sample("fam-a", "mallory", clk.Now())
@@ -223,7 +207,7 @@ func testCreateExists(t *testing.T, st store.Store, clk *clock) {
 	}
 }
 
-func testGetNotFound(t *testing.T, st store.Store, clk *clock) {
+func testGetNotFound(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	mustCreate(t, st, sample("fam-a", "alice", clk.Now()))
 	for _, id := range []string{"fam-b", "", "FAM-A", "fam-a "} {
 		if _, err := st.Get(t.Context(), id); !errors.Is(err, store.ErrNotFound) {
@@ -247,7 +231,7 @@ func mutate(f *store.Family) {
 	f.Version = 99
 }
 
-func testGetReturnsCopy(t *testing.T, st store.Store, clk *clock) {
+func testGetReturnsCopy(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	f := sample("fam-a", "alice", clk.Now())
 	mustCreate(t, st, f)
 	got, err := st.Get(t.Context(), f.ID)
@@ -264,7 +248,7 @@ func testGetReturnsCopy(t *testing.T, st store.Store, clk *clock) {
 	mustMatch(t, st, f)
 }
 
-func testCopyInput(t *testing.T, st store.Store, clk *clock) {
+func testCopyInput(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	f := sample("fam-a", "alice", clk.Now())
 	in := f.Clone()
 	if err := st.Create(t.Context(), in); err != nil {
@@ -282,7 +266,7 @@ func testCopyInput(t *testing.T, st store.Store, clk *clock) {
 	mustMatch(t, st, n)
 }
 
-func testSwap(t *testing.T, st store.Store, clk *clock) {
+func testSwap(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	f := sample("fam-a", "alice", clk.Now())
 	mustCreate(t, st, f)
 	for v := uint64(1); v <= 3; v++ {
@@ -295,7 +279,7 @@ func testSwap(t *testing.T, st store.Store, clk *clock) {
 	}
 }
 
-func testSwapStale(t *testing.T, st store.Store, clk *clock) {
+func testSwapStale(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	f := sample("fam-a", "alice", clk.Now())
 	mustCreate(t, st, f)
 	v2 := next(f, clk.Now())
@@ -318,7 +302,7 @@ func testSwapStale(t *testing.T, st store.Store, clk *clock) {
 	}
 }
 
-func testSwapWrongNextVersion(t *testing.T, st store.Store, clk *clock) {
+func testSwapWrongNextVersion(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	f := sample("fam-a", "alice", clk.Now())
 	mustCreate(t, st, f)
 	for _, v := range []uint64{1, 3, 0} {
@@ -332,7 +316,7 @@ func testSwapWrongNextVersion(t *testing.T, st store.Store, clk *clock) {
 	}
 }
 
-func testSwapNotFound(t *testing.T, st store.Store, clk *clock) {
+func testSwapNotFound(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	mustCreate(t, st, sample("fam-a", "alice", clk.Now()))
 	n := next(sample("fam-b", "alice", clk.Now()), clk.Now())
 	if err := st.Swap(t.Context(), 1, n); !errors.Is(err, store.ErrNotFound) {
@@ -343,7 +327,7 @@ func testSwapNotFound(t *testing.T, st store.Store, clk *clock) {
 	}
 }
 
-func testSubject(t *testing.T, st store.Store, clk *clock) {
+func testSubject(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	now := clk.Now()
 	for _, f := range []*store.Family{
 		sample("a1", "alice", now), sample("a2", "alice", now.Add(time.Second)),
@@ -407,7 +391,7 @@ func sameSet(a, b []string) bool {
 	return true
 }
 
-func testExpiry(t *testing.T, st store.Store, clk *clock) {
+func testExpiry(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	now := clk.Now()
 	short := sample("short", "alice", now) // absolute: now+2h
 	long := sample("long", "alice", now)
@@ -442,7 +426,7 @@ func testExpiry(t *testing.T, st store.Store, clk *clock) {
 
 // testRace: 100 goroutines read the same version, then all swap at once.
 // Exactly one wins; the 99 others get ErrConflict and change nothing.
-func testRace(t *testing.T, st store.Store, clk *clock) {
+func testRace(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	const n = 100
 	mustCreate(t, st, sample("fam-a", "alice", clk.Now()))
 	var (
