@@ -7,7 +7,7 @@ TOOLS_DIR ?= $(or $(SILENTAUTH_TOOLS_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)
 
 export SILENTAUTH_TOOLS_DIR := $(TOOLS_DIR)
 
-.PHONY: all build run test tools vet fmt-check bench fuzz clean image
+.PHONY: all build run test tools tools-traefik vet fmt-check bench fuzz clean image
 
 all: build
 
@@ -22,6 +22,10 @@ run: build
 ## tools: install or build the integration parts into $(TOOLS_DIR) (cached)
 tools:
 	@scripts/tools.sh
+
+## tools-traefik: also build Traefik (10-15 minutes once) for its contract test
+tools-traefik:
+	@scripts/tools/traefik.sh
 
 ## test: formatting, vet, and every test with the race detector
 test: tools fmt-check vet

@@ -76,6 +76,12 @@ shutdown:
 func TestTraefikContract(t *testing.T) {
 	requireTools(t) // TestMain builds silentauth only when nginx and chromium are there
 	bin := lookPath("SILENTAUTH_TRAEFIK", filepath.Join(toolsdir.Bin(), "traefik"), "traefik")
+	// Traefik takes 10 to 15 minutes to build from source, so it is an
+	// opt-in tool (make tools-traefik): the default tools keep CI on a fresh
+	// machine within its budget. Where it is built, the test runs.
+	if _, err := os.Stat(bin); err != nil && os.Getenv("SILENTAUTH_REQUIRE_TRAEFIK") != "1" {
+		t.Skip("traefik is not built: run `make tools-traefik` (a 10-15 minute build) or set SILENTAUTH_REQUIRE_TRAEFIK=1 to fail")
+	}
 	requireTool(t, "traefik", bin)
 	start := time.Now()
 
@@ -196,11 +202,10 @@ func TestTraefikContract(t *testing.T) {
 	}
 	noCookies("api without session", resp)
 
-	// 2. A client's own forwarded headers describe a public path: Traefik
-	// replaces them (the entry point drops an untrusted client's
-	// X-Forwarded-*, ForwardAuth with trustForwardHeader false sets its own),
-	// so silentauth decides the real request. A 200 would mean it believed
-	// the client, a 400 (bad_request) that it got the client's copy beside
+	// 2. A client's own forwarded headers describe a public path: ForwardAuth
+	// with trustForwardHeader false deletes them and sets its own, so
+	// silentauth decides the real request. A 200 would mean it believed the
+	// client, a 400 (bad_request) that it got the client's copy beside
 	// Traefik's.
 	spoof := []string{
 		"X-Forwarded-Method", "GET", "X-Forwarded-Uri", "/login", "X-Forwarded-Host", "evil.example.com",
@@ -211,11 +216,32 @@ func TestTraefikContract(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized || reason(body) != "no_credentials" {
 		t.Errorf("spoofed X-Forwarded-*: %d %s, want 401 no_credentials", resp.StatusCode, body)
 	}
+	// A client that reaches silentauth around Traefik, from an address
+	// outside httpAuthz.trustedProxies, is decided as it arrived: the auth
+	// URI's GET /, not the public path its headers describe.
+	direct := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
+		LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)},
+	}).DialContext}}
+	req, _ := http.NewRequest("GET", "http://"+sa.addrs["public"]+"/authz/traefik", nil)
+	for i := 0; i+1 < len(spoof); i += 2 {
+		req.Header.Add(spoof[i], spoof[i+1])
+	}
+	if resp, err := direct.Do(req); err != nil {
+		t.Errorf("direct call from 127.0.0.2: %v", err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || reason(string(b)) != "no_credentials" {
+			t.Errorf("direct call with spoofed X-Forwarded-*: %d %s, want 401 no_credentials", resp.StatusCode, b)
+		}
+	}
 	// A client's own identity header on a public path: silentauth's answer
-	// lacks it, so Traefik deletes it (authResponseHeaders).
-	resp, _ = do(bare, "GET", "/login", "", "X-User-Id", "mallory")
-	if h := seen.last(); resp.StatusCode != http.StatusOK || h.path != "/login" || h.header.Values("X-User-Id") != nil {
-		t.Errorf("public path with X-User-Id: %d, the app saw %s X-User-Id %q", resp.StatusCode, h.path, h.header.Values("X-User-Id"))
+	// lacks it, so Traefik deletes it (authResponseHeaders). Its aliases,
+	// which a CGI, WSGI or PHP app would read as the same variable, are
+	// dropped by the entry point (aliasHeadersStrategy: delete).
+	resp, _ = do(bare, "GET", "/login", "", "X-User-Id", "mallory", "X_User_Id", "mallory", "X.User.Id", "mallory")
+	if h := seen.last(); resp.StatusCode != http.StatusOK || h.path != "/login" || len(cgiAliases(h.header, "X-User-Id")) != 0 {
+		t.Errorf("public path with a client's X-User-Id: %d, the app saw %s %q", resp.StatusCode, h.path, cgiAliases(h.header, "X-User-Id"))
 	}
 
 	// 3. Sign in through the app: it starts a session from its server and
@@ -233,15 +259,15 @@ func TestTraefikContract(t *testing.T) {
 	// 4. Allowed: the app receives the access token and the identity
 	// silentauth vouches for (the client's own X-User-Id replaced), its own
 	// cookie, and none of ours; nothing is set on the way back.
-	resp, body = do(browser, "GET", "/api/me", "", "Accept", "application/json", "X-User-Id", "mallory")
+	resp, body = do(browser, "GET", "/api/me", "", "Accept", "application/json", "X-User-Id", "mallory", "X_User_Id", "mallory")
 	h := seen.last()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"user":"alice"`) {
 		t.Fatalf("valid session: %d %s", resp.StatusCode, body)
 	}
-	if h.header.Get("Authorization") != "Bearer "+at || !slices.Equal(h.header.Values("X-User-Id"), []string{"alice"}) ||
+	if h.header.Get("Authorization") != "Bearer "+at || !slices.Equal(cgiAliases(h.header, "X-User-Id"), []string{"X-User-Id: alice"}) ||
 		!slices.Equal(h.header.Values("Cookie"), []string{"app_pref=compact"}) {
-		t.Errorf("valid session: the app received Authorization %.20q… X-User-Id %q Cookie %q",
-			h.header.Get("Authorization"), h.header.Values("X-User-Id"), h.header.Values("Cookie"))
+		t.Errorf("valid session: the app received Authorization %.20q… identity %q Cookie %q",
+			h.header.Get("Authorization"), cgiAliases(h.header, "X-User-Id"), h.header.Values("Cookie"))
 	}
 	noCookies("valid session", resp)
 
@@ -324,8 +350,8 @@ func TestTraefikContract(t *testing.T) {
 			t.Errorf("logout did not clear %s: %q", c.Name, c.Raw)
 		}
 	}
-	if jarValue("__Host-sa-rt") != "" || jarValue("app_pref") != "compact" {
-		t.Errorf("after logout the jar holds %v, want only the app's own cookie", jar.Cookies(site))
+	if c := jar.Cookies(site); len(c) != 1 || c[0].Name != "app_pref" {
+		t.Errorf("after logout the jar holds %v, want only the app's own cookie", c)
 	}
 	if n := seen.sessionPaths.Load(); n != 0 {
 		t.Errorf("the app received %d requests for the session endpoints", n)
@@ -361,7 +387,39 @@ func TestTraefikContract(t *testing.T) {
 	if a.transfers.Load() != 0 {
 		t.Errorf("a refused request reached the app")
 	}
-	t.Logf("Traefik %s: contract held in %.1fs; its warnings and errors:\n%s", tr.version, time.Since(start).Seconds(), tr.warnings())
+	// The manifest's parts load without a complaint: Traefik warns about
+	// options it finds unsafe (maxResponseBodySize, trustForwardHeader,
+	// aliasHeadersStrategy) per entry point and middleware.
+	for _, line := range tr.warnings() {
+		if strings.Contains(line, " ERR ") || strings.Contains(line, "entryPointName=websecure") || strings.Contains(line, "@file") {
+			t.Errorf("traefik: %s", line)
+		}
+	}
+	t.Logf("Traefik %s, %.1fs", tr.version, time.Since(start).Seconds())
+}
+
+// cgiAliases lists, as "Name: value", every header in h that a CGI, WSGI or
+// PHP app would read as name: HTTP_ + the name upper-cased, with each
+// character other than a letter or digit made an underscore.
+func cgiAliases(h http.Header, name string) []string {
+	cgi := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+				return r
+			}
+			return '_'
+		}, strings.ToUpper(s))
+	}
+	var out []string
+	for k, vs := range h {
+		if cgi(k) == cgi(name) {
+			for _, v := range vs {
+				out = append(out, k+": "+v)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // newSession starts a session for alice through the session API and
@@ -482,49 +540,26 @@ func startTraefik(t *testing.T, bin, silentauthAddr, appAddr string) *traefik {
 		p := &traefik{addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), version: version, logs: &lockedBuffer{}}
 		api := "127.0.0.1:" + strconv.Itoa(freePort(t))
 		// The static configuration: the entry point the manifest's routers
-		// name, and the API, only to learn when those routers are active.
+		// name, with the aliasHeadersStrategy its comments ask for, and the
+		// API, only to learn when those routers are active. The entry
+		// point trusts the client's X-Forwarded-* as it would a load
+		// balancer's in front of it: otherwise it would drop them itself,
+		// and the manifest's trustForwardHeader: false, which is what must
+		// keep them from silentauth, would go untested.
 		cmd := exec.Command(bin,
 			"--global.checkNewVersion=false", "--global.sendAnonymousUsage=false",
 			"--log.level=INFO", "--log.noColor=true",
-			"--entryPoints.websecure.address="+p.addr,
-			"--entryPoints.traefik.address="+api, "--api.insecure=true",
+			"--entryPoints.websecure.address="+p.addr, "--entryPoints.websecure.http.aliasHeadersStrategy=delete",
+			"--entryPoints.websecure.forwardedHeaders.trustedIPs=127.0.0.1",
+			"--entryPoints.traefik.address="+api, "--api.insecure=true", "--api.dashboard=false",
 			"--providers.file.filename="+path, "--providers.file.watch=false")
 		cmd.Dir = dir
 		cmd.Env = append(os.Environ(), "HOME="+dir)
-		cmd.Stdout, cmd.Stderr = p.logs, p.logs
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+		d := daemon{name: "traefik", addr: p.addr, ready: 15 * time.Second, quit: syscall.SIGTERM, inUse: "address already in use"}
+		if !d.run(t, cmd, p.logs) {
+			continue
 		}
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		stop := func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				cmd.Process.Kill()
-				<-done
-			}
-		}
-		err := waitListening(p.addr, done, 15*time.Second)
-		if err == nil {
-			err = waitListening(api, done, 15*time.Second)
-		}
-		if err != nil {
-			stop()
-			if strings.Contains(p.logs.String(), "address already in use") {
-				continue
-			}
-			t.Fatalf("traefik: %v\n%s", err, p.logs.String())
-		}
-		t.Cleanup(func() {
-			stop()
-			if t.Failed() {
-				t.Logf("traefik log:\n%s", p.logs.String())
-			}
-		})
-		if err := waitTraefikRouters(api, done); err != nil {
+		if err := waitTraefikRouters(api); err != nil {
 			t.Fatalf("traefik: %v\n%s", err, p.logs.String())
 		}
 		return p
@@ -543,26 +578,26 @@ type traefikObject struct {
 // waitTraefikRouters polls Traefik's API until every router, middleware and
 // service of the dynamic configuration is enabled. One that Traefik
 // rejected (an unknown option, a bad rule) fails at once with its errors.
-func waitTraefikRouters(api string, exited <-chan struct{}) error {
+func waitTraefikRouters(api string) error {
 	want := map[string][]string{
 		"routers":     {"app@file", "app-session@file"},
 		"middlewares": {"silentauth@file", "silentauth-session-prefix@file"},
 		"services":    {"app@file", "silentauth@file"},
 	}
 	deadline := time.Now().Add(15 * time.Second)
-	var missing []string
 	for {
-		missing = missing[:0]
+		var missing []string
 		for kind, names := range want {
+			// Refused, then 404, until the API's own router is built.
 			var items []traefikObject
-			resp, err := http.Get("http://" + api + "/api/http/" + kind)
-			if err != nil {
-				return err
-			}
-			err = json.NewDecoder(resp.Body).Decode(&items)
-			resp.Body.Close()
-			if err != nil {
-				return fmt.Errorf("/api/http/%s: %v", kind, err)
+			if resp, err := http.Get("http://" + api + "/api/http/" + kind); err == nil {
+				if resp.StatusCode == http.StatusOK {
+					err = json.NewDecoder(resp.Body).Decode(&items)
+				}
+				resp.Body.Close()
+				if err != nil {
+					return fmt.Errorf("/api/http/%s: %v", kind, err)
+				}
 			}
 			for _, name := range names {
 				i := slices.IndexFunc(items, func(it traefikObject) bool { return it.Name == name })
@@ -576,11 +611,6 @@ func waitTraefikRouters(api string, exited <-chan struct{}) error {
 		}
 		if len(missing) == 0 {
 			return nil
-		}
-		select {
-		case <-exited:
-			return fmt.Errorf("exited before loading %v", missing)
-		default:
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not loaded after 15s: %v", missing)
@@ -611,12 +641,12 @@ func (p *traefik) client(jar http.CookieJar) *http.Client {
 }
 
 // warnings returns Traefik's log lines at level WRN or above.
-func (p *traefik) warnings() string {
+func (p *traefik) warnings() []string {
 	var out []string
 	for line := range strings.SplitSeq(p.logs.String(), "\n") {
 		if strings.Contains(line, " WRN ") || strings.Contains(line, " ERR ") || strings.Contains(line, " FTL ") {
 			out = append(out, line)
 		}
 	}
-	return strings.Join(out, "\n")
+	return out
 }
