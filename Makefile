@@ -7,7 +7,7 @@ TOOLS_DIR ?= $(or $(SILENTAUTH_TOOLS_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)
 
 export SILENTAUTH_TOOLS_DIR := $(TOOLS_DIR)
 
-.PHONY: all build run test tools tools-traefik vet fmt-check bench fuzz clean image
+.PHONY: all build run test tools tools-traefik vet fmt-check bench loadtest fuzz clean image
 
 all: build
 
@@ -38,9 +38,15 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-## bench: micro-benchmarks of the Check paths
+## bench: micro-benchmarks of the Check paths (-benchmem, 6 counts) summarised by benchstat
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./authz/...
+	@bench/micro.sh
+
+## loadtest: load scenarios against the real binary over loopback beside a pass-through baseline (8-10 min)
+LOADTEST_FLAGS ?=
+loadtest:
+	@bench/tools.sh
+	$(GO) run ./bench/loadtest $(LOADTEST_FLAGS)
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s

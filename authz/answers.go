@@ -64,7 +64,7 @@ var answers = []struct {
 	// Access tokens (RFC 8725, RFC 9068).
 	{token.ErrNoKeyring, answer{http.StatusServiceUnavailable, "no_keyring", false, false, slog.LevelError}},
 	{token.ErrTooLarge, answer{http.StatusUnauthorized, "token_too_large", false, true, slog.LevelInfo}},
-	{token.ErrMalformed, answer{http.StatusUnauthorized, "token_malformed", false, true, slog.LevelInfo}},
+	{token.ErrMalformed, answer{http.StatusUnauthorized, "token_malformed", false, true, slog.LevelDebug}},
 	{token.ErrHeader, answer{http.StatusUnauthorized, "token_header", false, true, slog.LevelWarn}},
 	{token.ErrType, answer{http.StatusUnauthorized, "token_type", false, true, slog.LevelInfo}},
 	{token.ErrAlgorithm, answer{http.StatusUnauthorized, "token_algorithm", false, true, slog.LevelWarn}},

@@ -261,6 +261,7 @@ func (e *route) refresh(ctx context.Context, r *Request, found cookie.Found, sti
 		return d
 	}
 	d.Reason = refreshReason(iss)
+	d.Level = slog.LevelInfo // rotations are worth a line; plain allows are not
 	if bearer && e.policy.AccessTokenHeader != "" {
 		d.Response = append(d.Response, Header{e.policy.AccessTokenHeader, raw})
 	}

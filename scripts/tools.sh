@@ -101,3 +101,6 @@ go -C scripts/tools/image mod download
 
 # nginx, Caddy and Chromium for the HTTP-mode proxies and the browser test.
 scripts/tools/browser.sh
+
+# ghz (the load generator of make loadtest; its harness has a smoke test).
+bench/tools.sh ghz

@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/reflect/protodesc"
+)
+
+// TestSmoke runs the whole harness in its smoke mode (one round, 1 s runs
+// at c1, small data sets): the real binaries, ghz, probes, the server's
+// decision counters, memory, allocations and the report. It proves the
+// harness works, not how fast silentauth is. Without ghz it is skipped,
+// or fails when SILENTAUTH_REQUIRE_INTEGRATION is set (CI).
+func TestSmoke(t *testing.T) {
+	root, err := moduleRoot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := findTool("", root, "ghz"); err != nil {
+		if os.Getenv("SILENTAUTH_REQUIRE_INTEGRATION") != "" {
+			t.Fatalf("SILENTAUTH_REQUIRE_INTEGRATION is set: %v", err)
+		}
+		t.Skip(err)
+	}
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	if err := run(t.Context(), []string{"-smoke", "-out", out}, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	b, err := os.ReadFile(filepath.Join(out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res results
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Problems) > 0 {
+		t.Errorf("problems:\n%s\n%s", strings.Join(res.Problems, "\n"), stderr.String())
+	}
+	for _, sc := range append([]string{cfgBaseline}, scenarioNamesList()...) {
+		if _, ok := res.row(sc, 1); !ok && res.Skipped[sc] == "" {
+			t.Errorf("%s: neither measured nor skipped", sc)
+		}
+	}
+	for _, r := range res.Runs {
+		if r.Requests == 0 || r.CPUus <= 0 || r.RPS <= 0 {
+			t.Errorf("%s: empty run %+v", r.Scenario, r)
+		}
+		if r.Scenario != cfgBaseline && len(r.Decisions) == 0 {
+			t.Errorf("%s: the server's decisions were not counted", r.Scenario)
+		}
+	}
+	for _, tc := range res.Targets {
+		if strings.HasPrefix(tc.What, "wrong decisions") || strings.HasPrefix(tc.What, "50 concurrent") {
+			if tc.Status == "missed" {
+				t.Errorf("%s: %s: %v %s", tc.Scenario, tc.What, tc.Value, tc.Detail)
+			}
+		}
+	}
+	if len(res.Memory.Memstore) != 2 || res.Memory.RSS == nil {
+		t.Errorf("memory not measured: %+v", res.Memory)
+	}
+	for _, name := range []string{"cpu.svg", "rps.svg"} {
+		b, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := xml.Unmarshal(b, new(struct{})); err != nil {
+			t.Errorf("%s is not well-formed XML: %v", name, err)
+		}
+	}
+	if !strings.Contains(stdout.String(), "| valid-hit | 1 |") {
+		t.Errorf("no summary table on stdout:\n%s", stdout.String())
+	}
+}
+
+func scenarioNamesList() []string { return strings.Split(scenarioNames(), ",") }
+
+func TestProtosetHasCheck(t *testing.T) {
+	files, err := protodesc.NewFiles(protoset())
+	if err != nil {
+		t.Fatalf("the protoset does not resolve on its own: %v", err)
+	}
+	d, err := files.FindDescriptorByName("envoy.service.auth.v3.Authorization")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(d.FullName()), "Authorization") {
+		t.Fatal(d.FullName())
+	}
+}
+
+func TestParseDecisions(t *testing.T) {
+	in := `# HELP silentauth_check_decisions_total Check decisions.
+# TYPE silentauth_check_decisions_total counter
+silentauth_check_decisions_total{decision="allow",reason="valid"} 1234
+silentauth_check_decisions_total{decision="deny",reason="token_signature"} 5
+silentauth_check_duration_seconds_count{decision="allow"} 1234
+`
+	got, err := parseDecisions(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["allow/valid"] != 1234 || got["deny/token_signature"] != 5 {
+		t.Fatalf("got %v", got)
+	}
+}
+
+func TestWrongDecisions(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		got, want map[string]int64
+		slack     int64
+		wrong     int64
+	}{
+		{"exact", map[string]int64{"allow/valid": 10}, map[string]int64{"allow/valid": 10}, 0, 0},
+		{"within slack", map[string]int64{"allow/valid": 11}, map[string]int64{"allow/valid": 10}, 2, 0},
+		{"beyond slack", map[string]int64{"allow/valid": 7}, map[string]int64{"allow/valid": 10}, 2, 3},
+		{"unwanted kind", map[string]int64{"allow/valid": 10, "deny/refresh_reuse": 1}, map[string]int64{"allow/valid": 10}, 2, 1},
+		{"missing kind", map[string]int64{}, map[string]int64{"allow/refreshed": 5}, 2, 5},
+	} {
+		if got, detail := wrongDecisions(tc.got, tc.want, tc.slack); got != tc.wrong {
+			t.Errorf("%s: %d wrong (%s), want %d", tc.name, got, detail, tc.wrong)
+		}
+	}
+}
+
+func TestDatasetWants(t *testing.T) {
+	d := &dataset{items: []item{{want: wantValid}, {want: wantValid}, {want: wantBadSig}}}
+	for _, tc := range []struct {
+		n           int64
+		valid, sigs int64
+	}{{0, 0, 0}, {2, 2, 0}, {3, 2, 1}, {7, 5, 2}} {
+		w := d.wants(tc.n)
+		if w["allow/valid"] != tc.valid || w["deny/token_signature"] != tc.sigs {
+			t.Errorf("wants(%d) = %v", tc.n, w)
+		}
+	}
+}
+
+func TestNiceStep(t *testing.T) {
+	for _, tc := range []struct{ raw, want float64 }{
+		{0, 1}, {0.3, 0.5}, {1, 1}, {1.2, 2}, {2.2, 2.5}, {3, 5}, {7, 10}, {140, 200}, {2400, 2500}, {math.NaN(), 1},
+	} {
+		if got := niceStep(tc.raw); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("niceStep(%v) = %v, want %v", tc.raw, got, tc.want)
+		}
+	}
+}
+
+func TestChartIsDeterministicXML(t *testing.T) {
+	c := chart{Title: "CPU <per> Check", Unit: "µs", Series: []string{"c1", "c16"}, Groups: []chartGroup{
+		{Label: "baseline", Values: []float64{40, 42}, Reference: true},
+		{Label: "valid-hit & co", Values: []float64{50, math.NaN()}},
+	}}
+	a, b := c.svg(), c.svg()
+	if !bytes.Equal(a, b) {
+		t.Fatal("two renderings differ")
+	}
+	if err := xml.Unmarshal(a, new(struct{})); err != nil {
+		t.Fatalf("not well-formed: %v\n%s", err, a)
+	}
+	for _, want := range []string{"CPU &lt;per&gt; Check", "valid-hit &amp; co", "not measured", "stroke-dasharray"} {
+		if !bytes.Contains(a, []byte(want)) {
+			t.Errorf("no %q in the chart", want)
+		}
+	}
+}
+
+func TestUpdateDocsKeepsTheProse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "benchmarks.md")
+	page := "# Benchmarks\n\nprose before\n\n" + docsBegin + "\nold figures\n" + docsEnd + "\n\nprose after\n"
+	if err := os.WriteFile(path, []byte(page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := updateDocs(path, "new figures\n"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	got := string(b)
+	for _, want := range []string{"prose before", "new figures", "prose after"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("lost %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "old figures") {
+		t.Errorf("kept the old figures:\n%s", got)
+	}
+}
+
+func TestTamperKeepsTheShape(t *testing.T) {
+	tok := "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.MEUCIQDx9Q3bWl5jv3s0c2lnbmF0dXJlLWJ5dGVzLWFyZS1oZXJl"
+	bad := tamper(tok)
+	if bad == tok || strings.Count(bad, ".") != 2 || !strings.HasPrefix(bad, "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.") {
+		t.Fatalf("tamper(%q) = %q", tok, bad)
+	}
+}

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"time"
+)
+
+// allocResult is one scenario's requests decided in-process, straight
+// through authz.Server.Check (no gRPC), one at a time.
+type allocResult struct {
+	Scenario       string  `json:"scenario"`
+	Checks         int     `json:"checks"`
+	AllocsPerCheck float64 `json:"allocs_per_check"`
+	BytesPerCheck  float64 `json:"bytes_per_check"`
+	USPerCheck     float64 `json:"us_per_check"` // wall time, one goroutine
+	Wrong          int     `json:"wrong_decisions"`
+}
+
+// profileResult names one scenario's pprof profiles.
+type profileResult struct {
+	Scenario     string   `json:"scenario"`
+	Concurrency  int      `json:"concurrency"`
+	RPS          float64  `json:"rps"`
+	CPUus        float64  `json:"process_cpu_us_per_check"`
+	CPUProfile   string   `json:"cpu_profile"`
+	AllocProfile string   `json:"alloc_profile"`
+	AllocBase    string   `json:"alloc_profile_base"`
+	CPUTop       []string `json:"cpu_top"`
+	CPUTopCum    []string `json:"cpu_top_cum"`
+	AllocTop     []string `json:"alloc_space_top"`
+	Error        string   `json:"error,omitempty"`
+}
+
+// inprocess measures allocations per Check of every scenario and takes
+// the profiles asked for, each on the server wired in this process from
+// the scenario's configuration file (the binary exposes no pprof).
+func (h *harness) inprocess(ctx context.Context, res *results) {
+	for _, name := range h.o.scenarios {
+		sc := scenarioNamed(name)
+		if h.cfgs[sc.cfg].skipped != "" || sc.cfg == cfgRedis {
+			continue
+		}
+		a, err := h.allocs(ctx, sc)
+		if err != nil {
+			h.problem("%s: allocations: %v", name, err)
+			continue
+		}
+		res.Allocs = append(res.Allocs, a)
+		h.logf("%-15s in-process: %5.1f allocs, %6.0f B, %6.1f µs per Check", name, a.AllocsPerCheck, a.BytesPerCheck, a.USPerCheck)
+	}
+	for _, name := range h.profileList(res) {
+		p := h.profile(ctx, scenarioNamed(name), res)
+		if p.Error != "" {
+			h.problem("%s: profile: %s", name, p.Error)
+		}
+		res.Profiles = append(res.Profiles, p)
+	}
+}
+
+func (h *harness) profileList(res *results) []string {
+	var names []string
+	switch h.o.profile {
+	case "none":
+	case "auto":
+		names = res.missed()
+	case "all":
+		names = h.o.scenarios
+	default:
+		names = strings.Split(h.o.profile, ",")
+	}
+	var out []string
+	for _, n := range names {
+		n = strings.TrimSpace(n)
+		sc := scenarioNamed(n)
+		if sc == nil || h.cfgs[sc.cfg] == nil || h.cfgs[sc.cfg].skipped != "" || sc.cfg == cfgRedis {
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// allocs decides a scenario's requests in-process and counts heap
+// allocations per Check (runtime.MemStats, as testing's -benchmem does).
+func (h *harness) allocs(ctx context.Context, sc *scenario) (allocResult, error) {
+	a := allocResult{Scenario: sc.name}
+	s, err := startInproc(h.cfgs[sc.cfg].cfgPath)
+	if err != nil {
+		return a, err
+	}
+	defer s.stop()
+	b := &builder{ts: h.cfgs[sc.cfg], t: s, sizes: h.o.sizes}
+	n, checks := 500, 5000
+	if h.o.smoke {
+		n, checks = 50, 500
+	}
+	d, err := sc.build(ctx, b, n)
+	if err != nil {
+		return a, err
+	}
+	items := d.items
+	if !d.consuming {
+		// One pass first, as a running server has seen these tokens
+		// (cache hits are hits); then enough passes to count well.
+		for _, it := range items {
+			_, _ = s.check.Check(ctx, it.req)
+		}
+		for len(items) < checks {
+			items = append(items, d.items...)
+		}
+	}
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	t0 := time.Now()
+	for _, it := range items {
+		resp, _ := s.check.Check(ctx, it.req)
+		if got, err := decisionOf(resp); err != nil || got.key() != canonical(it.want).key() {
+			a.Wrong++
+		}
+	}
+	el := time.Since(t0)
+	runtime.ReadMemStats(&m1)
+	a.Checks = len(items)
+	a.AllocsPerCheck = float64(m1.Mallocs-m0.Mallocs) / float64(len(items))
+	a.BytesPerCheck = float64(m1.TotalAlloc-m0.TotalAlloc) / float64(len(items))
+	a.USPerCheck = float64(el) / float64(time.Microsecond) / float64(len(items))
+	return a, nil
+}
+
+// profile loads the in-process server with ghz at the target concurrency
+// and records a CPU profile of the measured run and the allocations it
+// made (alloc_space, against a snapshot taken before).
+func (h *harness) profile(ctx context.Context, sc *scenario, res *results) profileResult {
+	c := targetConcurrency(h.o)
+	dir := filepath.Join(h.o.out, "profiles")
+	p := profileResult{Scenario: sc.name, Concurrency: c,
+		CPUProfile:   filepath.Join(dir, sc.name+".cpu.pprof"),
+		AllocProfile: filepath.Join(dir, sc.name+".allocs.pprof"),
+		AllocBase:    filepath.Join(dir, sc.name+".allocs-before.pprof"),
+	}
+	fail := func(err error) profileResult { p.Error = err.Error(); return p }
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fail(err)
+	}
+	h.logf("%s: profiling in-process at c%d", sc.name, c)
+	s, err := startInproc(h.cfgs[sc.cfg].cfgPath)
+	if err != nil {
+		return fail(err)
+	}
+	defer s.stop()
+	b := &builder{ts: h.cfgs[sc.cfg], t: s, sizes: h.o.sizes}
+	rate := 5000.0
+	if r, ok := res.row(sc.name, c); ok && r.RPS > 0 {
+		rate = r.RPS
+	}
+	need := int(math.Ceil(rate*1.25*1.5*h.o.duration.Seconds())) + 100
+	needWarm := int(math.Ceil(rate * 1.25 * h.o.warmup.Seconds()))
+	all, err := sc.build(ctx, b, need+needWarm)
+	if err != nil {
+		return fail(err)
+	}
+	d, warm := all, all
+	if all.consuming {
+		warm = &dataset{items: all.items[:needWarm], consuming: true}
+		d = &dataset{items: all.items[needWarm:], consuming: true}
+	}
+	file, warmFile := filepath.Join(h.tmp, "profile-"+sc.name+".bin"), filepath.Join(h.tmp, "profile-"+sc.name+"-warm.bin")
+	if err := d.write(file); err != nil {
+		return fail(err)
+	}
+	if err := warm.write(warmFile); err != nil {
+		return fail(err)
+	}
+	g := ghzRun{ghz: h.ghz, protoset: h.protoset, addr: s.addr("grpc"), concurrency: c}
+	if h.o.warmup > 0 && len(warm.items) > 0 {
+		w := g
+		w.dataFile, w.duration, w.report = warmFile, h.o.warmup, filepath.Join(h.tmp, "profile-"+sc.name+"-warm.json")
+		if warm.consuming {
+			w.total = len(warm.items)
+		}
+		if _, err := w.run(ctx); err != nil {
+			return fail(err)
+		}
+	}
+	if err := writeProfile("allocs", p.AllocBase); err != nil {
+		return fail(err)
+	}
+	f, err := os.Create(p.CPUProfile)
+	if err != nil {
+		return fail(err)
+	}
+	defer f.Close()
+	cpu0, _ := s.cpu()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return fail(err)
+	}
+	// Longer than a measured run: a profile needs samples.
+	g.dataFile, g.duration, g.report = file, h.o.duration*3/2, filepath.Join(h.tmp, "profile-"+sc.name+".json")
+	if d.consuming {
+		g.total = len(d.items)
+	}
+	rep, err := g.run(ctx)
+	pprof.StopCPUProfile()
+	if err != nil {
+		return fail(err)
+	}
+	cpu1, _ := s.cpu()
+	if err := writeProfile("allocs", p.AllocProfile); err != nil {
+		return fail(err)
+	}
+	p.RPS = rep.Rps
+	if rep.Count > 0 {
+		p.CPUus = float64(cpu1-cpu0) / float64(time.Microsecond) / float64(rep.Count)
+	}
+	p.CPUTop = h.pprofTop(ctx, dir, sc.name+".cpu-top.txt", "-top", p.CPUProfile)
+	p.CPUTopCum = h.pprofTop(ctx, dir, sc.name+".cpu-top-cum.txt", "-top", "-cum", p.CPUProfile)
+	p.AllocTop = h.pprofTop(ctx, dir, sc.name+".alloc-top.txt", "-top", "-sample_index=alloc_space", "-base", p.AllocBase, p.AllocProfile)
+	return p
+}
+
+// writeProfile writes a runtime profile. The heap profiles are as of the
+// last completed GC, so one is run first: allocations up to now count.
+func writeProfile(name, path string) error {
+	runtime.GC()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pprof.Lookup(name).WriteTo(f, 0)
+}
+
+// pprofTop runs `go tool pprof` with args, saves its output as dir/name
+// and returns the first lines.
+func (h *harness) pprofTop(ctx context.Context, dir, name string, args ...string) []string {
+	cmd := exec.CommandContext(ctx, "go", append([]string{"tool", "pprof", "-nodecount=30"}, args...)...)
+	cmd.Dir = h.root
+	out, err := cmd.CombinedOutput()
+	_ = os.WriteFile(filepath.Join(dir, name), out, 0o644)
+	if err != nil {
+		return []string{fmt.Sprintf("go tool pprof: %v", err)}
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return slices.Clip(lines[:min(len(lines), 25)])
+}
