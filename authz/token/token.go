@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -224,6 +225,33 @@ func NewVerifier(o VerifierOptions) *Verifier {
 	}
 	v.cache = newCache(size)
 	return v
+}
+
+// ExpiredUnverified reports whether raw's exp, read WITHOUT checking the
+// signature, has passed (with leeway). It lets a caller that will refresh
+// whatever is wrong with the token skip the cost of verifying one that is
+// expired anyway; it must never be used to accept a token. Anything it
+// cannot read counts as not expired.
+func (v *Verifier) ExpiredUnverified(raw string) bool {
+	if len(raw) > v.maxBytes {
+		return false
+	}
+	_, rest, ok := strings.Cut(raw, ".")
+	payload, _, ok2 := strings.Cut(rest, ".")
+	if !ok || !ok2 || len(payload) > base64.RawURLEncoding.EncodedLen(v.maxBytes) {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return false
+	}
+	var c struct {
+		Exp *float64 `json:"exp"`
+	}
+	if json.Unmarshal(b, &c) != nil || c.Exp == nil {
+		return false
+	}
+	return !v.now().Before(time.Unix(int64(*c.Exp), 0).Add(v.leeway))
 }
 
 // Verify checks raw and returns its claims. A repeat of a token verified

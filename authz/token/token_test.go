@@ -586,3 +586,29 @@ func FuzzVerify(f *testing.F) {
 		t.Fatalf("error is not a sentinel: %v", err)
 	})
 }
+
+func TestExpiredUnverified(t *testing.T) {
+	b64 := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	now := time.Unix(1_800_000_000, 0)
+	v := NewVerifier(VerifierOptions{Issuer: "i", Audiences: []string{"a"}, Leeway: 30 * time.Second, Now: func() time.Time { return now }, MaxTokenBytes: 8192, CacheSize: 1})
+	tok := func(payload string) string { return b64(`{"alg":"ES256"}`) + "." + b64(payload) + ".sig" }
+	cases := []struct {
+		name, raw string
+		expired   bool
+	}{
+		{"an hour ago", tok(`{"exp":1799996400}`), true},
+		{"within leeway", tok(`{"exp":1799999990}`), false},
+		{"just past leeway", tok(`{"exp":1799999970}`), true},
+		{"future", tok(`{"exp":1800000900}`), false},
+		{"no exp", tok(`{"sub":"x"}`), false},
+		{"exp as string", tok(`{"exp":"1"}`), false},
+		{"not json", b64(`{}`) + "." + b64(`nope`) + ".s", false},
+		{"one segment", "abc", false},
+		{"bad base64", "a.!!!.c", false},
+	}
+	for _, c := range cases {
+		if got := v.ExpiredUnverified(c.raw); got != c.expired {
+			t.Errorf("%s: %v", c.name, got)
+		}
+	}
+}
