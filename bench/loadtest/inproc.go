@@ -18,7 +18,6 @@ import (
 
 	"github.com/silentauth/silentauth/authz"
 	"github.com/silentauth/silentauth/authz/config"
-	"github.com/silentauth/silentauth/authz/cookie"
 	"github.com/silentauth/silentauth/authz/keys"
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/sessionapi"
@@ -84,7 +83,7 @@ func startInproc(cfgPath string, grpcOpts ...grpc.ServerOption) (*inproc, error)
 		Issuer: cfg.Issuer, Audiences: []string{cfg.Audience}, Leeway: cfg.Tokens.Leeway, Keys: holder,
 		MaxTokenBytes: cfg.Tokens.MaxBytes, CacheSize: cfg.Tokens.CacheSize,
 	})
-	cookies := cookiePolicy(cfg.Cookies)
+	cookies := cfg.Cookies.Policy()
 	engine, err := authz.NewEngine(authz.Options{
 		Verifier: verifier, Minter: minter, Sessions: s.sessions, Cookies: cookies,
 		RefreshBefore: cfg.Tokens.RefreshBefore,
@@ -123,21 +122,6 @@ func startInproc(cfgPath string, grpcOpts ...grpc.ServerOption) (*inproc, error)
 		go func() { _ = fn(ln) }()
 	}
 	return s, nil
-}
-
-// cookiePolicy is serve's mapping of the validated cookie configuration.
-func cookiePolicy(c config.Cookies) cookie.Policy {
-	ss := http.SameSiteLaxMode
-	switch c.SameSite {
-	case "Strict":
-		ss = http.SameSiteStrictMode
-	case "None":
-		ss = http.SameSiteNoneMode
-	}
-	return cookie.Policy{
-		Access: c.Access, Refresh: c.Refresh, Hint: c.Hint,
-		Domain: c.Domain, Path: c.Path, Secure: c.Secure, SameSite: ss,
-	}
 }
 
 func (s *inproc) addr(listener string) string { return s.addrs[listener] }

@@ -29,7 +29,6 @@ import (
 
 	"github.com/silentauth/silentauth/authz"
 	"github.com/silentauth/silentauth/authz/config"
-	"github.com/silentauth/silentauth/authz/cookie"
 	"github.com/silentauth/silentauth/authz/keys"
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/sessionapi"
@@ -99,7 +98,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		minters[name] = rt.Minter
 	}
 	minter := def.Minter
-	cookies := cookiePolicy(cfg.Cookies)
+	cookies := cfg.Cookies.Policy()
 	engine, err := authz.NewEngine(authz.Options{
 		Verifier: def.Verifier, Minter: def.Minter, Policy: def.Policy, Named: routes,
 		Sessions: sessions, Cookies: cookies, RefreshBefore: cfg.Tokens.RefreshBefore,
@@ -387,20 +386,5 @@ func route(cfg config.Config, name string, ring keys.Source) authz.Route {
 			TrustedOrigins: p.TrustedOrigins, RefreshPath: p.RefreshPath,
 			LogoutPath: p.LogoutPath, AccessTokenHeader: p.AccessTokenHeader,
 		},
-	}
-}
-
-// cookiePolicy turns the validated cookie configuration into a Policy.
-func cookiePolicy(c config.Cookies) cookie.Policy {
-	ss := http.SameSiteLaxMode
-	switch c.SameSite {
-	case "Strict":
-		ss = http.SameSiteStrictMode
-	case "None":
-		ss = http.SameSiteNoneMode
-	}
-	return cookie.Policy{
-		Access: c.Access, Refresh: c.Refresh, Hint: c.Hint,
-		Domain: c.Domain, Path: c.Path, Secure: c.Secure, SameSite: ss,
 	}
 }

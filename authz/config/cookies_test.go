@@ -1,0 +1,21 @@
+package config
+
+import (
+	"net/http"
+	"testing"
+)
+
+func TestCookiesPolicy(t *testing.T) {
+	cases := []struct {
+		sameSite string
+		want     http.SameSite
+	}{{"Lax", http.SameSiteLaxMode}, {"Strict", http.SameSiteStrictMode}, {"None", http.SameSiteNoneMode}}
+	for _, c := range cases {
+		ck := Default().Cookies
+		ck.SameSite = c.sameSite
+		p := ck.Policy()
+		if p.SameSite != c.want || p.Access != "__Host-sa-at" || p.Refresh != "__Host-sa-rt" || p.Hint != "__Host-sa-exp" || p.Path != "/" || !p.Secure {
+			t.Errorf("%s: %+v", c.sameSite, p)
+		}
+	}
+}
