@@ -89,3 +89,45 @@ func BenchmarkCheckNoCredentials(b *testing.B) {
 	r := newRig(b)
 	benchCheck(b, benchServer(r), req("GET", "/api/items", "accept", "application/json"), false)
 }
+
+// BenchmarkCheckValidMiss: more distinct valid tokens than the rig's
+// verifier caches, taken in turn, so every Check verifies a signature.
+func BenchmarkCheckValidMiss(b *testing.B) {
+	r := newRig(b)
+	crs := make([]*authv3.CheckRequest, 1000)
+	for i := range crs {
+		at, _ := r.login("alice", map[string]any{"role": "admin"})
+		crs[i] = req("GET", "/api/items", "authorization", "Bearer "+at, "accept", "application/json")
+	}
+	benchCheckEach(b, benchServer(r), crs, true)
+}
+
+// BenchmarkCheckBadSignature: the same tokens with one signature bit
+// flipped; a forged token must cost no more than a cache miss.
+func BenchmarkCheckBadSignature(b *testing.B) {
+	r := newRig(b)
+	crs := make([]*authv3.CheckRequest, 1000)
+	for i := range crs {
+		at, _ := r.login("alice", map[string]any{"role": "admin"})
+		sig := []byte(at[strings.LastIndexByte(at, '.')+1:])
+		sig[10] ^= 0x01 // still base64url: '.'-free and decodable
+		at = at[:strings.LastIndexByte(at, '.')+1] + string(sig)
+		crs[i] = req("GET", "/api/items", "authorization", "Bearer "+at, "accept", "application/json")
+	}
+	benchCheckEach(b, benchServer(r), crs, false)
+}
+
+// benchCheckEach is benchCheck over several requests taken in turn.
+func benchCheckEach(b *testing.B, s *Server, crs []*authv3.CheckRequest, allow bool) {
+	b.Helper()
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		resp, _ := s.Check(ctx, crs[i%len(crs)])
+		if (resp.GetOkResponse() != nil) != allow {
+			b.Fatalf("unexpected answer: %v", resp)
+		}
+		i++
+	}
+}

@@ -22,7 +22,8 @@ func (r *rig) decide(cr *authv3.CheckRequest) Decision {
 func TestFixtureBearerOverGRPC(t *testing.T) {
 	r := newRig(t)
 	at, _ := r.login("alice", map[string]any{"role": "admin"})
-	resp, err := r.client().Check(context.Background(), fixture(t, "envoy_get_bearer.json", at, ""))
+	cr := fixture(t, "envoy_get_bearer.json", at, "")
+	resp, err := r.client().Check(context.Background(), cr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,8 +31,13 @@ func TestFixtureBearerOverGRPC(t *testing.T) {
 	if !v.allow {
 		t.Fatalf("valid bearer token denied: %+v", v)
 	}
-	if got := v.upstream["authorization"]; got != "Bearer "+at {
-		t.Errorf("upstream authorization = %.20q…", got)
+	// The request's own Authorization header already says it: Envoy
+	// forwards it untouched, and the answer does not repeat it.
+	if got, set := v.upstream["authorization"]; set {
+		t.Errorf("answer repeats the request's authorization header: %.20q…", got)
+	}
+	if got := upstreamAfter(cr.GetAttributes().GetRequest().GetHttp().GetHeaders(), resp)["authorization"]; got != "Bearer "+at {
+		t.Errorf("upstream receives authorization %.20q…", got)
 	}
 	if v.upstream["x-user-id"] != "alice" || v.upstream["x-user-role"] != "admin" {
 		t.Errorf("identity headers = %v", v.upstream)
@@ -328,5 +334,23 @@ func TestLogsNeverHoldTokens(t *testing.T) {
 		if strings.Contains(logs, s) {
 			t.Fatalf("logs hold a token or secret:\n%s", logs)
 		}
+	}
+}
+
+// An Authorization header that is not exactly "Bearer <token>" (another
+// case, extra spaces) is replaced by the canonical form, so the upstream
+// never has to parse a variant.
+func TestNonCanonicalBearerIsRewritten(t *testing.T) {
+	r := newRig(t)
+	at, _ := r.login("alice", nil)
+	for _, h := range []string{"bearer " + at, "BEARER " + at, "Bearer  " + at, "Bearer " + at + " "} {
+		_, v := r.run(t, req("GET", "/api", "authorization", h))
+		if !v.allow || v.upstream["authorization"] != "Bearer "+at {
+			t.Errorf("%.10q…: allow %v, answer sets authorization %.12q…", h, v.allow, v.upstream["authorization"])
+		}
+	}
+	_, v := r.run(t, req("GET", "/api", "authorization", "Bearer "+at))
+	if _, set := v.upstream["authorization"]; set || v.received["authorization"] != "Bearer "+at {
+		t.Errorf("canonical header: answer sets it %v; upstream receives %.12q…", set, v.received["authorization"])
 	}
 }

@@ -315,7 +315,13 @@ func (e *route) allow(r *Request, raw string, claims *token.Claims, setCookie []
 	// Allows are the bulk of the traffic: they are counted in metrics and
 	// logged only at debug level (a log line costs about 10 µs per Check).
 	d := Decision{Allow: true, Reason: "valid", Subject: claims.Subject, Session: claims.SessionID, Level: slog.LevelDebug}
-	d.Upstream = append(d.Upstream, Header{"authorization", "Bearer " + raw})
+	d.Upstream = make([]Header, 0, 2+len(e.policy.ClaimHeaders))
+	// Envoy forwards the request's own Authorization header untouched: it
+	// is set only when it does not already say exactly this (a cookie
+	// token, a refreshed one, another scheme, a non-canonical "bearer").
+	if !isBearer(r.Header("authorization"), raw) {
+		d.Upstream = append(d.Upstream, Header{"authorization", bearerPrefix + raw})
+	}
 	e.scrubUpstream(r, &d)
 	for name, claim := range e.policy.ClaimHeaders {
 		if v, ok := claimValue(claims, claim); ok {
@@ -522,6 +528,14 @@ func isNavigation(r *Request) bool {
 		return m == "navigate"
 	}
 	return strings.Contains(r.Header("accept"), "text/html")
+}
+
+// bearerPrefix starts the Authorization header silentauth sends upstream.
+const bearerPrefix = "Bearer "
+
+// isBearer reports whether header is exactly bearerPrefix followed by raw.
+func isBearer(header, raw string) bool {
+	return len(header) == len(bearerPrefix)+len(raw) && header[:len(bearerPrefix)] == bearerPrefix && header[len(bearerPrefix):] == raw
 }
 
 // bearerToken returns the token of an "Authorization: Bearer" header.

@@ -84,7 +84,7 @@ func TestStoreFaultsKeepSessions(t *testing.T) {
 				if len(v.setCookie) != 0 {
 					t.Fatalf("a store fault sent Set-Cookie: %q", v.setCookie)
 				}
-				if tc.current && v.upstream["authorization"] != "Bearer "+at {
+				if tc.current && v.received["authorization"] != "Bearer "+at {
 					t.Fatal("allowed without the presented access token")
 				}
 				if tc.status == 503 && (!strings.Contains(v.body, `"reason":"unavailable"`) || d.Err == nil) {

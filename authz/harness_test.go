@@ -191,8 +191,9 @@ func (r *rig) check(cr *authv3.CheckRequest) *authv3.CheckResponse {
 type view struct {
 	allow     bool
 	status    int
-	upstream  map[string]string
+	upstream  map[string]string // headers the answer sets upstream
 	remove    []string
+	received  map[string]string // what the upstream receives (rig.run only)
 	response  map[string]string
 	setCookie []string
 	body      string
@@ -304,7 +305,12 @@ func (r *rig) replica() *Server {
 func (r *rig) run(t testing.TB, cr *authv3.CheckRequest) (Decision, view) {
 	t.Helper()
 	d := r.decide(cr)
-	return d, flatten(t, respond(d))
+	resp := respond(d)
+	v := flatten(t, resp)
+	if v.allow {
+		v.received = upstreamAfter(cr.GetAttributes().GetRequest().GetHttp().GetHeaders(), resp)
+	}
+	return d, v
 }
 
 // family reads family id straight from the memory store, past any wrapper.

@@ -14,10 +14,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
+	"maps"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 )
 
 var _ authv3.AuthorizationServer = (*Server)(nil)
@@ -36,6 +41,18 @@ func NewServer(engine *Engine, log *slog.Logger, m *Metrics) *Server {
 	return &Server{engine: engine, log: log, metrics: m}
 }
 
+// GRPCOptions are the gRPC server options Check is served with: requests
+// up to 1 MiB (Envoy's CheckRequest carries headers and, if configured,
+// a bounded body), and one worker goroutine per CPU that handles stream
+// after stream, so a Check does not pay for a new goroutine and for
+// growing its stack (about 5 µs of CPU per Check under load).
+func GRPCOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(1 << 20),
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+	}
+}
+
 // Check decides one request. Its error is always nil.
 func (s *Server) Check(ctx context.Context, cr *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	start := time.Now()
@@ -49,11 +66,8 @@ func (s *Server) Check(ctx context.Context, cr *authv3.CheckRequest) (*authv3.Ch
 // Logs name the request by Envoy's request id and the caller by subject
 // and session id; tokens and cookie values never reach them.
 func (s *Server) observe(ctx context.Context, cr *authv3.CheckRequest, d Decision, took time.Duration) {
-	decision := "deny"
-	if d.Allow {
-		decision = "allow"
-	}
-	s.metrics.observe(decision, d.Reason, took)
+	decision := decisionLabel(d.Allow)
+	s.metrics.observe(d.Allow, d.Reason, took)
 	if !s.log.Enabled(ctx, d.Level) {
 		return
 	}
@@ -72,8 +86,11 @@ func (s *Server) observe(ctx context.Context, cr *authv3.CheckRequest, d Decisio
 	if d.Reason == "refresh_reuse" || d.Reason == "endpoint_logout_reuse" {
 		attrs = append(attrs, slog.String("event", "refresh_token_reuse"))
 	}
-	s.log.LogAttrs(ctx, d.Level, "check", attrs...)
+	s.log.LogAttrs(ctx, d.Level, checkMessage, attrs...)
 }
+
+// checkMessage is the message of every decision line.
+const checkMessage = "check"
 
 // Fingerprint names a secret in logs without revealing it: the first 12
 // hex digits of its SHA-256.
@@ -87,6 +104,12 @@ func Fingerprint(secret string) string {
 type Metrics struct {
 	decisions *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
+	// counters holds the decision counters already resolved, by reason
+	// (deny, allow), so a Check does not hash its labels again. The map is
+	// never modified once published: a new reason publishes a copy.
+	counters  atomic.Pointer[map[string]*[2]prometheus.Counter]
+	mu        sync.Mutex             // serialises publishing counters
+	observers [2]prometheus.Observer // deny, allow
 }
 
 // NewMetrics registers the Check metrics on reg.
@@ -102,14 +125,54 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3, 1},
 		}, []string{"decision"}),
 	}
+	m.counters.Store(&map[string]*[2]prometheus.Counter{})
+	m.observers[0] = m.latency.WithLabelValues("deny")
+	m.observers[1] = m.latency.WithLabelValues("allow")
 	reg.MustRegister(m.decisions, m.latency)
 	return m
 }
 
-func (m *Metrics) observe(decision, reason string, took time.Duration) {
+func (m *Metrics) observe(allow bool, reason string, took time.Duration) {
 	if m == nil {
 		return
 	}
-	m.decisions.WithLabelValues(decision, reason).Inc()
-	m.latency.WithLabelValues(decision).Observe(took.Seconds())
+	i := boolIndex(allow)
+	c := (*m.counters.Load())[reason]
+	if c == nil || c[i] == nil {
+		c = m.resolve(reason, i)
+	}
+	c[i].Inc()
+	m.observers[i].Observe(took.Seconds())
+}
+
+// resolve publishes the counter of reason with decision index i.
+func (m *Metrics) resolve(reason string, i int) *[2]prometheus.Counter {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := *m.counters.Load()
+	c := &[2]prometheus.Counter{}
+	if prev := old[reason]; prev != nil {
+		*c = *prev
+	}
+	if c[i] == nil {
+		c[i] = m.decisions.WithLabelValues([2]string{"deny", "allow"}[i], reason)
+	}
+	next := maps.Clone(old)
+	next[reason] = c
+	m.counters.Store(&next)
+	return c
+}
+
+func decisionLabel(allow bool) string {
+	if allow {
+		return "allow"
+	}
+	return "deny"
+}
+
+func boolIndex(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

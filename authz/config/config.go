@@ -39,6 +39,11 @@ type Config struct {
 	Store Store `yaml:"store"`
 	// Log configures logging.
 	Log Log `yaml:"log"`
+	// Profiling serves Go's pprof endpoints under /debug/pprof/ on the
+	// admin listener, to profile a running service. They show code and
+	// sizes, never request data, but a profile costs CPU while it runs:
+	// keep the admin listener internal. Default false.
+	Profiling bool `yaml:"profiling"`
 	// Shutdown orders a graceful stop.
 	Shutdown Shutdown `yaml:"shutdown"`
 }
@@ -263,6 +268,13 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format is json or text. Default "json".
 	Format string `yaml:"format"`
+	// CheckLinesPerSecond caps the Check decision lines written per second
+	// for each reason, so a flood of forged tokens or an outage does not
+	// become a flood of log lines. Lines over the cap are counted in
+	// silentauth_check_log_suppressed_total and the next line of their
+	// reason carries suppressed=N; refresh-token reuse is never dropped.
+	// 0 writes every line. Default 20.
+	CheckLinesPerSecond int `yaml:"checkLinesPerSecond"`
 }
 
 // Shutdown orders a graceful stop.
@@ -320,7 +332,7 @@ func Default() Config {
 		},
 		SessionAPI: SessionAPI{Audience: "silentauth"},
 		Store:      Store{Backend: "memory", Redis: defaultRedis()},
-		Log:        Log{Level: "info", Format: "json"},
+		Log:        Log{Level: "info", Format: "json", CheckLinesPerSecond: 20},
 		Shutdown:   Shutdown{Drain: 5 * time.Second, Timeout: 20 * time.Second},
 	}
 }

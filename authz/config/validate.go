@@ -98,6 +98,9 @@ func (c *Config) Validate() error {
 	if !slices.Contains(logFormats, c.Log.Format) {
 		p.add("log.format", "must be one of %s (got %q)", strings.Join(logFormats, ", "), c.Log.Format)
 	}
+	if c.Log.CheckLinesPerSecond < 0 {
+		p.add("log.checkLinesPerSecond", "must not be negative (got %d)", c.Log.CheckLinesPerSecond)
+	}
 	if c.Shutdown.Drain < 0 {
 		p.add("shutdown.drain", "must not be negative (got %v)", c.Shutdown.Drain)
 	}

@@ -257,6 +257,7 @@ func TestValidate(t *testing.T) {
 		{"log level bad", func(c *Config) { c.Log.Level = "verbose" }, `log.level: must be one of debug, info, warn, error (got "verbose")`},
 		{"log level upper", func(c *Config) { c.Log.Level = "DEBUG" }, ""},
 		{"log format bad", func(c *Config) { c.Log.Format = "xml" }, `log.format: must be one of json, text (got "xml")`},
+		{"log lines negative", func(c *Config) { c.Log.CheckLinesPerSecond = -1 }, "log.checkLinesPerSecond: must not be negative (got -1)"},
 		{"drain zero", func(c *Config) { c.Shutdown.Drain = 0 }, ""},
 		{"drain negative", func(c *Config) { c.Shutdown.Drain = -sec }, "shutdown.drain: must not be negative"},
 		{"timeout zero", func(c *Config) { c.Shutdown.Timeout = 0 }, "shutdown.timeout: must be positive"},

@@ -98,8 +98,8 @@ func startInproc(cfgPath string, grpcOpts ...grpc.ServerOption) (*inproc, error)
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
-	s.check = authz.NewServer(engine, log, authz.NewMetrics(reg))
-	s.grpc = grpc.NewServer(append([]grpc.ServerOption{grpc.MaxRecvMsgSize(1 << 20)}, grpcOpts...)...)
+	s.check = authz.NewServer(engine, authz.LimitCheckLog(log, cfg.Log.CheckLinesPerSecond, reg), authz.NewMetrics(reg))
+	s.grpc = grpc.NewServer(append(authz.GRPCOptions(), grpcOpts...)...)
 	authv3.RegisterAuthorizationServer(s.grpc, s.check)
 
 	admin := http.NewServeMux()

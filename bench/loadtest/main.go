@@ -79,7 +79,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "measured time of each run")
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "warm-up before each run (not measured; half of it for the baseline, which is always warm)")
 	fs.BoolVar(&o.pair, "pair", true, "run the baseline before every scenario (A B A B), not once per concurrency")
-	fs.IntVar(&o.rounds, "rounds", 3, "rounds; every figure is the median over rounds")
+	fs.IntVar(&o.rounds, "rounds", 5, "rounds; every figure is the median over rounds")
 	conc := fs.String("concurrency", "1,16,64", "ghz concurrencies, over one connection")
 	scen := fs.String("scenarios", "all", "comma-separated scenarios, or all: "+scenarioNames())
 	fs.IntVar(&o.families, "families", 100_000, "session families created through the session API to measure RSS (0: skip)")

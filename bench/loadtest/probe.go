@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,13 +25,15 @@ func dial(addr string) (*grpc.ClientConn, authv3.AuthorizationClient, error) {
 	return conn, authv3.NewAuthorizationClient(conn), nil
 }
 
-// decisionOf reads a CheckResponse as the decision it expresses. An allow
-// that sets our refresh cookie is a refresh ("refreshed"; the response
+// decisionOf reads the CheckResponse to req as the decision it expresses.
+// An allow must leave the upstream an Authorization: Bearer header (set by
+// the answer, or the request's own when the answer leaves it untouched);
+// one that sets our refresh cookie is a refresh ("refreshed"; the response
 // cannot tell a rotation from a grace replay, the metrics can), any other
 // allow is "valid"; a deny carries its reason in the JSON body.
-func decisionOf(resp *authv3.CheckResponse) (want, error) {
+func decisionOf(req *authv3.CheckRequest, resp *authv3.CheckResponse) (want, error) {
 	if ok := resp.GetOkResponse(); ok != nil {
-		if !strings.HasPrefix(upstreamHeader(resp, "authorization"), "Bearer ") {
+		if !strings.HasPrefix(upstreamReceives(req, resp, "authorization"), "Bearer ") {
 			return want{}, errors.New("allowed without an upstream Authorization: Bearer header")
 		}
 		if refreshCookieOf(resp) != "" {
@@ -49,13 +52,20 @@ func decisionOf(resp *authv3.CheckResponse) (want, error) {
 	return want{false, body.Reason}, nil
 }
 
-func upstreamHeader(resp *authv3.CheckResponse, name string) string {
-	for _, h := range resp.GetOkResponse().GetHeaders() {
+// upstreamReceives is the value of header name that the upstream gets
+// when Envoy applies the allowed resp to req: set by the answer, else
+// removed by it, else the request's own.
+func upstreamReceives(req *authv3.CheckRequest, resp *authv3.CheckResponse, name string) string {
+	ok := resp.GetOkResponse()
+	for _, h := range ok.GetHeaders() {
 		if h.GetHeader().GetKey() == name {
 			return h.GetHeader().GetValue()
 		}
 	}
-	return ""
+	if slices.Contains(ok.GetHeadersToRemove(), name) {
+		return ""
+	}
+	return req.GetAttributes().GetRequest().GetHttp().GetHeaders()[name]
 }
 
 // refreshCookieOf returns the refresh-cookie value an allowed response
@@ -98,7 +108,7 @@ func probe(ctx context.Context, addr string, items []item, baseline bool) error 
 			}
 			continue
 		}
-		got, err := decisionOf(resp)
+		got, err := decisionOf(it.req, resp)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("probe %d: %w", i, err))
 			continue
@@ -170,7 +180,7 @@ func burst(ctx context.Context, client authv3.AuthorizationClient, it item, pres
 			continue
 		}
 		if resps[i].GetOkResponse() == nil {
-			d, _ := decisionOf(resps[i])
+			d, _ := decisionOf(it.req, resps[i])
 			r.Errors = append(r.Errors, "denied: "+d.String())
 			continue
 		}

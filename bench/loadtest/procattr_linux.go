@@ -11,14 +11,12 @@ func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
 
-// rusageThread is Linux's RUSAGE_THREAD.
-const rusageThread = 1
-
-// threadCPU returns the CPU time (user+system) of the calling OS thread;
-// the caller locks its goroutine to the thread.
-func threadCPU() time.Duration {
+// processCPU returns the CPU time (user+system) of this process, all
+// threads: the garbage collector's work counts, as in the server's
+// figures from /proc/<pid>/stat.
+func processCPU() time.Duration {
 	var ru syscall.Rusage
-	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())

@@ -11,5 +11,5 @@ import (
 // itself needs Linux's /proc; see parseOptions.
 func sysProcAttr() *syscall.SysProcAttr { return nil }
 
-// threadCPU is not available: 0 makes nsPerOp use wall time.
-func threadCPU() time.Duration { return 0 }
+// processCPU is not available: 0 makes nsPerOp use wall time.
+func processCPU() time.Duration { return 0 }

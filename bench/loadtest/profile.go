@@ -124,7 +124,7 @@ func (h *harness) allocs(ctx context.Context, sc *scenario) (allocResult, error)
 	t0 := time.Now()
 	for _, it := range items {
 		resp, _ := s.check.Check(ctx, it.req)
-		if got, err := decisionOf(resp); err != nil || got.key() != canonical(it.want).key() {
+		if got, err := decisionOf(it.req, resp); err != nil || got.key() != canonical(it.want).key() {
 			a.Wrong++
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -214,6 +215,19 @@ func envoyRequest(method, path string, kv ...string) *authv3.CheckRequest {
 	}}}
 }
 
+// received is what the upstream gets when Envoy applies the allowed resp
+// to cr (ext_authz Filter::onComplete): the request's headers, the
+// answer's set over them, then its removals.
+func received(cr *authv3.CheckRequest, resp *authv3.CheckResponse) map[string]string {
+	out := maps.Clone(cr.GetAttributes().GetRequest().GetHttp().GetHeaders())
+	maps.Copy(out, upstream(resp))
+	for _, name := range resp.GetOkResponse().GetHeadersToRemove() {
+		delete(out, name)
+	}
+	return out
+}
+
+// upstream lists the headers an allowed resp sets on the request.
 func upstream(resp *authv3.CheckResponse) map[string]string {
 	out := map[string]string{}
 	for _, h := range resp.GetOkResponse().GetHeaders() {
@@ -266,11 +280,12 @@ shutdown:
 
 	client := p.authz(t)
 	// Valid → OK with the right upstream headers.
-	resp, err := client.Check(ctx, envoyRequest("GET", "/api/items", "authorization", "Bearer "+s.AccessToken, "x-user-id", "mallory"))
+	cr := envoyRequest("GET", "/api/items", "authorization", "Bearer "+s.AccessToken, "x-user-id", "mallory")
+	resp, err := client.Check(ctx, cr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := upstream(resp)
+	up := received(cr, resp)
 	if resp.GetOkResponse() == nil || up["authorization"] != "Bearer "+s.AccessToken || up["x-user-id"] != "alice" || up["x-user-role"] != "admin" {
 		t.Fatalf("valid token: %v", resp)
 	}
@@ -409,5 +424,56 @@ func TestDevelopmentDefaultsPrintTheAPITokenOnce(t *testing.T) {
 		if !strings.Contains(all, want) {
 			t.Errorf("startup output lacks %q", want)
 		}
+	}
+}
+
+// pprof is served on the admin listener only when profiling is on.
+func TestProfilingEndpoints(t *testing.T) {
+	dir, _ := keyDir(t)
+	for _, on := range []bool{false, true} {
+		cfg := writeConfig(t, fmt.Sprintf("keys: {dir: %s}\nprofiling: %v\nshutdown: {drain: 0s, timeout: 5s}\n", dir, on))
+		p := start(t, []string{"--config", cfg})
+		r, err := http.Get("http://" + p.addrs["admin"] + "/debug/pprof/cmdline")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if on && (r.StatusCode != 200 || !strings.Contains(string(b), "serve")) {
+			t.Errorf("profiling on: %d %q", r.StatusCode, b)
+		}
+		if !on && r.StatusCode != 404 {
+			t.Errorf("profiling off: /debug/pprof/cmdline answered %d", r.StatusCode)
+		}
+	}
+}
+
+// A flood of forged tokens is counted, not written line by line: every
+// Check is either logged or counted as suppressed.
+func TestCheckLogCapped(t *testing.T) {
+	dir, _ := keyDir(t)
+	p := start(t, []string{"--config", writeConfig(t, "keys: {dir: "+dir+"}\nlog: {checkLinesPerSecond: 3}\nshutdown: {drain: 0s, timeout: 5s}\n")})
+	_, s := p.createSession(t, apiToken, `{"subject":"alice"}`)
+	sig := []byte(s.AccessToken[strings.LastIndexByte(s.AccessToken, '.')+1:])
+	sig[5] ^= 1
+	forged := s.AccessToken[:strings.LastIndexByte(s.AccessToken, '.')+1] + string(sig)
+	client := p.authz(t)
+	const n = 40
+	for range n {
+		resp, err := client.Check(context.Background(), envoyRequest("GET", "/api", "authorization", "Bearer "+forged))
+		if err != nil || resp.GetDeniedResponse() == nil {
+			t.Fatalf("forged token: %v %v", resp, err)
+		}
+	}
+	suppressed := p.metric(t, `silentauth_check_log_suppressed_total{reason="token_signature"}`)
+	if suppressed == 0 || suppressed >= n {
+		t.Fatalf("%v of %d lines suppressed", suppressed, n)
+	}
+	// The lines written reach the test through a pipe: wait for them.
+	waitFor(t, 5*time.Second, "every line logged or suppressed", func() bool {
+		return strings.Count(p.Logs(), `"reason":"token_signature"`)+int(suppressed) == n
+	})
+	if counted := p.metric(t, `silentauth_check_decisions_total{decision="deny",reason="token_signature"}`); counted != n {
+		t.Fatalf("decisions counted %v, want %d", counted, n)
 	}
 }

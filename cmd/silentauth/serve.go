@@ -12,6 +12,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"slices"
 	"strings"
@@ -108,7 +109,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 
 	// gRPC: Check and the standard health service.
-	grpcOpts := []grpc.ServerOption{grpc.MaxRecvMsgSize(1 << 20)}
+	grpcOpts := authz.GRPCOptions()
 	if t := cfg.Listen.GRPC.TLS; t.Enabled() {
 		rl, err := tlsreload.New(t.CertFile, t.KeyFile, t.ClientCAFile, log.With("listener", "grpc"))
 		if err != nil {
@@ -118,7 +119,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	grpcSrv := grpc.NewServer(grpcOpts...)
 	checkMetrics := authz.NewMetrics(reg)
-	authv3.RegisterAuthorizationServer(grpcSrv, newAuthorizer(engine, log, checkMetrics))
+	checkLog := authz.LimitCheckLog(log, cfg.Log.CheckLinesPerSecond, reg)
+	authv3.RegisterAuthorizationServer(grpcSrv, newAuthorizer(engine, checkLog, checkMetrics))
 	grpcHealth := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, grpcHealth)
 
@@ -132,13 +134,20 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if h := cfg.HTTPAuthz; h.Enabled {
 		publicHandler = authz.NewHTTPHandler(engine, authz.HTTPOptions{
 			Profile: authz.Profile(h.Profile), TrustedProxies: h.Prefixes(), Next: public,
-		}, log, checkMetrics)
+		}, checkLog, checkMetrics)
 	}
 	admin := http.NewServeMux()
 	admin.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	admin.HandleFunc("/healthz", checks.Livez)
 	admin.HandleFunc("/livez", checks.Livez)
 	admin.HandleFunc("/readyz", checks.Readyz)
+	if cfg.Profiling {
+		admin.HandleFunc("/debug/pprof/", pprof.Index)
+		admin.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		admin.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		admin.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		admin.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	api := sessionapi.New(sessionapi.Options{
 		Auth: apiAuth, Sessions: sessions, Minter: minter, Minters: minters, Cookies: cookies, Log: log,
 	})
