@@ -17,6 +17,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -186,6 +187,7 @@ type Verifier struct {
 	now       func() time.Time
 	maxBytes  int
 	cache     *cache
+	parsed    atomic.Pointer[parsed]
 }
 
 // VerifierOptions configure a Verifier.
@@ -346,18 +348,8 @@ func (v *Verifier) verify(raw string, ring *keys.Keyring, now time.Time) (*Claim
 		kid = id
 		return key.Public, nil
 	}
-	p := jwt.NewParser(
-		jwt.WithValidMethods(algs),
-		jwt.WithIssuer(v.issuer),
-		jwt.WithAudience(v.audiences...),
-		jwt.WithLeeway(v.leeway),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithTimeFunc(func() time.Time { return now }),
-		jwt.WithStrictDecoding(), // one encoding per token (RFC 7515 §2: base64url without padding)
-	)
 	mc := make(jwt.MapClaims, 10)
-	t, err := p.ParseWithClaims(raw, mc, keyfunc)
+	t, err := v.parser(ring, algs).ParseWithClaims(raw, mc, keyfunc)
 	if err != nil {
 		return nil, mapError(err, t, ring, now)
 	}
@@ -400,6 +392,34 @@ func (v *Verifier) verify(raw string, ring *keys.Keyring, now time.Time) (*Claim
 		c.Extra = mc
 	}
 	return c, nil
+}
+
+// parsed is the parser of one keyring: it accepts exactly the keyring's
+// algorithms.
+type parsed struct {
+	ring   *keys.Keyring
+	parser *jwt.Parser
+}
+
+// parser returns the golang-jwt parser for ring, built once per keyring
+// (a jwt.Parser is read-only once built, so it is shared). Its clock is
+// the Verifier's.
+func (v *Verifier) parser(ring *keys.Keyring, algs []string) *jwt.Parser {
+	if p := v.parsed.Load(); p != nil && p.ring == ring {
+		return p.parser
+	}
+	p := &parsed{ring: ring, parser: jwt.NewParser(
+		jwt.WithValidMethods(algs),
+		jwt.WithIssuer(v.issuer),
+		jwt.WithAudience(v.audiences...),
+		jwt.WithLeeway(v.leeway),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(v.now),
+		jwt.WithStrictDecoding(), // one encoding per token (RFC 7515 §2: base64url without padding)
+	)}
+	v.parsed.Store(p)
+	return p.parser
 }
 
 func known(ring *keys.Keyring, kid string, now time.Time) bool {

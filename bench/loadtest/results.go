@@ -252,7 +252,13 @@ func (res *results) summarize(o *options) {
 		if s == cfgBaseline {
 			return -1
 		}
-		return slices.IndexFunc(scenarios, func(sc scenario) bool { return sc.name == s })
+		for miss, parse := range parseTargets {
+			if s == parse { // right after its cache-miss scenario
+				s = miss
+				return 2*slices.IndexFunc(scenarios, func(sc scenario) bool { return sc.name == s }) + 1
+			}
+		}
+		return 2 * slices.IndexFunc(scenarios, func(sc scenario) bool { return sc.name == s })
 	}
 	slices.SortStableFunc(res.Summary, func(a, b summaryRow) int {
 		return cmp.Or(cmp.Compare(rank(a.Scenario), rank(b.Scenario)), cmp.Compare(a.Concurrency, b.Concurrency))
@@ -333,13 +339,18 @@ func (res *results) evaluate(o *options) {
 	judge("valid-hit", "server CPU per Check", "≤ baseline + 5 µs", "µs over baseline", overBase, fixed(5), true)
 	judge("valid-hit", "requests/s", "≥ 0.9 × baseline", "× baseline", rpsRatio, fixed(0.9), false)
 	for _, m := range []struct{ scenario, alg string }{{"miss-es256", "ES256"}, {"miss-eddsa", "EdDSA"}} {
-		parse := res.JWTParse[m.alg]
+		loop := res.JWTParse[m.alg]
 		judge(m.scenario, "server CPU per Check", "≤ baseline + golang-jwt Parse of the same token + 15 µs", "µs over baseline", overBase,
 			func(summaryRow) (float64, string) {
-				if parse == 0 {
+				// Parse in the pass-through server, under the same load
+				// as the scenario, when measured; else in a loop.
+				if p, ok := res.row(parseTargets[m.scenario], tc); ok && p.BaseCPUus > 0 {
+					return p.CPUDeltaUs + 15, fmt.Sprintf("golang-jwt Parse in the pass-through server %+.1f µs (%.1f µs in a loop)", p.CPUDeltaUs, loop)
+				}
+				if loop == 0 {
 					return 15, "golang-jwt Parse not measured: bound without it"
 				}
-				return parse + 15, fmt.Sprintf("golang-jwt Parse %.1f µs", parse)
+				return loop + 15, fmt.Sprintf("golang-jwt Parse %.1f µs (in a loop)", loop)
 			}, true)
 	}
 	judge("refresh-memory", "requests/s", "≥ 0.4 × baseline", "× baseline", rpsRatio, fixed(0.4), false)

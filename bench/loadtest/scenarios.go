@@ -22,7 +22,17 @@ const (
 	cfgQuiet    = "quiet"      // as main, log.level warn
 	cfgRedis    = "redis"      // ES256, Redis store; restarted (and Redis emptied) before each run
 	cfgBaseline = "baseline"   // main's configuration, pass-through build
+
+	// The pass-through build running golang-jwt's own jwt.Parse on each
+	// bearer token, with a cache-miss server's key and data set: what Parse
+	// costs inside a Check server under the same load (at the target
+	// concurrency only), the bound of the cache-miss scenarios.
+	cfgParseES = "jwt-parse-es256"
+	cfgParseEd = "jwt-parse-eddsa"
 )
+
+// parseTargets names the Parse baseline of each cache-miss scenario.
+var parseTargets = map[string]string{"miss-es256": cfgParseES, "miss-eddsa": cfgParseEd}
 
 // missCacheSize is tokens.cacheSize of the cache-miss servers. Their data
 // sets cycle through many more distinct tokens than that, so at most
@@ -49,6 +59,7 @@ var tconfigs = []tconfig{
 type tstate struct {
 	tconfig
 	cfgPath string
+	keyFile string // the PEM private key in keys.dir
 	key     *keys.Key
 	expired *token.Minter // mints expired access tokens with key
 	t       target        // nil when skipped
@@ -73,7 +84,7 @@ func (c tconfig) write(dir, redisAddr string) (*tstate, error) {
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		return nil, err
 	}
-	return &tstate{tconfig: c, cfgPath: path, key: key, expired: expired}, nil
+	return &tstate{tconfig: c, cfgPath: path, keyFile: filepath.Join(keyDir, "signing.pem"), key: key, expired: expired}, nil
 }
 
 // scenario is one kind of load.
