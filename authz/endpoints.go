@@ -149,6 +149,12 @@ func renderClaim(v any) (string, bool) {
 // claimValue renders claim name of c as a header value. Values with bytes
 // a header cannot carry are refused.
 func claimValue(c *token.Claims, name string) (string, bool) {
+	switch name { // the common ones, without boxing them
+	case "sub":
+		return c.Subject, c.Subject != "" && validHeaderValue(c.Subject)
+	case "sid":
+		return c.SessionID, c.SessionID != "" && validHeaderValue(c.SessionID)
+	}
 	v, ok := rawClaim(c, name)
 	if !ok {
 		return "", false

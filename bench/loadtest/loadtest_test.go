@@ -32,7 +32,9 @@ func TestSmoke(t *testing.T) {
 	}
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
-	if err := run(t.Context(), []string{"-smoke", "-out", out}, &stdout, &stderr); err != nil {
+	// One profile, so the path that fetches it from the binary's pprof
+	// endpoint runs too.
+	if err := run(t.Context(), []string{"-smoke", "-out", out, "-profile", "valid-hit"}, &stdout, &stderr); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
 	b, err := os.ReadFile(filepath.Join(out, "results.json"))
@@ -64,6 +66,15 @@ func TestSmoke(t *testing.T) {
 		if strings.HasPrefix(tc.What, "wrong decisions") || strings.HasPrefix(tc.What, "50 concurrent") {
 			if tc.Status == "missed" {
 				t.Errorf("%s: %s: %v %s", tc.Scenario, tc.What, tc.Value, tc.Detail)
+			}
+		}
+	}
+	if len(res.Profiles) != 1 || res.Profiles[0].Error != "" || res.Profiles[0].CPUus <= 0 {
+		t.Errorf("profile of valid-hit: %+v", res.Profiles)
+	} else {
+		for _, f := range []string{res.Profiles[0].CPUProfile, res.Profiles[0].AllocProfile, res.Profiles[0].AllocBase} {
+			if st, err := os.Stat(f); err != nil || st.Size() == 0 {
+				t.Errorf("profile file %s: %v", f, err)
 			}
 		}
 	}

@@ -3,12 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -40,9 +41,9 @@ type profileResult struct {
 	Error        string   `json:"error,omitempty"`
 }
 
-// inprocess measures allocations per Check of every scenario and takes
-// the profiles asked for, each on the server wired in this process from
-// the scenario's configuration file (the binary exposes no pprof).
+// inprocess measures allocations per Check of every scenario, on the
+// server wired in this process from the scenario's configuration file,
+// and takes the profiles asked for from the real binary.
 func (h *harness) inprocess(ctx context.Context, res *results) {
 	for _, name := range h.o.scenarios {
 		sc := scenarioNamed(name)
@@ -81,7 +82,7 @@ func (h *harness) profileList(res *results) []string {
 	for _, n := range names {
 		n = strings.TrimSpace(n)
 		sc := scenarioNamed(n)
-		if sc == nil || h.cfgs[sc.cfg] == nil || h.cfgs[sc.cfg].skipped != "" || sc.cfg == cfgRedis {
+		if sc == nil || h.cfgs[sc.cfg] == nil || h.cfgs[sc.cfg].skipped != "" {
 			continue
 		}
 		out = append(out, n)
@@ -137,9 +138,10 @@ func (h *harness) allocs(ctx context.Context, sc *scenario) (allocResult, error)
 	return a, nil
 }
 
-// profile loads the in-process server with ghz at the target concurrency
-// and records a CPU profile of the measured run and the allocations it
-// made (alloc_space, against a snapshot taken before).
+// profile loads the real binary, started with the scenario's
+// configuration and profiling on, with ghz at the target concurrency, and
+// fetches from its admin listener a CPU profile of the measured run and
+// its allocations (alloc_space, against a snapshot taken before).
 func (h *harness) profile(ctx context.Context, sc *scenario, res *results) profileResult {
 	c := targetConcurrency(h.o)
 	dir := filepath.Join(h.o.out, "profiles")
@@ -152,13 +154,24 @@ func (h *harness) profile(ctx context.Context, sc *scenario, res *results) profi
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail(err)
 	}
-	h.logf("%s: profiling in-process at c%d", sc.name, c)
-	s, err := startInproc(h.cfgs[sc.cfg].cfgPath)
+	h.logf("%s: profiling the binary at c%d", sc.name, c)
+	ts := h.cfgs[sc.cfg]
+	cfg, err := os.ReadFile(ts.cfgPath)
+	if err != nil {
+		return fail(err)
+	}
+	cfgPath := filepath.Join(h.tmp, "profile-"+sc.name+".yaml")
+	if err := os.WriteFile(cfgPath, append(cfg, "profiling: true\n"...), 0o600); err != nil {
+		return fail(err)
+	}
+	s, err := startServer(ctx, "profile-"+sc.name, h.real, cfgPath)
 	if err != nil {
 		return fail(err)
 	}
 	defer s.stop()
-	b := &builder{ts: h.cfgs[sc.cfg], t: s, sizes: h.o.sizes}
+	pts := *ts
+	pts.t = s
+	b := &builder{ts: &pts, t: s, sizes: h.o.sizes}
 	rate := 5000.0
 	if r, ok := res.row(sc.name, c); ok && r.RPS > 0 {
 		rate = r.RPS
@@ -192,30 +205,29 @@ func (h *harness) profile(ctx context.Context, sc *scenario, res *results) profi
 			return fail(err)
 		}
 	}
-	if err := writeProfile("allocs", p.AllocBase); err != nil {
+	pprofURL := "http://" + s.addr("admin") + "/debug/pprof/"
+	if err := fetch(ctx, pprofURL+"allocs?gc=1", p.AllocBase); err != nil {
 		return fail(err)
 	}
-	f, err := os.Create(p.CPUProfile)
-	if err != nil {
-		return fail(err)
-	}
-	defer f.Close()
-	cpu0, _ := s.cpu()
-	if err := pprof.StartCPUProfile(f); err != nil {
-		return fail(err)
-	}
-	// Longer than a measured run: a profile needs samples.
+	// Longer than a measured run: a profile needs samples. The CPU
+	// profile covers the load but for its first and last moments.
 	g.dataFile, g.duration, g.report = file, h.o.duration*3/2, filepath.Join(h.tmp, "profile-"+sc.name+".json")
 	if d.consuming {
 		g.total = len(d.items)
 	}
+	seconds := max(1, int(g.duration.Seconds()))
+	cpuDone := make(chan error, 1)
+	go func() { cpuDone <- fetch(ctx, fmt.Sprintf("%sprofile?seconds=%d", pprofURL, seconds), p.CPUProfile) }()
+	cpu0, _ := s.cpu()
 	rep, err := g.run(ctx)
-	pprof.StopCPUProfile()
 	if err != nil {
 		return fail(err)
 	}
 	cpu1, _ := s.cpu()
-	if err := writeProfile("allocs", p.AllocProfile); err != nil {
+	if err := <-cpuDone; err != nil {
+		return fail(err)
+	}
+	if err := fetch(ctx, pprofURL+"allocs?gc=1", p.AllocProfile); err != nil {
 		return fail(err)
 	}
 	p.RPS = rep.Rps
@@ -228,16 +240,29 @@ func (h *harness) profile(ctx context.Context, sc *scenario, res *results) profi
 	return p
 }
 
-// writeProfile writes a runtime profile. The heap profiles are as of the
-// last completed GC, so one is run first: allocations up to now count.
-func writeProfile(name, path string) error {
-	runtime.GC()
+// fetch saves what url answers as path.
+func fetch(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	return pprof.Lookup(name).WriteTo(f, 0)
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // pprofTop runs `go tool pprof` with args, saves its output as dir/name
