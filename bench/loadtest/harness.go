@@ -264,6 +264,19 @@ func (h *harness) round(ctx context.Context, round int) error {
 		static[name] = d
 		return d.write(files[name])
 	}
+	// Every round's data sets create sessions. The stateless servers start
+	// each round afresh, so their heaps hold only this round's sessions,
+	// not every earlier round's too (the garbage collector's work grows
+	// with the live heap).
+	if round > 1 {
+		for _, name := range []string{cfgMain, cfgMissES, cfgMissEd, cfgQuiet} {
+			if ts := h.cfgs[name]; ts != nil && ts.t != nil {
+				if err := h.restart(ctx, ts); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	h.logf("round %d/%d: data sets", round, h.o.rounds)
 	// The baseline answers valid-hit's requests (it allows anything).
 	if err := prepare(cfgBaseline, scenarioNamed("valid-hit"), builderFor(cfgMain)); err != nil {
