@@ -73,7 +73,7 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("profile of valid-hit: %+v", res.Profiles)
 	} else {
 		for _, f := range []string{res.Profiles[0].CPUProfile, res.Profiles[0].AllocProfile, res.Profiles[0].AllocBase} {
-			if st, err := os.Stat(f); err != nil || st.Size() == 0 {
+			if st, err := os.Stat(filepath.Join(out, f)); filepath.IsAbs(f) || err != nil || st.Size() == 0 {
 				t.Errorf("profile file %s: %v", f, err)
 			}
 		}

@@ -237,6 +237,13 @@ func (h *harness) profile(ctx context.Context, sc *scenario, res *results) profi
 	p.CPUTop = h.pprofTop(ctx, dir, sc.name+".cpu-top.txt", "-top", p.CPUProfile)
 	p.CPUTopCum = h.pprofTop(ctx, dir, sc.name+".cpu-top-cum.txt", "-top", "-cum", p.CPUProfile)
 	p.AllocTop = h.pprofTop(ctx, dir, sc.name+".alloc-top.txt", "-top", "-sample_index=alloc_space", "-base", p.AllocBase, p.AllocProfile)
+	// The results name the files relative to the results directory, so a
+	// published run reads the same wherever it was made.
+	for _, f := range []*string{&p.CPUProfile, &p.AllocProfile, &p.AllocBase} {
+		if rel, err := filepath.Rel(h.o.out, *f); err == nil {
+			*f = rel
+		}
+	}
 	return p
 }
 

@@ -261,9 +261,9 @@ func (res *results) markdown(o *options, cpuImg, rpsImg string) string {
 		}
 	}
 	if len(res.Profiles) > 0 {
-		b.WriteString("\n#### Profiles (in-process server, same configuration, CPU of the measured run)\n")
+		b.WriteString("\n#### Profiles (the binary with `profiling: true`, same configuration, fetched from its admin listener during the load)\n")
 		for _, p := range res.Profiles {
-			fmt.Fprintf(&b, "\n`%s` at c%d: %.0f req/s, %.1f µs process CPU per Check. Files: `profiles/%s`, `profiles/%s` (against `%s`).\n",
+			fmt.Fprintf(&b, "\n`%s` at c%d: %.0f req/s, %.1f µs server CPU per Check. Files: `profiles/%s`, `profiles/%s` (against `%s`).\n",
 				p.Scenario, p.Concurrency, p.RPS, p.CPUus, filepath.Base(p.CPUProfile), filepath.Base(p.AllocProfile), filepath.Base(p.AllocBase))
 			if p.Error != "" {
 				fmt.Fprintf(&b, "\nError: %s\n", p.Error)
