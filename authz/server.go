@@ -155,7 +155,7 @@ func (m *Metrics) resolve(reason string, i int) *[2]prometheus.Counter {
 		*c = *prev
 	}
 	if c[i] == nil {
-		c[i] = m.decisions.WithLabelValues([2]string{"deny", "allow"}[i], reason)
+		c[i] = m.decisions.WithLabelValues(decisionLabel(i == 1), reason)
 	}
 	next := maps.Clone(old)
 	next[reason] = c

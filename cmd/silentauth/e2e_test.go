@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -454,9 +455,15 @@ func TestCheckLogCapped(t *testing.T) {
 	dir, _ := keyDir(t)
 	p := start(t, []string{"--config", writeConfig(t, "keys: {dir: "+dir+"}\nlog: {checkLinesPerSecond: 3}\nshutdown: {drain: 0s, timeout: 5s}\n")})
 	_, s := p.createSession(t, apiToken, `{"subject":"alice"}`)
-	sig := []byte(s.AccessToken[strings.LastIndexByte(s.AccessToken, '.')+1:])
+	// One bit of the decoded signature flipped: the token still parses;
+	// only the signature check refuses it.
+	dot := strings.LastIndexByte(s.AccessToken, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(s.AccessToken[dot+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
 	sig[5] ^= 1
-	forged := s.AccessToken[:strings.LastIndexByte(s.AccessToken, '.')+1] + string(sig)
+	forged := s.AccessToken[:dot+1] + base64.RawURLEncoding.EncodeToString(sig)
 	client := p.authz(t)
 	const n = 40
 	for range n {
