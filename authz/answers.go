@@ -80,6 +80,27 @@ var answers = []struct {
 // unavailable answers infrastructure faults (store unreachable or slow).
 var unavailable = answer{http.StatusServiceUnavailable, "unavailable", false, false, slog.LevelError}
 
+// denyBodies holds the JSON body of every answer, by reason.
+var denyBodies = func() map[string]string {
+	m := map[string]string{unavailable.reason: unavailable.jsonBody()}
+	for _, a := range answers {
+		m[a.reason] = a.jsonBody()
+	}
+	return m
+}()
+
+// body returns a's JSON body, built once per answer.
+func (a answer) body() string {
+	if b, ok := denyBodies[a.reason]; ok {
+		return b
+	}
+	return a.jsonBody()
+}
+
+func (a answer) jsonBody() string {
+	return `{"error":"` + errorCode(a.status) + `","reason":"` + a.reason + `"}`
+}
+
 // answerFor returns the answer for err.
 func answerFor(err error) answer {
 	for _, a := range answers {

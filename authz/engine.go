@@ -389,7 +389,8 @@ func (e *route) rewritable(header string) bool {
 func (e *route) deny(r *Request, err error) Decision {
 	a := answerFor(err)
 	d := Decision{Status: a.status, Reason: a.reason, Err: err, Level: a.level}
-	d.Response = append(d.Response, Header{"cache-control", "no-store"})
+	d.Response = make([]Header, 1, 3) // the most any deny sends
+	d.Response[0] = Header{"cache-control", "no-store"}
 	if a.clear {
 		d.SetCookie = e.cookies.Clear()
 	}
@@ -405,7 +406,7 @@ func (e *route) deny(r *Request, err error) Decision {
 		d.Response = append(d.Response, Header{"allow", "POST"})
 	}
 	d.Response = append(d.Response, Header{"content-type", "application/json"})
-	d.Body = `{"error":"` + errorCode(a.status) + `","reason":"` + a.reason + `"}`
+	d.Body = a.body()
 	return d
 }
 
@@ -483,7 +484,7 @@ func claimMatches(v any, accepted []string) bool {
 		}
 		return false
 	}
-	s, ok := renderClaim(v)
+	s, ok := token.RenderClaim(v)
 	return ok && slices.Contains(accepted, s)
 }
 
