@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/silentauth/silentauth/authz/cookie"
@@ -128,38 +127,10 @@ func rawClaim(c *token.Claims, name string) (any, bool) {
 	}
 }
 
-// renderClaim renders a claim value as text: strings as they are, numbers
-// and booleans in decimal, anything else as compact JSON.
-func renderClaim(v any) (string, bool) {
-	switch x := v.(type) {
-	case string:
-		return x, true
-	case int64:
-		return strconv.FormatInt(x, 10), true
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64), true
-	case bool:
-		return strconv.FormatBool(x), true
-	default:
-		b, err := json.Marshal(x)
-		return string(b), err == nil
-	}
-}
-
 // claimValue renders claim name of c as a header value. Values with bytes
 // a header cannot carry are refused.
 func claimValue(c *token.Claims, name string) (string, bool) {
-	switch name { // the common ones, without boxing them
-	case "sub":
-		return c.Subject, c.Subject != "" && validHeaderValue(c.Subject)
-	case "sid":
-		return c.SessionID, c.SessionID != "" && validHeaderValue(c.SessionID)
-	}
-	v, ok := rawClaim(c, name)
-	if !ok {
-		return "", false
-	}
-	s, ok := renderClaim(v)
+	s, ok := c.Text(name)
 	if !ok || s == "" || !validHeaderValue(s) {
 		return "", false
 	}

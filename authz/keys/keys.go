@@ -502,6 +502,10 @@ func (r *Keyring) Lookup(kid string, now time.Time) (*Key, bool) {
 // the caller's.
 func (r *Keyring) Algs() []string { return slices.Clone(r.algs) }
 
+// HasAlg reports whether a key in the ring, whatever its state, uses alg:
+// Algs without the copy.
+func (r *Keyring) HasAlg(alg string) bool { return slices.Contains(r.algs, alg) }
+
 // Keys lists every key, including keys gone by now: for NewKeyring and
 // LoadDir the active first, then the others ordered by kid; for
 // NewSecretKeyring ordered by entry name. The slice is the caller's; the

@@ -16,8 +16,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -59,16 +59,105 @@ const (
 // A Claims returned by Verify may be shared with other callers (it can come
 // from the cache): treat it, including Extra and Audience, as read-only.
 type Claims struct {
+	// The fields a cache hit reads come first, so that they share a cache
+	// line.
+	ExpiresAt time.Time
 	Subject   string
+	SessionID string      // sid: the refresh-token family that minted it
+	texts     []claimText // Extra rendered as text, when Verify made c
+
 	Issuer    string
 	Audience  []string
-	ExpiresAt time.Time
 	IssuedAt  time.Time
 	NotBefore time.Time      // zero when absent
 	ID        string         // jti
-	SessionID string         // sid: the refresh-token family that minted it
 	KeyID     string         // kid of the verifying key
 	Extra     map[string]any // the session's own claims; nil when there are none
+}
+
+// claimText is one claim of Extra rendered by RenderClaim.
+type claimText struct{ name, text string }
+
+// Text returns claim name rendered by RenderClaim, and whether c holds it
+// (sub, sid, iss, jti, exp or one of Extra). Claims made by Verify hold
+// Extra already rendered, so this costs no allocation.
+func (c *Claims) Text(name string) (string, bool) {
+	switch name {
+	case "sub":
+		return c.Subject, c.Subject != ""
+	case "sid":
+		return c.SessionID, c.SessionID != ""
+	case "iss":
+		return c.Issuer, c.Issuer != ""
+	case "jti":
+		return c.ID, c.ID != ""
+	case "exp":
+		return strconv.FormatInt(c.ExpiresAt.Unix(), 10), true
+	}
+	if c.texts != nil {
+		for _, t := range c.texts {
+			if t.name == name {
+				return t.text, true
+			}
+		}
+		return "", false
+	}
+	v, ok := c.Extra[name]
+	if !ok {
+		return "", false
+	}
+	return RenderClaim(v)
+}
+
+// RenderClaim renders a claim value as text: strings as they are, numbers
+// and booleans in decimal, anything else as compact JSON. It reports false
+// for a value JSON cannot encode.
+func RenderClaim(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case int64:
+		return strconv.FormatInt(x, 10), true
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64), true
+	case bool:
+		return strconv.FormatBool(x), true
+	default:
+		b, err := json.Marshal(x)
+		return string(b), err == nil
+	}
+}
+
+// compact renders c.Extra into c.texts and moves Subject, SessionID and
+// every rendered name and text into one string, so that a cached token's
+// hot text is one contiguous block of memory rather than many small ones.
+// A claim JSON cannot render is left out of texts (Text reports it absent,
+// as it would when rendering it).
+func (c *Claims) compact() {
+	var b strings.Builder
+	n := len(c.Subject) + len(c.SessionID)
+	texts := make([]claimText, 0, len(c.Extra))
+	for name, v := range c.Extra {
+		if t, ok := RenderClaim(v); ok {
+			texts = append(texts, claimText{name, t})
+			n += len(name) + len(t)
+		}
+	}
+	b.Grow(n)
+	b.WriteString(c.Subject)
+	b.WriteString(c.SessionID)
+	for _, t := range texts {
+		b.WriteString(t.name)
+		b.WriteString(t.text)
+	}
+	block, at := b.String(), 0
+	take := func(n int) string { s := block[at : at+n]; at += n; return s }
+	c.Subject = take(len(c.Subject))
+	c.SessionID = take(len(c.SessionID))
+	for i := range texts {
+		texts[i] = claimText{take(len(texts[i].name)), take(len(texts[i].text))}
+	}
+	c.texts = texts
 }
 
 // ExpiresWithin reports whether the token expires within d of now.
@@ -187,7 +276,7 @@ type Verifier struct {
 	now       func() time.Time
 	maxBytes  int
 	cache     *cache
-	parsed    atomic.Pointer[parsed]
+	validator *jwt.Validator // golang-jwt's claim checks: exp, iat, nbf, iss, aud
 }
 
 // VerifierOptions configure a Verifier.
@@ -226,6 +315,14 @@ func NewVerifier(o VerifierOptions) *Verifier {
 		size = defaultCacheSize
 	}
 	v.cache = newCache(size)
+	v.validator = jwt.NewValidator(
+		jwt.WithIssuer(v.issuer),
+		jwt.WithAudience(v.audiences...),
+		jwt.WithLeeway(v.leeway),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(v.now),
+	)
 	return v
 }
 
@@ -318,42 +415,47 @@ func threeSegments(raw string) bool {
 // for itself (CVE-2018-0114).
 var forbiddenHeaders = [...]string{"crit", "jku", "x5u", "jwk", "x5c"}
 
-// verify does the full parse and signature check. It runs only on a cache miss.
+// segment is base64url without padding, strictly: one encoding per token
+// (RFC 7515 §2), so no two spellings of a token share a signature.
+var segment = base64.RawURLEncoding.Strict()
+
+// verify checks a token the cache does not know. It authenticates before it
+// interprets: the header is read to find the key, the signature is checked
+// with golang-jwt's method for the key's algorithm, and only then are the
+// claims decoded and validated (by golang-jwt's Validator). A forged token
+// costs a header decode and one signature check, and its claims are never
+// parsed.
 func (v *Verifier) verify(raw string, ring *keys.Keyring, now time.Time) (*Claims, error) {
-	algs := ring.Algs()
-	var kid string
-	keyfunc := func(t *jwt.Token) (any, error) {
-		// RFC 9068 §4: the typ must be at+jwt; "application/" may be
-		// prefixed and media types compare case-insensitively (RFC 7515 §4.1.9).
-		h, _ := t.Header["typ"].(string)
-		if !strings.EqualFold(h, typ) && !strings.EqualFold(h, "application/"+typ) {
-			return nil, ErrType
-		}
-		for _, name := range forbiddenHeaders {
-			if _, ok := t.Header[name]; ok {
-				return nil, ErrHeader
-			}
-		}
-		id, _ := t.Header["kid"].(string)
-		key, ok := ring.Lookup(id, now)
-		if !ok {
-			return nil, ErrUnknownKey
-		}
-		// RFC 8725 §3.1: the key decides the algorithm, never the token.
-		// This refuses an ES256 header on an RS256 key, and with
-		// WithValidMethods every HS* (a MAC keyed with the public key) and none.
-		if t.Method.Alg() != string(key.Alg) {
-			return nil, ErrAlgorithm
-		}
-		kid = id
-		return key.Public, nil
-	}
-	mc := make(jwt.MapClaims, 10)
-	t, err := v.parser(ring, algs).ParseWithClaims(raw, mc, keyfunc)
+	h, rest, _ := strings.Cut(raw, ".") // three segments, checked by Verify
+	p, s, _ := strings.Cut(rest, ".")
+	header, err := decodeJSON[map[string]any](h)
 	if err != nil {
-		return nil, mapError(err, t, ring, now)
+		return nil, ErrMalformed
+	}
+	payload, err := segment.DecodeString(p)
+	if err != nil {
+		return nil, ErrMalformed
+	}
+	sig, err := segment.DecodeString(s)
+	if err != nil {
+		return nil, ErrMalformed
+	}
+	key, err := pickKey(header, ring, now)
+	if err != nil {
+		return nil, err
+	}
+	method := jwt.GetSigningMethod(string(key.Alg))
+	if method == nil || method.Verify(raw[:len(h)+1+len(p)], sig, key.Public) != nil {
+		return nil, ErrSignature
 	}
 
+	mc := make(jwt.MapClaims, 10)
+	if err := json.Unmarshal(payload, &mc); err != nil {
+		return nil, ErrMalformed
+	}
+	if err := v.validator.Validate(mc); err != nil {
+		return nil, claimError(err)
+	}
 	// golang-jwt skips the iss and aud checks when none is expected; we fail
 	// closed instead.
 	if iss, _ := mc["iss"].(string); v.issuer == "" || iss != v.issuer {
@@ -375,51 +477,112 @@ func (v *Verifier) verify(raw string, ring *keys.Keyring, now time.Time) (*Claim
 	c := &Claims{
 		Subject:   sub,
 		Issuer:    v.issuer,
-		Audience:  []string(aud),
+		Audience:  v.shareAudience(aud),
 		ExpiresAt: exp.Time,
 		IssuedAt:  iat.Time,
 		ID:        jti,
 		SessionID: sid,
-		KeyID:     kid,
+		KeyID:     key.ID,
 	}
 	if nbf != nil {
 		c.NotBefore = nbf.Time
 	}
-	for _, name := range [...]string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid"} {
-		delete(mc, name)
-	}
-	if len(mc) > 0 {
-		c.Extra = mc
-	}
+	c.Extra = extraClaims(mc)
+	c.compact()
 	return c, nil
 }
 
-// parsed is the parser of one keyring: it accepts exactly the keyring's
-// algorithms.
-type parsed struct {
-	ring   *keys.Keyring
-	parser *jwt.Parser
+// pickKey applies the header's rules and returns the key to verify with.
+func pickKey(header map[string]any, ring *keys.Keyring, now time.Time) (*keys.Key, error) {
+	kid, _ := header["kid"].(string)
+	// RFC 8725 §3.1: the key decides the algorithm, never the token. An
+	// algorithm no key uses (none, HS*, one retired with its keys) is
+	// refused before anything else, except that a kid the ring does not
+	// know is reported as such, so a token signed by a removed key reads as
+	// rotation, not as an attack.
+	alg, _ := header["alg"].(string)
+	if jwt.GetSigningMethod(alg) == nil {
+		return nil, ErrAlgorithm // missing, not a string, or unknown to golang-jwt
+	}
+	if !ring.HasAlg(alg) {
+		if !known(ring, kid, now) {
+			return nil, ErrUnknownKey
+		}
+		return nil, ErrAlgorithm
+	}
+	// RFC 9068 §4: the typ must be at+jwt; "application/" may be prefixed
+	// and media types compare case-insensitively (RFC 7515 §4.1.9).
+	t, _ := header["typ"].(string)
+	if !strings.EqualFold(t, typ) && !strings.EqualFold(t, "application/"+typ) {
+		return nil, ErrType
+	}
+	for _, name := range forbiddenHeaders {
+		if _, ok := header[name]; ok {
+			return nil, ErrHeader
+		}
+	}
+	key, ok := ring.Lookup(kid, now)
+	if !ok {
+		return nil, ErrUnknownKey
+	}
+	if alg != string(key.Alg) { // an ES256 header on an RS256 key
+		return nil, ErrAlgorithm
+	}
+	return key, nil
 }
 
-// parser returns the golang-jwt parser for ring, built once per keyring
-// (a jwt.Parser is read-only once built, so it is shared). Its clock is
-// the Verifier's.
-func (v *Verifier) parser(ring *keys.Keyring, algs []string) *jwt.Parser {
-	if p := v.parsed.Load(); p != nil && p.ring == ring {
-		return p.parser
+// decodeJSON decodes a base64url segment holding a JSON value of type T.
+func decodeJSON[T any](seg string) (T, error) {
+	var v T
+	b, err := segment.DecodeString(seg)
+	if err != nil {
+		return v, err
 	}
-	p := &parsed{ring: ring, parser: jwt.NewParser(
-		jwt.WithValidMethods(algs),
-		jwt.WithIssuer(v.issuer),
-		jwt.WithAudience(v.audiences...),
-		jwt.WithLeeway(v.leeway),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithTimeFunc(v.now),
-		jwt.WithStrictDecoding(), // one encoding per token (RFC 7515 §2: base64url without padding)
-	)}
-	v.parsed.Store(p)
-	return p.parser
+	err = json.Unmarshal(b, &v)
+	return v, err
+}
+
+// shareAudience returns aud, or the Verifier's own copy when aud is exactly
+// one of the configured audiences, so cached tokens share one slice.
+func (v *Verifier) shareAudience(aud jwt.ClaimStrings) []string {
+	if len(aud) == 1 {
+		for i, a := range v.audiences {
+			if a == aud[0] {
+				return v.audiences[i : i+1 : i+1]
+			}
+		}
+	}
+	return []string(aud)
+}
+
+// extraClaims returns the claims of mc that are not registered ones, in a
+// map of their own size (it may live in the cache), or nil.
+func extraClaims(mc jwt.MapClaims) map[string]any {
+	n := 0
+	for name := range mc {
+		if !registered(name) {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	extra := make(map[string]any, n)
+	for name, val := range mc {
+		if !registered(name) {
+			extra[name] = val
+		}
+	}
+	return extra
+}
+
+// registered reports whether name is a claim Verify returns in its own field.
+func registered(name string) bool {
+	switch name {
+	case "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid":
+		return true
+	}
+	return false
 }
 
 func known(ring *keys.Keyring, kid string, now time.Time) bool {
@@ -427,33 +590,12 @@ func known(ring *keys.Keyring, kid string, now time.Time) bool {
 	return ok
 }
 
-// mapError turns golang-jwt's error into exactly one of our sentinels,
-// dropping its text (which may quote the token's alg). When several claim
-// checks fail, the most basic problem wins: a malformed or mis-addressed
-// token is reported as such even if it is also expired.
-func mapError(err error, t *jwt.Token, ring *keys.Keyring, now time.Time) error {
-	for _, own := range [...]error{ErrType, ErrHeader, ErrUnknownKey, ErrAlgorithm} {
-		if errors.Is(err, own) { // from our keyfunc
-			return own
-		}
-	}
+// claimError turns the error of golang-jwt's Validator into exactly one of
+// our sentinels, dropping its text. When several checks fail, the most
+// basic problem wins: a malformed or mis-addressed token is reported as
+// such even if it is also expired.
+func claimError(err error) error {
 	switch {
-	case errors.Is(err, jwt.ErrTokenMalformed):
-		return ErrMalformed
-	case errors.Is(err, jwt.ErrTokenUnverifiable):
-		return ErrAlgorithm // alg missing or unknown to golang-jwt
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		if t == nil || t.Method == nil || slices.Contains(ring.Algs(), t.Method.Alg()) {
-			return ErrSignature
-		}
-		// Refused by WithValidMethods (none, HS256, an algorithm no key
-		// uses any more) before our keyfunc could look at kid. A kid the
-		// ring does not know is reported as such, so a token signed by a
-		// retired key reads as rotation, not as an attack.
-		if id, _ := t.Header["kid"].(string); !known(ring, id, now) {
-			return ErrUnknownKey
-		}
-		return ErrAlgorithm
 	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing), errors.Is(err, jwt.ErrInvalidType):
 		return ErrMissingClaim
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer):

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -232,7 +233,12 @@ func rawCases(f *fixture) []struct {
 		{"padded header", parts[0] + "==." + parts[1] + "." + parts[2], ErrMalformed},
 		{"header not JSON", seg([]byte("{")) + "." + parts[1] + "." + parts[2], ErrMalformed},
 		{"header not an object", seg([]byte(`[1,2]`)) + "." + parts[1] + "." + parts[2], ErrMalformed},
-		{"claims not an object", parts[0] + "." + seg([]byte(`"sub"`)) + "." + parts[2], ErrMalformed},
+		// Claims are decoded only once the signature holds: unsigned
+		// garbage in the payload is a forgery, not a parse error.
+		{"claims not an object, signature reused", parts[0] + "." + seg([]byte(`"sub"`)) + "." + parts[2], ErrSignature},
+		{"claims not JSON, signature reused", parts[0] + "." + seg([]byte(`{"sub":`)) + "." + parts[2], ErrSignature},
+		{"claims not an object, signed", signed(by(f.ec), parts[0], `"sub"`), ErrMalformed},
+		{"claims not JSON, signed", signed(by(f.ec), parts[0], `{"sub":`), ErrMalformed},
 		{"claims null, signed", signed(by(f.ec), parts[0], "null"), ErrMissingClaim},
 		{"claims an array, signed", signed(by(f.ec), parts[0], "[]"), ErrMalformed},
 		{"claims null, signature reused", parts[0] + "." + seg([]byte(`null`)) + "." + parts[2], ErrSignature},
@@ -609,6 +615,40 @@ func TestExpiredUnverified(t *testing.T) {
 	for _, c := range cases {
 		if got := v.ExpiredUnverified(c.raw); got != c.expired {
 			t.Errorf("%s: %v", c.name, got)
+		}
+	}
+}
+
+// Text answers the same for a verified token, whose claims are rendered
+// once, as for Claims built by hand, rendered on each call.
+func TestClaimsText(t *testing.T) {
+	f := newFixture(t)
+	raw := forge(by(f.ec), c("n", 42), c("pi", 3.5), c("ok", true), c("roles", []string{"a", "b"}),
+		c("org", map[string]any{"id": 7}), c("empty", ""))
+	got, err := f.v.Verify(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byHand := &Claims{Subject: got.Subject, SessionID: got.SessionID, Issuer: got.Issuer, ID: got.ID,
+		ExpiresAt: got.ExpiresAt, Extra: got.Extra}
+	want := map[string]string{
+		"sub": "user-1", "sid": "sid-1", "iss": testIssuer, "jti": "jti-1",
+		"exp":   strconv.FormatInt(got.ExpiresAt.Unix(), 10),
+		"email": "a@example.com", "n": "42", "pi": "3.5", "ok": "true",
+		"roles": `["a","b"]`, "org": `{"id":7}`, "empty": "",
+	}
+	for name, text := range want {
+		for _, cl := range []*Claims{got, byHand} {
+			if s, ok := cl.Text(name); !ok || s != text {
+				t.Errorf("Text(%q) = %q, %v; want %q", name, s, ok, text)
+			}
+		}
+	}
+	for _, absent := range []string{"nope", "aud", "iat", "Email"} {
+		for _, cl := range []*Claims{got, byHand} {
+			if s, ok := cl.Text(absent); ok {
+				t.Errorf("Text(%q) = %q, want absent", absent, s)
+			}
 		}
 	}
 }
