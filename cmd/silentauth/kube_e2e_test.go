@@ -121,7 +121,7 @@ shutdown: {drain: 0s, timeout: 5s}
 		if code != 201 {
 			t.Fatalf("session via TokenReview: %d %s", code, s.Message)
 		}
-		bs[i] = &browser{at: s.AccessToken, rt: s.RefreshToken}
+		bs[i] = &browser{at: s.AccessToken, rt: s.RefreshToken, lastKid: kidOf(t, s.AccessToken)}
 	}
 	k1 := kidOf(t, bs[0].at)
 
@@ -129,6 +129,9 @@ shutdown: {drain: 0s, timeout: 5s}
 	var checks, failed, logouts, refreshes atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	// halt stops the traffic before the test ends, however it ends.
+	halt := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer halt()
 	for _, b := range bs {
 		wg.Add(1)
 		go func() {
@@ -212,8 +215,7 @@ shutdown: {drain: 0s, timeout: 5s}
 	before := refreshes.Load()
 	waitFor(t, 20*time.Second, "more traffic after the revoke", func() bool { return refreshes.Load() > before+users })
 
-	close(stop)
-	wg.Wait()
+	halt()
 	t.Logf("rotation under load: %d checks, %d refreshes, %d failed, %d forced logouts", checks.Load(), refreshes.Load(), failed.Load(), logouts.Load())
 	if failed.Load() != 0 || logouts.Load() != 0 {
 		t.Fatalf("%d failed checks, %d forced logouts; want none", failed.Load(), logouts.Load())
