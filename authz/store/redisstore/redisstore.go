@@ -53,8 +53,9 @@
 // A missing or expired family is store.ErrNotFound, a lost compare-and-swap
 // store.ErrConflict, a taken id store.ErrExists. Everything else (connection
 // refused, timeouts, context deadlines, LOADING, CLUSTERDOWN, MOVED after
-// MaxRedirects, a corrupt record) is returned wrapped with %w and matches no
-// store sentinel: the caller answers 503 and keeps the cookies.
+// MaxRedirects, sentinels that monitor no master of MasterName, a corrupt
+// record) is returned wrapped with %w and matches no store sentinel: the
+// caller answers 503 and keeps the cookies.
 //
 // go-redis retries a command after a network error or a timeout (Options.
 // MaxRetries, bounded), also when Redis may already have run it. A retried
@@ -226,7 +227,7 @@ func (s *Store) Subject(ctx context.Context, subject string) ([]*store.Family, e
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, redis.Nil) { // Pipelined reports the first error, a missing key too
+	if err != nil && !missing(err) { // Pipelined reports the first error, a missing key too
 		return nil, wrap("subject", tag, err)
 	}
 	var (
@@ -236,7 +237,7 @@ func (s *Store) Subject(ctx context.Context, subject string) ([]*store.Family, e
 	for i, id := range ids {
 		rec, err := cmds[i].Bytes()
 		switch {
-		case errors.Is(err, redis.Nil):
+		case missing(err):
 			stale = append(stale, id)
 			continue
 		case err != nil:
@@ -313,11 +314,17 @@ func answer(op, id, res string, err error) error {
 
 // wrap names the operation; a missing key (redis.Nil) is store.ErrNotFound.
 func wrap(op, id string, err error) error {
-	if errors.Is(err, redis.Nil) {
+	if missing(err) {
 		err = store.ErrNotFound
 	}
 	return fmt.Errorf("redisstore: %s %q: %w", op, id, err)
 }
+
+// missing reports whether err is Redis's nil reply itself: the key does not
+// exist. An error that merely wraps one is a fault: go-redis's Sentinel
+// client fails every command with an error wrapping the sentinel's nil
+// reply when the sentinel monitors no master of that name.
+func missing(err error) bool { return err == redis.Nil }
 
 func (s *Store) familyKey(id string) string { return s.prefix + "fam:{" + id + "}" }
 
