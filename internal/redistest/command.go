@@ -3,6 +3,7 @@ package redistest
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,9 +18,23 @@ import (
 // It is used while waiting for a server, where a client library's connection
 // pool and dial retries would only get in the way.
 func command(ctx context.Context, addr string, args ...string) (string, error) {
+	return commandOver(ctx, addr, nil, args...)
+}
+
+// commandOver is command over TLS with conf (its ServerName, when empty,
+// taken from addr), or over plain TCP when conf is nil.
+func commandOver(ctx context.Context, addr string, conf *tls.Config, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	var (
+		conn net.Conn
+		err  error
+	)
+	if conf == nil {
+		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	} else {
+		conn, err = (&tls.Dialer{Config: conf}).DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return "", err
 	}

@@ -1,5 +1,7 @@
 // Package redistest runs real redis-server processes on loopback for
-// integration tests: one standalone server (Start) or a small Redis Cluster
+// integration tests: one standalone server (Start), one that speaks only TLS
+// (StartTLS), a replica of a server (StartReplica), a Redis Sentinel
+// monitoring a master (StartSentinel) or a small Redis Cluster
 // (StartCluster), each with its data in the test's temporary folder and
 // nothing persisted (--save "" --appendonly no), killed when the test ends.
 //
@@ -14,6 +16,7 @@ package redistest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -44,7 +47,9 @@ type Server struct {
 	bin  string
 	dir  string
 	port int
-	args []string // everything after the fixed arguments, kept for Restart
+	args []string    // everything after the fixed arguments, kept for Restart
+	conf string      // config file, the first argument when set (a sentinel's)
+	tls  *tls.Config // clients' configuration of a TLS-only server; nil: plain TCP
 
 	mu     sync.Mutex
 	proc   *testproc.Process
@@ -56,8 +61,16 @@ type Server struct {
 // It returns once the server answers PING.
 func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
-	bin := binary(t, "redis-server")
-	s := &Server{t: t, bin: bin, dir: t.TempDir(), args: args}
+	return start(t, &Server{args: args})
+}
+
+// start completes s (its test, binary, folder and a free port), launches it
+// and kills it when t ends. s holds its arguments, config file and TLS
+// configuration.
+func start(t testing.TB, s *Server) *Server {
+	t.Helper()
+	s.t, s.bin = t, binary(t, "redis-server")
+	s.dir = t.TempDir()
 	t.Cleanup(s.Stop)
 	// The free port is found by listening and closing, so another process
 	// can take it before redis-server binds: try a few ports.
@@ -82,7 +95,7 @@ func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.It
 // Client returns a go-redis client of the server (for inspecting it in a
 // test), closed when the test ends.
 func (s *Server) Client(t testing.TB) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), DisableIdentity: true})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), TLSConfig: s.TLSConfig(), DisableIdentity: true})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
@@ -134,25 +147,49 @@ func (s *Server) Pause(d time.Duration) {
 	s.resume = time.AfterFunc(d, func() { _ = p.Signal(syscall.SIGCONT) })
 }
 
+// process is the running process, nil once stopped.
+func (s *Server) process() *testproc.Process {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proc
+}
+
+// ask sends one command to s (see command), over TLS to a TLS server.
+func (s *Server) ask(ctx context.Context, args ...string) (string, error) {
+	return commandOver(ctx, s.Addr(), s.tls, args...)
+}
+
 // launch starts the process on s.port and waits until it answers PING.
 func (s *Server) launch() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	args := append([]string{
-		"--bind", "127.0.0.1",
-		"--port", strconv.Itoa(s.port),
+	var args []string
+	if s.conf != "" {
+		args = append(args, s.conf)
+	}
+	port := []string{"--port", strconv.Itoa(s.port)}
+	if s.tls != nil { // TLS only: the plain port is off
+		port = []string{"--port", "0", "--tls-port", strconv.Itoa(s.port)}
+	}
+	args = append(args, "--bind", "127.0.0.1")
+	args = append(args, port...)
+	args = append(args,
 		"--dir", s.dir,
 		"--save", "",
 		"--appendonly", "no",
+		// A master would wait 5 s for more replicas before it starts
+		// a sync.
+		"--repl-diskless-sync-delay", "0",
 		"--daemonize", "no",
 		"--logfile", "",
-	}, s.args...)
+	)
+	args = append(args, s.args...)
 	p, err := testproc.Start("redis-server", filepath.Join(s.dir, "redis.log"), exec.Command(s.bin, args...))
 	if err != nil {
 		return err
 	}
 	err = testproc.Poll(context.Background(), readyTimeout, func(ctx context.Context) error {
-		reply, err := command(ctx, s.Addr(), "PING")
+		reply, err := s.ask(ctx, "PING")
 		switch {
 		case err != nil && strings.HasPrefix(err.Error(), "NOAUTH "):
 			return nil // answering, behind --requirepass

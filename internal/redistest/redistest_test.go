@@ -1,6 +1,7 @@
 package redistest
 
 import (
+	"crypto/x509"
 	"errors"
 	"strings"
 	"testing"
@@ -76,5 +77,59 @@ func TestCluster(t *testing.T) {
 		if err := cc.Set(ctx, k, k, 0).Err(); err != nil {
 			t.Fatalf("SET %s: %v", k, err)
 		}
+	}
+}
+
+func TestTLS(t *testing.T) {
+	s := StartTLS(t)
+	ctx := t.Context()
+	if err := s.Client(t).Ping(ctx).Err(); err != nil {
+		t.Fatalf("PING over TLS: %v", err)
+	}
+	if _, err := command(ctx, s.Addr(), "PING"); err == nil {
+		t.Fatal("PING in plain TCP answered by a TLS-only server")
+	}
+	if got := s.Client(t).ConfigGet(ctx, "port").Val()["port"]; got != "0" {
+		t.Fatalf("CONFIG GET port = %q, want the plain port off", got)
+	}
+	c := s.TLSConfig()
+	c.RootCAs = x509.NewCertPool() // no CA at all
+	if _, err := commandOver(ctx, s.Addr(), c, "PING"); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("PING trusting another CA: %v, want a certificate error", err)
+	}
+	if Start(t).TLSConfig() != nil {
+		t.Fatal("a plain server has a TLS configuration")
+	}
+}
+
+func TestSentinelFailover(t *testing.T) {
+	master := Start(t)
+	ctx := t.Context()
+	if err := master.Client(t).Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	replica := StartReplica(t, master)
+	if got := replica.Client(t).Get(ctx, "k").Val(); got != "v" {
+		t.Fatalf("replica GET k = %q, want v", got)
+	}
+	sentinel := StartSentinel(t, "mymaster", master)
+	if addr, err := sentinel.MasterAddr(ctx); err != nil || addr != master.Addr() {
+		t.Fatalf("MasterAddr = %s, %v; want %s", addr, err, master.Addr())
+	}
+	if err := master.Client(t).Set(ctx, "k2", "v2", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	WaitReplicated(t, master, replica)
+	if got := replica.Client(t).Get(ctx, "k2").Val(); got != "v2" {
+		t.Fatalf("replica GET k2 = %q after WaitReplicated, want v2", got)
+	}
+
+	began := time.Now()
+	sentinel.WaitReplica(replica)
+	sentinel.Failover()
+	sentinel.WaitMaster(replica)
+	t.Logf("failover in %v", time.Since(began).Round(time.Millisecond))
+	if err := replica.Client(t).Set(ctx, "k3", "v3", 0).Err(); err != nil {
+		t.Fatalf("SET on the promoted replica: %v", err)
 	}
 }

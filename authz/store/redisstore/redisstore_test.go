@@ -22,9 +22,17 @@ import (
 // newStores returns a storetest.NewStore over one Redis deployment: each
 // call gets a Store of its own key prefix, so each subtest starts empty.
 func newStores(mode redisstore.Mode, addrs ...string) storetest.NewStore {
+	return newStoresWith(redisstore.Options{Mode: mode, Addrs: addrs})
+}
+
+// newStoresWith is newStores with o's other options (TLS, MasterName, …);
+// KeyPrefix and Now are set per call.
+func newStoresWith(o redisstore.Options) storetest.NewStore {
 	var n atomic.Int64
 	return func(t *testing.T, now func() time.Time) store.Store {
-		return open(t, redisstore.Options{Mode: mode, Addrs: addrs, KeyPrefix: fmt.Sprintf("t%d:", n.Add(1)), Now: now})
+		o := o
+		o.KeyPrefix, o.Now = fmt.Sprintf("t%d:", n.Add(1)), now
+		return open(t, o)
 	}
 }
 
