@@ -108,23 +108,13 @@ func (e *route) logoutEndpoint(ctx context.Context, r *Request, found cookie.Fou
 	return d
 }
 
-// rawClaim returns claim name of c as decoded from the token.
+// rawClaim returns claim name of c: a session claim as decoded from the
+// token (a list stays a list), a registered one as Claims.Text renders it.
 func rawClaim(c *token.Claims, name string) (any, bool) {
-	switch name {
-	case "sub":
-		return c.Subject, c.Subject != ""
-	case "sid":
-		return c.SessionID, c.SessionID != ""
-	case "iss":
-		return c.Issuer, c.Issuer != ""
-	case "jti":
-		return c.ID, c.ID != ""
-	case "exp":
-		return c.ExpiresAt.Unix(), true
-	default:
-		v, ok := c.Extra[name]
-		return v, ok
+	if v, ok := c.Extra[name]; ok {
+		return v, true
 	}
+	return c.Text(name)
 }
 
 // claimValue renders claim name of c as a header value. Values with bytes
