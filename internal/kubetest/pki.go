@@ -6,12 +6,12 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
-	"time"
+
+	"github.com/silentauth/silentauth/internal/testpki"
 )
 
 // pki is the key material one Env needs, all made fresh for it; serial
@@ -31,43 +31,11 @@ type pki struct {
 // newPKI writes the CA, the serving pair for 127.0.0.1 and the
 // service-account signing key into dir, and keeps the admin pair in memory.
 func newPKI(dir string) (*pki, error) {
-	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := testpki.NewCA("kubetest-ca")
 	if err != nil {
 		return nil, err
 	}
-	caTmpl := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: "kubetest-ca"},
-		NotBefore:             now.Add(-time.Hour), // tolerate a little clock skew
-		NotAfter:              now.Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, err
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, err
-	}
-
-	leaf := func(tmpl *x509.Certificate) (certPEM, keyPEM []byte, err error) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, nil, err
-		}
-		tmpl.NotBefore, tmpl.NotAfter = ca.NotBefore, ca.NotAfter
-		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			return nil, nil, err
-		}
-		keyPEM, err = ecKeyPEM(key)
-		return pemBlock("CERTIFICATE", der), keyPEM, err
-	}
-	servingCert, servingKey, err := leaf(&x509.Certificate{
+	servingCert, servingKey, err := ca.Issue(&x509.Certificate{
 		Subject:     pkix.Name{CommonName: "kube-apiserver"},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
@@ -76,7 +44,7 @@ func newPKI(dir string) (*pki, error) {
 	if err != nil {
 		return nil, err
 	}
-	adminCert, adminKey, err := leaf(&x509.Certificate{
+	adminCert, adminKey, err := ca.Issue(&x509.Certificate{
 		// The apiserver maps O to groups; system:masters is allowed
 		// everything before RBAC is asked.
 		Subject:     pkix.Name{CommonName: "kubetest-admin", Organization: []string{"system:masters"}},
@@ -89,13 +57,16 @@ func newPKI(dir string) (*pki, error) {
 	if err != nil {
 		return nil, err
 	}
-	saKeyPEM, err := ecKeyPEM(saKey)
+	// SEC 1: kube-apiserver reads the public key of --service-account-key-file
+	// from an "EC PRIVATE KEY" block, not from PKCS #8.
+	saKeyDER, err := x509.MarshalECPrivateKey(saKey)
 	if err != nil {
 		return nil, err
 	}
+	saKeyPEM := testpki.PEM("EC PRIVATE KEY", saKeyDER)
 
 	p := &pki{
-		caPEM:           pemBlock("CERTIFICATE", caDER),
+		caPEM:           ca.CertPEM,
 		adminCertPEM:    adminCert,
 		adminKeyPEM:     adminKey,
 		caFile:          filepath.Join(dir, "ca.crt"),
@@ -114,16 +85,4 @@ func newPKI(dir string) (*pki, error) {
 		}
 	}
 	return p, nil
-}
-
-func ecKeyPEM(key *ecdsa.PrivateKey) ([]byte, error) {
-	der, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	return pemBlock("EC PRIVATE KEY", der), nil
-}
-
-func pemBlock(typ string, der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
 }
