@@ -428,7 +428,7 @@ var segment = base64.RawURLEncoding.Strict()
 func (v *Verifier) verify(raw string, ring *keys.Keyring, now time.Time) (*Claims, error) {
 	h, rest, _ := strings.Cut(raw, ".") // three segments, checked by Verify
 	p, s, _ := strings.Cut(rest, ".")
-	header, err := decodeJSON[map[string]any](h)
+	header, err := decodeHeader(h)
 	if err != nil {
 		return nil, ErrMalformed
 	}
@@ -531,15 +531,16 @@ func pickKey(header map[string]any, ring *keys.Keyring, now time.Time) (*keys.Ke
 	return key, nil
 }
 
-// decodeJSON decodes a base64url segment holding a JSON value of type T.
-func decodeJSON[T any](seg string) (T, error) {
-	var v T
+// decodeHeader decodes a JOSE header segment into a map, so that header
+// names compare exactly as RFC 7515 §4 says (case-sensitively).
+func decodeHeader(seg string) (map[string]any, error) {
 	b, err := segment.DecodeString(seg)
 	if err != nil {
-		return v, err
+		return nil, err
 	}
-	err = json.Unmarshal(b, &v)
-	return v, err
+	var header map[string]any
+	err = json.Unmarshal(b, &header)
+	return header, err
 }
 
 // shareAudience returns aud, or the Verifier's own copy when aud is exactly
