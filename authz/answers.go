@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -19,6 +20,7 @@ var (
 	errNoRefreshToken   = errors.New("authz: no refresh token")
 	errUnknownPolicy    = errors.New("authz: the route names a policy that is not configured")
 	errClaims           = errors.New("authz: the token lacks a claim the policy requires")
+	errStoreFailing     = errors.New("authz: session store failing: refresh ahead of expiry skipped")
 )
 
 // answer is how one kind of failure is told to the client.
@@ -31,6 +33,13 @@ type answer struct {
 	// login allows a redirect to the login page for page navigations.
 	login bool
 	level slog.Level
+	// still is the reason of the allow given instead when a refresh failed
+	// this way while the presented access token is still valid (a refresh
+	// ahead of expiry): "" means the request is denied all the same.
+	still string
+	// event marks a security event: its line is never dropped and names
+	// the event.
+	event string
 }
 
 // answers is the one place that maps errors to answers. The first entry
@@ -41,44 +50,56 @@ var answers = []struct {
 	err error
 	answer
 }{
-	{errBadRequest, answer{http.StatusBadRequest, "bad_request", false, false, slog.LevelInfo}},
-	{errBadPath, answer{http.StatusBadRequest, "bad_path", false, false, slog.LevelInfo}},
-	{errAmbiguousCookie, answer{http.StatusBadRequest, "ambiguous_cookie", true, false, slog.LevelWarn}},
-	{errCSRF, answer{http.StatusForbidden, "csrf", false, false, slog.LevelWarn}},
-	{errMethod, answer{http.StatusMethodNotAllowed, "method", false, false, slog.LevelInfo}},
-	{errCrossSiteRefresh, answer{http.StatusUnauthorized, "cross_site_refresh", false, false, slog.LevelInfo}},
-	{errUnknownPolicy, answer{http.StatusInternalServerError, "unknown_policy", false, false, slog.LevelError}},
-	{errClaims, answer{http.StatusForbidden, "insufficient_claims", false, false, slog.LevelInfo}},
-	{errNoCredentials, answer{http.StatusUnauthorized, "no_credentials", false, true, slog.LevelDebug}},
-	{errNoRefreshToken, answer{http.StatusUnauthorized, "no_refresh_token", false, true, slog.LevelDebug}},
+	{errBadRequest, answer{http.StatusBadRequest, "bad_request", false, false, slog.LevelInfo, "", ""}},
+	{errBadPath, answer{http.StatusBadRequest, "bad_path", false, false, slog.LevelInfo, "", ""}},
+	{errAmbiguousCookie, answer{http.StatusBadRequest, "ambiguous_cookie", true, false, slog.LevelWarn, "", ""}},
+	{errCSRF, answer{http.StatusForbidden, "csrf", false, false, slog.LevelWarn, "", ""}},
+	{errMethod, answer{http.StatusMethodNotAllowed, "method", false, false, slog.LevelInfo, "", ""}},
+	{errCrossSiteRefresh, answer{http.StatusUnauthorized, "cross_site_refresh", false, false, slog.LevelInfo, "", ""}},
+	{errUnknownPolicy, answer{http.StatusInternalServerError, "unknown_policy", false, false, slog.LevelError, "", ""}},
+	{errStoreFailing, answer{http.StatusServiceUnavailable, "unavailable", false, false, slog.LevelDebug, "valid_store_unavailable", ""}},
+	{errClaims, answer{http.StatusForbidden, "insufficient_claims", false, false, slog.LevelInfo, "", ""}},
+	{errNoCredentials, answer{http.StatusUnauthorized, "no_credentials", false, true, slog.LevelDebug, "", ""}},
+	{errNoRefreshToken, answer{http.StatusUnauthorized, "no_refresh_token", false, true, slog.LevelDebug, "", ""}},
+
+	// The request's time ran out before a rotation could start (or the
+	// store took it all): nothing changed, so nothing is cleared.
+	{session.ErrDeadline, answer{http.StatusServiceUnavailable, "deadline", false, false, slog.LevelWarn, "valid_deadline", ""}},
+	{context.DeadlineExceeded, answer{http.StatusServiceUnavailable, "deadline", false, false, slog.LevelWarn, "valid_deadline", ""}},
+	{context.Canceled, answer{http.StatusServiceUnavailable, "deadline", false, false, slog.LevelInfo, "valid_deadline", ""}},
 
 	// Refresh tokens (RFC 9700 §4.14.2). Reuse is theft: the family is
-	// already revoked by the time this answer is chosen.
-	{session.ErrReuse, answer{http.StatusUnauthorized, "refresh_reuse", true, true, slog.LevelWarn}},
-	{session.ErrRevoked, answer{http.StatusUnauthorized, "refresh_revoked", true, true, slog.LevelInfo}},
-	{session.ErrExpired, answer{http.StatusUnauthorized, "refresh_expired", true, true, slog.LevelInfo}},
-	{session.ErrUnknown, answer{http.StatusUnauthorized, "refresh_unknown", true, true, slog.LevelInfo}},
-	{session.ErrUnknownSecret, answer{http.StatusUnauthorized, "refresh_unknown_secret", true, true, slog.LevelWarn}},
-	{session.ErrMalformed, answer{http.StatusUnauthorized, "refresh_malformed", true, true, slog.LevelInfo}},
+	// already revoked by the time this answer is chosen. A family the store
+	// does not know (any more: a store restarted empty) ends the session
+	// only when the access token it holds expires.
+	{session.ErrReuse, answer{http.StatusUnauthorized, "refresh_reuse", true, true, slog.LevelWarn, "", eventReuse}},
+	{session.ErrRevoked, answer{http.StatusUnauthorized, "refresh_revoked", true, true, slog.LevelInfo, "", ""}},
+	{session.ErrExpired, answer{http.StatusUnauthorized, "refresh_expired", true, true, slog.LevelInfo, "", ""}},
+	{session.ErrUnknown, answer{http.StatusUnauthorized, "refresh_unknown", true, true, slog.LevelInfo, "valid_session_unknown", ""}},
+	{session.ErrUnknownSecret, answer{http.StatusUnauthorized, "refresh_unknown_secret", true, true, slog.LevelWarn, "valid_session_unknown", ""}},
+	{session.ErrMalformed, answer{http.StatusUnauthorized, "refresh_malformed", true, true, slog.LevelInfo, "", ""}},
 
 	// Access tokens (RFC 8725, RFC 9068).
-	{token.ErrNoKeyring, answer{http.StatusServiceUnavailable, "no_keyring", false, false, slog.LevelError}},
-	{token.ErrTooLarge, answer{http.StatusUnauthorized, "token_too_large", false, true, slog.LevelInfo}},
-	{token.ErrMalformed, answer{http.StatusUnauthorized, "token_malformed", false, true, slog.LevelDebug}},
-	{token.ErrHeader, answer{http.StatusUnauthorized, "token_header", false, true, slog.LevelWarn}},
-	{token.ErrType, answer{http.StatusUnauthorized, "token_type", false, true, slog.LevelInfo}},
-	{token.ErrAlgorithm, answer{http.StatusUnauthorized, "token_algorithm", false, true, slog.LevelWarn}},
-	{token.ErrUnknownKey, answer{http.StatusUnauthorized, "token_unknown_key", false, true, slog.LevelInfo}},
-	{token.ErrSignature, answer{http.StatusUnauthorized, "token_signature", false, true, slog.LevelWarn}},
-	{token.ErrExpired, answer{http.StatusUnauthorized, "token_expired", false, true, slog.LevelDebug}},
-	{token.ErrNotYetValid, answer{http.StatusUnauthorized, "token_not_yet_valid", false, true, slog.LevelInfo}},
-	{token.ErrIssuer, answer{http.StatusUnauthorized, "token_issuer", false, true, slog.LevelInfo}},
-	{token.ErrAudience, answer{http.StatusUnauthorized, "token_audience", false, true, slog.LevelInfo}},
-	{token.ErrMissingClaim, answer{http.StatusUnauthorized, "token_claims", false, true, slog.LevelInfo}},
+	{token.ErrNoKeyring, answer{http.StatusServiceUnavailable, "no_keyring", false, false, slog.LevelError, "", ""}},
+	{token.ErrTooLarge, answer{http.StatusUnauthorized, "token_too_large", false, true, slog.LevelInfo, "", ""}},
+	{token.ErrMalformed, answer{http.StatusUnauthorized, "token_malformed", false, true, slog.LevelDebug, "", ""}},
+	{token.ErrHeader, answer{http.StatusUnauthorized, "token_header", false, true, slog.LevelWarn, "", ""}},
+	{token.ErrType, answer{http.StatusUnauthorized, "token_type", false, true, slog.LevelInfo, "", ""}},
+	{token.ErrAlgorithm, answer{http.StatusUnauthorized, "token_algorithm", false, true, slog.LevelWarn, "", ""}},
+	{token.ErrUnknownKey, answer{http.StatusUnauthorized, "token_unknown_key", false, true, slog.LevelInfo, "", ""}},
+	{token.ErrSignature, answer{http.StatusUnauthorized, "token_signature", false, true, slog.LevelWarn, "", ""}},
+	{token.ErrExpired, answer{http.StatusUnauthorized, "token_expired", false, true, slog.LevelDebug, "", ""}},
+	{token.ErrNotYetValid, answer{http.StatusUnauthorized, "token_not_yet_valid", false, true, slog.LevelInfo, "", ""}},
+	{token.ErrIssuer, answer{http.StatusUnauthorized, "token_issuer", false, true, slog.LevelInfo, "", ""}},
+	{token.ErrAudience, answer{http.StatusUnauthorized, "token_audience", false, true, slog.LevelInfo, "", ""}},
+	{token.ErrMissingClaim, answer{http.StatusUnauthorized, "token_claims", false, true, slog.LevelInfo, "", ""}},
 }
 
 // unavailable answers infrastructure faults (store unreachable or slow).
-var unavailable = answer{http.StatusServiceUnavailable, "unavailable", false, false, slog.LevelError}
+var unavailable = answer{http.StatusServiceUnavailable, "unavailable", false, false, slog.LevelError, "valid_store_unavailable", ""}
+
+// eventReuse names the security event of a refresh token used twice.
+const eventReuse = "refresh_token_reuse"
 
 // denyBodies holds the JSON body of every answer, by reason.
 var denyBodies = func() map[string]string {
@@ -100,6 +121,11 @@ func (a answer) body() string {
 func (a answer) jsonBody() string {
 	return `{"error":"` + errorCode(a.status) + `","reason":"` + a.reason + `"}`
 }
+
+// outage reports an answer to an infrastructure fault (the store
+// unreachable or slow, the request's time run out): it never ends a
+// session, and the client may simply try again.
+func (a answer) outage() bool { return a.status == http.StatusServiceUnavailable }
 
 // answerFor returns the answer for err.
 func answerFor(err error) answer {

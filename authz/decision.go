@@ -35,4 +35,7 @@ type Decision struct {
 	Level slog.Level
 	// Subject and Session identify the caller in logs, when known.
 	Subject, Session string
+	// Event names a security event (see the answers table); its log line
+	// is never dropped.
+	Event string
 }

@@ -83,23 +83,23 @@ func (e *route) logoutEndpoint(ctx context.Context, r *Request, found cookie.Fou
 	if e.crossOrigin(r) {
 		return e.deny(r, errCSRF)
 	}
-	reason := "endpoint_logout"
-	if found.Refresh != "" && !found.RefreshDup {
-		err := e.sessions.Logout(ctx, found.Refresh)
-		if err != nil && answerFor(err) == unavailable {
-			return e.deny(r, err)
-		}
-		if errors.Is(err, session.ErrReuse) {
-			// A superseded token at logout is still theft: the family is
-			// revoked; say so in the log.
-			reason = "endpoint_logout_reuse"
-		}
-	}
 	d := Decision{
 		Status:    http.StatusNoContent,
-		Reason:    reason,
+		Reason:    "endpoint_logout",
 		SetCookie: e.cookies.Clear(),
 		Response:  []Header{{"cache-control", "no-store"}},
+	}
+	if found.Refresh != "" && !found.RefreshDup {
+		err := e.sessions.Logout(ctx, found.Refresh)
+		if err != nil && answerFor(err).outage() {
+			return e.deny(r, err)
+		}
+		if re := (*session.ReuseError)(nil); errors.As(err, &re) {
+			// A superseded token at logout is still theft: the family is
+			// revoked; say so in the log.
+			d.Reason, d.Err, d.Event = "endpoint_logout_reuse", err, answerFor(err).event
+			d.Subject, d.Session, d.Level = re.Subject, re.Family, answerFor(err).level
+		}
 	}
 	if r.Header("sec-fetch-mode") == "navigate" && e.policy.LoginURL != "" {
 		d.Status = http.StatusSeeOther

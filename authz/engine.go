@@ -212,6 +212,11 @@ func (e *route) decide(ctx context.Context, r *Request, reqErr error) Decision {
 			if !bearer && e.crossOrigin(r) {
 				return e.deny(r, errCSRF)
 			}
+			if found.Refresh != "" {
+				// The refresh cookie came back: whatever rotated to it got
+				// its answer (session package doc: lost answers).
+				e.sessions.Presented(found.Refresh)
+			}
 			return e.allow(r, raw, claims, nil)
 		}
 	}
@@ -260,12 +265,22 @@ func (e *route) refresh(ctx context.Context, r *Request, found cookie.Found, sti
 	if !e.minter.Ready() {
 		return e.deny(r, token.ErrNoKeyring)
 	}
+	if still != nil {
+		// Ahead of expiry the refresh is opportunistic: skipped while the
+		// store is failing, and bounded well inside the request's deadline,
+		// so a hanging store never costs a request whose token still
+		// passes.
+		if e.sessions.Failing() {
+			return e.passStill(r, stillRaw, still, errStoreFailing)
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, proactiveBudget(ctx))
+		defer cancel()
+	}
 	iss, err := e.sessions.Refresh(ctx, found.Refresh)
 	if err != nil {
-		if still != nil && answerFor(err) == unavailable {
-			d := e.allow(r, stillRaw, still, nil)
-			d.Reason, d.Err, d.Level = "valid_store_unavailable", err, unavailable.level
-			return d
+		if still != nil && answerFor(err).still != "" {
+			return e.passStill(r, stillRaw, still, err)
 		}
 		return e.deny(r, err)
 	}
@@ -281,6 +296,31 @@ func (e *route) refresh(ctx context.Context, r *Request, found cookie.Found, sti
 	d.Level = slog.LevelInfo // rotations are worth a line; plain allows are not
 	if bearer && e.policy.AccessTokenHeader != "" {
 		d.Response = append(d.Response, Header{e.policy.AccessTokenHeader, raw})
+	}
+	return d
+}
+
+// maxProactive bounds a refresh ahead of expiry; it gets at most a quarter
+// of what is left of the request's deadline.
+const maxProactive = 100 * time.Millisecond
+
+// proactiveBudget is the time a refresh of a still-valid token may take.
+func proactiveBudget(ctx context.Context) time.Duration {
+	if deadline, ok := ctx.Deadline(); ok {
+		return min(maxProactive, time.Until(deadline)/4)
+	}
+	return maxProactive
+}
+
+// passStill allows the request on its still-valid access token after a
+// refresh ahead of expiry did not happen because of err, as the answers
+// table says for err (an outage, a session the store no longer knows).
+// Nothing rotated, so no cookie changes.
+func (e *route) passStill(r *Request, raw string, claims *token.Claims, err error) Decision {
+	a := answerFor(err)
+	d := e.allow(r, raw, claims, nil)
+	if d.Allow {
+		d.Reason, d.Err, d.Level = a.still, err, a.level
 	}
 	return d
 }
@@ -388,7 +428,10 @@ func (e *route) rewritable(header string) bool {
 // table, clearing our cookies only when the session is truly over.
 func (e *route) deny(r *Request, err error) Decision {
 	a := answerFor(err)
-	d := Decision{Status: a.status, Reason: a.reason, Err: err, Level: a.level}
+	d := Decision{Status: a.status, Reason: a.reason, Err: err, Level: a.level, Event: a.event}
+	if re := (*session.ReuseError)(nil); errors.As(err, &re) {
+		d.Subject, d.Session = re.Subject, re.Family
+	}
 	d.Response = make([]Header, 1, 3) // the most any deny sends
 	d.Response[0] = Header{"cache-control", "no-store"}
 	if a.clear {

@@ -167,6 +167,13 @@ func fixture(t *testing.T, name, access, refresh string) *authv3.CheckRequest {
 
 // req builds an Envoy-shaped CheckRequest from a method, a path and
 // header pairs.
+// peer is an Envoy source address.
+func peer(addr string) *authv3.AttributeContext_Peer {
+	return &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
+		SocketAddress: &corev3.SocketAddress{Address: addr, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 51234}},
+	}}}
+}
+
 func req(method, path string, kv ...string) *authv3.CheckRequest {
 	h := map[string]string{":authority": "app.example.com", ":method": method, ":path": path, ":scheme": "http", "x-forwarded-proto": "https"}
 	for i := 0; i+1 < len(kv); i += 2 {
@@ -400,6 +407,7 @@ type faultStore struct {
 	creates, gets, swaps atomic.Int64
 
 	getErr, swapErr error
+	hang            atomic.Bool               // Get waits for its context, as a paused Redis would
 	afterGet        func()                    // after a successful Get
 	beforeSwap      func(ctx context.Context) // before the context check of Swap
 }
@@ -414,6 +422,9 @@ func (s *faultStore) Create(ctx context.Context, f *store.Family) error {
 
 func (s *faultStore) Get(ctx context.Context, id string) (*store.Family, error) {
 	s.gets.Add(1)
+	if s.hang.Load() {
+		<-ctx.Done()
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

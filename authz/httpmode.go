@@ -2,6 +2,7 @@ package authz
 
 import (
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -162,7 +163,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = ferr
 	}
 	d := h.engine.Decide(r.Context(), req, err)
-	h.servers[p].observe(r.Context(), cr, d, time.Since(start))
+	h.servers[p].observe(r.Context(), req, d, time.Since(start))
 	h.write(w, p, req, d)
 }
 
@@ -214,7 +215,15 @@ func (h *httpHandler) checkRequest(r *http.Request, p Profile, rest string) (*au
 	}
 	policy := ""
 	var err error
+	peer, _, _ := net.SplitHostPort(r.RemoteAddr)
 	if h.trusted(r.RemoteAddr) {
+		// The client as the trusted proxy saw it: the entry it appended.
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			list := xff[len(xff)-1]
+			if v := strings.TrimSpace(list[strings.LastIndexByte(list, ',')+1:]); v != "" {
+				peer = v
+			}
+		}
 		if v, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ","); strings.TrimSpace(v) != "" {
 			scheme = strings.TrimSpace(v)
 		}
@@ -252,12 +261,15 @@ func (h *httpHandler) checkRequest(r *http.Request, p Profile, rest string) (*au
 	}
 	// The only forwarded header the Engine reads, and only as decided here.
 	hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: "x-forwarded-proto", Value: scheme})
-	cr := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
-		Http: &authv3.AttributeContext_HttpRequest{
+	cr := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
+			SocketAddress: &corev3.SocketAddress{Address: peer},
+		}}},
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
 			Id: r.Header.Get("X-Request-Id"), Method: method, Host: host, Path: path,
 			Scheme: scheme, Protocol: r.Proto, HeaderMap: hm,
-		},
-	}}}
+		}},
+	}}
 	if policy != "" {
 		cr.Attributes.ContextExtensions = map[string]string{PolicyKey: policy}
 	}

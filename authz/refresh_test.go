@@ -299,14 +299,16 @@ func TestRefreshRace50(t *testing.T) {
 }
 
 // Requirement 5: a replay of the previous token within grace yields the
-// same successor; after grace it is theft: 401, cookies cleared, family
-// revoked, a security event logged, and the newest token dead too.
+// same successor; after grace, once the holder of the successor has used
+// it, it is theft: 401, cookies cleared, family revoked, a security event
+// logged with the generations, the client and its user agent, and the
+// newest token dead too.
 func TestGraceReplayAndReuse(t *testing.T) {
 	r := newRig(t)
 	at, rt0 := r.login("alice", nil)
 	r.clock.Advance(testAccessTTL + time.Minute)
 	v := flatten(t, r.check(req("GET", "/api", "cookie", ours(at, rt0))))
-	_, rt1 := refreshed(t, r, v, at, rt0)
+	at1, rt1 := refreshed(t, r, v, at, rt0)
 	id := familyOf(t, rt0)
 
 	r.clock.Advance(10 * time.Second)
@@ -319,7 +321,19 @@ func TestGraceReplayAndReuse(t *testing.T) {
 	}
 
 	r.clock.Advance(testGrace) // 40 s after the rotation
+	// Nobody has used the successor yet: the old token still yields it.
 	v = flatten(t, r.check(req("GET", "/api", "cookie", ours(at, rt0))))
+	if got, _ := cookieValue(v.setCookie, testCookies.Refresh); !v.allow || got != rt1 {
+		t.Fatalf("replay after grace, successor unused: allow=%v, same successor %v", v.allow, got == rt1)
+	}
+	// Its holder uses it; from then on the old token is theft.
+	if v := flatten(t, r.check(req("GET", "/api", "cookie", ours(at1, rt1)))); !v.allow {
+		t.Fatalf("the successor's holder: status %d", v.status)
+	}
+	r.sessions.Wait()
+	cr := req("GET", "/api", "cookie", ours(at, rt0), "user-agent", "curl/8.0")
+	cr.Attributes.Source = peer("203.0.113.7")
+	v = flatten(t, r.check(cr))
 	if v.allow || v.status != 401 || reason(t, v.body) != "refresh_reuse" {
 		t.Fatalf("replay after grace: allow=%v status %d body %s", v.allow, v.status, v.body)
 	}
@@ -334,8 +348,11 @@ func TestGraceReplayAndReuse(t *testing.T) {
 	if f := r.family(id); f.RevokedAt.IsZero() || f.RevokeReason != "reuse" {
 		t.Fatalf("family not revoked for reuse: %q at %v", f.RevokeReason, f.RevokedAt)
 	}
-	if !strings.Contains(r.logs.String(), `"event":"refresh_token_reuse"`) {
-		t.Fatalf("no security event in the logs:\n%s", r.logs.String())
+	for _, want := range []string{`"event":"refresh_token_reuse"`, `"subject":"alice"`, `"session":"` + id + `"`,
+		`"generation_presented":1`, `"generation_current":2`, `"client_address":"203.0.113.7"`, `"user_agent":"curl/8.0"`} {
+		if !strings.Contains(r.logs.String(), want) {
+			t.Fatalf("the security event lacks %s:\n%s", want, r.logs.String())
+		}
 	}
 	v = flatten(t, r.check(req("GET", "/api", "cookie", ours(at, rt1))))
 	if v.allow || v.status != 401 || reason(t, v.body) != "refresh_revoked" {

@@ -28,7 +28,12 @@ type Request struct {
 	Query   string // the raw query without "?"
 	// Policy names the policy of the Envoy route (context_extensions
 	// "policy"); "" selects the default policy.
-	Policy  string
+	Policy string
+	// ID is Envoy's request id, for logs.
+	ID string
+	// Peer is the client's address as the proxy saw it (Envoy's source
+	// address; a trusted proxy's forwarded address in HTTP mode), for logs.
+	Peer    string
 	headers map[string]string
 }
 
@@ -67,6 +72,8 @@ func NewRequest(cr *authv3.CheckRequest) (*Request, error) {
 		return nil, errBadRequest
 	}
 	r.Policy = cr.GetAttributes().GetContextExtensions()[PolicyKey]
+	r.ID = h.GetId()
+	r.Peer = cr.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress()
 	p, q, err := normalizePath(r.RawPath)
 	r.Path, r.Query = p, q
 	return r, err

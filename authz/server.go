@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"maps"
 	"runtime"
@@ -23,6 +24,8 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+
+	"github.com/silentauth/silentauth/authz/session"
 )
 
 var _ authv3.AuthorizationServer = (*Server)(nil)
@@ -67,14 +70,14 @@ func (s *Server) Check(ctx context.Context, cr *authv3.CheckRequest) (*authv3.Ch
 	start := time.Now()
 	r, err := NewRequest(cr)
 	d := s.engine.Decide(ctx, r, err)
-	s.observe(ctx, cr, d, time.Since(start))
+	s.observe(ctx, r, d, time.Since(start))
 	return respond(d), nil
 }
 
 // observe records the decision in metrics and, by its level, in the log.
 // Logs name the request by Envoy's request id and the caller by subject
 // and session id; tokens and cookie values never reach them.
-func (s *Server) observe(ctx context.Context, cr *authv3.CheckRequest, d Decision, took time.Duration) {
+func (s *Server) observe(ctx context.Context, r *Request, d Decision, took time.Duration) {
 	decision := decisionLabel(d.Allow)
 	s.metrics.observe(d.Allow, d.Reason, took)
 	if !s.log.Enabled(ctx, d.Level) {
@@ -84,7 +87,9 @@ func (s *Server) observe(ctx context.Context, cr *authv3.CheckRequest, d Decisio
 		slog.String("decision", decision),
 		slog.String("reason", d.Reason),
 		slog.Int("status", d.Status),
-		slog.String("request_id", cr.GetAttributes().GetRequest().GetHttp().GetId()),
+	}
+	if r != nil {
+		attrs = append(attrs, slog.String("request_id", r.ID))
 	}
 	if d.Subject != "" {
 		attrs = append(attrs, slog.String("subject", d.Subject), slog.String("session", d.Session))
@@ -92,8 +97,16 @@ func (s *Server) observe(ctx context.Context, cr *authv3.CheckRequest, d Decisio
 	if d.Err != nil {
 		attrs = append(attrs, slog.String("error", d.Err.Error()))
 	}
-	if d.Reason == "refresh_reuse" || d.Reason == "endpoint_logout_reuse" {
-		attrs = append(attrs, slog.String("event", "refresh_token_reuse"))
+	if d.Event != "" {
+		attrs = append(attrs, slog.String("event", d.Event))
+		if re := (*session.ReuseError)(nil); errors.As(d.Err, &re) {
+			attrs = append(attrs, slog.Uint64("generation_presented", re.Presented), slog.Uint64("generation_current", re.Current))
+		}
+		if r != nil {
+			// Who presented it: an operator acting on the event needs the
+			// client, never the token.
+			attrs = append(attrs, slog.String("client_address", r.Peer), slog.String("user_agent", r.Header("user-agent")))
+		}
 	}
 	s.log.LogAttrs(ctx, d.Level, checkMessage, attrs...)
 }

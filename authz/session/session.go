@@ -22,27 +22,43 @@
 //     lifetime over: ErrExpired. None of these changes anything.
 //   - the current secret: rotate. A new secret, the idle deadline moved to
 //     min(now+Idle, absolute), one compare-and-swap. Rotated is true.
-//   - the previous secret within Grace of its rotation: the same successor
-//     again (opened from the sealed copy), no write, Rotated false. Parallel
-//     requests carrying the same cookie thus all get the same new token.
-//   - any older secret, or the previous one after Grace: theft. The family
-//     is revoked ("reuse") and the answer is ErrReuse (or the store fault
-//     that prevented the revocation: ErrReuse promises a revoked family).
+//   - the previous secret, within Grace of its rotation or while its
+//     successor has not been presented by any request: the same successor
+//     again (opened from the sealed copy), no write, Rotated false.
+//     Parallel requests carrying the same cookie thus all get the same new
+//     token, and so does a client whose answer was lost after the store
+//     committed (a proxy that gave up, a client that disconnected).
+//   - any older secret, or the previous one after Grace once its successor
+//     has been presented: theft, since two parties have each used a token
+//     of the family. The family is revoked ("reuse") and the answer is a
+//     *ReuseError matching ErrReuse (or the store fault that prevented the
+//     revocation: ErrReuse promises a revoked family).
 //   - a secret never issued to the family, or one more than 15 generations
 //     old (its hash is gone): ErrUnknownSecret. It never revokes, so nobody
 //     can log a user out by guessing.
+//
+// A successor counts as presented once any request carries it (Presented,
+// called for every request that brings a refresh cookie) or rotates it.
 //
 // ErrExpired for the absolute lifetime is seen only until the store drops
 // the family (the instant AbsoluteExpiresAt has passed, see store.Store);
 // after that the same token reads ErrUnknown. Neither revokes anything.
 //
+// # Deadlines
+//
+// Refresh reads the store within the caller's deadline and starts the
+// compare-and-swap only when the deadline leaves at least as long as that
+// read took (ErrDeadline otherwise): work whose answer nobody can receive
+// is not begun. A swap or revocation that has started finishes on
+// context.WithoutCancel, bounded in time, even if the caller leaves; its
+// answer may then be lost, which the rule above makes harmless.
+//
 // The compare-and-swap is the guarantee; an in-process singleflight only
-// saves work when one replica sees the same token many times at once. A
-// rotation or revocation that has started finishes even if the caller's
-// context is cancelled: its store calls run on context.WithoutCancel.
+// saves work when one replica sees the same token many times at once.
 //
 // Store failures other than the store sentinels are returned wrapped with
-// %w and match none of this package's sentinels.
+// %w and match none of this package's sentinels. After one, Failing
+// reports true for a few seconds, so callers can skip optional refreshes.
 //
 // Manager is safe for concurrent use.
 package session
@@ -53,8 +69,12 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -71,7 +91,27 @@ var (
 	ErrExpired       = errors.New("session: family expired")           // idle or absolute lifetime over
 	ErrRevoked       = errors.New("session: family revoked")           //
 	ErrReuse         = errors.New("session: superseded secret reused") // the family is now revoked
+	// ErrDeadline: the caller's deadline leaves no time for the swap, so
+	// nothing was changed. Not a verdict on the token: an outage.
+	ErrDeadline = errors.New("session: no time left before the request's deadline")
 )
+
+// ReuseError is the ErrReuse of one family: which secret came back. It
+// holds no token material.
+type ReuseError struct {
+	Subject, Family string
+	// Presented and Current are the generations of the secret presented
+	// and of the family's current one (0 when the record predates
+	// generations).
+	Presented, Current uint64
+}
+
+func (e *ReuseError) Error() string {
+	return fmt.Sprintf("%v: family %s, generation %d presented, %d current", ErrReuse, e.Family, e.Presented, e.Current)
+}
+
+// Is makes errors.Is(err, ErrReuse) hold.
+func (e *ReuseError) Is(target error) bool { return target == ErrReuse }
 
 // Revocation reasons written to store.Family.RevokeReason.
 const (
@@ -95,6 +135,8 @@ const (
 	// once they no longer follow the caller's cancellation, so a hung
 	// backend cannot hold a goroutine forever.
 	detachedTimeout = 10 * time.Second
+	// faultHold is how long Failing stays true after a store fault.
+	faultHold = 5 * time.Second
 )
 
 // Lifetimes of a family. A zero (or negative) field takes its default.
@@ -124,9 +166,13 @@ type Manager struct {
 	l   Lifetimes
 	now func() time.Time
 	// sf coalesces concurrent Refresh calls of the same token in this
-	// process. Only an optimisation: nil turns it off (tests do, to prove
-	// the compare-and-swap alone is correct).
+	// process. Only an optimisation: nil turns it off, leaving the
+	// compare-and-swap alone.
 	sf *singleflight.Group
+	// faultAt is when a store call last failed (Unix nanoseconds of now).
+	faultAt atomic.Int64
+	seen    seen
+	bg      sync.WaitGroup // rotations and confirmations in flight
 }
 
 // New returns a Manager over st. now defaults to time.Now.
@@ -134,7 +180,9 @@ func New(st store.Store, l Lifetimes, now func() time.Time) *Manager {
 	if now == nil {
 		now = time.Now
 	}
-	return &Manager{st: st, l: l.withDefaults(), now: now, sf: new(singleflight.Group)}
+	m := &Manager{st: st, l: l.withDefaults(), now: now, sf: new(singleflight.Group)}
+	m.seen.init()
+	return m
 }
 
 // Issued is the result of Start or Refresh.
@@ -191,6 +239,8 @@ func (m *Manager) Start(ctx context.Context, subject string, claims map[string]a
 		IdleExpiresAt:     minTime(now.Add(m.l.Idle), absolute),
 		AbsoluteExpiresAt: absolute,
 		Secrets:           [][]byte{hashSecret(secret[:])},
+		Generation:        1,
+		CurrentSeen:       true, // nothing precedes it: nothing to confirm
 		Version:           1,
 	}).Clone()
 	for range maxCreates {
@@ -201,7 +251,7 @@ func (m *Manager) Start(ctx context.Context, subject string, claims map[string]a
 		case errors.Is(err, store.ErrExists):
 			continue // a new id (RFC 9700 needs unguessable, not just unique)
 		default:
-			return Issued{}, fmt.Errorf("session: start: %w", err)
+			return Issued{}, m.fault(fmt.Errorf("session: start: %w", err))
 		}
 	}
 	return Issued{}, fmt.Errorf("session: start: %d id collisions: %w", maxCreates, store.ErrExists)
@@ -209,8 +259,8 @@ func (m *Manager) Start(ctx context.Context, subject string, claims map[string]a
 
 // Refresh rotates the refresh token rt. See the package doc for the rules.
 //
-// A cancelled ctx stops Refresh only before it reads the store; from then
-// on it runs to completion.
+// It returns when ctx is done even if the work it started goes on: a
+// started swap finishes on its own (see Deadlines in the package doc).
 func (m *Manager) Refresh(ctx context.Context, rt string) (Issued, error) {
 	t, err := parse(rt)
 	if err != nil {
@@ -223,41 +273,63 @@ func (m *Manager) Refresh(ctx context.Context, rt string) (Issued, error) {
 		return m.refresh(ctx, t)
 	}
 	key := sha256.Sum256([]byte(rt))
-	leader := false // Do runs fn in the leader's goroutine: no data race
-	v, err, _ := m.sf.Do(string(key[:]), func() (any, error) {
-		leader = true
+	var leader atomic.Bool
+	ch := m.sf.DoChan(string(key[:]), func() (any, error) {
+		leader.Store(true)
+		m.bg.Add(1)
+		defer m.bg.Done()
 		return m.refresh(ctx, t)
 	})
-	is := v.(Issued)
-	if !leader {
-		// A follower got the leader's successor: for it, as for a grace
-		// replay, nothing rotated. It gets its own copy of the family.
-		is.Rotated = false
-		is.Family = is.Family.Clone()
+	select {
+	case <-ctx.Done():
+		// Nobody can receive the answer any more. What was started
+		// finishes without us; a lost answer is harmless (package doc).
+		// A deadline that passed while the store worked is its slowness.
+		return Issued{}, m.fault(fmt.Errorf("session: refresh: %w", ctx.Err()))
+	case res := <-ch:
+		is, _ := res.Val.(Issued)
+		if res.Shared && !leader.Load() && isContextErr(res.Err) && ctx.Err() == nil {
+			// The leader's caller left before its swap began; ours has not.
+			return m.refresh(ctx, t)
+		}
+		if res.Shared && !leader.Load() {
+			// A follower got the leader's successor: for it, as for a
+			// grace replay, nothing rotated. It gets its own copy.
+			is.Rotated = false
+			is.Family = is.Family.Clone()
+		} else if res.Shared {
+			is.Family = is.Family.Clone() // followers hold the original
+		}
+		return is, res.Err
 	}
-	return is, err
 }
 
 func (m *Manager) refresh(ctx context.Context, t token) (Issued, error) {
-	ctx, cancel := detach(ctx)
-	defer cancel()
 	h := hashSecret(t.secret[:])
 	for range maxAttempts {
+		start := time.Now()
 		f, err := m.get(ctx, t.id)
 		if err != nil {
 			return Issued{}, err
 		}
+		took := time.Since(start)
 		now := m.now()
 		if err := usable(f, now); err != nil {
 			return Issued{}, err
 		}
-		switch i := match(f.Secrets, h); {
-		case i == 0: // the current secret: rotate
+		switch i, st := m.standing(f, h, now); st {
+		case current:
+			if err := ctx.Err(); err != nil {
+				return Issued{}, fmt.Errorf("session: refresh: %w", err)
+			}
+			if !timeFor(ctx, took) {
+				return Issued{}, ErrDeadline
+			}
 			next, rt, err := m.rotate(f, t, now)
 			if err != nil {
 				return Issued{}, err
 			}
-			switch err := m.st.Swap(ctx, f.Version, next); {
+			switch err := m.swap(ctx, f.Version, next); {
 			case err == nil:
 				return Issued{Family: next, RefreshToken: rt, Rotated: true}, nil
 			case errors.Is(err, store.ErrConflict):
@@ -267,19 +339,53 @@ func (m *Manager) refresh(ctx context.Context, t token) (Issued, error) {
 			default:
 				return Issued{}, fmt.Errorf("session: refresh: swap: %w", err)
 			}
-		case i == 1 && now.Before(f.PreviousUntil): // grace: the same successor
+		case replay: // the same successor
 			next, err := open(t.secret[:], t.id, f.Successor, f.Secrets[0])
 			if err != nil {
 				return Issued{}, fmt.Errorf("session: refresh: %w", err)
 			}
 			return Issued{Family: f, RefreshToken: encode(t.id, next), Rotated: false}, nil
-		case i >= 1: // superseded secret presented again: RFC 9700 §4.14.2
-			return Issued{}, m.revokeReuse(ctx, f)
+		case reuse: // RFC 9700 §4.14.2
+			return Issued{}, m.revokeReuse(ctx, f, i)
 		default: // never issued: do not let a guess log anyone out
 			return Issued{}, ErrUnknownSecret
 		}
 	}
 	return Issued{}, fmt.Errorf("session: refresh: %d attempts: %w", maxAttempts, store.ErrConflict)
+}
+
+// standing is what presenting a secret means for its family.
+type standing int
+
+const (
+	unknownSecret standing = iota // never issued, or older than the hashes kept
+	current                       // the current secret: rotate it
+	replay                        // the previous one, still answered with the same successor
+	reuse                         // superseded: theft
+)
+
+// standing classifies the secret hashed h against f at now, returning its
+// index in f.Secrets (generations back) too. This is the one place the
+// grace rule lives: see the package doc.
+func (m *Manager) standing(f *store.Family, h []byte, now time.Time) (int, standing) {
+	switch i := match(f.Secrets, h); {
+	case i == 0:
+		return i, current
+	case i == 1 && (now.Before(f.PreviousUntil) || !f.CurrentSeen):
+		return i, replay
+	case i >= 1:
+		return i, reuse
+	default:
+		return i, unknownSecret
+	}
+}
+
+// timeFor reports whether ctx's deadline leaves more than took, the time a
+// store round trip just took: a swap started later would likely finish
+// after the caller has stopped waiting.
+func timeFor(ctx context.Context, took time.Duration) bool {
+	deadline, ok := ctx.Deadline()
+	return !ok || time.Until(deadline) > took
 }
 
 // rotate returns the next version of f (a private copy from Get) and the
@@ -297,25 +403,32 @@ func (m *Manager) rotate(f *store.Family, t token, now time.Time) (*store.Family
 	next.PreviousUntil = now.Add(m.l.Grace)
 	next.Successor = sealed
 	next.IdleExpiresAt = minTime(now.Add(m.l.Idle), f.AbsoluteExpiresAt)
+	next.Generation = f.Generation + 1
+	next.CurrentSeen = false
 	next.Version = f.Version + 1
 	return &next, encode(t.id, secret[:]), nil
 }
 
-// revokeReuse revokes f after a reuse and returns ErrReuse, or the store
-// fault that prevented the revocation (then the family is not revoked and
-// saying ErrReuse would be a lie).
-func (m *Manager) revokeReuse(ctx context.Context, f *store.Family) error {
+// revokeReuse revokes f after the secret i generations back came again and
+// returns a *ReuseError, or the store fault that prevented the revocation
+// (then the family is not revoked and saying ErrReuse would be a lie).
+func (m *Manager) revokeReuse(ctx context.Context, f *store.Family, i int) error {
 	if _, err := m.revoke(ctx, f, reasonReuse); err != nil && !errors.Is(err, ErrUnknown) {
 		return err
 	}
-	return ErrReuse
+	e := &ReuseError{Subject: f.Subject, Family: f.ID, Current: f.Generation}
+	if f.Generation > uint64(i) {
+		e.Presented = f.Generation - uint64(i)
+	}
+	return e
 }
 
-// Logout revokes the family of rt if rt is its current or in-grace secret.
-// An already revoked family is not an error. A superseded secret is a reuse:
-// the family is revoked and the answer is ErrReuse. A secret never issued is
-// ErrUnknownSecret and changes nothing. Expiry does not matter: logging out
-// of an idle-expired family still revokes it.
+// Logout revokes the family of rt if rt is its current secret or one that
+// Refresh would answer with the same successor. An already revoked family
+// is not an error. A superseded secret is a reuse: the family is revoked
+// and the answer is ErrReuse. A secret never issued is ErrUnknownSecret
+// and changes nothing. Expiry does not matter: logging out of an
+// idle-expired family still revokes it.
 func (m *Manager) Logout(ctx context.Context, rt string) error {
 	t, err := parse(rt)
 	if err != nil {
@@ -333,15 +446,102 @@ func (m *Manager) Logout(ctx context.Context, rt string) error {
 	if !f.RevokedAt.IsZero() {
 		return nil
 	}
-	switch i := match(f.Secrets, hashSecret(t.secret[:])); {
-	case i == 0, i == 1 && m.now().Before(f.PreviousUntil):
+	switch i, st := m.standing(f, hashSecret(t.secret[:]), m.now()); st {
+	case current, replay:
 		_, err := m.revoke(ctx, f, reasonLogout)
 		return err
-	case i >= 1:
-		return m.revokeReuse(ctx, f)
+	case reuse:
+		return m.revokeReuse(ctx, f, i)
 	default:
 		return ErrUnknownSecret
 	}
+}
+
+// Presented notes that a request carried refresh token rt. The first time
+// this process sees a token, it confirms in the background that the
+// token's generation reached its holder (store.Family.CurrentSeen), at
+// most once per token and process; Presented itself never waits on the
+// store and costs a hash and a map lookup. Malformed tokens are ignored.
+func (m *Manager) Presented(rt string) {
+	if len(rt) != tokenLen || rt[idLen] != '.' {
+		return
+	}
+	if !m.seen.first(rt) {
+		return
+	}
+	if !m.seen.begin() {
+		m.seen.forget(rt) // too many in flight: a later request tries again
+		return
+	}
+	m.bg.Add(1)
+	go func() {
+		defer m.bg.Done()
+		defer m.seen.end()
+		ctx, cancel := context.WithTimeout(context.Background(), detachedTimeout)
+		defer cancel()
+		if err := m.Confirm(ctx, rt); err != nil {
+			m.seen.forget(rt)
+		}
+	}()
+}
+
+// Wait waits for the background work started so far: rotations whose
+// caller left, and Presented's confirmations (shutdown calls it).
+func (m *Manager) Wait() { m.bg.Wait() }
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// Confirm records that rt was presented: if it is its family's current
+// secret and not yet marked, the family's CurrentSeen is set. Anything
+// else (an older secret, a revoked or expired family) changes nothing and
+// is not an error; a malformed token or a store fault is.
+func (m *Manager) Confirm(ctx context.Context, rt string) error {
+	t, err := parse(rt)
+	if err != nil {
+		return err
+	}
+	h := hashSecret(t.secret[:])
+	for range maxAttempts {
+		f, err := m.get(ctx, t.id)
+		switch {
+		case errors.Is(err, ErrUnknown):
+			return nil
+		case err != nil:
+			return err
+		}
+		if f.CurrentSeen || usable(f, m.now()) != nil || match(f.Secrets, h) != 0 {
+			return nil
+		}
+		next := *f
+		next.CurrentSeen = true
+		next.Version = f.Version + 1
+		switch err := m.swap(ctx, f.Version, &next); {
+		case err == nil, errors.Is(err, store.ErrNotFound):
+			return nil
+		case !errors.Is(err, store.ErrConflict):
+			return fmt.Errorf("session: confirm: swap: %w", err)
+		}
+	}
+	return fmt.Errorf("session: confirm: %d attempts: %w", maxAttempts, store.ErrConflict)
+}
+
+// Failing reports whether a store call failed within the last few seconds
+// (see faultHold), so that work which may be skipped is skipped.
+func (m *Manager) Failing() bool {
+	at := m.faultAt.Load()
+	return at != 0 && m.now().Before(time.Unix(0, at).Add(faultHold))
+}
+
+// fault notes a store failure for Failing and returns err. A caller's
+// cancellation is not the store's fault; its deadline is (the store was
+// slower than the request could wait).
+func (m *Manager) fault(err error) error {
+	if !errors.Is(err, context.Canceled) {
+		m.faultAt.Store(m.now().UnixNano())
+	}
+	return err
 }
 
 // Revoke revokes family id (session API). ErrUnknown if absent. Revoking a
@@ -368,7 +568,7 @@ func (m *Manager) Revoke(ctx context.Context, id, reason string) error {
 func (m *Manager) RevokeSubject(ctx context.Context, subject string) (int, error) {
 	fams, err := m.st.Subject(ctx, subject)
 	if err != nil {
-		return 0, fmt.Errorf("session: revoke subject: %w", err)
+		return 0, m.fault(fmt.Errorf("session: revoke subject: %w", err))
 	}
 	ctx, cancel := detach(ctx)
 	defer cancel()
@@ -393,7 +593,7 @@ func (m *Manager) RevokeSubject(ctx context.Context, subject string) (int, error
 func (m *Manager) List(ctx context.Context, subject string) ([]*store.Family, error) {
 	fams, err := m.st.Subject(ctx, subject)
 	if err != nil {
-		return nil, fmt.Errorf("session: list: %w", err)
+		return nil, m.fault(fmt.Errorf("session: list: %w", err))
 	}
 	slices.SortFunc(fams, func(a, b *store.Family) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
@@ -414,6 +614,8 @@ func FamilyID(rt string) (string, error) {
 // family on conflict. It reports whether this call did the revoking (false
 // when someone else revoked it first). ErrUnknown if the family is gone.
 func (m *Manager) revoke(ctx context.Context, f *store.Family, reason string) (bool, error) {
+	ctx, cancel := detach(ctx) // a revocation that has started finishes
+	defer cancel()
 	for range maxAttempts {
 		if !f.RevokedAt.IsZero() {
 			return false, nil
@@ -422,7 +624,7 @@ func (m *Manager) revoke(ctx context.Context, f *store.Family, reason string) (b
 		next.RevokedAt = m.now()
 		next.RevokeReason = reason
 		next.Version = f.Version + 1
-		err := m.st.Swap(ctx, f.Version, &next)
+		err := m.swap(ctx, f.Version, &next)
 		switch {
 		case err == nil:
 			return true, nil
@@ -438,6 +640,19 @@ func (m *Manager) revoke(ctx context.Context, f *store.Family, reason string) (b
 	return false, fmt.Errorf("session: revoke: %d attempts: %w", maxAttempts, store.ErrConflict)
 }
 
+// swap runs the store's compare-and-swap on a context detached from the
+// caller's cancellation: once started, a change finishes (bounded by
+// detachedTimeout) whether or not anyone waits for its answer.
+func (m *Manager) swap(ctx context.Context, expected uint64, next *store.Family) error {
+	ctx, cancel := detach(ctx)
+	defer cancel()
+	err := m.st.Swap(ctx, expected, next)
+	if err != nil && !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrNotFound) {
+		return m.fault(err)
+	}
+	return err
+}
+
 // get reads family id: ErrUnknown if absent, other failures wrapped.
 func (m *Manager) get(ctx context.Context, id string) (*store.Family, error) {
 	f, err := m.st.Get(ctx, id)
@@ -445,7 +660,7 @@ func (m *Manager) get(ctx context.Context, id string) (*store.Family, error) {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, ErrUnknown
 	case err != nil:
-		return nil, fmt.Errorf("session: get family: %w", err)
+		return nil, m.fault(fmt.Errorf("session: get family: %w", err))
 	}
 	return f, nil
 }
@@ -462,9 +677,8 @@ func usable(f *store.Family, now time.Time) error {
 	return nil
 }
 
-// detach returns a context that ignores the caller's cancellation (a
-// started rotation or revocation must finish: STYLE "A rotation in flight
-// finishes on context.WithoutCancel") but is still bounded in time.
+// detach returns a context that ignores the caller's cancellation and
+// deadline but is still bounded in time.
 func detach(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), detachedTimeout)
 }
@@ -475,3 +689,64 @@ func minTime(a, b time.Time) time.Time {
 	}
 	return b
 }
+
+// maxSeen bounds the tokens a process remembers as confirmed; past it the
+// memory starts afresh (a forgotten token is only confirmed again).
+const maxSeen = 1 << 20
+
+// maxConfirming bounds the confirmations in flight at once.
+const maxConfirming = 64
+
+// seen remembers the refresh tokens this process has confirmed (or is
+// confirming), by family id and a keyed hash of the token: no token is
+// kept in memory.
+type seen struct {
+	seed maphash.Seed
+	mu   sync.Mutex
+	m    atomic.Pointer[sync.Map] // family id → uint64 hash of the token
+	n    atomic.Int64
+	sem  chan struct{}
+}
+
+func (s *seen) init() {
+	s.seed = maphash.MakeSeed()
+	s.m.Store(new(sync.Map))
+	s.sem = make(chan struct{}, maxConfirming)
+}
+
+// first reports whether rt is new to this process, and remembers it.
+func (s *seen) first(rt string) bool {
+	h := maphash.String(s.seed, rt)
+	m := s.m.Load()
+	if v, ok := m.Load(rt[:idLen]); ok && v.(uint64) == h {
+		return false
+	}
+	if s.n.Add(1) > maxSeen {
+		s.mu.Lock()
+		if s.n.Load() > maxSeen {
+			s.m.Store(new(sync.Map))
+			s.n.Store(1)
+		}
+		s.mu.Unlock()
+		m = s.m.Load()
+	}
+	prev, loaded := m.Swap(strings.Clone(rt[:idLen]), h)
+	return !loaded || prev.(uint64) != h
+}
+
+// forget drops rt, so that the next request carrying it tries again.
+func (s *seen) forget(rt string) {
+	h := maphash.String(s.seed, rt)
+	s.m.Load().CompareAndDelete(rt[:idLen], h)
+}
+
+func (s *seen) begin() bool {
+	select {
+	case s.sem <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *seen) end() { <-s.sem }

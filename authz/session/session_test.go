@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/silentauth/silentauth/authz/session"
@@ -39,6 +40,7 @@ type faultStore struct {
 	getErr, swapErr error
 	createErrs      []error // returned by the first Creates, in order
 	afterGet        func()
+	beforeSwap      func()
 	calls           atomic.Int64
 	conflicts       atomic.Int64 // Swaps answered ErrConflict
 }
@@ -71,6 +73,9 @@ func (s *faultStore) Get(ctx context.Context, id string) (*store.Family, error) 
 
 func (s *faultStore) Swap(ctx context.Context, expected uint64, next *store.Family) error {
 	s.calls.Add(1)
+	if s.beforeSwap != nil {
+		s.beforeSwap()
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -119,6 +124,15 @@ func (fx *fixture) refresh(t *testing.T, rt string) session.Issued {
 		t.Fatalf("Refresh: %v", err)
 	}
 	return is
+}
+
+// present confirms that a request carried rt (what Presented does in the
+// background).
+func (fx *fixture) present(t *testing.T, rt string) {
+	t.Helper()
+	if err := fx.m.Confirm(t.Context(), rt); err != nil {
+		t.Fatalf("Confirm: %v", err)
+	}
 }
 
 // stored reads family id straight from the memory store.
@@ -297,28 +311,32 @@ func TestRefreshRules(t *testing.T) {
 	tests := []struct {
 		name        string
 		rotations   int
+		seen        bool // a request presented the newest token before
 		present     int
 		advance     time.Duration
 		wantErr     error
 		wantRotated bool
 		wantRevoked bool
 	}{
-		{"current rotates", 0, 0, 0, nil, true, false},
-		{"current rotates after others", 3, 3, 50 * time.Minute, nil, true, false},
-		{"previous within grace: same successor", 1, 0, 29 * time.Second, nil, false, false},
-		{"previous at grace end: reuse", 1, 0, 30 * time.Second, session.ErrReuse, false, true},
-		{"previous after grace: reuse", 1, 0, time.Hour - time.Second, session.ErrReuse, false, true},
-		{"two back within grace: reuse", 2, 0, 0, session.ErrReuse, false, true},
-		{"three back: reuse", 3, 0, 0, session.ErrReuse, false, true},
-		{"oldest kept hash: reuse", session.MaxSecrets - 1, 0, 0, session.ErrReuse, false, true},
-		{"older than the cap: unknown secret", session.MaxSecrets, 0, 0, session.ErrUnknownSecret, false, false},
-		{"random secret: unknown, not revoked", 1, randomSecret, 0, session.ErrUnknownSecret, false, false},
-		{"random secret, fresh family", 0, randomSecret, 0, session.ErrUnknownSecret, false, false},
-		{"unknown family", 1, unknownFamily, 0, session.ErrUnknown, false, false},
-		{"idle expired: current", 0, 0, time.Hour, session.ErrExpired, false, false},
-		{"idle expired: superseded does not revoke", 2, 0, time.Hour, session.ErrExpired, false, false},
-		{"idle expired: random secret", 1, randomSecret, 2 * time.Hour, session.ErrExpired, false, false},
-		{"just before idle end", 1, 1, time.Hour - time.Nanosecond, nil, true, false},
+		{"current rotates", 0, false, 0, 0, nil, true, false},
+		{"current rotates after others", 3, true, 3, 50 * time.Minute, nil, true, false},
+		{"previous within grace: same successor", 1, true, 0, 29 * time.Second, nil, false, false},
+		{"previous at grace end, successor seen: reuse", 1, true, 0, 30 * time.Second, session.ErrReuse, false, true},
+		{"previous after grace, successor seen: reuse", 1, true, 0, time.Hour - time.Second, session.ErrReuse, false, true},
+		{"previous after grace, successor never seen: same successor", 1, false, 0, time.Hour - time.Second, nil, false, false},
+		{"previous at grace end, successor never seen: same successor", 1, false, 0, 30 * time.Second, nil, false, false},
+		{"two back within grace: reuse", 2, false, 0, 0, session.ErrReuse, false, true},
+		{"two back, newest never seen: reuse", 2, false, 0, time.Minute, session.ErrReuse, false, true},
+		{"three back: reuse", 3, true, 0, 0, session.ErrReuse, false, true},
+		{"oldest kept hash: reuse", session.MaxSecrets - 1, true, 0, 0, session.ErrReuse, false, true},
+		{"older than the cap: unknown secret", session.MaxSecrets, true, 0, 0, session.ErrUnknownSecret, false, false},
+		{"random secret: unknown, not revoked", 1, true, randomSecret, 0, session.ErrUnknownSecret, false, false},
+		{"random secret, fresh family", 0, false, randomSecret, 0, session.ErrUnknownSecret, false, false},
+		{"unknown family", 1, true, unknownFamily, 0, session.ErrUnknown, false, false},
+		{"idle expired: current", 0, false, 0, time.Hour, session.ErrExpired, false, false},
+		{"idle expired: superseded does not revoke", 2, true, 0, time.Hour, session.ErrExpired, false, false},
+		{"idle expired: random secret", 1, true, randomSecret, 2 * time.Hour, session.ErrExpired, false, false},
+		{"just before idle end", 1, true, 1, time.Hour - time.Nanosecond, nil, true, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -329,6 +347,9 @@ func TestRefreshRules(t *testing.T) {
 			}
 			newest := gens[len(gens)-1]
 			id := newest.Family.ID
+			if tc.seen {
+				fx.present(t, newest.RefreshToken)
+			}
 			before := fx.stored(t, id)
 			fx.clk.Advance(tc.advance)
 
@@ -355,6 +376,11 @@ func TestRefreshRules(t *testing.T) {
 				t.Fatalf("revoked %v (%q), want %v", revoked, after.RevokeReason, tc.wantRevoked)
 			}
 			if tc.wantRevoked {
+				var re *session.ReuseError
+				if !errors.As(err, &re) || re.Family != id || re.Subject != "alice" ||
+					re.Current != uint64(len(gens)) || re.Presented != uint64(tc.present+1) {
+					t.Fatalf("reuse error %+v: want family %s, generation %d of %d", re, id, tc.present+1, len(gens))
+				}
 				if after.RevokeReason != "reuse" || !after.RevokedAt.Equal(fx.clk.Now()) {
 					t.Fatalf("revoked at %v for %q", after.RevokedAt, after.RevokeReason)
 				}
@@ -481,6 +507,7 @@ func TestStoreFaults(t *testing.T) {
 			fx := newFixture(lt)
 			s0 := fx.start(t, "alice")
 			s1 := fx.refresh(t, s0.RefreshToken)
+			fx.present(t, s1.RefreshToken)
 			fx.clk.Advance(time.Minute)
 			rt := s1.RefreshToken
 			if tc.stale {
@@ -620,10 +647,9 @@ func TestConcurrentRefresh(t *testing.T) {
 	}
 }
 
-// A rotation that has started finishes even when the caller gives up: the
-// caller's ctx is cancelled between Get and Swap, and the wrapper fails
-// any call made on a cancelled context.
-func TestRotationSurvivesCancellation(t *testing.T) {
+// Work whose answer nobody can receive is not begun: a caller gone after
+// the read leaves the family as it was, and the token still rotates later.
+func TestNoSwapForAGoneCaller(t *testing.T) {
 	for _, sf := range []bool{true, false} {
 		t.Run(fmt.Sprint("singleflight=", sf), func(t *testing.T) {
 			fx := newFixture(lt)
@@ -633,20 +659,17 @@ func TestRotationSurvivesCancellation(t *testing.T) {
 			s0 := fx.start(t, "alice")
 			ctx, cancel := context.WithCancel(t.Context())
 			fx.st.afterGet = cancel
-			s1, err := fx.m.Refresh(ctx, s0.RefreshToken)
+			_, err := fx.m.Refresh(ctx, s0.RefreshToken)
 			fx.st.afterGet = nil
-			if ctx.Err() == nil {
-				t.Fatal("the hook did not cancel")
+			if !errors.Is(err, context.Canceled) || isSentinel(err) {
+				t.Fatalf("Refresh = %v, want context.Canceled", err)
 			}
-			if err != nil || !s1.Rotated {
-				t.Fatalf("Refresh = rotated %v, %v; want a completed rotation", s1.Rotated, err)
+			fx.m.Wait()
+			if f := fx.stored(t, s0.Family.ID); f.Version != 1 {
+				t.Fatalf("a gone caller's refresh wrote: version %d", f.Version)
 			}
-			f := fx.stored(t, s0.Family.ID)
-			if f.Version != 2 || string(f.Secrets[0]) != string(hashOf(s1.RefreshToken)) {
-				t.Fatalf("family not rotated consistently: version %d", f.Version)
-			}
-			if r := fx.refresh(t, s0.RefreshToken); r.RefreshToken != s1.RefreshToken {
-				t.Fatal("grace replay after a cancelled request gave another token")
+			if s1 := fx.refresh(t, s0.RefreshToken); !s1.Rotated {
+				t.Fatal("the token no longer rotates")
 			}
 		})
 	}
@@ -665,23 +688,160 @@ func TestRotationSurvivesCancellation(t *testing.T) {
 	})
 }
 
+// A swap is begun only when the deadline leaves at least the time the read
+// took: with a store answering in 300 ms and 500 ms to go, the read leaves
+// 200 ms, too little for the swap (ErrDeadline, nothing written); with 700
+// ms it rotates. Time is synctest's.
+func TestSwapNeedsTimeBeforeTheDeadline(t *testing.T) {
+	for _, tc := range []struct {
+		deadline time.Duration
+		wantErr  error
+	}{
+		{500 * time.Millisecond, session.ErrDeadline},
+		{700 * time.Millisecond, nil},
+	} {
+		t.Run(tc.deadline.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				fx := newFixture(lt)
+				s0 := fx.start(t, "alice")
+				fx.st.afterGet = func() { time.Sleep(300 * time.Millisecond) }
+				ctx, cancel := context.WithTimeout(t.Context(), tc.deadline)
+				defer cancel()
+				is, err := fx.m.Refresh(ctx, s0.RefreshToken)
+				if !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
+					t.Fatalf("Refresh = %v, want %v", err, tc.wantErr)
+				}
+				wantVersion := uint64(1)
+				if tc.wantErr == nil {
+					wantVersion = 2
+					if !is.Rotated {
+						t.Fatal("not rotated")
+					}
+				}
+				if f := fx.stored(t, s0.Family.ID); f.Version != wantVersion {
+					t.Fatalf("version %d, want %d", f.Version, wantVersion)
+				}
+			})
+		})
+	}
+}
+
+// A swap that has started finishes when the caller leaves; the answer is
+// lost, so the caller's next request presents the previous token again and
+// gets the same successor, however late, since nobody presented it.
+func TestLostAnswerIsNotReuse(t *testing.T) {
+	for _, sf := range []bool{true, false} {
+		t.Run(fmt.Sprint("singleflight=", sf), func(t *testing.T) {
+			fx := newFixture(lt)
+			if !sf {
+				session.NoSingleflight(fx.m)
+			}
+			s0 := fx.start(t, "alice")
+			ctx, cancel := context.WithCancel(t.Context())
+			fx.st.beforeSwap = cancel
+			_, _ = fx.m.Refresh(ctx, s0.RefreshToken) // answered or not: the swap finishes
+			fx.st.beforeSwap = nil
+			fx.clk.Advance(time.Hour - time.Second) // far past grace
+			again := fx.refresh(t, s0.RefreshToken)
+			f := fx.stored(t, s0.Family.ID)
+			if again.Rotated || f.Version != 2 || string(f.Secrets[0]) != string(hashOf(again.RefreshToken)) {
+				t.Fatalf("replay after a lost answer: rotated %v, version %d", again.Rotated, f.Version)
+			}
+			if !f.RevokedAt.IsZero() {
+				t.Fatal("a lost answer revoked the family")
+			}
+			// The holder now uses it: it rotates, and the old one is theft.
+			fx.present(t, again.RefreshToken)
+			fx.refresh(t, again.RefreshToken)
+			if _, err := fx.m.Refresh(t.Context(), s0.RefreshToken); !errors.Is(err, session.ErrReuse) {
+				t.Fatalf("two generations back: %v, want ErrReuse", err)
+			}
+		})
+	}
+}
+
+// Theft is caught the moment two parties have each used a token of the
+// family, whoever refreshed first: the first party's next request presents
+// the successor, and the other party's stale token is then a reuse.
+func TestTheftStillDetected(t *testing.T) {
+	for _, attackerFirst := range []bool{true, false} {
+		t.Run(fmt.Sprint("attacker first=", attackerFirst), func(t *testing.T) {
+			fx := newFixture(lt)
+			stolen := fx.start(t, "alice") // victim and attacker both hold it
+			first := fx.refresh(t, stolen.RefreshToken)
+			fx.m.Presented(first.RefreshToken) // the first party's next request
+			fx.m.Wait()
+			fx.clk.Advance(time.Minute)
+			_, err := fx.m.Refresh(t.Context(), stolen.RefreshToken) // the other party
+			var re *session.ReuseError
+			if !errors.As(err, &re) || re.Presented != 1 || re.Current != 2 {
+				t.Fatalf("second party: %v, want a reuse of generation 1 of 2", err)
+			}
+			if _, err := fx.m.Refresh(t.Context(), first.RefreshToken); !errors.Is(err, session.ErrRevoked) {
+				t.Fatalf("first party after the reuse: %v, want ErrRevoked", err)
+			}
+		})
+	}
+}
+
+// Presented confirms a token once per process and never for a superseded
+// or unknown one; a store fault lets a later request try again.
+func TestPresented(t *testing.T) {
+	fx := newFixture(lt)
+	s0 := fx.start(t, "alice")
+	s1 := fx.refresh(t, s0.RefreshToken)
+	if fx.stored(t, s0.Family.ID).CurrentSeen {
+		t.Fatal("a rotation's successor starts seen")
+	}
+	fx.m.Presented(s0.RefreshToken) // superseded: changes nothing
+	fx.m.Presented("garbage")
+	fx.m.Wait()
+	if f := fx.stored(t, s0.Family.ID); f.CurrentSeen || f.Version != 2 {
+		t.Fatalf("a stale token confirmed: seen %v, version %d", f.CurrentSeen, f.Version)
+	}
+	fx.st.getErr = errBoom
+	fx.m.Presented(s1.RefreshToken)
+	fx.m.Wait()
+	if fx.stored(t, s0.Family.ID).CurrentSeen || !fx.m.Failing() {
+		t.Fatal("a failed confirmation: seen, or the store not failing")
+	}
+	fx.st.getErr = nil
+	calls := fx.st.calls.Load()
+	fx.m.Presented(s1.RefreshToken)
+	fx.m.Wait()
+	if f := fx.stored(t, s0.Family.ID); !f.CurrentSeen || f.Version != 3 {
+		t.Fatalf("after the fault: seen %v, version %d", f.CurrentSeen, f.Version)
+	}
+	fx.m.Presented(s1.RefreshToken) // known here: no store call
+	fx.m.Wait()
+	if n := fx.st.calls.Load() - calls; n != 2 {
+		t.Fatalf("%d store calls, want 2 (one get, one swap)", n)
+	}
+	fx.clk.Advance(6 * time.Second)
+	if fx.m.Failing() {
+		t.Fatal("still failing long after the fault")
+	}
+}
+
 func TestLogout(t *testing.T) {
 	tests := []struct {
 		name       string
 		present    int // generation, or randomSecret / unknownFamily
+		seen       bool
 		advance    time.Duration
 		revoked    bool // the family was revoked ("api") beforehand
 		wantErr    error
 		wantReason string // "" means not revoked afterwards
 	}{
-		{"current", 1, 0, false, nil, "logout"},
-		{"previous within grace", 0, 10 * time.Second, false, nil, "logout"},
-		{"previous after grace: reuse", 0, time.Minute, false, session.ErrReuse, "reuse"},
-		{"idle-expired current still logs out", 1, 2 * time.Hour, false, nil, "logout"},
-		{"already revoked", 1, 0, true, nil, "api"},
-		{"already revoked, stale token", 0, time.Minute, true, nil, "api"},
-		{"random secret", randomSecret, 0, false, session.ErrUnknownSecret, ""},
-		{"unknown family", unknownFamily, 0, false, session.ErrUnknown, ""},
+		{"current", 1, false, 0, false, nil, "logout"},
+		{"previous within grace", 0, true, 10 * time.Second, false, nil, "logout"},
+		{"previous after grace, successor seen: reuse", 0, true, time.Minute, false, session.ErrReuse, "reuse"},
+		{"previous after grace, successor never seen", 0, false, time.Minute, false, nil, "logout"},
+		{"idle-expired current still logs out", 1, false, 2 * time.Hour, false, nil, "logout"},
+		{"already revoked", 1, false, 0, true, nil, "api"},
+		{"already revoked, stale token", 0, true, time.Minute, true, nil, "api"},
+		{"random secret", randomSecret, false, 0, false, session.ErrUnknownSecret, ""},
+		{"unknown family", unknownFamily, false, 0, false, session.ErrUnknown, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -689,6 +849,9 @@ func TestLogout(t *testing.T) {
 			s0 := fx.start(t, "alice")
 			gens := []session.Issued{s0, fx.refresh(t, s0.RefreshToken)}
 			id := s0.Family.ID
+			if tc.seen {
+				fx.present(t, gens[1].RefreshToken)
+			}
 			if tc.revoked {
 				if err := fx.m.Revoke(t.Context(), id, "api"); err != nil {
 					t.Fatal(err)

@@ -43,6 +43,16 @@ type Family struct {
 	// previous secret, so a grace replay yields the same successor without
 	// the store ever holding it in clear.
 	Successor []byte
+	// Generation counts the secrets issued to the family: 1 at creation,
+	// one more with every rotation (0 in records written before it was
+	// kept). Logs name a presented secret by its generation.
+	Generation uint64
+	// CurrentSeen reports that a request has presented the current secret
+	// since it was issued: whoever rotated to it received the answer. Until
+	// then the previous secret still yields the same successor, so an
+	// answer lost on its way (a proxy timeout, a client gone) never turns
+	// the holder's next refresh into a reuse.
+	CurrentSeen bool
 
 	RevokedAt    time.Time // zero while the family is live
 	RevokeReason string    // "logout", "reuse", "api", "subject"

@@ -88,6 +88,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	sessions := session.New(st, session.Lifetimes{
 		Idle: cfg.Sessions.IdleTTL, Absolute: cfg.Sessions.AbsoluteTTL, Grace: cfg.Sessions.Grace,
 	}, time.Now)
+	// Rotations whose caller left and refresh-token confirmations finish
+	// before the store closes.
+	defer sessions.Wait()
 	routes := map[string]authz.Route{}
 	for _, name := range append([]string{""}, slices.Sorted(maps.Keys(cfg.Policies))...) {
 		routes[name] = route(cfg, name, ring)

@@ -22,8 +22,10 @@ import (
 //
 // The payload holds, in this order: Subject, CreatedAt, IdleExpiresAt,
 // AbsoluteExpiresAt, PreviousUntil, RevokedAt, RevokeReason, Secrets,
-// Successor, and Claims as JSON (empty for none). The ID is the key's, not
-// repeated. A byte string is a uvarint length and the bytes. A time is a
+// Successor, Claims as JSON (empty for none), then Generation (uvarint) and
+// a flags byte (bit 0: CurrentSeen). The ID is the key's, not repeated.
+// Records written before Generation existed end after Claims: they read as
+// Generation 0 with CurrentSeen set, the rules they were written under. A byte string is a uvarint length and the bytes. A time is a
 // uvarint n, 0 for the zero time, else its nanoseconds plus one followed by
 // a varint of its Unix seconds. Secrets are a uvarint count and, unless 0, a
 // uvarint width: w > 0 means every secret is w bytes and they follow back to
@@ -45,6 +47,9 @@ const (
 const maxValue = 1 << 20
 
 var errCorrupt = errors.New("corrupt record")
+
+// flagCurrentSeen is bit 0 of the flags byte: store.Family.CurrentSeen.
+const flagCurrentSeen = 1
 
 // tagOf is the record header's subject tag.
 func tagOf(subject string) [tagLen]byte {
@@ -79,8 +84,9 @@ func encode(f *store.Family) ([]byte, error) {
 			return nil, fmt.Errorf("claims: %w", err)
 		}
 	}
-	// 160: the varints (7 lengths and counts, 5 times) at their longest.
-	size := headerLen + 160 + len(f.Subject) + len(f.RevokeReason) + len(f.Successor) + len(claims) +
+	// 171: the varints (7 lengths and counts, 5 times, the generation) at
+	// their longest, and the flags byte.
+	size := headerLen + 171 + len(f.Subject) + len(f.RevokeReason) + len(f.Successor) + len(claims) +
 		len(f.Secrets)*binary.MaxVarintLen64
 	for _, s := range f.Secrets {
 		size += len(s)
@@ -97,6 +103,12 @@ func encode(f *store.Family) ([]byte, error) {
 	b = appendSecrets(b, f.Secrets)
 	b = appendBytes(b, f.Successor)
 	b = appendBytes(b, claims)
+	b = binary.AppendUvarint(b, f.Generation)
+	var flags byte
+	if f.CurrentSeen {
+		flags |= flagCurrentSeen
+	}
+	b = append(b, flags)
 	return b, nil
 }
 
@@ -159,6 +171,15 @@ func decode(id string, b []byte) (*store.Family, error) {
 	f.Secrets = r.secrets()
 	f.Successor = r.bytes()
 	claims := r.bytes()
+	f.CurrentSeen = true // a record without the fields below predates them
+	if len(r.b) > 0 {
+		f.Generation = r.uvarint()
+		flags := r.byte()
+		if flags&^flagCurrentSeen != 0 {
+			r.fail("flags")
+		}
+		f.CurrentSeen = flags&flagCurrentSeen != 0
+	}
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -185,6 +206,16 @@ func (r *reader) fail(what string) {
 		r.err = fmt.Errorf("%w: %s", errCorrupt, what)
 	}
 	r.b = nil
+}
+
+func (r *reader) byte() byte {
+	if len(r.b) == 0 {
+		r.fail("byte")
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
 }
 
 func (r *reader) uvarint() uint64 {

@@ -55,8 +55,20 @@ func testSessionLifecycle(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 		t.Fatalf("grace replay = rotated %v, same %v, %v; want the same successor", replay.Rotated, replay.RefreshToken == s1.RefreshToken, err)
 	}
 	clk.Advance(lifetimes.Grace)
+	// Nobody has presented s1 yet (its answer may have been lost): s0 still
+	// yields it, however late.
+	late, err := m.Refresh(ctx, s0.RefreshToken)
+	if err != nil || late.Rotated || late.RefreshToken != s1.RefreshToken {
+		t.Fatalf("replay after grace, successor unseen = rotated %v, same %v, %v; want the same successor", late.Rotated, late.RefreshToken == s1.RefreshToken, err)
+	}
+	if err := m.Confirm(ctx, s1.RefreshToken); err != nil {
+		t.Fatalf("Confirm: %v", err)
+	}
+	if f, err := st.Get(ctx, s0.Family.ID); err != nil || !f.CurrentSeen || f.Generation != 2 {
+		t.Fatalf("after Confirm: %+v, %v; want generation 2 seen", f, err)
+	}
 	if _, err := m.Refresh(ctx, s0.RefreshToken); !errors.Is(err, session.ErrReuse) {
-		t.Fatalf("replay after grace: %v, want ErrReuse", err)
+		t.Fatalf("replay after grace, successor seen: %v, want ErrReuse", err)
 	}
 	if _, err := m.Refresh(ctx, s1.RefreshToken); !errors.Is(err, session.ErrRevoked) {
 		t.Fatalf("newest token after reuse: %v, want ErrRevoked", err)

@@ -91,6 +91,8 @@ func sample(id, subject string, now time.Time) *store.Family {
 		Secrets:           [][]byte{bytes.Repeat([]byte{0xa1}, 32), bytes.Repeat([]byte{0x00}, 32), {0xff, 0x00, 0x7f}},
 		PreviousUntil:     now.Add(30 * time.Second),
 		Successor:         []byte{0x00, 0x01, 0xfe, 0xff, '"', '\\', 0x80},
+		Generation:        1 << 40,
+		CurrentSeen:       true,
 		Version:           1,
 	}
 }
@@ -105,6 +107,8 @@ func next(f *store.Family, now time.Time) *store.Family {
 	n.RevokedAt = now
 	n.RevokeReason = "api"
 	n.Claims["level"] = 4.0
+	n.Generation = f.Generation + 1
+	n.CurrentSeen = !f.CurrentSeen
 	n.Version = f.Version + 1
 	return n
 }
@@ -156,6 +160,12 @@ func diff(want, got *store.Family) string {
 	}
 	if got.Version != want.Version {
 		add("Version", want.Version, got.Version)
+	}
+	if got.Generation != want.Generation {
+		add("Generation", want.Generation, got.Generation)
+	}
+	if got.CurrentSeen != want.CurrentSeen {
+		add("CurrentSeen", want.CurrentSeen, got.CurrentSeen)
 	}
 	return strings.Join(d, "; ")
 }
