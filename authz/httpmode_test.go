@@ -561,3 +561,31 @@ func FuzzHTTPModeNginx(f *testing.F) {
 		}
 	})
 }
+
+// The reuse event names the client: in HTTP mode, the entry the trusted
+// proxy appended to X-Forwarded-For, never one a client wrote itself.
+func TestHTTPModeReuseEventNamesTheClient(t *testing.T) {
+	r := newRig(t)
+	h, _ := r.httpMode()
+	at, rt := r.login("alice", nil)
+	r.clock.Advance(testAccessTTL + time.Minute)
+	a := ask(t, h, ProfileNginx, orig("GET", "/api", "cookie", ours(at, rt)))
+	at1, _ := cookieValue(a.setCookie, testCookies.Access)
+	rt1, _ := cookieValue(a.setCookie, testCookies.Refresh)
+	if !a.allow || rt1 == "" {
+		t.Fatalf("refresh: allow=%v", a.allow)
+	}
+	ask(t, h, ProfileNginx, orig("GET", "/api", "cookie", ours(at1, rt1))) // its holder uses it
+	r.sessions.Wait()
+	r.clock.Advance(time.Minute)
+	stale := shape(ProfileNginx, orig("GET", "/api", "cookie", ours(at, rt), "user-agent", "stolen/1.0",
+		"x-forwarded-for", "198.51.100.9, 192.0.2.44"))
+	if a := read(t, ProfileNginx, serve(h, stale)); a.allow || a.reason != "refresh_reuse" {
+		t.Fatalf("stale token: allow=%v reason %s", a.allow, a.reason)
+	}
+	for _, want := range []string{`"event":"refresh_token_reuse"`, `"client_address":"192.0.2.44"`, `"user_agent":"stolen/1.0"`} {
+		if !strings.Contains(r.logs.String(), want) {
+			t.Fatalf("log lacks %s:\n%s", want, r.logs.String())
+		}
+	}
+}
