@@ -463,8 +463,8 @@ func (m *Manager) Logout(ctx context.Context, rt string) error {
 // most once per token and process; Presented itself never waits on the
 // store and costs a hash and a map lookup. Malformed tokens are ignored.
 func (m *Manager) Presented(rt string) {
-	if len(rt) != tokenLen || rt[idLen] != '.' {
-		return
+	if len(rt) != tokenLen || rt[idLen] != '.' || m.Failing() {
+		return // a failing store is spared: a later request confirms
 	}
 	if !m.seen.first(rt) {
 		return

@@ -807,6 +807,15 @@ func TestPresented(t *testing.T) {
 	}
 	fx.st.getErr = nil
 	calls := fx.st.calls.Load()
+	fx.m.Presented(s1.RefreshToken) // the store is spared while failing
+	fx.m.Wait()
+	if fx.st.calls.Load() != calls {
+		t.Fatal("a failing store was asked to confirm")
+	}
+	fx.clk.Advance(6 * time.Second)
+	if fx.m.Failing() {
+		t.Fatal("still failing long after the fault")
+	}
 	fx.m.Presented(s1.RefreshToken)
 	fx.m.Wait()
 	if f := fx.stored(t, s0.Family.ID); !f.CurrentSeen || f.Version != 3 {
@@ -816,10 +825,6 @@ func TestPresented(t *testing.T) {
 	fx.m.Wait()
 	if n := fx.st.calls.Load() - calls; n != 2 {
 		t.Fatalf("%d store calls, want 2 (one get, one swap)", n)
-	}
-	fx.clk.Advance(6 * time.Second)
-	if fx.m.Failing() {
-		t.Fatal("still failing long after the fault")
 	}
 }
 
