@@ -22,8 +22,12 @@ import (
 //
 // The payload holds, in this order: Subject, CreatedAt, IdleExpiresAt,
 // AbsoluteExpiresAt, PreviousUntil, RevokedAt, RevokeReason, Secrets,
-// Successor, and Claims as JSON (empty for none). The ID is the key's, not
-// repeated. A byte string is a uvarint length and the bytes. A time is a
+// Successor, Claims as JSON (empty for none), and Policy. The ID is the
+// key's, not repeated. Policy came last, after the other fields, so that
+// records written before it existed still decode (as Policy ""): it is
+// written only when it is not empty, and a present but empty Policy is
+// corrupt, so every family has exactly one encoding and a default-policy
+// record is byte for byte what the previous version wrote. A byte string is a uvarint length and the bytes. A time is a
 // uvarint n, 0 for the zero time, else its nanoseconds plus one followed by
 // a varint of its Unix seconds. Secrets are a uvarint count and, unless 0, a
 // uvarint width: w > 0 means every secret is w bytes and they follow back to
@@ -79,8 +83,8 @@ func encode(f *store.Family) ([]byte, error) {
 			return nil, fmt.Errorf("claims: %w", err)
 		}
 	}
-	// 160: the varints (7 lengths and counts, 5 times) at their longest.
-	size := headerLen + 160 + len(f.Subject) + len(f.RevokeReason) + len(f.Successor) + len(claims) +
+	// 160: the varints (8 lengths and counts, 5 times) at their longest.
+	size := headerLen + 160 + len(f.Subject) + len(f.Policy) + len(f.RevokeReason) + len(f.Successor) + len(claims) +
 		len(f.Secrets)*binary.MaxVarintLen64
 	for _, s := range f.Secrets {
 		size += len(s)
@@ -97,6 +101,9 @@ func encode(f *store.Family) ([]byte, error) {
 	b = appendSecrets(b, f.Secrets)
 	b = appendBytes(b, f.Successor)
 	b = appendBytes(b, claims)
+	if f.Policy != "" {
+		b = appendString(b, f.Policy)
+	}
 	return b, nil
 }
 
@@ -159,6 +166,11 @@ func decode(id string, b []byte) (*store.Family, error) {
 	f.Secrets = r.secrets()
 	f.Successor = r.bytes()
 	claims := r.bytes()
+	if len(r.b) > 0 && r.err == nil { // absent in records older than Policy
+		if f.Policy = string(r.bytes()); f.Policy == "" && r.err == nil {
+			r.fail("empty policy")
+		}
+	}
 	if r.err != nil {
 		return nil, r.err
 	}
