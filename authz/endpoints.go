@@ -37,7 +37,7 @@ func (e *route) refreshEndpoint(ctx context.Context, r *Request, found cookie.Fo
 	if !e.minter.Ready() {
 		return e.deny(r, token.ErrNoKeyring)
 	}
-	iss, err := e.sessions.Refresh(ctx, found.Refresh)
+	iss, err := e.sessions.Refresh(ctx, found.Refresh, "")
 	if err != nil {
 		return e.deny(r, err)
 	}

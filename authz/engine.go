@@ -260,7 +260,7 @@ func (e *route) refresh(ctx context.Context, r *Request, found cookie.Found, sti
 	if !e.minter.Ready() {
 		return e.deny(r, token.ErrNoKeyring)
 	}
-	iss, err := e.sessions.Refresh(ctx, found.Refresh)
+	iss, err := e.sessions.Refresh(ctx, found.Refresh, "")
 	if err != nil {
 		if still != nil && answerFor(err) == unavailable {
 			d := e.allow(r, stillRaw, still, nil)

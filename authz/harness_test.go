@@ -132,7 +132,7 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // login starts a session as the session API would and returns its tokens.
 func (r *rig) login(subject string, claims map[string]any) (access, refresh string) {
 	r.t.Helper()
-	iss, err := r.sessions.Start(context.Background(), subject, claims)
+	iss, err := r.sessions.Start(context.Background(), subject, "", claims)
 	if err != nil {
 		r.t.Fatal(err)
 	}

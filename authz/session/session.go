@@ -32,6 +32,19 @@
 //     old (its hash is gone): ErrUnknownSecret. It never revokes, so nobody
 //     can log a user out by guessing.
 //
+// # Policies
+//
+// A family belongs to the policy it was started for (store.Family.Policy;
+// "" is the default policy): tokens for a policy's audience come only from
+// its own sessions. Refresh names the policy that asks, and a family
+// started for another policy is ErrOtherPolicy, before anything is written,
+// unless the Manager was told that the asking policy accepts that policy's
+// sessions (AcceptSessions). Without this, one policy's session presented
+// on another policy's route would be refreshed into the other audience, and
+// alternating between routes would rotate the refresh token on every
+// request. Logout is not bound to a policy: it only ever takes rights away,
+// and whoever holds the current secret may end the session from any route.
+//
 // ErrExpired for the absolute lifetime is seen only until the store drops
 // the family (the instant AbsoluteExpiresAt has passed, see store.Store);
 // after that the same token reads ErrUnknown. Neither revokes anything.
@@ -66,11 +79,12 @@ import (
 // match none of these.
 var (
 	ErrMalformed     = errors.New("session: malformed refresh token")
-	ErrUnknown       = errors.New("session: unknown family")           // never revokes anything
-	ErrUnknownSecret = errors.New("session: secret never issued")      // never revokes anything
-	ErrExpired       = errors.New("session: family expired")           // idle or absolute lifetime over
-	ErrRevoked       = errors.New("session: family revoked")           //
-	ErrReuse         = errors.New("session: superseded secret reused") // the family is now revoked
+	ErrUnknown       = errors.New("session: unknown family")                    // never revokes anything
+	ErrUnknownSecret = errors.New("session: secret never issued")               // never revokes anything
+	ErrExpired       = errors.New("session: family expired")                    // idle or absolute lifetime over
+	ErrRevoked       = errors.New("session: family revoked")                    //
+	ErrReuse         = errors.New("session: superseded secret reused")          // the family is now revoked
+	ErrOtherPolicy   = errors.New("session: family started for another policy") // changes nothing
 )
 
 // Revocation reasons written to store.Family.RevokeReason.
@@ -127,14 +141,39 @@ type Manager struct {
 	// process. Only an optimisation: nil turns it off (tests do, to prove
 	// the compare-and-swap alone is correct).
 	sf *singleflight.Group
+	// accepts reports whether policy may refresh a family started for
+	// from (never asked when they are equal). nil: no policy accepts
+	// another's sessions.
+	accepts func(policy, from string) bool
+}
+
+// Option configures a Manager.
+type Option func(*Manager)
+
+// AcceptSessions lets a policy refresh families started for another one:
+// accepts(policy, from) reports whether the routes of policy may refresh
+// a family started for from ("" is the default policy). It is called
+// concurrently and must not block. Without this option a family is
+// refreshed only for its own policy.
+func AcceptSessions(accepts func(policy, from string) bool) Option {
+	return func(m *Manager) { m.accepts = accepts }
 }
 
 // New returns a Manager over st. now defaults to time.Now.
-func New(st store.Store, l Lifetimes, now func() time.Time) *Manager {
+func New(st store.Store, l Lifetimes, now func() time.Time, opts ...Option) *Manager {
 	if now == nil {
 		now = time.Now
 	}
-	return &Manager{st: st, l: l.withDefaults(), now: now, sf: new(singleflight.Group)}
+	m := &Manager{st: st, l: l.withDefaults(), now: now, sf: new(singleflight.Group)}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
+}
+
+// serves reports whether policy may refresh family f.
+func (m *Manager) serves(policy string, f *store.Family) bool {
+	return f.Policy == policy || (m.accepts != nil && m.accepts(policy, f.Policy))
 }
 
 // Issued is the result of Start or Refresh.
@@ -174,10 +213,10 @@ func (i Issued) SessionEnd() time.Time {
 	return minTime(i.Family.IdleExpiresAt, i.Family.AbsoluteExpiresAt)
 }
 
-// Start creates a family for subject with claims and returns its first
-// refresh token (Rotated is true: the token is new). Claims are deep-copied
-// (see store.Family.Clone).
-func (m *Manager) Start(ctx context.Context, subject string, claims map[string]any) (Issued, error) {
+// Start creates a family for subject with claims, started for policy (""
+// = the default policy), and returns its first refresh token (Rotated is
+// true: the token is new). Claims are deep-copied (see store.Family.Clone).
+func (m *Manager) Start(ctx context.Context, subject, policy string, claims map[string]any) (Issued, error) {
 	if subject == "" {
 		return Issued{}, errors.New("session: start: empty subject")
 	}
@@ -186,6 +225,7 @@ func (m *Manager) Start(ctx context.Context, subject string, claims map[string]a
 	absolute := now.Add(m.l.Absolute)
 	f := (&store.Family{
 		Subject:           subject,
+		Policy:            policy,
 		Claims:            claims,
 		CreatedAt:         now,
 		IdleExpiresAt:     minTime(now.Add(m.l.Idle), absolute),
@@ -207,11 +247,13 @@ func (m *Manager) Start(ctx context.Context, subject string, claims map[string]a
 	return Issued{}, fmt.Errorf("session: start: %d id collisions: %w", maxCreates, store.ErrExists)
 }
 
-// Refresh rotates the refresh token rt. See the package doc for the rules.
+// Refresh rotates the refresh token rt for the routes of policy (""
+// = the default policy). See the package doc for the rules; a family of
+// another policy that policy does not accept is ErrOtherPolicy.
 //
 // A cancelled ctx stops Refresh only before it reads the store; from then
 // on it runs to completion.
-func (m *Manager) Refresh(ctx context.Context, rt string) (Issued, error) {
+func (m *Manager) Refresh(ctx context.Context, rt, policy string) (Issued, error) {
 	t, err := parse(rt)
 	if err != nil {
 		return Issued{}, err
@@ -220,13 +262,15 @@ func (m *Manager) Refresh(ctx context.Context, rt string) (Issued, error) {
 		return Issued{}, fmt.Errorf("session: refresh: %w", err)
 	}
 	if m.sf == nil {
-		return m.refresh(ctx, t)
+		return m.refresh(ctx, t, policy)
 	}
+	// The policy is part of the key: a follower asking for another policy
+	// must not receive a successor its policy may not have.
 	key := sha256.Sum256([]byte(rt))
 	leader := false // Do runs fn in the leader's goroutine: no data race
-	v, err, _ := m.sf.Do(string(key[:]), func() (any, error) {
+	v, err, _ := m.sf.Do(policy+"\x00"+string(key[:]), func() (any, error) {
 		leader = true
-		return m.refresh(ctx, t)
+		return m.refresh(ctx, t, policy)
 	})
 	is := v.(Issued)
 	if !leader {
@@ -238,7 +282,7 @@ func (m *Manager) Refresh(ctx context.Context, rt string) (Issued, error) {
 	return is, err
 }
 
-func (m *Manager) refresh(ctx context.Context, t token) (Issued, error) {
+func (m *Manager) refresh(ctx context.Context, t token, policy string) (Issued, error) {
 	ctx, cancel := detach(ctx)
 	defer cancel()
 	h := hashSecret(t.secret[:])
@@ -246,6 +290,11 @@ func (m *Manager) refresh(ctx context.Context, t token) (Issued, error) {
 		f, err := m.get(ctx, t.id)
 		if err != nil {
 			return Issued{}, err
+		}
+		// Another policy's session mints nothing here and changes nothing:
+		// not rotated, not revoked, whatever the secret (see Policies).
+		if !m.serves(policy, f) {
+			return Issued{}, ErrOtherPolicy
 		}
 		now := m.now()
 		if err := usable(f, now); err != nil {

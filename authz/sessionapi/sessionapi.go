@@ -160,7 +160,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	iss, err := h.o.Sessions.Start(r.Context(), req.Subject, claims)
+	iss, err := h.o.Sessions.Start(r.Context(), req.Subject, "", claims)
 	if err != nil {
 		h.fail(w, r, err)
 		return
