@@ -87,7 +87,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	defer closeStore()
 	sessions := session.New(st, session.Lifetimes{
 		Idle: cfg.Sessions.IdleTTL, Absolute: cfg.Sessions.AbsoluteTTL, Grace: cfg.Sessions.Grace,
-	}, time.Now)
+	}, time.Now, session.AcceptSessions(cfg.SessionSharing()))
 	routes := map[string]authz.Route{}
 	for _, name := range append([]string{""}, slices.Sorted(maps.Keys(cfg.Policies))...) {
 		routes[name] = route(cfg, name, ring)
