@@ -78,6 +78,10 @@ var answers = []struct {
 	{session.ErrUnknown, answer{http.StatusUnauthorized, "refresh_unknown", true, true, slog.LevelInfo, "valid_session_unknown", ""}},
 	{session.ErrUnknownSecret, answer{http.StatusUnauthorized, "refresh_unknown_secret", true, true, slog.LevelWarn, "valid_session_unknown", ""}},
 	{session.ErrMalformed, answer{http.StatusUnauthorized, "refresh_malformed", true, true, slog.LevelInfo, "", ""}},
+	// A session started for another policy (application): nothing was
+	// rotated, and its cookies stay, because the session is still valid
+	// for its own application; this policy's login page may start one.
+	{session.ErrOtherPolicy, answer{http.StatusUnauthorized, "session_other_policy", false, true, slog.LevelInfo, "valid_session_other_policy", ""}},
 
 	// Access tokens (RFC 8725, RFC 9068).
 	{token.ErrNoKeyring, answer{http.StatusServiceUnavailable, "no_keyring", false, false, slog.LevelError, "", ""}},

@@ -37,7 +37,7 @@ func (e *route) refreshEndpoint(ctx context.Context, r *Request, found cookie.Fo
 	if !e.minter.Ready() {
 		return e.deny(r, token.ErrNoKeyring)
 	}
-	iss, err := e.sessions.Refresh(ctx, found.Refresh)
+	iss, err := e.sessions.Refresh(ctx, found.Refresh, e.name)
 	if err != nil {
 		return e.deny(r, err)
 	}
@@ -73,7 +73,10 @@ func refreshBody(raw string, c *token.Claims, iss session.Issued, e *route) stri
 }
 
 // logoutEndpoint answers POST LogoutPath inside Check: it revokes the
-// family of the presented refresh token and clears the cookies. A store
+// family of the presented refresh token and clears the cookies, whatever
+// policy the session was started for: logging out only takes rights away,
+// and clearing the cookies while another route's session lived on would
+// leave a session nobody can end from the browser. A store
 // outage answers 503 and keeps the cookies so the client can retry; a page
 // navigation is sent on to the login page with 303.
 func (e *route) logoutEndpoint(ctx context.Context, r *Request, found cookie.Found) Decision {

@@ -277,10 +277,20 @@ func (e *route) refresh(ctx context.Context, r *Request, found cookie.Found, sti
 		ctx, cancel = context.WithTimeout(ctx, proactiveBudget(ctx))
 		defer cancel()
 	}
-	iss, err := e.sessions.Refresh(ctx, found.Refresh)
+	// The session must belong to this route's policy (or one it accepts):
+	// another application's session mints nothing for this audience.
+	iss, err := e.sessions.Refresh(ctx, found.Refresh, e.name)
 	if err != nil {
 		if still != nil && answerFor(err).still != "" {
 			return e.passStill(r, stillRaw, still, err)
+		}
+		if still != nil && errors.Is(err, session.ErrOtherPolicy) {
+			// A valid token of this audience (a bearer token beside
+			// another application's cookie) passes until it expires; it
+			// is only not renewed from a session that is not ours.
+			d := e.allow(r, stillRaw, still, nil)
+			d.Reason, d.Err, d.Level = "valid_session_other_policy", err, answerFor(err).level
+			return d
 		}
 		return e.deny(r, err)
 	}

@@ -15,7 +15,7 @@ import (
 func fuzzTokens(r *rig) *strings.Replacer {
 	r.t.Helper()
 	xat, old := r.login("alice", nil)
-	iss, err := r.sessions.Refresh(context.Background(), old)
+	iss, err := r.sessions.Refresh(context.Background(), old, "")
 	if err != nil {
 		r.t.Fatal(err)
 	}

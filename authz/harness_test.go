@@ -129,14 +129,22 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// login starts a session as the session API would and returns its tokens.
+// login starts a session for the default policy as the session API would
+// and returns its tokens.
 func (r *rig) login(subject string, claims map[string]any) (access, refresh string) {
 	r.t.Helper()
-	iss, err := r.sessions.Start(context.Background(), subject, claims)
+	return r.loginFor("", r.minter, subject, claims)
+}
+
+// loginFor starts a session for policy, its first access token minted by
+// minter (that policy's), and returns its tokens.
+func (r *rig) loginFor(policy string, minter *token.Minter, subject string, claims map[string]any) (access, refresh string) {
+	r.t.Helper()
+	iss, err := r.sessions.Start(context.Background(), subject, policy, claims)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	access, _, err = r.minter.Mint(subject, iss.Family.ID, iss.Family.Claims)
+	access, _, err = minter.Mint(subject, iss.Family.ID, iss.Family.Claims)
 	if err != nil {
 		r.t.Fatal(err)
 	}

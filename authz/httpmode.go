@@ -90,9 +90,13 @@ const (
 	// several Set-Cookie headers, and Caddy's placeholders join them with
 	// commas. The Engine emits at most three.
 	HeaderCookiePrefix = "X-Silentauth-Cookie-"
-	// HeaderPolicy names the policy on Envoy's http_service (set with
-	// authorization_request.headers_to_add); the other profiles use
-	// ?policy=NAME on the auth URI. Both only from trusted proxies.
+	// HeaderPolicy names the policy on the envoy profile: Envoy's
+	// http_service sets it with authorization_request.headers_to_add, and
+	// a plain proxy route to Prefix/envoy must set or delete it on every
+	// request, since the proxy forwards a client's copy otherwise. The
+	// other profiles read only ?policy=NAME on the auth URI, which the
+	// proxy writes (Caddy's rewrite must write the query, or it keeps the
+	// client's). Both only from trusted proxies; two values are refused.
 	HeaderPolicy = "X-Silentauth-Policy"
 	// headerRemove is how Envoy's http_service learns which upstream
 	// headers to remove (Envoy's x-envoy-auth-headers-to-remove).
@@ -242,7 +246,15 @@ func (h *httpHandler) checkRequest(r *http.Request, p Profile, rest string) (*au
 				policy = queryValue(q, PolicyKey)
 			}
 		} else {
-			policy = r.Header.Get(HeaderPolicy)
+			// The proxy must write the header itself, replacing a
+			// client's (Envoy's headers_to_add does; the shipped Caddy
+			// and Traefik snippets do on the routes to /authz/envoy). A
+			// proxy that appends its own beside a client's sends two:
+			// ambiguous, refused rather than guessed.
+			var okP bool
+			if policy, okP = single(r.Header, HeaderPolicy); !okP {
+				err = errBadRequest
+			}
 		}
 	} else if forwardedBy(r.Header) {
 		h.log.Warn("http authz: forwarded headers from an untrusted peer ignored; the request is decided as it arrived",

@@ -438,6 +438,21 @@ func TestHTTPModeNamedPolicyFromTrustedProxy(t *testing.T) {
 	if a := read(t, ProfileEnvoy, serve(h, req)); !a.allow {
 		t.Fatalf("envoy %s: open: %d %s", HeaderPolicy, a.status, a.reason)
 	}
+	// A proxy that adds its own header beside a client's copy sends two:
+	// refused, whichever comes first.
+	req = shape(ProfileEnvoy, orig("GET", "/api"))
+	req.Header.Add(HeaderPolicy, "open")
+	req.Header.Add(HeaderPolicy, "nope")
+	if a := read(t, ProfileEnvoy, serve(h, req)); a.allow || a.status != 400 {
+		t.Fatalf("two %s values: allow=%v %d", HeaderPolicy, a.allow, a.status)
+	}
+	// The forward-auth profiles read the policy from the auth URI only: a
+	// client's header, which their proxies forward, selects nothing.
+	req = shape(ProfileCaddy, orig("GET", "/api", "accept", "application/json"))
+	req.Header.Set(HeaderPolicy, "open")
+	if a := read(t, ProfileCaddy, serve(h, req)); a.allow || a.reason != "no_credentials" {
+		t.Fatalf("caddy with a client's %s: allow=%v %d %s", HeaderPolicy, a.allow, a.status, a.reason)
+	}
 	req = shape(ProfileTraefik, orig("GET", "/api"))
 	req.URL.RawQuery, req.RequestURI = "policy=nope", "/authz/traefik?policy=nope"
 	if a := read(t, ProfileTraefik, serve(h, req)); a.allow || a.status != 500 {

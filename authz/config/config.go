@@ -197,7 +197,17 @@ type Policy struct {
 	// of the listed values (any value for an empty list; a list claim
 	// matches when any element does); others get 403. Default none.
 	RequiredClaims map[string][]string `yaml:"requiredClaims"`
+	// AcceptSessionsFrom names the policies whose sessions this policy's
+	// routes may refresh into its own audience. A session belongs to the
+	// policy it was started for, and on any other route it is refused (401,
+	// login redirect, cookies kept, nothing rotated) unless that route's
+	// policy lists it here. Not inherited by named policies. Default none.
+	AcceptSessionsFrom []string `yaml:"acceptSessionsFrom"`
 }
+
+// DefaultPolicyName names the top-level policy in acceptSessionsFrom (and
+// so may not name a policy of its own).
+const DefaultPolicyName = "default"
 
 // HTTPAuthz is the HTTP authorization mode on listen.public, for proxies
 // that ask over HTTP: nginx auth_request, Traefik ForwardAuth, Caddy
@@ -356,12 +366,14 @@ func (c Config) clone() Config {
 	c.Policy.TrustedOrigins = slices.Clone(c.Policy.TrustedOrigins)
 	c.Policy.ClaimHeaders = maps.Clone(c.Policy.ClaimHeaders)
 	c.Policy.RequiredClaims = cloneClaims(c.Policy.RequiredClaims)
+	c.Policy.AcceptSessionsFrom = slices.Clone(c.Policy.AcceptSessionsFrom)
 	if c.Policies != nil {
 		named := make(map[string]NamedPolicy, len(c.Policies))
 		for k, n := range c.Policies {
 			n.PublicPaths = slices.Clone(n.PublicPaths)
 			n.ClaimHeaders = maps.Clone(n.ClaimHeaders)
 			n.RequiredClaims = cloneClaims(n.RequiredClaims)
+			n.AcceptSessionsFrom = slices.Clone(n.AcceptSessionsFrom)
 			named[k] = n
 		}
 		c.Policies = named
@@ -434,6 +446,10 @@ type NamedPolicy struct {
 	ClaimHeaders map[string]string `yaml:"claimHeaders"`
 	// RequiredClaims of this route. Default none (policy.requiredClaims).
 	RequiredClaims map[string][]string `yaml:"requiredClaims"`
+	// AcceptSessionsFrom names the policies whose sessions this route may
+	// refresh, "default" for the top-level one (see Policy). Default none:
+	// only sessions started for this policy; not inherited from policy.
+	AcceptSessionsFrom []string `yaml:"acceptSessionsFrom"`
 }
 
 // Resolved returns the policy named name as it applies: the top-level
@@ -460,7 +476,30 @@ func (c Config) Resolved(name string) (Policy, string) {
 	if n.RequiredClaims != nil {
 		p.RequiredClaims = n.RequiredClaims
 	}
+	p.AcceptSessionsFrom = n.AcceptSessionsFrom // never inherited
 	return p, aud
+}
+
+// SessionSharing returns what session.AcceptSessions needs: whether the
+// routes of policy may refresh a session started for from, both named as
+// the session package names them ("" for the top-level policy). It reads
+// a copy of the lists made now and is safe for concurrent use.
+func (c Config) SessionSharing() func(policy, from string) bool {
+	type pair struct{ policy, from string }
+	accepted := map[pair]bool{}
+	add := func(policy string, froms []string) {
+		for _, from := range froms {
+			if from == DefaultPolicyName {
+				from = ""
+			}
+			accepted[pair{policy, from}] = true
+		}
+	}
+	add("", c.Policy.AcceptSessionsFrom)
+	for name, n := range c.Policies {
+		add(name, n.AcceptSessionsFrom)
+	}
+	return func(policy, from string) bool { return accepted[pair{policy, from}] }
 }
 
 func cloneClaims(m map[string][]string) map[string][]string {

@@ -128,6 +128,9 @@ func decode(c *Config, data []byte) error {
 	if len(c.Policy.RequiredClaims) == 0 {
 		c.Policy.RequiredClaims = nil
 	}
+	if len(c.Policy.AcceptSessionsFrom) == 0 {
+		c.Policy.AcceptSessionsFrom = nil
+	}
 	if len(c.Policies) == 0 {
 		c.Policies = nil
 	}

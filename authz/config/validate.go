@@ -84,6 +84,7 @@ func (c *Config) Validate() error {
 	c.validateKeys(&p)
 	c.validateCookies(&p)
 	c.validatePolicy(&p)
+	c.validateSessionSharing(&p)
 	c.validateHTTPAuthz(&p)
 	c.validateSessionAPI(&p)
 	if !slices.Contains(storeBackends, c.Store.Backend) {
@@ -739,5 +740,34 @@ func (c *Config) validateHTTPAuthz(p *problems) {
 		if _, err := parsePrefix(s); err != nil {
 			p.add(fmt.Sprintf("httpAuthz.trustedProxies[%d]", i), "must be an IP address or a CIDR prefix (got %q)", s)
 		}
+	}
+}
+
+// validateSessionSharing checks every acceptSessionsFrom list: each entry
+// names a configured policy, or "default" for the top-level one, other than
+// the policy itself; and no policy takes the name "default", which these
+// lists reserve for the top-level policy.
+func (c *Config) validateSessionSharing(p *problems) {
+	known := func(name string) bool {
+		_, ok := c.Policies[name]
+		return name == DefaultPolicyName || ok
+	}
+	check := func(at, self string, froms []string) {
+		for i, from := range froms {
+			switch {
+			case from == self:
+				p.add(fmt.Sprintf("%s.acceptSessionsFrom[%d]", at, i), "%q is this policy: its own sessions are always accepted", from)
+			case !known(from):
+				p.add(fmt.Sprintf("%s.acceptSessionsFrom[%d]", at, i), "%q is not a policy (the names of policies, or %q for the top-level policy)", from, DefaultPolicyName)
+			}
+		}
+	}
+	check("policy", DefaultPolicyName, c.Policy.AcceptSessionsFrom)
+	for _, name := range slices.Sorted(maps.Keys(c.Policies)) {
+		if name == DefaultPolicyName {
+			p.add("policies."+name, "the name %q is reserved for the top-level policy", DefaultPolicyName)
+			continue
+		}
+		check("policies."+name, name, c.Policies[name].AcceptSessionsFrom)
 	}
 }

@@ -9,6 +9,15 @@ import (
 	"time"
 )
 
+// sharing configures the top-level policy to accept top's sessions and a
+// named policy, name, to accept from's (with a "shop" policy beside it).
+func sharing(top []string, name string, from ...string) func(*Config) {
+	return func(c *Config) {
+		c.Policy.AcceptSessionsFrom = top
+		c.Policies = map[string]NamedPolicy{name: {AcceptSessionsFrom: from}, "shop": {}}
+	}
+}
+
 func TestValidate(t *testing.T) {
 	const min, sec, hour = time.Minute, time.Second, time.Hour
 	tests := []struct {
@@ -214,6 +223,15 @@ func TestValidate(t *testing.T) {
 			c.Policies = map[string]NamedPolicy{"admin": {Audience: "admin-app", LoginURL: "/admin/login", RequiredClaims: map[string][]string{"role": {"admin"}}}}
 		}, ""},
 		{"named policy bad name", func(c *Config) { c.Policies = map[string]NamedPolicy{"Admin App": {}} }, "policies.Admin App: name must be"},
+
+		// Sharing sessions between policies.
+		{"accept a named policy", sharing([]string{"shop"}, "admin", "shop", "default"), ""},
+		{"accept the default policy", sharing(nil, "admin", "default"), ""},
+		{"accept an unknown policy", sharing(nil, "admin", "shpo"), `policies.admin.acceptSessionsFrom[0]: "shpo" is not a policy`},
+		{"default accepts an unknown policy", sharing([]string{"admin", "nope"}, "admin"), `policy.acceptSessionsFrom[1]: "nope" is not a policy`},
+		{"accept itself", sharing(nil, "admin", "admin"), `policies.admin.acceptSessionsFrom[0]: "admin" is this policy`},
+		{"default accepts itself", sharing([]string{"default"}, "admin"), `policy.acceptSessionsFrom[0]: "default" is this policy`},
+		{"policy named default", func(c *Config) { c.Policies = map[string]NamedPolicy{"default": {}} }, `policies.default: the name "default" is reserved`},
 		{"named policy bad login", func(c *Config) { c.Policies = map[string]NamedPolicy{"a": {LoginURL: "//evil.example"}} }, "policies.a.loginURL"},
 		{"named policy bad public path", func(c *Config) { c.Policies = map[string]NamedPolicy{"a": {PublicPaths: []string{"/a/../b"}}} }, "policies.a.publicPaths[0]"},
 		{"named policy bad claim header", func(c *Config) {
@@ -424,5 +442,48 @@ func TestResolvedPolicy(t *testing.T) {
 	}
 	if p, aud := c.Resolved(""); aud != "silentauth" || p.RequiredClaims != nil {
 		t.Errorf("Resolved(\"\") = %+v, %q", p, aud)
+	}
+}
+
+// Every wrong acceptSessionsFrom entry is reported at once, each with its
+// path; and SessionSharing answers in the session package's names ("" is
+// the top-level policy), one direction at a time, nothing inherited.
+func TestSessionSharing(t *testing.T) {
+	c := valid()
+	c.Policy.AcceptSessionsFrom = []string{"nope"}
+	c.Policies = map[string]NamedPolicy{"admin": {AcceptSessionsFrom: []string{"shop", "gone", "admin"}}, "shop": {}}
+	err := c.Validate()
+	for _, want := range []string{"policy.acceptSessionsFrom[0]", "policies.admin.acceptSessionsFrom[1]", "policies.admin.acceptSessionsFrom[2]"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want a problem at %s", err, want)
+		}
+	}
+
+	c = valid()
+	c.Policy.AcceptSessionsFrom = []string{"shop"}
+	c.Policies = map[string]NamedPolicy{"admin": {AcceptSessionsFrom: []string{"shop", "default"}}, "shop": {}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	accepts := c.SessionSharing()
+	tests := []struct {
+		policy, from string
+		want         bool
+	}{
+		{"admin", "shop", true},
+		{"admin", "", true}, // "default" in the list
+		{"", "shop", true},  // policy.acceptSessionsFrom
+		{"shop", "admin", false},
+		{"shop", "", false}, // policy's list is not inherited
+		{"", "admin", false},
+		{"admin", "default", false}, // a family's policy is never "default"
+	}
+	for _, tc := range tests {
+		if got := accepts(tc.policy, tc.from); got != tc.want {
+			t.Errorf("accepts(%q, %q) = %t, want %t", tc.policy, tc.from, got, tc.want)
+		}
+	}
+	if p, _ := c.Resolved("shop"); p.AcceptSessionsFrom != nil {
+		t.Errorf("shop inherits acceptSessionsFrom %v", p.AcceptSessionsFrom)
 	}
 }

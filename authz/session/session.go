@@ -40,6 +40,19 @@
 // A successor counts as presented once any request carries it (Presented,
 // called for every request that brings a refresh cookie) or rotates it.
 //
+// # Policies
+//
+// A family belongs to the policy it was started for (store.Family.Policy;
+// "" is the default policy): tokens for a policy's audience come only from
+// its own sessions. Refresh names the policy that asks, and a family
+// started for another policy is ErrOtherPolicy, before anything is written,
+// unless the Manager was told that the asking policy accepts that policy's
+// sessions (AcceptSessions). Without this, one policy's session presented
+// on another policy's route would be refreshed into the other audience, and
+// alternating between routes would rotate the refresh token on every
+// request. Logout is not bound to a policy: it only ever takes rights away,
+// and whoever holds the current secret may end the session from any route.
+//
 // ErrExpired for the absolute lifetime is seen only until the store drops
 // the family (the instant AbsoluteExpiresAt has passed, see store.Store);
 // after that the same token reads ErrUnknown. Neither revokes anything.
@@ -93,7 +106,8 @@ var (
 	ErrReuse         = errors.New("session: superseded secret reused") // the family is now revoked
 	// ErrDeadline: the caller's deadline leaves no time for the swap, so
 	// nothing was changed. Not a verdict on the token: an outage.
-	ErrDeadline = errors.New("session: no time left before the request's deadline")
+	ErrDeadline    = errors.New("session: no time left before the request's deadline")
+	ErrOtherPolicy = errors.New("session: family started for another policy") // changes nothing
 )
 
 // ReuseError is the ErrReuse of one family: which secret came back. It
@@ -169,20 +183,44 @@ type Manager struct {
 	// process. Only an optimisation: nil turns it off, leaving the
 	// compare-and-swap alone.
 	sf *singleflight.Group
+	// accepts reports whether policy may refresh a family started for
+	// from (never asked when they are equal). nil: no policy accepts
+	// another's sessions.
+	accepts func(policy, from string) bool
 	// faultAt is when a store call last failed (Unix nanoseconds of now).
 	faultAt atomic.Int64
 	seen    seen
 	bg      sync.WaitGroup // rotations and confirmations in flight
 }
 
+// Option configures a Manager.
+type Option func(*Manager)
+
+// AcceptSessions lets a policy refresh families started for another one:
+// accepts(policy, from) reports whether the routes of policy may refresh
+// a family started for from ("" is the default policy). It is called
+// concurrently and must not block. Without this option a family is
+// refreshed only for its own policy.
+func AcceptSessions(accepts func(policy, from string) bool) Option {
+	return func(m *Manager) { m.accepts = accepts }
+}
+
 // New returns a Manager over st. now defaults to time.Now.
-func New(st store.Store, l Lifetimes, now func() time.Time) *Manager {
+func New(st store.Store, l Lifetimes, now func() time.Time, opts ...Option) *Manager {
 	if now == nil {
 		now = time.Now
 	}
 	m := &Manager{st: st, l: l.withDefaults(), now: now, sf: new(singleflight.Group)}
 	m.seen.init()
+	for _, o := range opts {
+		o(m)
+	}
 	return m
+}
+
+// serves reports whether policy may refresh family f.
+func (m *Manager) serves(policy string, f *store.Family) bool {
+	return f.Policy == policy || (m.accepts != nil && m.accepts(policy, f.Policy))
 }
 
 // Issued is the result of Start or Refresh.
@@ -222,10 +260,10 @@ func (i Issued) SessionEnd() time.Time {
 	return minTime(i.Family.IdleExpiresAt, i.Family.AbsoluteExpiresAt)
 }
 
-// Start creates a family for subject with claims and returns its first
-// refresh token (Rotated is true: the token is new). Claims are deep-copied
-// (see store.Family.Clone).
-func (m *Manager) Start(ctx context.Context, subject string, claims map[string]any) (Issued, error) {
+// Start creates a family for subject with claims, started for policy (""
+// = the default policy), and returns its first refresh token (Rotated is
+// true: the token is new). Claims are deep-copied (see store.Family.Clone).
+func (m *Manager) Start(ctx context.Context, subject, policy string, claims map[string]any) (Issued, error) {
 	if subject == "" {
 		return Issued{}, errors.New("session: start: empty subject")
 	}
@@ -234,6 +272,7 @@ func (m *Manager) Start(ctx context.Context, subject string, claims map[string]a
 	absolute := now.Add(m.l.Absolute)
 	f := (&store.Family{
 		Subject:           subject,
+		Policy:            policy,
 		Claims:            claims,
 		CreatedAt:         now,
 		IdleExpiresAt:     minTime(now.Add(m.l.Idle), absolute),
@@ -257,11 +296,13 @@ func (m *Manager) Start(ctx context.Context, subject string, claims map[string]a
 	return Issued{}, fmt.Errorf("session: start: %d id collisions: %w", maxCreates, store.ErrExists)
 }
 
-// Refresh rotates the refresh token rt. See the package doc for the rules.
+// Refresh rotates the refresh token rt for the routes of policy (""
+// = the default policy). See the package doc for the rules; a family of
+// another policy that policy does not accept is ErrOtherPolicy.
 //
 // It returns when ctx is done even if the work it started goes on: a
 // started swap finishes on its own (see Deadlines in the package doc).
-func (m *Manager) Refresh(ctx context.Context, rt string) (Issued, error) {
+func (m *Manager) Refresh(ctx context.Context, rt, policy string) (Issued, error) {
 	t, err := parse(rt)
 	if err != nil {
 		return Issued{}, err
@@ -270,15 +311,17 @@ func (m *Manager) Refresh(ctx context.Context, rt string) (Issued, error) {
 		return Issued{}, fmt.Errorf("session: refresh: %w", err)
 	}
 	if m.sf == nil {
-		return m.refresh(ctx, t)
+		return m.refresh(ctx, t, policy)
 	}
+	// The policy is part of the key: a follower asking for another policy
+	// must not receive a successor its policy may not have.
 	key := sha256.Sum256([]byte(rt))
 	var leader atomic.Bool
-	ch := m.sf.DoChan(string(key[:]), func() (any, error) {
+	ch := m.sf.DoChan(policy+"\x00"+string(key[:]), func() (any, error) {
 		leader.Store(true)
 		m.bg.Add(1)
 		defer m.bg.Done()
-		return m.refresh(ctx, t)
+		return m.refresh(ctx, t, policy)
 	})
 	select {
 	case <-ctx.Done():
@@ -290,7 +333,7 @@ func (m *Manager) Refresh(ctx context.Context, rt string) (Issued, error) {
 		is, _ := res.Val.(Issued)
 		if res.Shared && !leader.Load() && isContextErr(res.Err) && ctx.Err() == nil {
 			// The leader's caller left before its swap began; ours has not.
-			return m.refresh(ctx, t)
+			return m.refresh(ctx, t, policy)
 		}
 		if res.Shared && !leader.Load() {
 			// A follower got the leader's successor: for it, as for a
@@ -304,7 +347,7 @@ func (m *Manager) Refresh(ctx context.Context, rt string) (Issued, error) {
 	}
 }
 
-func (m *Manager) refresh(ctx context.Context, t token) (Issued, error) {
+func (m *Manager) refresh(ctx context.Context, t token, policy string) (Issued, error) {
 	h := hashSecret(t.secret[:])
 	for range maxAttempts {
 		start := time.Now()
@@ -313,6 +356,11 @@ func (m *Manager) refresh(ctx context.Context, t token) (Issued, error) {
 			return Issued{}, err
 		}
 		took := time.Since(start)
+		// Another policy's session mints nothing here and changes nothing:
+		// not rotated, not revoked, whatever the secret (see Policies).
+		if !m.serves(policy, f) {
+			return Issued{}, ErrOtherPolicy
+		}
 		now := m.now()
 		if err := usable(f, now); err != nil {
 			return Issued{}, err

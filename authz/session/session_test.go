@@ -27,7 +27,7 @@ var (
 
 	sentinels = []error{
 		session.ErrMalformed, session.ErrUnknown, session.ErrUnknownSecret,
-		session.ErrExpired, session.ErrRevoked, session.ErrReuse,
+		session.ErrExpired, session.ErrRevoked, session.ErrReuse, session.ErrOtherPolicy,
 	}
 	errBoom = errors.New("boom")
 )
@@ -110,7 +110,7 @@ func newFixture(l session.Lifetimes) *fixture {
 
 func (fx *fixture) start(t *testing.T, subject string) session.Issued {
 	t.Helper()
-	is, err := fx.m.Start(t.Context(), subject, map[string]any{"email": subject + "@example.com"})
+	is, err := fx.m.Start(t.Context(), subject, "", map[string]any{"email": subject + "@example.com"})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -119,7 +119,7 @@ func (fx *fixture) start(t *testing.T, subject string) session.Issued {
 
 func (fx *fixture) refresh(t *testing.T, rt string) session.Issued {
 	t.Helper()
-	is, err := fx.m.Refresh(t.Context(), rt)
+	is, err := fx.m.Refresh(t.Context(), rt, "")
 	if err != nil {
 		t.Fatalf("Refresh: %v", err)
 	}
@@ -177,7 +177,7 @@ func isSentinel(err error) bool {
 func TestStart(t *testing.T) {
 	fx := newFixture(lt)
 	claims := map[string]any{"roles": []any{"reader"}}
-	is, err := fx.m.Start(t.Context(), "alice", claims)
+	is, err := fx.m.Start(t.Context(), "alice", "", claims)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestStart(t *testing.T) {
 	if len(is.RefreshToken) != 22+1+43 {
 		t.Fatalf("token length %d", len(is.RefreshToken))
 	}
-	if _, err := fx.m.Start(t.Context(), "", nil); err == nil || isSentinel(err) {
+	if _, err := fx.m.Start(t.Context(), "", "", nil); err == nil || isSentinel(err) {
 		t.Fatalf("Start with empty subject: %v", err)
 	}
 }
@@ -247,7 +247,7 @@ func TestStartRetriesIDCollisions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			fx := newFixture(lt)
 			fx.st.createErrs = tc.errs
-			is, err := fx.m.Start(t.Context(), "alice", nil)
+			is, err := fx.m.Start(t.Context(), "alice", "", nil)
 			if tc.wantErr {
 				if err == nil || isSentinel(err) {
 					t.Fatalf("Start = %v, want a non-sentinel error", err)
@@ -353,7 +353,7 @@ func TestRefreshRules(t *testing.T) {
 			before := fx.stored(t, id)
 			fx.clk.Advance(tc.advance)
 
-			got, err := fx.m.Refresh(t.Context(), forge(gens, tc.present))
+			got, err := fx.m.Refresh(t.Context(), forge(gens, tc.present), "")
 			if !errors.Is(err, tc.wantErr) || (err != nil && tc.wantErr == nil) {
 				t.Fatalf("Refresh = %v, want %v", err, tc.wantErr)
 			}
@@ -384,7 +384,7 @@ func TestRefreshRules(t *testing.T) {
 				if after.RevokeReason != "reuse" || !after.RevokedAt.Equal(fx.clk.Now()) {
 					t.Fatalf("revoked at %v for %q", after.RevokedAt, after.RevokeReason)
 				}
-				if _, err := fx.m.Refresh(t.Context(), newest.RefreshToken); !errors.Is(err, session.ErrRevoked) {
+				if _, err := fx.m.Refresh(t.Context(), newest.RefreshToken, ""); !errors.Is(err, session.ErrRevoked) {
 					t.Fatalf("newest token after reuse: %v, want ErrRevoked", err)
 				}
 			}
@@ -425,14 +425,14 @@ func TestAbsoluteLifetime(t *testing.T) {
 		t.Fatalf("last rotation did not cap idle at absolute: %v", is.Family.IdleExpiresAt)
 	}
 	fx.clk.Advance(absolute.Sub(fx.clk.Now()))
-	if _, err := fx.m.Refresh(t.Context(), is.RefreshToken); !errors.Is(err, session.ErrExpired) {
+	if _, err := fx.m.Refresh(t.Context(), is.RefreshToken, ""); !errors.Is(err, session.ErrExpired) {
 		t.Fatalf("at the absolute deadline: %v, want ErrExpired", err)
 	}
 	if f := fx.stored(t, is.Family.ID); !f.RevokedAt.IsZero() {
 		t.Fatal("expiry revoked the family")
 	}
 	fx.clk.Advance(time.Nanosecond) // the store has now dropped it
-	if _, err := fx.m.Refresh(t.Context(), is.RefreshToken); !errors.Is(err, session.ErrUnknown) {
+	if _, err := fx.m.Refresh(t.Context(), is.RefreshToken, ""); !errors.Is(err, session.ErrUnknown) {
 		t.Fatalf("past the absolute deadline: %v, want ErrUnknown", err)
 	}
 }
@@ -468,7 +468,7 @@ func TestMalformed(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			calls := fx.st.calls.Load()
-			if _, err := fx.m.Refresh(t.Context(), tc.rt); !errors.Is(err, session.ErrMalformed) {
+			if _, err := fx.m.Refresh(t.Context(), tc.rt, ""); !errors.Is(err, session.ErrMalformed) {
 				t.Errorf("Refresh: %v, want ErrMalformed", err)
 			}
 			if err := fx.m.Logout(t.Context(), tc.rt); !errors.Is(err, session.ErrMalformed) {
@@ -519,7 +519,7 @@ func TestStoreFaults(t *testing.T) {
 			if tc.op == "logout" {
 				err = fx.m.Logout(t.Context(), rt)
 			} else {
-				_, err = fx.m.Refresh(t.Context(), rt)
+				_, err = fx.m.Refresh(t.Context(), rt, "")
 			}
 			if !errors.Is(err, errBoom) || isSentinel(err) {
 				t.Fatalf("error %v: want boom wrapped, matching no sentinel", err)
@@ -616,7 +616,7 @@ func TestConcurrentRefresh(t *testing.T) {
 			for i := range n {
 				wg.Go(func() {
 					<-start
-					got[i], errs[i] = fx.m.Refresh(context.Background(), s0.RefreshToken)
+					got[i], errs[i] = fx.m.Refresh(context.Background(), s0.RefreshToken, "")
 				})
 			}
 			close(start)
@@ -659,7 +659,7 @@ func TestNoSwapForAGoneCaller(t *testing.T) {
 			s0 := fx.start(t, "alice")
 			ctx, cancel := context.WithCancel(t.Context())
 			fx.st.afterGet = cancel
-			_, err := fx.m.Refresh(ctx, s0.RefreshToken)
+			_, err := fx.m.Refresh(ctx, s0.RefreshToken, "")
 			fx.st.afterGet = nil
 			if !errors.Is(err, context.Canceled) || isSentinel(err) {
 				t.Fatalf("Refresh = %v, want context.Canceled", err)
@@ -679,7 +679,7 @@ func TestNoSwapForAGoneCaller(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
 		calls := fx.st.calls.Load()
-		if _, err := fx.m.Refresh(ctx, s0.RefreshToken); !errors.Is(err, context.Canceled) || isSentinel(err) {
+		if _, err := fx.m.Refresh(ctx, s0.RefreshToken, ""); !errors.Is(err, context.Canceled) || isSentinel(err) {
 			t.Fatalf("Refresh = %v, want context.Canceled", err)
 		}
 		if fx.st.calls.Load() != calls {
@@ -707,7 +707,7 @@ func TestSwapNeedsTimeBeforeTheDeadline(t *testing.T) {
 				fx.st.afterGet = func() { time.Sleep(300 * time.Millisecond) }
 				ctx, cancel := context.WithTimeout(t.Context(), tc.deadline)
 				defer cancel()
-				is, err := fx.m.Refresh(ctx, s0.RefreshToken)
+				is, err := fx.m.Refresh(ctx, s0.RefreshToken, "")
 				if !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
 					t.Fatalf("Refresh = %v, want %v", err, tc.wantErr)
 				}
@@ -739,7 +739,7 @@ func TestLostAnswerIsNotReuse(t *testing.T) {
 			s0 := fx.start(t, "alice")
 			ctx, cancel := context.WithCancel(t.Context())
 			fx.st.beforeSwap = cancel
-			_, _ = fx.m.Refresh(ctx, s0.RefreshToken) // answered or not: the swap finishes
+			_, _ = fx.m.Refresh(ctx, s0.RefreshToken, "") // answered or not: the swap finishes
 			fx.st.beforeSwap = nil
 			fx.clk.Advance(time.Hour - time.Second) // far past grace
 			again := fx.refresh(t, s0.RefreshToken)
@@ -753,7 +753,7 @@ func TestLostAnswerIsNotReuse(t *testing.T) {
 			// The holder now uses it: it rotates, and the old one is theft.
 			fx.present(t, again.RefreshToken)
 			fx.refresh(t, again.RefreshToken)
-			if _, err := fx.m.Refresh(t.Context(), s0.RefreshToken); !errors.Is(err, session.ErrReuse) {
+			if _, err := fx.m.Refresh(t.Context(), s0.RefreshToken, ""); !errors.Is(err, session.ErrReuse) {
 				t.Fatalf("two generations back: %v, want ErrReuse", err)
 			}
 		})
@@ -772,12 +772,12 @@ func TestTheftStillDetected(t *testing.T) {
 			fx.m.Presented(first.RefreshToken) // the first party's next request
 			fx.m.Wait()
 			fx.clk.Advance(time.Minute)
-			_, err := fx.m.Refresh(t.Context(), stolen.RefreshToken) // the other party
+			_, err := fx.m.Refresh(t.Context(), stolen.RefreshToken, "") // the other party
 			var re *session.ReuseError
 			if !errors.As(err, &re) || re.Presented != 1 || re.Current != 2 {
 				t.Fatalf("second party: %v, want a reuse of generation 1 of 2", err)
 			}
-			if _, err := fx.m.Refresh(t.Context(), first.RefreshToken); !errors.Is(err, session.ErrRevoked) {
+			if _, err := fx.m.Refresh(t.Context(), first.RefreshToken, ""); !errors.Is(err, session.ErrRevoked) {
 				t.Fatalf("first party after the reuse: %v, want ErrRevoked", err)
 			}
 		})
@@ -897,7 +897,7 @@ func TestRevoke(t *testing.T) {
 			t.Fatalf("%s: reason %q, want %q", tc.name, f.RevokeReason, tc.wantReason)
 		}
 	}
-	if _, err := fx.m.Refresh(t.Context(), s.RefreshToken); !errors.Is(err, session.ErrRevoked) {
+	if _, err := fx.m.Refresh(t.Context(), s.RefreshToken, ""); !errors.Is(err, session.ErrRevoked) {
 		t.Fatalf("Refresh after Revoke: %v", err)
 	}
 	s2 := fx.start(t, "bob")
@@ -986,13 +986,13 @@ func BenchmarkRefresh(b *testing.B) {
 				session.NoSingleflight(m)
 			}
 			ctx := context.Background()
-			is, err := m.Start(ctx, "alice", map[string]any{"email": "ada@example.com", "roles": []any{"a", "b"}})
+			is, err := m.Start(ctx, "alice", "", map[string]any{"email": "ada@example.com", "roles": []any{"a", "b"}})
 			if err != nil {
 				b.Fatal(err)
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if is, err = m.Refresh(ctx, is.RefreshToken); err != nil || !is.Rotated {
+				if is, err = m.Refresh(ctx, is.RefreshToken, ""); err != nil || !is.Rotated {
 					b.Fatal(err)
 				}
 			}
@@ -1017,7 +1017,7 @@ func TestIssuedRedacts(t *testing.T) {
 // with a valid access token and is already known to this process.
 func BenchmarkPresented(b *testing.B) {
 	fx := newFixture(lt)
-	s, err := fx.m.Start(b.Context(), "alice", nil)
+	s, err := fx.m.Start(b.Context(), "alice", "", nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -1026,5 +1026,106 @@ func BenchmarkPresented(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		fx.m.Presented(s.RefreshToken)
+	}
+}
+
+// A family belongs to the policy it was started for: another policy's
+// Refresh is ErrOtherPolicy and writes nothing, unless that policy accepts
+// the family's sessions. Families from before policies ("") are
+// default-policy sessions.
+func TestRefreshOtherPolicy(t *testing.T) {
+	// admin accepts shop's sessions; nobody accepts admin's.
+	accepts := func(policy, from string) bool { return policy == "admin" && from == "shop" }
+	tests := []struct {
+		name          string
+		family, route string
+		sharing       bool
+		wantErr       error
+	}{
+		{"own policy", "shop", "shop", false, nil},
+		{"default policy", "", "", false, nil},
+		{"shop session on admin", "shop", "admin", false, session.ErrOtherPolicy},
+		{"default session on a named policy", "", "shop", false, session.ErrOtherPolicy},
+		{"named session on the default policy", "shop", "", false, session.ErrOtherPolicy},
+		{"accepted: shop session on admin", "shop", "admin", true, nil},
+		{"not accepted the other way", "admin", "shop", true, session.ErrOtherPolicy},
+		{"not accepted: default session on admin", "", "admin", true, session.ErrOtherPolicy},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := fakeclock.New(epoch)
+			mem := memstore.New(clk.Now)
+			var opts []session.Option
+			if tc.sharing {
+				opts = append(opts, session.AcceptSessions(accepts))
+			}
+			m := session.New(mem, lt, clk.Now, opts...)
+			s0, err := m.Start(t.Context(), "alice", tc.family, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f, _ := mem.Get(t.Context(), s0.Family.ID); f.Policy != tc.family {
+				t.Fatalf("stored policy %q, want %q", f.Policy, tc.family)
+			}
+			got, err := m.Refresh(t.Context(), s0.RefreshToken, tc.route)
+			if !errors.Is(err, tc.wantErr) || (err != nil && tc.wantErr == nil) {
+				t.Fatalf("Refresh = %v, want %v", err, tc.wantErr)
+			}
+			f, _ := mem.Get(t.Context(), s0.Family.ID)
+			switch {
+			case tc.wantErr != nil && (f.Version != 1 || !f.RevokedAt.IsZero()):
+				t.Fatalf("refused refresh wrote the family: version %d, revoked %v", f.Version, f.RevokedAt)
+			case tc.wantErr == nil && (!got.Rotated || f.Version != 2):
+				t.Fatalf("accepted refresh: rotated %v, version %d", got.Rotated, f.Version)
+			case f.Policy != tc.family:
+				t.Fatalf("refresh changed the family's policy to %q", f.Policy)
+			}
+			// The refused token still works for its own policy.
+			if tc.wantErr != nil {
+				if _, err := m.Refresh(t.Context(), s0.RefreshToken, tc.family); err != nil {
+					t.Fatalf("own policy after a refusal: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// Concurrent refreshes of one token for two policies are not coalesced:
+// the one whose policy may not have the session never receives the other's
+// successor.
+func TestRefreshSingleflightKeepsPolicies(t *testing.T) {
+	fx := newFixture(lt)
+	s0, err := fx.m.Start(t.Context(), "alice", "shop", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both callers are inside Refresh, past the coalescing point, before
+	// either reads the store: coalesced, the second would share the first's
+	// result.
+	var arrived sync.WaitGroup
+	arrived.Add(2)
+	release := make(chan struct{})
+	var once sync.Once
+	fx.st.afterGet = func() {
+		arrived.Done()
+		once.Do(func() { <-release })
+	}
+	var wg sync.WaitGroup
+	var shopErr, adminErr error
+	wg.Go(func() { _, shopErr = fx.m.Refresh(context.Background(), s0.RefreshToken, "shop") })
+	wg.Go(func() { _, adminErr = fx.m.Refresh(context.Background(), s0.RefreshToken, "admin") })
+	both := make(chan struct{})
+	go func() { arrived.Wait(); close(both) }()
+	select {
+	case <-both:
+	case <-time.After(10 * time.Second):
+		close(release)
+		wg.Wait()
+		t.Fatal("only one refresh read the store: the two policies were coalesced")
+	}
+	close(release)
+	wg.Wait()
+	if shopErr != nil || !errors.Is(adminErr, session.ErrOtherPolicy) {
+		t.Fatalf("shop: %v; admin: %v (want nil, ErrOtherPolicy)", shopErr, adminErr)
 	}
 }

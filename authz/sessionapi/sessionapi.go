@@ -160,7 +160,9 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	iss, err := h.o.Sessions.Start(r.Context(), req.Subject, claims)
+	// The session belongs to this policy: only its routes (and those that
+	// accept its sessions) can refresh it.
+	iss, err := h.o.Sessions.Start(r.Context(), req.Subject, req.Policy, claims)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -186,7 +188,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 			h.o.Cookies.SetHint(exp, iss.SessionEnd(), now),
 		},
 	}
-	h.o.Log.Info("session started", "session", f.ID, "subject", f.Subject, "caller", callerOf(r))
+	h.o.Log.Info("session started", "session", f.ID, "subject", f.Subject, "policy", f.Policy, "caller", callerOf(r))
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, resp)
 }
@@ -272,6 +274,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {
 type sessionInfo struct {
 	ID                string     `json:"id"`
 	Subject           string     `json:"subject"`
+	Policy            string     `json:"policy,omitempty"` // "" (omitted): the default policy
 	CreatedAt         time.Time  `json:"created_at"`
 	IdleExpiresAt     time.Time  `json:"idle_expires_at"`
 	AbsoluteExpiresAt time.Time  `json:"absolute_expires_at"`
@@ -295,7 +298,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 
 func info(f *store.Family) sessionInfo {
 	i := sessionInfo{
-		ID: f.ID, Subject: f.Subject, CreatedAt: f.CreatedAt.UTC(),
+		ID: f.ID, Subject: f.Subject, Policy: f.Policy, CreatedAt: f.CreatedAt.UTC(),
 		IdleExpiresAt: f.IdleExpiresAt.UTC(), AbsoluteExpiresAt: f.AbsoluteExpiresAt.UTC(),
 		RevokeReason: f.RevokeReason,
 	}

@@ -59,9 +59,12 @@ func newFixture(t *testing.T, st store.Store) *fixture {
 		Auth:     NewBearer(secret),
 		Sessions: sessions,
 		Minter:   token.NewMinter(token.MinterOptions{Issuer: "iss", Audience: "aud", TTL: 15 * time.Minute, Keys: ring, Now: now}),
-		Cookies:  cookie.Default(),
-		Log:      slog.New(slog.NewJSONHandler(logs, nil)),
-		Now:      now,
+		Minters: map[string]*token.Minter{
+			"shop": token.NewMinter(token.MinterOptions{Issuer: "iss", Audience: "shop-app", TTL: 15 * time.Minute, Keys: ring, Now: now}),
+		},
+		Cookies: cookie.Default(),
+		Log:     slog.New(slog.NewJSONHandler(logs, nil)),
+		Now:     now,
 	})
 	return f
 }
@@ -183,5 +186,46 @@ func TestStoreOutageIs503(t *testing.T) {
 	body, _ := io.ReadAll(w.Body)
 	if strings.Contains(string(body), "token") && strings.Contains(string(body), "access_token") {
 		t.Error("a failed create returned a token")
+	}
+}
+
+// A session started for a policy belongs to it: the family records the
+// policy (which the list shows), and only that policy refreshes it.
+func TestCreateForPolicy(t *testing.T) {
+	f := newFixture(t, nil)
+	started := map[string]string{} // policy → session id
+	for _, body := range []string{`{"subject":"dave","policy":"shop"}`, `{"subject":"dave"}`} {
+		w := f.do("POST", "/v1/sessions", "Bearer "+secret, body)
+		var r createResponse
+		if w.Code != 201 || json.Unmarshal(w.Body.Bytes(), &r) != nil {
+			t.Fatalf("create %s: %d %s", body, w.Code, w.Body)
+		}
+		var policy string
+		if strings.Contains(body, "shop") {
+			policy = "shop"
+			if _, err := f.sessions.Refresh(t.Context(), r.RefreshToken, ""); !errors.Is(err, session.ErrOtherPolicy) {
+				t.Errorf("shop session refreshed for the default policy: %v", err)
+			}
+		}
+		if _, err := f.sessions.Refresh(t.Context(), r.RefreshToken, policy); err != nil {
+			t.Errorf("session refreshed for its own policy %q: %v", policy, err)
+		}
+		started[policy] = r.SessionID
+	}
+	w := f.do("GET", "/v1/subjects/dave/sessions", "Bearer "+secret, "")
+	var list struct{ Sessions []sessionInfo }
+	if err := json.Unmarshal(w.Body.Bytes(), &list); err != nil || len(list.Sessions) != 2 {
+		t.Fatalf("list: %s", w.Body)
+	}
+	for _, s := range list.Sessions {
+		if started[s.Policy] != s.ID {
+			t.Errorf("listed %s with policy %q; started %v", s.ID, s.Policy, started)
+		}
+	}
+	if strings.Count(w.Body.String(), `"policy"`) != 1 {
+		t.Errorf("the default policy is shown: %s", w.Body)
+	}
+	if w := f.do("POST", "/v1/sessions", "Bearer "+secret, `{"subject":"dave","policy":"nope"}`); w.Code != 400 {
+		t.Errorf("unknown policy: %d %s", w.Code, w.Body)
 	}
 }

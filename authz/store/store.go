@@ -29,6 +29,10 @@ type Family struct {
 	ID      string         // random public id, also the access token's sid
 	Subject string         // who the session belongs to
 	Claims  map[string]any // the session's own claims, copied into every access token
+	// Policy names the policy the session was started for ("" = the
+	// default policy): only that policy's routes, and those configured to
+	// accept its sessions, may refresh it. Fixed at creation.
+	Policy string
 
 	CreatedAt         time.Time
 	IdleExpiresAt     time.Time // moved forward by each rotation, never past AbsoluteExpiresAt

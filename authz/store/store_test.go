@@ -16,7 +16,7 @@ func TestCloneIsDeep(t *testing.T) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	orig := func() *Family {
 		return &Family{
-			ID: "f", Subject: "alice", CreatedAt: now, IdleExpiresAt: now, AbsoluteExpiresAt: now,
+			ID: "f", Subject: "alice", Policy: "shop", CreatedAt: now, IdleExpiresAt: now, AbsoluteExpiresAt: now,
 			Claims: map[string]any{
 				"n": 1.0, "s": "x", "nil": nil,
 				"list":  []any{"a", map[string]any{"k": []any{1.0}}},

@@ -116,12 +116,12 @@ func memstorePerFamily(ctx context.Context, n, rotate int) (float64, error) {
 	st := memstore.New(time.Now)
 	m := session.New(st, session.Lifetimes{}, time.Now)
 	for i := range n {
-		is, err := m.Start(ctx, "user-"+strconv.Itoa(i), sessionClaims)
+		is, err := m.Start(ctx, "user-"+strconv.Itoa(i), "", sessionClaims)
 		if err != nil {
 			return 0, err
 		}
 		for range rotate {
-			if is, err = m.Refresh(ctx, is.RefreshToken); err != nil {
+			if is, err = m.Refresh(ctx, is.RefreshToken, ""); err != nil {
 				return 0, err
 			}
 		}
@@ -163,7 +163,7 @@ func (h *harness) redisMemory(ctx context.Context, n int) (*redisMemory, error) 
 	r := &redisMemory{Families: n}
 
 	// One family alone: its own key and its subject's index key.
-	is, err := m.Start(ctx, "00u1abcd2EFGH3ijk4l5", sessionClaims)
+	is, err := m.Start(ctx, "00u1abcd2EFGH3ijk4l5", "", sessionClaims)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +183,7 @@ func (h *harness) redisMemory(ctx context.Context, n int) (*redisMemory, error) 
 		}
 	}
 	for range 15 {
-		if is, err = m.Refresh(ctx, is.RefreshToken); err != nil {
+		if is, err = m.Refresh(ctx, is.RefreshToken, ""); err != nil {
 			return nil, err
 		}
 	}
@@ -230,7 +230,7 @@ func createFamilies(ctx context.Context, m *session.Manager, n int) error {
 					errc <- nil
 					return
 				}
-				if _, err := m.Start(ctx, fmt.Sprintf("%020d", i), sessionClaims); err != nil {
+				if _, err := m.Start(ctx, fmt.Sprintf("%020d", i), "", sessionClaims); err != nil {
 					errc <- err
 					return
 				}

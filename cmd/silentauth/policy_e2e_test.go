@@ -17,6 +17,9 @@ policies:
     audience: admin-app
     requiredClaims: {role: [admin]}
     claimHeaders: {x-admin: sub}
+  shop:
+    audience: shop-app
+    acceptSessionsFrom: [default]
 shutdown: {drain: 0s, timeout: 5s}
 `)
 	p := start(t, []string{"--config", cfg})
@@ -55,5 +58,30 @@ shutdown: {drain: 0s, timeout: 5s}
 		if status, got := routed(c.policy, c.token); status != c.status || !strings.Contains(got, c.want) {
 			t.Errorf("%s: %d %q", c.name, status, got)
 		}
+	}
+
+	// A session belongs to the policy it was started for; the shop policy
+	// accepts the default policy's sessions (acceptSessionsFrom: [default]),
+	// the admin policy does not.
+	refresh := func(policy, rt string) (int, string) {
+		cr := envoyRequest("GET", "/x", "cookie", "__Host-sa-rt="+rt, "accept", "application/json")
+		cr.Attributes.ContextExtensions = map[string]string{"policy": policy}
+		resp, err := client.Check(context.Background(), cr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetOkResponse() != nil {
+			return 200, ""
+		}
+		return int(resp.GetDeniedResponse().GetStatus().GetCode()), resp.GetDeniedResponse().GetBody()
+	}
+	if status, body := refresh("admin", plain.RefreshToken); status != 401 || !strings.Contains(body, "session_other_policy") {
+		t.Errorf("default session on the admin route: %d %s", status, body)
+	}
+	if status, body := refresh("shop", plain.RefreshToken); status != 200 {
+		t.Errorf("default session on shop, which accepts it: %d %s", status, body)
+	}
+	if status, body := refresh("", admin.RefreshToken); status != 401 || !strings.Contains(body, "session_other_policy") {
+		t.Errorf("admin session on the default route: %d %s", status, body)
 	}
 }

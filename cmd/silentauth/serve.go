@@ -87,7 +87,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	defer closeStore()
 	sessions := session.New(st, session.Lifetimes{
 		Idle: cfg.Sessions.IdleTTL, Absolute: cfg.Sessions.AbsoluteTTL, Grace: cfg.Sessions.Grace,
-	}, time.Now)
+	}, time.Now, session.AcceptSessions(cfg.SessionSharing()))
 	// Rotations whose caller left and refresh-token confirmations finish
 	// before the store closes.
 	defer sessions.Wait()

@@ -35,6 +35,11 @@ policy:
   publicPaths: [/login]
   claimHeaders:
     x-user-id: sub
+# A policy the proxy never selects: a client that could select it would
+# see its sessions refused (session_other_policy).
+policies:
+  other:
+    audience: other-app
 httpAuthz:
   enabled: true
   trustedProxies: [127.0.0.1]
@@ -400,6 +405,13 @@ func proxyContract(t *testing.T, s *stack, origin string) {
 	if resp.StatusCode != 200 || !strings.Contains(body, `"user":"alice"`) || len(resp.Cookies()) != 0 {
 		t.Errorf("valid session: %d %s cookies %v", resp.StatusCode, body, cookieNames(resp))
 	}
+	// The policy is the proxy's to choose: a client's own ?policy= (which
+	// Caddy's rewrite would keep without its "?") or X-Silentauth-Policy
+	// selects nothing. Selected, "other" would refuse this session.
+	resp, body = do("GET", "/api/me?policy=other", "Cookie", "__Host-sa-at="+at+"; __Host-sa-rt="+rt, "X-Silentauth-Policy", "other")
+	if resp.StatusCode != 200 || !strings.Contains(body, `"user":"alice"`) {
+		t.Errorf("client-chosen policy: %d %s", resp.StatusCode, body)
+	}
 	// Only the refresh cookie: silent refresh, three separate Set-Cookie lines.
 	resp, body = do("GET", "/api/me", "Cookie", "__Host-sa-rt="+rt+"; app_pref=x")
 	if resp.StatusCode != 200 || !strings.Contains(body, `"user":"alice"`) || !equal(cookieNames(resp), ours) ||
@@ -413,10 +425,12 @@ func proxyContract(t *testing.T, s *stack, origin string) {
 		}
 	}
 	// POST /auth/refresh answered by silentauth through error_page: 204 with
-	// the cookies, or 200 with JSON.
-	resp, _ = do("POST", "/auth/refresh", "Cookie", "__Host-sa-rt="+rt2, "Sec-Fetch-Site", "same-origin")
+	// the cookies, or 200 with JSON. A client's X-Silentauth-Policy does not
+	// choose the policy here either (Caddy proxies this path to
+	// /authz/envoy, whose policy header its snippet deletes).
+	resp, body = do("POST", "/auth/refresh?policy=other", "Cookie", "__Host-sa-rt="+rt2, "Sec-Fetch-Site", "same-origin", "X-Silentauth-Policy", "other")
 	if resp.StatusCode != 204 || !equal(cookieNames(resp), ours) {
-		t.Errorf("POST /auth/refresh: %d cookies %v", resp.StatusCode, cookieNames(resp))
+		t.Errorf("POST /auth/refresh (client-chosen policy other): %d %s cookies %v", resp.StatusCode, body, cookieNames(resp))
 	}
 	for _, c := range resp.Cookies() {
 		if c.Name == "__Host-sa-rt" {

@@ -47,6 +47,9 @@ policy:
   publicPaths: [/login]
   claimHeaders:
     x-user-id: sub
+policies:
+  other:
+    audience: other-app
 httpAuthz:
   enabled: true
   trustedProxies: [127.0.0.1]
@@ -270,6 +273,13 @@ func TestTraefikContract(t *testing.T) {
 			h.header.Get("Authorization"), cgiAliases(h.header, "X-User-Id"), h.header.Values("Cookie"))
 	}
 	noCookies("valid session", resp)
+	// The policy is the address's (?policy= there, never the client's):
+	// a client's ?policy= or X-Silentauth-Policy selects nothing. Selected,
+	// "other" would refuse this session.
+	resp, body = do(browser, "GET", "/api/me?policy=other", "", "Accept", "application/json", "X-Silentauth-Policy", "other")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"user":"alice"`) {
+		t.Errorf("client-chosen policy: %d %s", resp.StatusCode, body)
+	}
 
 	// 5. The access token expires; the refresh cookie renews it inside the
 	// request. The client receives the three rotated cookies, through
@@ -329,9 +339,12 @@ func TestTraefikContract(t *testing.T) {
 	// 7. The session endpoints go to silentauth directly (the
 	// app-session router): the refresh token the CSRF attempt carried is
 	// still the current one.
-	resp, _ = do(browser, "POST", "/auth/refresh", "", "Origin", origin, "Sec-Fetch-Site", "same-origin")
+	// A client's X-Silentauth-Policy, which Traefik would forward to
+	// /authz/envoy, is deleted by the snippet: selected, the policy
+	// "other" would refuse this session (session_other_policy).
+	resp, body = do(browser, "POST", "/auth/refresh", "", "Origin", origin, "Sec-Fetch-Site", "same-origin", "X-Silentauth-Policy", "other")
 	if resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("POST /auth/refresh: %d", resp.StatusCode)
+		t.Fatalf("POST /auth/refresh (client-chosen policy other): %d %s", resp.StatusCode, body)
 	}
 	if got := rotated("POST /auth/refresh", resp); got["__Host-sa-rt"].Value == rt {
 		t.Errorf("POST /auth/refresh did not rotate")

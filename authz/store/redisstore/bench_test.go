@@ -32,12 +32,12 @@ func redisBench(b *testing.B) store.Store {
 // chain starts a family and rotates it until it holds the 16 secret hashes
 // of a long-lived session: the steady state a refresh sees.
 func chain(b *testing.B, m *session.Manager) string {
-	s, err := m.Start(b.Context(), "00u1abcd2EFGH3ijk4l5", map[string]any{"email": "ada@example.com", "groups": []any{"eng"}})
+	s, err := m.Start(b.Context(), "00u1abcd2EFGH3ijk4l5", "", map[string]any{"email": "ada@example.com", "groups": []any{"eng"}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	for range 16 {
-		if s, err = m.Refresh(b.Context(), s.RefreshToken); err != nil {
+		if s, err = m.Refresh(b.Context(), s.RefreshToken, ""); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -51,7 +51,7 @@ func benchRefresh(b *testing.B, st store.Store) {
 	rt := chain(b, m)
 	b.ReportAllocs()
 	for b.Loop() {
-		s, err := m.Refresh(b.Context(), rt)
+		s, err := m.Refresh(b.Context(), rt, "")
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -68,7 +68,7 @@ func benchRefreshParallel(b *testing.B, st store.Store) {
 	b.RunParallel(func(pb *testing.PB) {
 		rt := chain(b, m)
 		for pb.Next() {
-			s, err := m.Refresh(b.Context(), rt)
+			s, err := m.Refresh(b.Context(), rt, "")
 			if err != nil {
 				b.Error(err)
 				return

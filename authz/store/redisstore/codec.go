@@ -22,10 +22,13 @@ import (
 //
 // The payload holds, in this order: Subject, CreatedAt, IdleExpiresAt,
 // AbsoluteExpiresAt, PreviousUntil, RevokedAt, RevokeReason, Secrets,
-// Successor, Claims as JSON (empty for none), then Generation (uvarint) and
-// a flags byte (bit 0: CurrentSeen). The ID is the key's, not repeated.
-// Records written before Generation existed end after Claims: they read as
-// Generation 0 with CurrentSeen set, the rules they were written under. A byte string is a uvarint length and the bytes. A time is a
+// Successor, Claims as JSON (empty for none), Generation (uvarint), a flags
+// byte (bit 0: CurrentSeen) and Policy. The ID is the key's, not repeated.
+// Fields came last as they were added, so older records still decode:
+// records that end after Claims read as Generation 0 with CurrentSeen set
+// (the rules they were written under) and Policy "". Policy is written only
+// when it is not empty, and a present but empty Policy is corrupt, so every
+// family has exactly one encoding. A byte string is a uvarint length and the bytes. A time is a
 // uvarint n, 0 for the zero time, else its nanoseconds plus one followed by
 // a varint of its Unix seconds. Secrets are a uvarint count and, unless 0, a
 // uvarint width: w > 0 means every secret is w bytes and they follow back to
@@ -84,9 +87,9 @@ func encode(f *store.Family) ([]byte, error) {
 			return nil, fmt.Errorf("claims: %w", err)
 		}
 	}
-	// 171: the varints (7 lengths and counts, 5 times, the generation) at
+	// 171: the varints (8 lengths and counts, 5 times, the generation) at
 	// their longest, and the flags byte.
-	size := headerLen + 171 + len(f.Subject) + len(f.RevokeReason) + len(f.Successor) + len(claims) +
+	size := headerLen + 171 + len(f.Subject) + len(f.Policy) + len(f.RevokeReason) + len(f.Successor) + len(claims) +
 		len(f.Secrets)*binary.MaxVarintLen64
 	for _, s := range f.Secrets {
 		size += len(s)
@@ -109,6 +112,9 @@ func encode(f *store.Family) ([]byte, error) {
 		flags |= flagCurrentSeen
 	}
 	b = append(b, flags)
+	if f.Policy != "" {
+		b = appendString(b, f.Policy)
+	}
 	return b, nil
 }
 
@@ -179,6 +185,11 @@ func decode(id string, b []byte) (*store.Family, error) {
 			r.fail("flags")
 		}
 		f.CurrentSeen = flags&flagCurrentSeen != 0
+	}
+	if len(r.b) > 0 && r.err == nil { // absent in records older than Policy
+		if f.Policy = string(r.bytes()); f.Policy == "" && r.err == nil {
+			r.fail("empty policy")
+		}
 	}
 	if r.err != nil {
 		return nil, r.err

@@ -5,7 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,7 +35,9 @@ func TestCodecRoundTrip(t *testing.T) {
 	bare := &store.Family{ID: "b", Version: 1}                                                          // every optional field zero
 	odd := &store.Family{ID: "o", Subject: "{x}\x00é", Secrets: [][]byte{nil, {1}}, Version: 1<<64 - 1} // braces, NUL, mixed widths, max version
 	epoch := &store.Family{ID: "e", CreatedAt: time.Unix(0, 0), AbsoluteExpiresAt: time.Unix(-1, 1), Version: 1}
-	for _, f := range []*store.Family{full, bare, odd, epoch} {
+	named := sampleFamily()
+	named.ID, named.Policy, named.Generation, named.CurrentSeen = "n", "shop", 1<<40, true
+	for _, f := range []*store.Family{full, bare, odd, epoch, named} {
 		rec, err := encode(f)
 		if err != nil {
 			t.Fatal(err)
@@ -52,6 +57,38 @@ func TestCodecRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(got, &want) {
 			t.Errorf("%s: round trip\n got %+v\nwant %+v", f.ID, got, &want)
 		}
+	}
+}
+
+// A record written before families had a Generation, CurrentSeen and
+// Policy (testdata: sampleFamily encoded by that version) still decodes, as
+// a default-policy family of unknown generation under the rules it was
+// written under (its current secret counts as presented), and re-encodes
+// as that record followed by the new fields.
+func TestDecodeRecordWithoutPolicy(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "record-before-policy.hex"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decode("AAAAAAAAAAAAAAAAAAAAAA", old)
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	want := sampleFamily()
+	want.Generation, want.CurrentSeen = 0, true
+	if got.Policy != "" || !got.CreatedAt.Equal(want.CreatedAt) || !got.RevokedAt.Equal(want.RevokedAt) {
+		t.Fatalf("decoded %+v", got)
+	}
+	got.CreatedAt, got.IdleExpiresAt, got.AbsoluteExpiresAt, got.PreviousUntil, got.RevokedAt = want.CreatedAt, want.IdleExpiresAt, want.AbsoluteExpiresAt, want.PreviousUntil, want.RevokedAt
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decoded\n got %+v\nwant %+v", got, want)
+	}
+	if rec, _ := encode(want); !bytes.Equal(rec, append(old, 0, flagCurrentSeen)) {
+		t.Fatalf("re-encoded:\n got %x\nwant %x and generation 0, flags 1", rec, old)
 	}
 }
 
@@ -101,6 +138,9 @@ func TestDecodeRejectsCorrupt(t *testing.T) {
 		{"trailing byte", append(bytes.Clone(rec), 0)},
 		{"header only", rec[:headerLen]},
 		{"huge length", append(bytes.Clone(rec[:headerLen]), 0xff, 0xff, 0xff, 0xff, 0x0f)},
+		{"empty policy present", append(bytes.Clone(rec), 0)}, // "" is written as no policy at all
+		{"policy longer than the record", append(bytes.Clone(rec), 9, 's')},
+		{"bytes after the policy", append(bytes.Clone(rec), 1, 's', 0)},
 	}
 	for _, tc := range tests {
 		if _, err := decode("id", tc.rec); !errors.Is(err, errCorrupt) {
@@ -133,7 +173,7 @@ func TestExpiryMillis(t *testing.T) {
 // FuzzDecode: a record read from Redis never panics the decoder, and what
 // decodes encodes back to a record that decodes to the same family.
 func FuzzDecode(f *testing.F) {
-	for _, fam := range []*store.Family{sampleFamily(), {ID: "x", Version: 1}} {
+	for _, fam := range []*store.Family{sampleFamily(), {ID: "x", Version: 1}, {ID: "p", Policy: "shop", Version: 1}} {
 		rec, _ := encode(fam)
 		f.Add(rec)
 	}

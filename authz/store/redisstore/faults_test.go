@@ -105,11 +105,11 @@ func TestServerDownAndRestarted(t *testing.T) {
 		t.Fatalf("Swap of a family lost with the restart: %v, want ErrNotFound", err)
 	}
 	m := session.New(st, session.Lifetimes{}, nil)
-	s, err := m.Start(ctx, "alice", nil)
+	s, err := m.Start(ctx, "alice", "", nil)
 	if err != nil {
 		t.Fatalf("Start after the restart: %v", err)
 	}
-	if _, err := m.Refresh(ctx, s.RefreshToken); err != nil {
+	if _, err := m.Refresh(ctx, s.RefreshToken, ""); err != nil {
 		t.Fatalf("Refresh after the restart: %v", err)
 	}
 }
@@ -190,22 +190,25 @@ func TestTimedOutRotationIsNotLost(t *testing.T) {
 	st := open(t, impatient(srv.Addr()))
 	ctx := t.Context()
 	plain := session.New(st, session.Lifetimes{}, nil)
-	s0, err := plain.Start(ctx, "alice", nil)
+	s0, err := plain.Start(ctx, "alice", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// One rotation first, so the server knows the swap script and the
 	// EVALSHA in its buffer runs (an unknown script would answer NOSCRIPT
 	// and change nothing).
-	s1, err := plain.Refresh(ctx, s0.RefreshToken)
+	s1, err := plain.Refresh(ctx, s0.RefreshToken, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := session.New(&pauseBeforeSwap{Store: st, srv: srv, d: giveUpWithin}, session.Lifetimes{}, nil)
-	_, err = m.Refresh(ctx, s1.RefreshToken)
+	// The swap times out (an infrastructure error, never a verdict), or, on a
+	// machine so loaded that go-redis's retry reaches Redis after it wakes,
+	// the retry loses to the late swap and the answer is its successor.
+	is, err := m.Refresh(ctx, s1.RefreshToken, "")
 	for _, sentinel := range []error{session.ErrUnknown, session.ErrRevoked, session.ErrReuse, session.ErrExpired, session.ErrUnknownSecret} {
-		if err == nil || errors.Is(err, sentinel) {
-			t.Fatalf("Refresh with Redis frozen: %v, want an infrastructure error", err)
+		if errors.Is(err, sentinel) || (err == nil && is.Rotated) {
+			t.Fatalf("Refresh with Redis frozen: rotated %v, %v; want an infrastructure error or the late successor", is.Rotated, err)
 		}
 	}
 	waitUp(t, st, giveUpWithin+10*time.Second)
@@ -216,11 +219,11 @@ func TestTimedOutRotationIsNotLost(t *testing.T) {
 	if f.Version != 3 {
 		t.Fatalf("after the pause: version %d, want 3 (the timed-out swap landed late)", f.Version)
 	}
-	s2, err := m.Refresh(ctx, s1.RefreshToken)
+	s2, err := m.Refresh(ctx, s1.RefreshToken, "")
 	if err != nil || s2.Rotated {
 		t.Fatalf("retry with the same cookie: rotated %t, %v; want the late successor", s2.Rotated, err)
 	}
-	if _, err := m.Refresh(ctx, s2.RefreshToken); err != nil {
+	if _, err := m.Refresh(ctx, s2.RefreshToken, ""); err != nil {
 		t.Fatalf("the token of the retry does not work: %v", err)
 	}
 }
@@ -237,13 +240,13 @@ func TestDumpHoldsNoSecret(t *testing.T) {
 
 	var tokens []string
 	for i := range 3 {
-		s, err := m.Start(ctx, fmt.Sprint("user-", i), map[string]any{"email": fmt.Sprint("u", i, "@example.com")})
+		s, err := m.Start(ctx, fmt.Sprint("user-", i), "", map[string]any{"email": fmt.Sprint("u", i, "@example.com")})
 		if err != nil {
 			t.Fatal(err)
 		}
 		tokens = append(tokens, s.RefreshToken)
 		for range 3 { // rotations store sealed successors
-			if s, err = m.Refresh(ctx, s.RefreshToken); err != nil {
+			if s, err = m.Refresh(ctx, s.RefreshToken, ""); err != nil {
 				t.Fatal(err)
 			}
 			tokens = append(tokens, s.RefreshToken)
@@ -319,7 +322,7 @@ func TestNoLeakAfterBurst(t *testing.T) {
 	const n = 200
 	var issued [n]session.Issued
 	for i := range n {
-		if issued[i], err = m.Start(ctx, fmt.Sprint("user-", i%20), nil); err != nil {
+		if issued[i], err = m.Start(ctx, fmt.Sprint("user-", i%20), "", nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -327,7 +330,7 @@ func TestNoLeakAfterBurst(t *testing.T) {
 	errs := make(chan error, n)
 	for i := range n {
 		wg.Go(func() {
-			if _, err := m.Refresh(ctx, issued[i].RefreshToken); err != nil {
+			if _, err := m.Refresh(ctx, issued[i].RefreshToken, ""); err != nil {
 				errs <- err
 			}
 		})

@@ -18,14 +18,14 @@ import (
 // secret hashes, a sealed successor, an OIDC subject and a few claims.
 func typicalFamily(t testing.TB, st store.Store) *store.Family {
 	m := session.New(st, session.Lifetimes{}, nil)
-	s, err := m.Start(t.Context(), "00u1abcd2EFGH3ijk4l5", map[string]any{
+	s, err := m.Start(t.Context(), "00u1abcd2EFGH3ijk4l5", "", map[string]any{
 		"email": "ada.lovelace@example.com", "name": "Ada Lovelace", "groups": []any{"engineering", "admins"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 15 {
-		if s, err = m.Refresh(t.Context(), s.RefreshToken); err != nil {
+		if s, err = m.Refresh(t.Context(), s.RefreshToken, ""); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -29,6 +29,7 @@ func RunSession(t *testing.T, newStore NewStore) {
 		{"ReplicasRace50", testSessionReplicas},
 		{"RevokeSubject", testSessionRevokeSubject},
 		{"AbsoluteExpiry", testSessionExpiry},
+		{"Policy", testSessionPolicy},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -41,23 +42,23 @@ func RunSession(t *testing.T, newStore NewStore) {
 func testSessionLifecycle(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	ctx := t.Context()
 	m := session.New(st, lifetimes, clk.Now)
-	s0, err := m.Start(ctx, "alice", map[string]any{"email": "ada@example.com"})
+	s0, err := m.Start(ctx, "alice", "", map[string]any{"email": "ada@example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s1, err := m.Refresh(ctx, s0.RefreshToken)
+	s1, err := m.Refresh(ctx, s0.RefreshToken, "")
 	if err != nil || !s1.Rotated || s1.RefreshToken == s0.RefreshToken {
 		t.Fatalf("Refresh = rotated %v, %v; want a new token", s1.Rotated, err)
 	}
 	clk.Advance(10 * time.Second)
-	replay, err := m.Refresh(ctx, s0.RefreshToken)
+	replay, err := m.Refresh(ctx, s0.RefreshToken, "")
 	if err != nil || replay.Rotated || replay.RefreshToken != s1.RefreshToken {
 		t.Fatalf("grace replay = rotated %v, same %v, %v; want the same successor", replay.Rotated, replay.RefreshToken == s1.RefreshToken, err)
 	}
 	clk.Advance(lifetimes.Grace)
 	// Nobody has presented s1 yet (its answer may have been lost): s0 still
 	// yields it, however late.
-	late, err := m.Refresh(ctx, s0.RefreshToken)
+	late, err := m.Refresh(ctx, s0.RefreshToken, "")
 	if err != nil || late.Rotated || late.RefreshToken != s1.RefreshToken {
 		t.Fatalf("replay after grace, successor unseen = rotated %v, same %v, %v; want the same successor", late.Rotated, late.RefreshToken == s1.RefreshToken, err)
 	}
@@ -67,10 +68,10 @@ func testSessionLifecycle(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	if f, err := st.Get(ctx, s0.Family.ID); err != nil || !f.CurrentSeen || f.Generation != 2 {
 		t.Fatalf("after Confirm: %+v, %v; want generation 2 seen", f, err)
 	}
-	if _, err := m.Refresh(ctx, s0.RefreshToken); !errors.Is(err, session.ErrReuse) {
+	if _, err := m.Refresh(ctx, s0.RefreshToken, ""); !errors.Is(err, session.ErrReuse) {
 		t.Fatalf("replay after grace, successor seen: %v, want ErrReuse", err)
 	}
-	if _, err := m.Refresh(ctx, s1.RefreshToken); !errors.Is(err, session.ErrRevoked) {
+	if _, err := m.Refresh(ctx, s1.RefreshToken, ""); !errors.Is(err, session.ErrRevoked) {
 		t.Fatalf("newest token after reuse: %v, want ErrRevoked", err)
 	}
 	f, err := st.Get(ctx, s0.Family.ID)
@@ -85,7 +86,7 @@ func testSessionLifecycle(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 // identical successor.
 func testSessionReplicas(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	const n = 50
-	s0, err := session.New(st, lifetimes, clk.Now).Start(t.Context(), "alice", nil)
+	s0, err := session.New(st, lifetimes, clk.Now).Start(t.Context(), "alice", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func testSessionReplicas(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 		m := session.New(bst, lifetimes, clk.Now) // one per replica
 		wg.Go(func() {
 			<-start
-			got[i], errs[i] = m.Refresh(context.Background(), s0.RefreshToken)
+			got[i], errs[i] = m.Refresh(context.Background(), s0.RefreshToken, "")
 		})
 	}
 	close(start)
@@ -162,13 +163,13 @@ func testSessionRevokeSubject(t *testing.T, st store.Store, clk *fakeclock.Clock
 	m := session.New(st, lifetimes, clk.Now)
 	var alice []session.Issued
 	for range 3 {
-		s, err := m.Start(ctx, "alice", nil)
+		s, err := m.Start(ctx, "alice", "", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		alice = append(alice, s)
 	}
-	bob, err := m.Start(ctx, "bob", nil)
+	bob, err := m.Start(ctx, "bob", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,11 +189,11 @@ func testSessionRevokeSubject(t *testing.T, st store.Store, clk *fakeclock.Clock
 		}
 	}
 	for _, s := range alice {
-		if _, err := m.Refresh(ctx, s.RefreshToken); !errors.Is(err, session.ErrRevoked) {
+		if _, err := m.Refresh(ctx, s.RefreshToken, ""); !errors.Is(err, session.ErrRevoked) {
 			t.Errorf("Refresh of a revoked family: %v, want ErrRevoked", err)
 		}
 	}
-	if _, err := m.Refresh(ctx, bob.RefreshToken); err != nil {
+	if _, err := m.Refresh(ctx, bob.RefreshToken, ""); err != nil {
 		t.Fatalf("bob's session was touched: %v", err)
 	}
 }
@@ -202,14 +203,14 @@ func testSessionRevokeSubject(t *testing.T, st store.Store, clk *fakeclock.Clock
 func testSessionExpiry(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	ctx := t.Context()
 	m := session.New(st, lifetimes, clk.Now)
-	s, err := m.Start(ctx, "alice", nil)
+	s, err := m.Start(ctx, "alice", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	absolute := s.Family.AbsoluteExpiresAt
 	for clk.Now().Add(45 * time.Minute).Before(absolute) {
 		clk.Advance(45 * time.Minute)
-		if s, err = m.Refresh(ctx, s.RefreshToken); err != nil {
+		if s, err = m.Refresh(ctx, s.RefreshToken, ""); err != nil {
 			t.Fatalf("Refresh at %v: %v", clk.Now().Sub(base), err)
 		}
 		if s.Family.IdleExpiresAt.After(absolute) || !s.Family.AbsoluteExpiresAt.Equal(absolute) {
@@ -217,11 +218,39 @@ func testSessionExpiry(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 		}
 	}
 	clk.Advance(absolute.Sub(clk.Now()))
-	if _, err := m.Refresh(ctx, s.RefreshToken); !errors.Is(err, session.ErrExpired) {
+	if _, err := m.Refresh(ctx, s.RefreshToken, ""); !errors.Is(err, session.ErrExpired) {
 		t.Fatalf("Refresh at the absolute deadline: %v, want ErrExpired", err)
 	}
 	clk.Advance(time.Second)
-	if _, err := m.Refresh(ctx, s.RefreshToken); !errors.Is(err, session.ErrUnknown) {
+	if _, err := m.Refresh(ctx, s.RefreshToken, ""); !errors.Is(err, session.ErrUnknown) {
 		t.Fatalf("Refresh past the absolute deadline: %v, want ErrUnknown (dropped by the store)", err)
+	}
+}
+
+// testSessionPolicy: the policy a family was started for survives the
+// store and every rotation; another policy's refresh, on another replica,
+// writes nothing, unless that policy accepts the family's sessions.
+func testSessionPolicy(t *testing.T, st store.Store, clk *fakeclock.Clock) {
+	ctx := t.Context()
+	s0, err := session.New(st, lifetimes, clk.Now).Start(ctx, "alice", "shop", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := session.New(st, lifetimes, clk.Now) // another replica
+	if _, err := other.Refresh(ctx, s0.RefreshToken, "admin"); !errors.Is(err, session.ErrOtherPolicy) {
+		t.Fatalf("shop session refreshed for admin: %v, want ErrOtherPolicy", err)
+	}
+	if f, err := st.Get(ctx, s0.Family.ID); err != nil || f.Version != 1 || f.Policy != "shop" {
+		t.Fatalf("after a refused refresh: %+v, %v; want version 1, policy shop", f, err)
+	}
+	sharing := session.New(st, lifetimes, clk.Now, session.AcceptSessions(func(policy, from string) bool {
+		return policy == "admin" && from == "shop"
+	}))
+	s1, err := sharing.Refresh(ctx, s0.RefreshToken, "admin")
+	if err != nil || !s1.Rotated || s1.Family.Policy != "shop" {
+		t.Fatalf("accepted refresh: %v, %v", s1, err)
+	}
+	if f, err := st.Get(ctx, s0.Family.ID); err != nil || f.Version != 2 || f.Policy != "shop" {
+		t.Fatalf("after rotation: %+v, %v; want version 2, policy shop", f, err)
 	}
 }

@@ -74,6 +74,7 @@ func sample(id, subject string, now time.Time) *store.Family {
 	return &store.Family{
 		ID:      id,
 		Subject: subject,
+		Policy:  "shop",
 		Claims: map[string]any{
 			"email": "ada@example.com",
 			"admin": true,
@@ -125,6 +126,9 @@ func diff(want, got *store.Family) string {
 	}
 	if got.Subject != want.Subject {
 		add("Subject", want.Subject, got.Subject)
+	}
+	if got.Policy != want.Policy {
+		add("Policy", want.Policy, got.Policy)
 	}
 	if !(len(got.Claims) == 0 && len(want.Claims) == 0) && !reflect.DeepEqual(got.Claims, want.Claims) {
 		add("Claims", want.Claims, got.Claims)
@@ -201,6 +205,17 @@ func testRoundTrip(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 		t.Fatalf("Swap: %v", err)
 	}
 	mustMatch(t, st, n)
+
+	// The default policy is "", and stays "" (not the zero of some other
+	// encoding) through a swap.
+	d := sample("fam-d", "alice", clk.Now())
+	d.Policy = ""
+	mustCreate(t, st, d)
+	mustMatch(t, st, d)
+	if err := st.Swap(t.Context(), 1, next(d, clk.Now())); err != nil {
+		t.Fatalf("Swap: %v", err)
+	}
+	mustMatch(t, st, next(d, clk.Now()))
 }
 
 func testCreateExists(t *testing.T, st store.Store, clk *fakeclock.Clock) {
