@@ -188,12 +188,16 @@ func (e *route) decide(ctx context.Context, r *Request, reqErr error) Decision {
 		return e.deny(r, errAmbiguousCookie)
 	}
 
-	// A valid access token that is not about to expire passes without
-	// touching the store. The Authorization header takes precedence.
-	raw, bearer := bearerToken(r), true
-	if raw == "" {
-		raw, bearer = found.Access, false
+	// The access token: from the Authorization header, else the cookie.
+	// An Authorization header that is not a bearer token is refused here,
+	// before anything is verified or rotated.
+	raw, bearer, err := credential(r, found)
+	if err != nil {
+		return e.deny(r, err)
 	}
+
+	// A valid access token that is not about to expire passes without
+	// touching the store.
 	var (
 		claims *token.Claims
 		verr   error
@@ -400,7 +404,7 @@ func (e *route) deny(r *Request, err error) Decision {
 		return d
 	}
 	if a.status == http.StatusUnauthorized {
-		d.Response = append(d.Response, Header{"www-authenticate", wwwAuthenticate(err)})
+		d.Response = append(d.Response, Header{"www-authenticate", wwwAuthenticate(a, err)})
 	}
 	if a.status == http.StatusMethodNotAllowed {
 		d.Response = append(d.Response, Header{"allow", "POST"})
@@ -411,27 +415,13 @@ func (e *route) deny(r *Request, err error) Decision {
 }
 
 // wwwAuthenticate follows RFC 6750 §3: no error code when no credentials
-// were presented, invalid_token otherwise.
-func wwwAuthenticate(err error) string {
+// were presented, else the answer's (invalid_token, or invalid_request for
+// a malformed Authorization header, §3.1).
+func wwwAuthenticate(a answer, err error) string {
 	if errors.Is(err, errNoCredentials) || errors.Is(err, errNoRefreshToken) {
 		return `Bearer realm="silentauth"`
 	}
-	return `Bearer realm="silentauth", error="invalid_token"`
-}
-
-func errorCode(status int) string {
-	switch status {
-	case http.StatusUnauthorized:
-		return "invalid_token"
-	case http.StatusForbidden:
-		return "forbidden"
-	case http.StatusBadRequest:
-		return "invalid_request"
-	case http.StatusMethodNotAllowed:
-		return "method_not_allowed"
-	default:
-		return "temporarily_unavailable"
-	}
+	return `Bearer realm="silentauth", error="` + a.code + `"`
 }
 
 // loginLocation builds the login redirect. The return path is only ever
@@ -549,12 +539,51 @@ func isBearer(header, raw string) bool {
 	return len(header) == len(bearerPrefix)+len(raw) && header[:len(bearerPrefix)] == bearerPrefix && header[len(bearerPrefix):] == raw
 }
 
-// bearerToken returns the token of an "Authorization: Bearer" header.
-// The scheme is case-insensitive (RFC 9110 §11.1).
-func bearerToken(r *Request) string {
+// credential chooses the access token a request presents, the one rule
+// for it: the Authorization header takes precedence over the access-token
+// cookie. A header that is present but not "Bearer <token>" (Basic or
+// another scheme, "Bearer" without a token, "Bearer=x", a bare token,
+// several values) is errAuthorization, never ignored: the client meant
+// some credential, and deciding on the cookie instead would hand the
+// upstream an identity it was not sent with (RFC 6750 §3.1 invalid_request).
+// The session endpoints and public paths never call it: neither reads an
+// access token.
+func credential(r *Request, found cookie.Found) (raw string, bearer bool, err error) {
 	h := r.Header("authorization")
-	if len(h) < 7 || !strings.EqualFold(h[:7], "bearer ") {
-		return ""
+	if h == "" {
+		return found.Access, false, nil
 	}
-	return strings.TrimSpace(h[7:])
+	raw, ok := bearerToken(h)
+	if !ok {
+		return "", false, errAuthorization
+	}
+	return raw, true, nil
+}
+
+// bearerToken parses an Authorization value as "Bearer" 1*SP b64token
+// (RFC 6750 §2.1). The scheme is case-insensitive (RFC 9110 §11.1); spaces
+// around the value are optional whitespace (RFC 9110 §5.5).
+func bearerToken(h string) (string, bool) {
+	h = strings.Trim(h, " \t")
+	if len(h) < len("bearer ") || !strings.EqualFold(h[:6], "bearer") || h[6] != ' ' {
+		return "", false
+	}
+	tok := strings.TrimLeft(h[6:], " ")
+	return tok, isB64Token(tok)
+}
+
+// isB64Token reports whether s is an RFC 6750 §2.1 b64token:
+// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	n := len(strings.TrimRight(s, "="))
+	if n == 0 {
+		return false
+	}
+	for i := 0; i < n; i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
