@@ -95,6 +95,10 @@ type route struct {
 	// claimHeaders is policy.ClaimHeaders sorted by header name: iterated
 	// on every allowed request, and in a stable order.
 	claimHeaders []claimHeader
+	// guarded are the upstream headers only silentauth may set (claim
+	// headers, the access-token header, authorization), as headerKey
+	// spells them; computed once, compared on every allowed request.
+	guarded []string
 }
 
 // claimHeader is one upstream header and the claim it carries.
@@ -129,6 +133,11 @@ func (e *Engine) newRoute(name string, rt Route) (*route, error) {
 	r := &route{Engine: e, name: name, policy: rt.Policy, verifier: rt.Verifier, minter: rt.Minter, cop: http.NewCrossOriginProtection()}
 	for _, h := range slices.Sorted(maps.Keys(rt.Policy.ClaimHeaders)) {
 		r.claimHeaders = append(r.claimHeaders, claimHeader{h, rt.Policy.ClaimHeaders[h]})
+		r.guarded = append(r.guarded, headerKey(h))
+	}
+	r.guarded = append(r.guarded, headerKey("authorization"))
+	if rt.Policy.AccessTokenHeader != "" {
+		r.guarded = append(r.guarded, headerKey(rt.Policy.AccessTokenHeader))
 	}
 	for _, origin := range rt.Policy.TrustedOrigins {
 		if err := r.cop.AddTrustedOrigin(origin); err != nil {
@@ -343,7 +352,7 @@ func (e *route) allow(r *Request, raw string, claims *token.Claims, setCookie []
 			// Envoy applies headers_to_remove after the headers it sets
 			// (ext_authz Filter::onComplete): a client's copy is
 			// overwritten, and must not also be removed.
-			d.Remove = slices.DeleteFunc(d.Remove, func(n string) bool { return n == h.name })
+			d.Remove = slices.DeleteFunc(d.Remove, func(n string) bool { return strings.EqualFold(n, h.name) })
 		}
 	}
 	if len(setCookie) > 0 {
@@ -355,7 +364,13 @@ func (e *route) allow(r *Request, raw string, claims *token.Claims, setCookie []
 
 // scrubUpstream removes what the upstream must never see from the client:
 // our cookies (Envoy's headers_to_remove drops whole headers only, so the
-// cookie header is rewritten) and client-sent identity headers.
+// cookie header is rewritten) and every client-sent spelling of a header
+// only silentauth sets. CGI, WSGI, PHP and many frameworks read X_User_Id,
+// x-user_id and X-User-Id alike as HTTP_X_USER_ID, so a client's
+// "x_user_id: admin" beside our x-user-id would win as often as not;
+// headers_to_remove matches exact names only, so each spelling the request
+// holds is listed. The request's own Authorization is the credential
+// itself: passed on, or overwritten by allow.
 func (e *route) scrubUpstream(r *Request, d *Decision) {
 	if rest, removed := e.cookies.Strip(r.Header("cookie")); removed {
 		if rest == "" {
@@ -364,11 +379,52 @@ func (e *route) scrubUpstream(r *Request, d *Decision) {
 			d.Upstream = append(d.Upstream, Header{"cookie", rest})
 		}
 	}
-	for _, h := range e.claimHeaders {
-		if r.Header(h.name) != "" {
-			d.Remove = append(d.Remove, h.name)
+	from := len(d.Remove)
+	for name := range r.headers {
+		if !strings.EqualFold(name, "authorization") && e.isGuarded(name) {
+			d.Remove = append(d.Remove, name)
 		}
 	}
+	// Map order is random; the answer is not.
+	slices.Sort(d.Remove[from:])
+}
+
+// isGuarded reports whether header name is a spelling of one that only
+// silentauth may send upstream.
+func (e *route) isGuarded(name string) bool {
+	for _, g := range e.guarded {
+		if headerKeyEqual(name, g) {
+			return true
+		}
+	}
+	return false
+}
+
+// headerKey spells a header name the way CGI-style applications compare
+// them: lower case, "_" as "-".
+func headerKey(name string) string {
+	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+}
+
+// headerKeyEqual reports whether headerKey(name) == key, without
+// allocating: it runs for every header of every allowed request.
+func headerKeyEqual(name, key string) bool {
+	if len(name) != len(key) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '_':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if c != key[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // maxHeaderValue is the longest header value a CheckResponse may carry
