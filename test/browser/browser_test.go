@@ -400,6 +400,13 @@ func proxyContract(t *testing.T, s *stack, origin string) {
 	if resp.StatusCode != 200 || !strings.Contains(body, `"user":"alice"`) || len(resp.Cookies()) != 0 {
 		t.Errorf("valid session: %d %s cookies %v", resp.StatusCode, body, cookieNames(resp))
 	}
+	// A client's identity header, in any spelling a CGI, WSGI or PHP app
+	// reads as X-User-Id, never reaches the app: the proxy drops or deletes
+	// the "_" spellings, silentauth's answer replaces the exact one.
+	resp, body = do("GET", "/api/me", "Cookie", "__Host-sa-at="+at, "X-User-Id", "mallory", "X_User_Id", "mallory", "X-User_Id", "mallory", "x_user-id", "mallory")
+	if resp.StatusCode != 200 || !strings.Contains(body, `"aliases":["X-User-Id: alice"]`) {
+		t.Errorf("identity header spellings: %d %s", resp.StatusCode, body)
+	}
 	// Only the refresh cookie: silent refresh, three separate Set-Cookie lines.
 	resp, body = do("GET", "/api/me", "Cookie", "__Host-sa-rt="+rt+"; app_pref=x")
 	if resp.StatusCode != 200 || !strings.Contains(body, `"user":"alice"`) || !equal(cookieNames(resp), ours) ||
