@@ -30,7 +30,8 @@ type Policy struct {
 	// TrustedOrigins may send cookie-authenticated unsafe requests from
 	// another origin.
 	TrustedOrigins []string
-	// RefreshPath and LogoutPath are answered inside Check.
+	// RefreshPath and LogoutPath are answered inside Check, in any case
+	// (isEndpoint).
 	RefreshPath, LogoutPath string
 	// AccessTokenHeader returns a refreshed access token to bearer-style
 	// clients ("" = never).
@@ -171,11 +172,12 @@ func (e *route) decide(ctx context.Context, r *Request, reqErr error) Decision {
 	}
 	found := e.cookies.Read(r.Header("cookie"))
 
-	// The session endpoints are answered here, never routed to an upstream.
-	switch r.Path {
-	case e.policy.RefreshPath:
+	// The session endpoints are answered here, never routed to an upstream,
+	// in every spelling a proxy may route to them (isEndpoint).
+	switch {
+	case isEndpoint(r.Path, e.policy.RefreshPath):
 		return e.refreshEndpoint(ctx, r, found)
-	case e.policy.LogoutPath:
+	case isEndpoint(r.Path, e.policy.LogoutPath):
 		return e.logoutEndpoint(ctx, r, found)
 	}
 

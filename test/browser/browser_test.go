@@ -332,6 +332,10 @@ func TestCaddyContract(t *testing.T) {
 	proxyContract(t, s, startCaddy(t, s))
 }
 
+// sessionSpellings are other spellings of POST /auth/refresh that proxies
+// route as it (README "Paths"): silentauth answers each as the endpoint.
+var sessionSpellings = []string{"/AUTH/REFRESH", "/Auth/Refresh?x=1", "/auth/%72efresh", "/auth//refresh", "//auth/refresh", "/auth/./refresh"}
+
 // proxyContract checks what a proxy at origin makes of silentauth's answers.
 func proxyContract(t *testing.T, s *stack, origin string) {
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -437,6 +441,20 @@ func proxyContract(t *testing.T, s *stack, origin string) {
 	for _, c := range resp.Cookies() {
 		if c.Name == "__Host-sa-rt" {
 			rt2 = c.Value
+		}
+	}
+	// Every spelling of an endpoint is answered by silentauth, whichever
+	// way the proxy sends it there: 204 with the rotated cookies, never the
+	// app, never an allow whose Authorization would reach the client.
+	for _, p := range sessionSpellings {
+		resp, _ = do("POST", p, "Cookie", "__Host-sa-rt="+rt2, "Sec-Fetch-Site", "same-origin")
+		if resp.StatusCode != 204 || !equal(cookieNames(resp), ours) || resp.Header.Get("Authorization") != "" {
+			t.Errorf("POST %s: %d cookies %v authorization %v", p, resp.StatusCode, cookieNames(resp), resp.Header.Get("Authorization") != "")
+		}
+		for _, c := range resp.Cookies() {
+			if c.Name == "__Host-sa-rt" {
+				rt2 = c.Value
+			}
 		}
 	}
 	resp, _ = do("GET", "/auth/refresh", "Cookie", "__Host-sa-rt="+rt2)
