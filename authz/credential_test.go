@@ -90,3 +90,25 @@ func TestAuthorizationIgnoredWhereNoAccessTokenIsRead(t *testing.T) {
 		})
 	}
 }
+
+// bearerToken accepts only "Bearer" 1*SP b64token: whatever it returns is
+// one token a canonical header carries back unchanged, and nothing with
+// whitespace, a comma or a control byte in it.
+func FuzzBearerToken(f *testing.F) {
+	for _, s := range []string{"Bearer abc", "bearer  a.b.c", "Bearer", "Bearer ", "Bearer=abc", "Basic YTpi", "Bearer a b",
+		"Bearer a,Bearer b", "Bearer\tabc", " Bearer abc== ", "Bearer ===", "Bearer a=b", "Bearer ~+/-._", "Bearer \x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		tok, ok := bearerToken(h)
+		if !ok {
+			return
+		}
+		if tok == "" || strings.ContainsAny(tok, " \t\r\n,\x00") || !isB64Token(tok) {
+			t.Fatalf("%q: accepted token %q", h, tok)
+		}
+		if again, ok := bearerToken(bearerPrefix + tok); !ok || again != tok {
+			t.Fatalf("%q: token %q does not survive the canonical header", h, tok)
+		}
+	})
+}
