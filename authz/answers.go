@@ -21,11 +21,19 @@ var (
 	errUnknownPolicy    = errors.New("authz: the route names a policy that is not configured")
 	errClaims           = errors.New("authz: the token lacks a claim the policy requires")
 	errStoreFailing     = errors.New("authz: session store failing: refresh ahead of expiry skipped")
+	// errAuthorization: an Authorization header that is not "Bearer
+	// <token>". The client meant some credential; deciding on the cookie
+	// instead would pass the upstream another identity than the one it was
+	// sent, so the request is refused as malformed (RFC 6750 §3.1).
+	errAuthorization = errors.New(`authz: the Authorization header is not "Bearer <token>"`)
 )
 
 // answer is how one kind of failure is told to the client.
 type answer struct {
 	status int
+	// code is the error code of the JSON body and, on a 401, of
+	// WWW-Authenticate (RFC 6750 §3.1).
+	code   string
 	reason string // metric label
 	// clear deletes our cookies: only when the session is truly over
 	// (theft, expiry, revocation, garbage). An outage never clears.
@@ -50,57 +58,58 @@ var answers = []struct {
 	err error
 	answer
 }{
-	{errBadRequest, answer{http.StatusBadRequest, "bad_request", false, false, slog.LevelInfo, "", ""}},
-	{errBadPath, answer{http.StatusBadRequest, "bad_path", false, false, slog.LevelInfo, "", ""}},
-	{errAmbiguousCookie, answer{http.StatusBadRequest, "ambiguous_cookie", true, false, slog.LevelWarn, "", ""}},
-	{errCSRF, answer{http.StatusForbidden, "csrf", false, false, slog.LevelWarn, "", ""}},
-	{errMethod, answer{http.StatusMethodNotAllowed, "method", false, false, slog.LevelInfo, "", ""}},
-	{errCrossSiteRefresh, answer{http.StatusUnauthorized, "cross_site_refresh", false, false, slog.LevelInfo, "", ""}},
-	{errUnknownPolicy, answer{http.StatusInternalServerError, "unknown_policy", false, false, slog.LevelError, "", ""}},
-	{errStoreFailing, answer{http.StatusServiceUnavailable, "unavailable", false, false, slog.LevelDebug, "valid_store_unavailable", ""}},
-	{errClaims, answer{http.StatusForbidden, "insufficient_claims", false, false, slog.LevelInfo, "", ""}},
-	{errNoCredentials, answer{http.StatusUnauthorized, "no_credentials", false, true, slog.LevelDebug, "", ""}},
-	{errNoRefreshToken, answer{http.StatusUnauthorized, "no_refresh_token", false, true, slog.LevelDebug, "", ""}},
+	{errBadRequest, answer{http.StatusBadRequest, "invalid_request", "bad_request", false, false, slog.LevelInfo, "", ""}},
+	{errBadPath, answer{http.StatusBadRequest, "invalid_request", "bad_path", false, false, slog.LevelInfo, "", ""}},
+	{errAmbiguousCookie, answer{http.StatusBadRequest, "invalid_request", "ambiguous_cookie", true, false, slog.LevelWarn, "", ""}},
+	{errCSRF, answer{http.StatusForbidden, "forbidden", "csrf", false, false, slog.LevelWarn, "", ""}},
+	{errMethod, answer{http.StatusMethodNotAllowed, "method_not_allowed", "method", false, false, slog.LevelInfo, "", ""}},
+	{errCrossSiteRefresh, answer{http.StatusUnauthorized, "invalid_token", "cross_site_refresh", false, false, slog.LevelInfo, "", ""}},
+	{errUnknownPolicy, answer{http.StatusInternalServerError, "temporarily_unavailable", "unknown_policy", false, false, slog.LevelError, "", ""}},
+	{errAuthorization, answer{http.StatusUnauthorized, "invalid_request", "bad_authorization", false, false, slog.LevelInfo, "", ""}},
+	{errStoreFailing, answer{http.StatusServiceUnavailable, "temporarily_unavailable", "unavailable", false, false, slog.LevelDebug, "valid_store_unavailable", ""}},
+	{errClaims, answer{http.StatusForbidden, "forbidden", "insufficient_claims", false, false, slog.LevelInfo, "", ""}},
+	{errNoCredentials, answer{http.StatusUnauthorized, "invalid_token", "no_credentials", false, true, slog.LevelDebug, "", ""}},
+	{errNoRefreshToken, answer{http.StatusUnauthorized, "invalid_token", "no_refresh_token", false, true, slog.LevelDebug, "", ""}},
 
 	// The request's time ran out before a rotation could start (or the
 	// store took it all): nothing changed, so nothing is cleared.
-	{session.ErrDeadline, answer{http.StatusServiceUnavailable, "deadline", false, false, slog.LevelWarn, "valid_deadline", ""}},
-	{context.DeadlineExceeded, answer{http.StatusServiceUnavailable, "deadline", false, false, slog.LevelWarn, "valid_deadline", ""}},
-	{context.Canceled, answer{http.StatusServiceUnavailable, "deadline", false, false, slog.LevelInfo, "valid_deadline", ""}},
+	{session.ErrDeadline, answer{http.StatusServiceUnavailable, "temporarily_unavailable", "deadline", false, false, slog.LevelWarn, "valid_deadline", ""}},
+	{context.DeadlineExceeded, answer{http.StatusServiceUnavailable, "temporarily_unavailable", "deadline", false, false, slog.LevelWarn, "valid_deadline", ""}},
+	{context.Canceled, answer{http.StatusServiceUnavailable, "temporarily_unavailable", "deadline", false, false, slog.LevelInfo, "valid_deadline", ""}},
 
 	// Refresh tokens (RFC 9700 §4.14.2). Reuse is theft: the family is
 	// already revoked by the time this answer is chosen. A family the store
 	// does not know (any more: a store restarted empty) ends the session
 	// only when the access token it holds expires.
-	{session.ErrReuse, answer{http.StatusUnauthorized, "refresh_reuse", true, true, slog.LevelWarn, "", eventReuse}},
-	{session.ErrRevoked, answer{http.StatusUnauthorized, "refresh_revoked", true, true, slog.LevelInfo, "", ""}},
-	{session.ErrExpired, answer{http.StatusUnauthorized, "refresh_expired", true, true, slog.LevelInfo, "", ""}},
-	{session.ErrUnknown, answer{http.StatusUnauthorized, "refresh_unknown", true, true, slog.LevelInfo, "valid_session_unknown", ""}},
-	{session.ErrUnknownSecret, answer{http.StatusUnauthorized, "refresh_unknown_secret", true, true, slog.LevelWarn, "valid_session_unknown", ""}},
-	{session.ErrMalformed, answer{http.StatusUnauthorized, "refresh_malformed", true, true, slog.LevelInfo, "", ""}},
+	{session.ErrReuse, answer{http.StatusUnauthorized, "invalid_token", "refresh_reuse", true, true, slog.LevelWarn, "", eventReuse}},
+	{session.ErrRevoked, answer{http.StatusUnauthorized, "invalid_token", "refresh_revoked", true, true, slog.LevelInfo, "", ""}},
+	{session.ErrExpired, answer{http.StatusUnauthorized, "invalid_token", "refresh_expired", true, true, slog.LevelInfo, "", ""}},
+	{session.ErrUnknown, answer{http.StatusUnauthorized, "invalid_token", "refresh_unknown", true, true, slog.LevelInfo, "valid_session_unknown", ""}},
+	{session.ErrUnknownSecret, answer{http.StatusUnauthorized, "invalid_token", "refresh_unknown_secret", true, true, slog.LevelWarn, "valid_session_unknown", ""}},
+	{session.ErrMalformed, answer{http.StatusUnauthorized, "invalid_token", "refresh_malformed", true, true, slog.LevelInfo, "", ""}},
 	// A session started for another policy (application): nothing was
 	// rotated, and its cookies stay, because the session is still valid
 	// for its own application; this policy's login page may start one.
-	{session.ErrOtherPolicy, answer{http.StatusUnauthorized, "session_other_policy", false, true, slog.LevelInfo, "valid_session_other_policy", ""}},
+	{session.ErrOtherPolicy, answer{http.StatusUnauthorized, "invalid_token", "session_other_policy", false, true, slog.LevelInfo, "valid_session_other_policy", ""}},
 
 	// Access tokens (RFC 8725, RFC 9068).
-	{token.ErrNoKeyring, answer{http.StatusServiceUnavailable, "no_keyring", false, false, slog.LevelError, "", ""}},
-	{token.ErrTooLarge, answer{http.StatusUnauthorized, "token_too_large", false, true, slog.LevelInfo, "", ""}},
-	{token.ErrMalformed, answer{http.StatusUnauthorized, "token_malformed", false, true, slog.LevelDebug, "", ""}},
-	{token.ErrHeader, answer{http.StatusUnauthorized, "token_header", false, true, slog.LevelWarn, "", ""}},
-	{token.ErrType, answer{http.StatusUnauthorized, "token_type", false, true, slog.LevelInfo, "", ""}},
-	{token.ErrAlgorithm, answer{http.StatusUnauthorized, "token_algorithm", false, true, slog.LevelWarn, "", ""}},
-	{token.ErrUnknownKey, answer{http.StatusUnauthorized, "token_unknown_key", false, true, slog.LevelInfo, "", ""}},
-	{token.ErrSignature, answer{http.StatusUnauthorized, "token_signature", false, true, slog.LevelWarn, "", ""}},
-	{token.ErrExpired, answer{http.StatusUnauthorized, "token_expired", false, true, slog.LevelDebug, "", ""}},
-	{token.ErrNotYetValid, answer{http.StatusUnauthorized, "token_not_yet_valid", false, true, slog.LevelInfo, "", ""}},
-	{token.ErrIssuer, answer{http.StatusUnauthorized, "token_issuer", false, true, slog.LevelInfo, "", ""}},
-	{token.ErrAudience, answer{http.StatusUnauthorized, "token_audience", false, true, slog.LevelInfo, "", ""}},
-	{token.ErrMissingClaim, answer{http.StatusUnauthorized, "token_claims", false, true, slog.LevelInfo, "", ""}},
+	{token.ErrNoKeyring, answer{http.StatusServiceUnavailable, "temporarily_unavailable", "no_keyring", false, false, slog.LevelError, "", ""}},
+	{token.ErrTooLarge, answer{http.StatusUnauthorized, "invalid_token", "token_too_large", false, true, slog.LevelInfo, "", ""}},
+	{token.ErrMalformed, answer{http.StatusUnauthorized, "invalid_token", "token_malformed", false, true, slog.LevelDebug, "", ""}},
+	{token.ErrHeader, answer{http.StatusUnauthorized, "invalid_token", "token_header", false, true, slog.LevelWarn, "", ""}},
+	{token.ErrType, answer{http.StatusUnauthorized, "invalid_token", "token_type", false, true, slog.LevelInfo, "", ""}},
+	{token.ErrAlgorithm, answer{http.StatusUnauthorized, "invalid_token", "token_algorithm", false, true, slog.LevelWarn, "", ""}},
+	{token.ErrUnknownKey, answer{http.StatusUnauthorized, "invalid_token", "token_unknown_key", false, true, slog.LevelInfo, "", ""}},
+	{token.ErrSignature, answer{http.StatusUnauthorized, "invalid_token", "token_signature", false, true, slog.LevelWarn, "", ""}},
+	{token.ErrExpired, answer{http.StatusUnauthorized, "invalid_token", "token_expired", false, true, slog.LevelDebug, "", ""}},
+	{token.ErrNotYetValid, answer{http.StatusUnauthorized, "invalid_token", "token_not_yet_valid", false, true, slog.LevelInfo, "", ""}},
+	{token.ErrIssuer, answer{http.StatusUnauthorized, "invalid_token", "token_issuer", false, true, slog.LevelInfo, "", ""}},
+	{token.ErrAudience, answer{http.StatusUnauthorized, "invalid_token", "token_audience", false, true, slog.LevelInfo, "", ""}},
+	{token.ErrMissingClaim, answer{http.StatusUnauthorized, "invalid_token", "token_claims", false, true, slog.LevelInfo, "", ""}},
 }
 
 // unavailable answers infrastructure faults (store unreachable or slow).
-var unavailable = answer{http.StatusServiceUnavailable, "unavailable", false, false, slog.LevelError, "valid_store_unavailable", ""}
+var unavailable = answer{http.StatusServiceUnavailable, "temporarily_unavailable", "unavailable", false, false, slog.LevelError, "valid_store_unavailable", ""}
 
 // eventReuse names the security event of a refresh token used twice.
 const eventReuse = "refresh_token_reuse"
@@ -123,7 +132,7 @@ func (a answer) body() string {
 }
 
 func (a answer) jsonBody() string {
-	return `{"error":"` + errorCode(a.status) + `","reason":"` + a.reason + `"}`
+	return `{"error":"` + a.code + `","reason":"` + a.reason + `"}`
 }
 
 // outage reports an answer to an infrastructure fault (the store

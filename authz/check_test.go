@@ -133,7 +133,7 @@ func TestAccessTokenDenies(t *testing.T) {
 	}{
 		{"two segments", head + "." + payload, "token_malformed"},
 		{"four segments", at + ".x", "token_malformed"},
-		{"not base64", "!!!.???.***", "token_malformed"},
+		{"b64token but not base64url", "a+b.c/d.e~f", "token_malformed"},
 		// A payload is read only once its signature holds, so tampering
 		// with it is a forgery whatever the bytes now decode to.
 		{"tampered payload", head + "." + flip(payload) + "." + sig, "token_signature"},
@@ -193,7 +193,6 @@ func TestNoCredentials(t *testing.T) {
 		{"navigation by accept", req("GET", "/page", "accept", "text/html"), 302},
 		{"post is never redirected", req("POST", "/page", "accept", "text/html"), 401},
 		{"cors fetch is not a navigation", req("GET", "/page", "sec-fetch-mode", "cors", "accept", "text/html"), 401},
-		{"basic auth is not a bearer token", req("GET", "/api", "authorization", "Basic YTpi"), 401},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -30,7 +30,8 @@ type Policy struct {
 	// TrustedOrigins may send cookie-authenticated unsafe requests from
 	// another origin.
 	TrustedOrigins []string
-	// RefreshPath and LogoutPath are answered inside Check.
+	// RefreshPath and LogoutPath are answered inside Check, in any case
+	// (isEndpoint).
 	RefreshPath, LogoutPath string
 	// AccessTokenHeader returns a refreshed access token to bearer-style
 	// clients ("" = never).
@@ -95,6 +96,10 @@ type route struct {
 	// claimHeaders is policy.ClaimHeaders sorted by header name: iterated
 	// on every allowed request, and in a stable order.
 	claimHeaders []claimHeader
+	// guarded are the upstream headers only silentauth may set (claim
+	// headers, the access-token header, authorization), as headerKey
+	// spells them; computed once, compared on every allowed request.
+	guarded []string
 }
 
 // claimHeader is one upstream header and the claim it carries.
@@ -129,6 +134,11 @@ func (e *Engine) newRoute(name string, rt Route) (*route, error) {
 	r := &route{Engine: e, name: name, policy: rt.Policy, verifier: rt.Verifier, minter: rt.Minter, cop: http.NewCrossOriginProtection()}
 	for _, h := range slices.Sorted(maps.Keys(rt.Policy.ClaimHeaders)) {
 		r.claimHeaders = append(r.claimHeaders, claimHeader{h, rt.Policy.ClaimHeaders[h]})
+		r.guarded = append(r.guarded, headerKey(h))
+	}
+	r.guarded = append(r.guarded, headerKey("authorization"))
+	if rt.Policy.AccessTokenHeader != "" {
+		r.guarded = append(r.guarded, headerKey(rt.Policy.AccessTokenHeader))
 	}
 	for _, origin := range rt.Policy.TrustedOrigins {
 		if err := r.cop.AddTrustedOrigin(origin); err != nil {
@@ -162,11 +172,12 @@ func (e *route) decide(ctx context.Context, r *Request, reqErr error) Decision {
 	}
 	found := e.cookies.Read(r.Header("cookie"))
 
-	// The session endpoints are answered here, never routed to an upstream.
-	switch r.Path {
-	case e.policy.RefreshPath:
+	// The session endpoints are answered here, never routed to an upstream,
+	// in every spelling a proxy may route to them (isEndpoint).
+	switch {
+	case isEndpoint(r.Path, e.policy.RefreshPath):
 		return e.refreshEndpoint(ctx, r, found)
-	case e.policy.LogoutPath:
+	case isEndpoint(r.Path, e.policy.LogoutPath):
 		return e.logoutEndpoint(ctx, r, found)
 	}
 
@@ -188,12 +199,16 @@ func (e *route) decide(ctx context.Context, r *Request, reqErr error) Decision {
 		return e.deny(r, errAmbiguousCookie)
 	}
 
-	// A valid access token that is not about to expire passes without
-	// touching the store. The Authorization header takes precedence.
-	raw, bearer := bearerToken(r), true
-	if raw == "" {
-		raw, bearer = found.Access, false
+	// The access token: from the Authorization header, else the cookie.
+	// An Authorization header that is not a bearer token is refused here,
+	// before anything is verified or rotated.
+	raw, bearer, err := credential(r, found)
+	if err != nil {
+		return e.deny(r, err)
 	}
+
+	// A valid access token that is not about to expire passes without
+	// touching the store.
 	var (
 		claims *token.Claims
 		verr   error
@@ -389,7 +404,7 @@ func (e *route) allow(r *Request, raw string, claims *token.Claims, setCookie []
 			// Envoy applies headers_to_remove after the headers it sets
 			// (ext_authz Filter::onComplete): a client's copy is
 			// overwritten, and must not also be removed.
-			d.Remove = slices.DeleteFunc(d.Remove, func(n string) bool { return n == h.name })
+			d.Remove = slices.DeleteFunc(d.Remove, func(n string) bool { return strings.EqualFold(n, h.name) })
 		}
 	}
 	if len(setCookie) > 0 {
@@ -401,7 +416,13 @@ func (e *route) allow(r *Request, raw string, claims *token.Claims, setCookie []
 
 // scrubUpstream removes what the upstream must never see from the client:
 // our cookies (Envoy's headers_to_remove drops whole headers only, so the
-// cookie header is rewritten) and client-sent identity headers.
+// cookie header is rewritten) and every client-sent spelling of a header
+// only silentauth sets. CGI, WSGI, PHP and many frameworks read X_User_Id,
+// x-user_id and X-User-Id alike as HTTP_X_USER_ID, so a client's
+// "x_user_id: admin" beside our x-user-id would win as often as not;
+// headers_to_remove matches exact names only, so each spelling the request
+// holds is listed. The request's own Authorization is the credential
+// itself: passed on, or overwritten by allow.
 func (e *route) scrubUpstream(r *Request, d *Decision) {
 	if rest, removed := e.cookies.Strip(r.Header("cookie")); removed {
 		if rest == "" {
@@ -410,11 +431,52 @@ func (e *route) scrubUpstream(r *Request, d *Decision) {
 			d.Upstream = append(d.Upstream, Header{"cookie", rest})
 		}
 	}
-	for _, h := range e.claimHeaders {
-		if r.Header(h.name) != "" {
-			d.Remove = append(d.Remove, h.name)
+	from := len(d.Remove)
+	for name := range r.headers {
+		if !strings.EqualFold(name, "authorization") && e.isGuarded(name) {
+			d.Remove = append(d.Remove, name)
 		}
 	}
+	// Map order is random; the answer is not.
+	slices.Sort(d.Remove[from:])
+}
+
+// isGuarded reports whether header name is a spelling of one that only
+// silentauth may send upstream.
+func (e *route) isGuarded(name string) bool {
+	for _, g := range e.guarded {
+		if headerKeyEqual(name, g) {
+			return true
+		}
+	}
+	return false
+}
+
+// headerKey spells a header name the way CGI-style applications compare
+// them: lower case, "_" as "-".
+func headerKey(name string) string {
+	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
+}
+
+// headerKeyEqual reports whether headerKey(name) == key, without
+// allocating: it runs for every header of every allowed request.
+func headerKeyEqual(name, key string) bool {
+	if len(name) != len(key) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '_':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if c != key[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // maxHeaderValue is the longest header value a CheckResponse may carry
@@ -453,7 +515,7 @@ func (e *route) deny(r *Request, err error) Decision {
 		return d
 	}
 	if a.status == http.StatusUnauthorized {
-		d.Response = append(d.Response, Header{"www-authenticate", wwwAuthenticate(err)})
+		d.Response = append(d.Response, Header{"www-authenticate", wwwAuthenticate(a, err)})
 	}
 	if a.status == http.StatusMethodNotAllowed {
 		d.Response = append(d.Response, Header{"allow", "POST"})
@@ -464,27 +526,13 @@ func (e *route) deny(r *Request, err error) Decision {
 }
 
 // wwwAuthenticate follows RFC 6750 §3: no error code when no credentials
-// were presented, invalid_token otherwise.
-func wwwAuthenticate(err error) string {
+// were presented, else the answer's (invalid_token, or invalid_request for
+// a malformed Authorization header, §3.1).
+func wwwAuthenticate(a answer, err error) string {
 	if errors.Is(err, errNoCredentials) || errors.Is(err, errNoRefreshToken) {
 		return `Bearer realm="silentauth"`
 	}
-	return `Bearer realm="silentauth", error="invalid_token"`
-}
-
-func errorCode(status int) string {
-	switch status {
-	case http.StatusUnauthorized:
-		return "invalid_token"
-	case http.StatusForbidden:
-		return "forbidden"
-	case http.StatusBadRequest:
-		return "invalid_request"
-	case http.StatusMethodNotAllowed:
-		return "method_not_allowed"
-	default:
-		return "temporarily_unavailable"
-	}
+	return `Bearer realm="silentauth", error="` + a.code + `"`
 }
 
 // loginLocation builds the login redirect. The return path is only ever
@@ -602,12 +650,51 @@ func isBearer(header, raw string) bool {
 	return len(header) == len(bearerPrefix)+len(raw) && header[:len(bearerPrefix)] == bearerPrefix && header[len(bearerPrefix):] == raw
 }
 
-// bearerToken returns the token of an "Authorization: Bearer" header.
-// The scheme is case-insensitive (RFC 9110 §11.1).
-func bearerToken(r *Request) string {
+// credential chooses the access token a request presents, the one rule
+// for it: the Authorization header takes precedence over the access-token
+// cookie. A header that is present but not "Bearer <token>" (Basic or
+// another scheme, "Bearer" without a token, "Bearer=x", a bare token,
+// several values) is errAuthorization, never ignored: the client meant
+// some credential, and deciding on the cookie instead would hand the
+// upstream an identity it was not sent with (RFC 6750 §3.1 invalid_request).
+// The session endpoints and public paths never call it: neither reads an
+// access token.
+func credential(r *Request, found cookie.Found) (raw string, bearer bool, err error) {
 	h := r.Header("authorization")
-	if len(h) < 7 || !strings.EqualFold(h[:7], "bearer ") {
-		return ""
+	if h == "" {
+		return found.Access, false, nil
 	}
-	return strings.TrimSpace(h[7:])
+	raw, ok := bearerToken(h)
+	if !ok {
+		return "", false, errAuthorization
+	}
+	return raw, true, nil
+}
+
+// bearerToken parses an Authorization value as "Bearer" 1*SP b64token
+// (RFC 6750 §2.1). The scheme is case-insensitive (RFC 9110 §11.1); spaces
+// around the value are optional whitespace (RFC 9110 §5.5).
+func bearerToken(h string) (string, bool) {
+	h = strings.Trim(h, " \t")
+	if len(h) < len("bearer ") || !strings.EqualFold(h[:6], "bearer") || h[6] != ' ' {
+		return "", false
+	}
+	tok := strings.TrimLeft(h[6:], " ")
+	return tok, isB64Token(tok)
+}
+
+// isB64Token reports whether s is an RFC 6750 §2.1 b64token:
+// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	n := len(strings.TrimRight(s, "="))
+	if n == 0 {
+		return false
+	}
+	for i := 0; i < n; i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }

@@ -59,6 +59,8 @@ func (a *app) me(w http.ResponseWriter, r *http.Request) {
 		"n": n, "user": r.Header.Get("X-User-Id"), "token_tail": tail,
 		"bearer": strings.HasPrefix(r.Header.Get("Authorization"), "Bearer "),
 		"cookie": r.Header.Get("Cookie"),
+		// Every header a CGI-style app would read as X-User-Id.
+		"aliases": cgiAliases(r.Header, "X-User-Id"),
 	})
 }
 

@@ -337,6 +337,10 @@ func TestCaddyContract(t *testing.T) {
 	proxyContract(t, s, startCaddy(t, s))
 }
 
+// sessionSpellings are other spellings of POST /auth/refresh that proxies
+// route as it (README "Paths"): silentauth answers each as the endpoint.
+var sessionSpellings = []string{"/AUTH/REFRESH", "/Auth/Refresh?x=1", "/auth/%72efresh", "/auth//refresh", "//auth/refresh", "/auth/./refresh"}
+
 // proxyContract checks what a proxy at origin makes of silentauth's answers.
 func proxyContract(t *testing.T, s *stack, origin string) {
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -412,6 +416,13 @@ func proxyContract(t *testing.T, s *stack, origin string) {
 	if resp.StatusCode != 200 || !strings.Contains(body, `"user":"alice"`) {
 		t.Errorf("client-chosen policy: %d %s", resp.StatusCode, body)
 	}
+	// A client's identity header, in any spelling a CGI, WSGI or PHP app
+	// reads as X-User-Id, never reaches the app: the proxy drops or deletes
+	// the "_" spellings, silentauth's answer replaces the exact one.
+	resp, body = do("GET", "/api/me", "Cookie", "__Host-sa-at="+at, "X-User-Id", "mallory", "X_User_Id", "mallory", "X-User_Id", "mallory", "x_user-id", "mallory")
+	if resp.StatusCode != 200 || !strings.Contains(body, `"aliases":["X-User-Id: alice"]`) {
+		t.Errorf("identity header spellings: %d %s", resp.StatusCode, body)
+	}
 	// Only the refresh cookie: silent refresh, three separate Set-Cookie lines.
 	resp, body = do("GET", "/api/me", "Cookie", "__Host-sa-rt="+rt+"; app_pref=x")
 	if resp.StatusCode != 200 || !strings.Contains(body, `"user":"alice"`) || !equal(cookieNames(resp), ours) ||
@@ -444,6 +455,34 @@ func proxyContract(t *testing.T, s *stack, origin string) {
 	for _, c := range resp.Cookies() {
 		if c.Name == "__Host-sa-rt" {
 			rt2 = c.Value
+		}
+	}
+	// Every spelling of an endpoint is answered by silentauth, whichever
+	// way the proxy sends it there: 204 with the rotated cookies, never the
+	// app, never an allow whose Authorization would reach the client.
+	for _, p := range sessionSpellings {
+		resp, _ = do("POST", p, "Cookie", "__Host-sa-rt="+rt2, "Sec-Fetch-Site", "same-origin")
+		if resp.StatusCode != 204 || !equal(cookieNames(resp), ours) || resp.Header.Get("Authorization") != "" {
+			t.Errorf("POST %s: %d cookies %v authorization %v", p, resp.StatusCode, cookieNames(resp), resp.Header.Get("Authorization") != "")
+		}
+		for _, c := range resp.Cookies() {
+			if c.Name == "__Host-sa-rt" {
+				rt2 = c.Value
+			}
+		}
+	}
+	// Near misses are ordinary requests, and whatever answers them, the
+	// client never receives an allow's Authorization (Caddy 2.6's `path`
+	// matcher routed /auth/refresh. straight to silentauth).
+	for _, p := range []string{"/auth/refresh.", "/auth/refresh/", "/auth/refresh%20"} {
+		resp, _ = do("POST", p, "Cookie", "__Host-sa-rt="+rt2, "Sec-Fetch-Site", "same-origin")
+		if resp.StatusCode == 204 || resp.Header.Get("Authorization") != "" {
+			t.Errorf("POST %s: %d, authorization %v", p, resp.StatusCode, resp.Header.Get("Authorization") != "")
+		}
+		for _, c := range resp.Cookies() {
+			if c.Name == "__Host-sa-rt" {
+				rt2 = c.Value
+			}
 		}
 	}
 	resp, _ = do("GET", "/auth/refresh", "Cookie", "__Host-sa-rt="+rt2)

@@ -354,6 +354,16 @@ func TestTraefikContract(t *testing.T) {
 		t.Errorf("POST /auth/refresh (JSON): %d %s", resp.StatusCode, body)
 	}
 	rotated("POST /auth/refresh (JSON)", resp)
+	// Every spelling goes the same way (app-session's PathRegexp is
+	// silentauth's own rule): 204 and rotated cookies, never an allow whose
+	// Authorization would reach the client.
+	for _, p := range sessionSpellings {
+		resp, _ = do(browser, "POST", p, "", "Origin", origin, "Sec-Fetch-Site", "same-origin")
+		if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Authorization") != "" {
+			t.Errorf("POST %s: %d, authorization %v", p, resp.StatusCode, resp.Header.Get("Authorization") != "")
+		}
+		rotated("POST "+p, resp)
+	}
 	resp, _ = do(browser, "POST", "/auth/logout", "", "Origin", origin, "Sec-Fetch-Site", "same-origin")
 	if resp.StatusCode != http.StatusNoContent {
 		t.Errorf("POST /auth/logout: %d", resp.StatusCode)

@@ -2,6 +2,7 @@ package configs
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"path/filepath"
@@ -234,6 +235,37 @@ func TestEnvoyHTTPServiceChoices(t *testing.T) {
 	over.AuthorizationRequest = nil
 	if !proto.Equal(over, hs) {
 		t.Errorf("the admin route's http_service differs from the filter's beyond the policy header:\n%v\n%v", over, hs)
+	}
+}
+
+// TestEnvoyDropsUnderscoreHeaders: both examples drop (or reject) client
+// headers spelt with "_", which CGI, WSGI and PHP apps read as the "-"
+// spelling: silentauth's allowed_headers never show it X_User_Id, and
+// headers_to_remove matches exact names only, so Envoy must. A connection
+// manager without the setting (Envoy's default is ALLOW) fails.
+func TestEnvoyDropsUnderscoreHeaders(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		ok   bool
+	}{
+		{envoyGRPC, true},
+		{envoyHTTPService, true},
+		{filepath.Join("testdata", "envoy-minimal.yaml"), false},
+	} {
+		err := underscoreProblem(onlyConnectionManager(t, mustLoadEnvoy(t, tc.file)))
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: %v, want ok=%v", tc.file, err, tc.ok)
+		}
+	}
+}
+
+// underscoreProblem says why hcm lets headers spelt with "_" through.
+func underscoreProblem(hcm *hcmv3.HttpConnectionManager) error {
+	switch a := hcm.GetCommonHttpProtocolOptions().GetHeadersWithUnderscoresAction(); a {
+	case corev3.HttpProtocolOptions_DROP_HEADER, corev3.HttpProtocolOptions_REJECT_REQUEST:
+		return nil
+	default:
+		return fmt.Errorf("common_http_protocol_options.headers_with_underscores_action is %v: a client's X_User_Id would reach the app as X-User-Id; set DROP_HEADER or REJECT_REQUEST", a)
 	}
 }
 

@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -427,15 +429,21 @@ func checkIstio(f *istioFile, mesh *meshValues) []error {
 	for _, e := range f.filters {
 		for i, cp := range e.Spec.ConfigPatches {
 			at := fmt.Sprintf("EnvoyFilter %s/%s configPatches[%d]", e.Metadata.Namespace, e.Metadata.Name, i)
-			if cp.ApplyTo != "HTTP_ROUTE" || cp.Patch.Operation != "MERGE" ||
+			if !slices.Contains([]text{"HTTP_ROUTE", "NETWORK_FILTER"}, cp.ApplyTo) || cp.Patch.Operation != "MERGE" ||
 				!slices.Contains([]text{"GATEWAY", "SIDECAR_INBOUND", "SIDECAR_OUTBOUND", "ANY"}, cp.Match.Context) {
-				problems = append(problems, fmt.Errorf("%s: want an HTTP_ROUTE MERGE patch with a known context, found %s %s %s", at, cp.ApplyTo, cp.Patch.Operation, cp.Match.Context))
+				problems = append(problems, fmt.Errorf("%s: want an HTTP_ROUTE or NETWORK_FILTER MERGE patch with a known context, found %s %s %s", at, cp.ApplyTo, cp.Patch.Operation, cp.Match.Context))
 				continue
 			}
-			if _, errs := envoyRoutePatch(&cp.Patch.Value); len(errs) > 0 {
-				for _, err := range errs {
-					problems = append(problems, fmt.Errorf("%s: patch.value: %w", at, err))
-				}
+			var errs []error
+			if cp.ApplyTo == "HTTP_ROUTE" {
+				_, errs = envoyRoutePatch(&cp.Patch.Value)
+			} else if cp.Match.Listener.FilterChain.Filter.Name != hcmName {
+				errs = []error{fmt.Errorf("a NETWORK_FILTER patch must match the filter %s, found %q", hcmName, cp.Match.Listener.FilterChain.Filter.Name)}
+			} else {
+				_, errs = connectionManagerPatch(&cp.Patch.Value)
+			}
+			for _, err := range errs {
+				problems = append(problems, fmt.Errorf("%s: patch.value: %w", at, err))
 			}
 		}
 	}
@@ -472,6 +480,110 @@ func envoyRoutePatch(value *yaml.Node) (*routev3.Route, []error) {
 		}
 	}
 	return r, problems
+}
+
+// hcmName is the network filter Istio generates for HTTP.
+const hcmName = "envoy.filters.network.http_connection_manager"
+
+// connectionManagerPatch reads a NETWORK_FILTER patch value as the Envoy
+// Filter it merges into, whose typed_config must be an
+// HttpConnectionManager. A merged fragment lacks the manager's required
+// fields, so it is decoded strictly but not validated as a whole.
+func connectionManagerPatch(value *yaml.Node) (*hcmv3.HttpConnectionManager, []error) {
+	v, err := nodeValue(value)
+	if err != nil {
+		return nil, []error{err}
+	}
+	js, err := json.Marshal(v)
+	if err != nil {
+		return nil, []error{err}
+	}
+	f := &listenerv3.Filter{}
+	if err := protojson.Unmarshal(js, f); err != nil {
+		return nil, []error{fmt.Errorf("%s", yamlPosition(nil, err))}
+	}
+	hcm := &hcmv3.HttpConnectionManager{}
+	if !f.GetTypedConfig().MessageIs(hcm) {
+		return nil, []error{fmt.Errorf("typed_config: want an HttpConnectionManager, found %q", f.GetTypedConfig().GetTypeUrl())}
+	}
+	if err := f.GetTypedConfig().UnmarshalTo(hcm); err != nil {
+		return nil, []error{err}
+	}
+	return hcm, nil
+}
+
+// underscoreContexts lists the proxy contexts (GATEWAY, SIDECAR_INBOUND,
+// ...) in which the EnvoyFilters of files drop or reject headers spelt
+// with "_" for every proxy: a mesh-wide filter (root namespace, no
+// workload selector) whose connection-manager patch passes
+// underscoreProblem.
+func underscoreContexts(t *testing.T, files ...*istioFile) []string {
+	t.Helper()
+	var out []string
+	for _, f := range files {
+		for _, e := range f.filters {
+			if e.Metadata.Namespace != "istio-system" || e.Spec.WorkloadSelector != nil {
+				continue
+			}
+			for _, cp := range e.Spec.ConfigPatches {
+				if cp.ApplyTo != "NETWORK_FILTER" || cp.Match.Listener.FilterChain.Filter.Name != hcmName {
+					continue
+				}
+				hcm, errs := connectionManagerPatch(&cp.Patch.Value)
+				if len(errs) > 0 {
+					t.Fatalf("%s: %v", f.path, errs)
+				}
+				if underscoreProblem(hcm) == nil {
+					out = append(out, string(cp.Match.Context))
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// TestIstioDropsUnderscoreHeaders: the Istio manifests make every gateway
+// and every sidecar's inbound listener drop client headers spelt with "_",
+// as envoy.yaml does (TestEnvoyDropsUnderscoreHeaders); Istio has no mesh
+// setting for it. Manifests without such a filter, or with it set to
+// ALLOW or on gateways only, fail.
+func TestIstioDropsUnderscoreHeaders(t *testing.T) {
+	mesh := mustLoadMesh(t)
+	want := []string{"GATEWAY", "SIDECAR_INBOUND"}
+	files, err := filepath.Glob(istioDir + "/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []*istioFile
+	for _, path := range files {
+		if path == meshFile {
+			continue
+		}
+		f, err := loadIstio(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if problems := checkIstio(f, mesh); len(problems) > 0 {
+			t.Fatalf("%s: %v", path, problems)
+		}
+		all = append(all, f)
+	}
+	if got := underscoreContexts(t, all...); !slices.Equal(got, want) {
+		t.Errorf("%s: headers spelt with \"_\" dropped in %v, want %v", istioDir, got, want)
+	}
+	for _, file := range []string{policyFile, "testdata/istio-bad-underscore-allow.yaml", "testdata/istio-bad-underscore-gateway-only.yaml"} {
+		f, err := loadIstio(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if problems := checkIstio(f, mesh); len(problems) > 0 {
+			t.Fatalf("%s: %v", file, problems)
+		}
+		if got := underscoreContexts(t, f); slices.Equal(got, want) {
+			t.Errorf("%s: accepted as dropping underscore headers in %v", file, got)
+		}
+	}
 }
 
 // customCovers evaluates the CUSTOM policy's rules for a request to path,

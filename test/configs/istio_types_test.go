@@ -220,8 +220,9 @@ type virtualService struct {
 	} `yaml:"http"`
 }
 
-// envoyFilter is networking/v1alpha3 EnvoyFilter, route patches only. The
-// patch value is Envoy config, checked by the Envoy loader.
+// envoyFilter is networking/v1alpha3 EnvoyFilter: route patches and
+// connection-manager patches only. The patch value is Envoy config,
+// checked by the Envoy loader.
 type envoyFilter struct {
 	WorkloadSelector *struct {
 		Labels map[text]text `yaml:"labels"`
@@ -238,6 +239,13 @@ type envoyFilter struct {
 					} `yaml:"route"`
 				} `yaml:"vhost"`
 			} `yaml:"routeConfiguration"`
+			Listener struct {
+				FilterChain struct {
+					Filter struct {
+						Name text `yaml:"name"`
+					} `yaml:"filter"`
+				} `yaml:"filterChain"`
+			} `yaml:"listener"`
 		} `yaml:"match"`
 		Patch struct {
 			Operation text      `yaml:"operation"`
