@@ -71,17 +71,23 @@ func Decode(data []byte) (any, error) {
 // (BenchmarkUniqueNames, BenchmarkTokenWalk). FuzzDecode holds it to a
 // token walk's verdict.
 func uniqueNames(data []byte) error {
-	var path [8]step // deep enough for claims without allocating
-	s := scanner{data: data, path: path[:0]}
+	s := scanner{data: data}
 	s.value()
+	if errors.Is(s.err, ErrDuplicate) {
+		// Again, noting the path to say where: text without a repeat, the
+		// usual case, is spared the cost of tracking it.
+		s = scanner{data: data, track: true}
+		s.value()
+	}
 	return s.err
 }
 
 type scanner struct {
-	data []byte
-	i    int
-	path []step // the members and elements being scanned, for the error
-	err  error
+	data  []byte
+	i     int
+	track bool   // whether path is kept
+	path  []step // the members and elements being scanned, for the error
+	err   error
 }
 
 // step is one level of the path: a member name, or an array index.
@@ -157,15 +163,15 @@ func (s *scanner) object() {
 		}
 		s.space()
 		s.i++ // ':'
-		s.path = append(s.path, step{name, -1})
+		s.push(step{name, -1})
 		s.value()
-		s.path = s.path[:len(s.path)-1]
+		s.pop()
 	}
 }
 
 func (s *scanner) array() {
 	s.i++ // '['
-	s.path = append(s.path, step{index: 0})
+	s.push(step{index: 0})
 	for s.err == nil {
 		s.space()
 		if s.i >= len(s.data) {
@@ -174,11 +180,13 @@ func (s *scanner) array() {
 		switch s.data[s.i] {
 		case ']':
 			s.i++
-			s.path = s.path[:len(s.path)-1]
+			s.pop()
 			return
 		case ',':
 			s.i++
-			s.path[len(s.path)-1].index++
+			if s.track {
+				s.path[len(s.path)-1].index++
+			}
 			continue
 		}
 		s.value()
@@ -236,6 +244,18 @@ func (s *scanner) space() {
 		default:
 			return
 		}
+	}
+}
+
+func (s *scanner) push(p step) {
+	if s.track {
+		s.path = append(s.path, p)
+	}
+}
+
+func (s *scanner) pop() {
+	if s.track {
+		s.path = s.path[:len(s.path)-1]
 	}
 }
 
