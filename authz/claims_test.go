@@ -3,12 +3,15 @@ package authz
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/silentauth/silentauth/authz/sessionapi"
 	"github.com/silentauth/silentauth/authz/store"
@@ -70,6 +73,29 @@ func TestClaimsExactThroughCheck(t *testing.T) {
 				t.Fatalf("uid 1541815603606036480: allow %v, reason %q; want insufficient_claims", v.allow, d.Reason)
 			}
 		})
+	}
+}
+
+// A token signed with our own key whose claims name sub twice is refused
+// as malformed, never read as either user (RFC 7519 §4).
+func TestDuplicateClaimIsMalformed(t *testing.T) {
+	r := newRig(t)
+	now := r.clock.Now().Unix()
+	header := fmt.Sprintf(`{"alg":"ES256","typ":"at+jwt","kid":%q}`, r.key.ID)
+	for _, claims := range []string{
+		`{"iss":"silentauth","aud":"app","exp":%d,"iat":%d,"jti":"j","sid":"s","sub":"alice","sub":"mallory"}`,
+		`{"iss":"silentauth","aud":"app","exp":%d,"iat":%d,"jti":"j","sid":"s","sub":"alice","role":"user","\u0072ole":"admin"}`,
+	} {
+		in := base64.RawURLEncoding.EncodeToString([]byte(header)) + "." +
+			base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, claims, now+600, now))
+		sig, err := jwt.SigningMethodES256.Sign(in, r.key.Signer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, v := r.run(t, req("GET", "/api", "authorization", "Bearer "+in+"."+base64.RawURLEncoding.EncodeToString(sig)))
+		if v.allow || v.status != http.StatusUnauthorized || reason(t, v.body) != "token_malformed" {
+			t.Errorf("allow %v, status %d, reason %q; want 401 token_malformed", v.allow, v.status, reason(t, v.body))
+		}
 	}
 }
 
