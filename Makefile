@@ -51,7 +51,7 @@ loadtest:
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s
 fuzz:
-	@for pkg in ./authz/token ./authz/cookie ./authz ./authz/keys; do \
+	@for pkg in ./authz/token ./authz/cookie ./authz ./authz/keys ./internal/strictjson; do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \

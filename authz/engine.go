@@ -575,7 +575,10 @@ func (p Policy) admits(c *token.Claims) bool {
 }
 
 // claimMatches reports whether v, or any element of v when it is a list,
-// renders to one of accepted.
+// renders to one of accepted. A number renders as the digits it was signed
+// with (token.RenderClaim of a json.Number), so "1541815603606036481" is
+// never met by its float64 neighbour 1541815603606036480, and "1.5" is not
+// met by 1.50.
 func claimMatches(v any, accepted []string) bool {
 	if list, ok := v.([]any); ok {
 		for _, x := range list {

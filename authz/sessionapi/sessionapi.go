@@ -9,21 +9,27 @@
 package sessionapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/silentauth/silentauth/authz/cookie"
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/store"
 	"github.com/silentauth/silentauth/authz/token"
+	"github.com/silentauth/silentauth/internal/strictjson"
 )
 
 // Limits on what a caller may send.
@@ -121,8 +127,17 @@ type createResponse struct {
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request", "body: "+err.Error())
+		return
+	}
+	if msg := ambiguous(body); msg != "" {
+		writeError(w, http.StatusBadRequest, "invalid_request", msg)
+		return
+	}
 	var req createRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
 	if err := dec.Decode(&req); err != nil {
@@ -137,7 +152,9 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request", msg)
 		return
 	}
-	claims := normalizeNumbers(req.Claims)
+	// Claims keep their numbers as json.Number: the digits given here are
+	// the digits every access token of the session carries.
+	claims := req.Claims
 	minter := h.o.Minter
 	if req.Policy != "" {
 		if minter = h.o.Minters[req.Policy]; minter == nil {
@@ -214,7 +231,73 @@ func validateCreate(req createRequest) string {
 		sort.Strings(reserved)
 		problems = append(problems, "claims: reserved names may not be set: "+strings.Join(reserved, ", "))
 	}
+	names := slices.Sorted(maps.Keys(req.Claims)) // one order, so the message is stable
+	for _, name := range names {
+		problems = append(problems, outOfRange("claims."+name, req.Claims[name])...)
+	}
 	return strings.Join(problems, "; ")
+}
+
+// ambiguous returns why body could be read two ways, or "": a member named
+// twice at any depth (RFC 8259 §4 leaves the meaning to each parser, and
+// these claims are copied into every access token, whose readers may keep
+// the first where Go keeps the last), or two top-level names that differ
+// only in case, which encoding/json matches to one field (the last wins).
+// Other faults of the body are left to the decoder's own message.
+func ambiguous(body []byte) string {
+	v, err := strictjson.Decode(body)
+	if errors.Is(err, strictjson.ErrDuplicate) {
+		return "body: " + err.Error()
+	}
+	top, _ := v.(map[string]any)
+	seen := make(map[string]string, len(top))
+	for _, name := range slices.Sorted(maps.Keys(top)) {
+		key := foldKey(name)
+		if other, ok := seen[key]; ok {
+			return fmt.Sprintf("body: member names %q and %q differ only in case and would fill one field", other, name)
+		}
+		seen[key] = name
+	}
+	return ""
+}
+
+// foldKey maps s to one representative of the names strings.EqualFold
+// (and so encoding/json's field matching) holds equal to it: each rune
+// becomes the least rune of its Unicode simple-folding orbit.
+func foldKey(s string) string {
+	return strings.Map(func(r rune) rune {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		return least
+	}, s)
+}
+
+// outOfRange returns a problem for every number in v, at path, beyond the
+// range of a 64-bit float (1e400): a token reader decoding numbers as
+// float64, as JavaScript and Go do, would fail or see Infinity. Integers
+// past 2^53 keep their digits exactly and are accepted.
+func outOfRange(path string, v any) []string {
+	switch x := v.(type) {
+	case json.Number:
+		if _, err := strconv.ParseFloat(string(x), 64); err != nil {
+			return []string{path + ": number beyond the range of a 64-bit float; send it as a string"}
+		}
+	case map[string]any:
+		var problems []string
+		for _, name := range slices.Sorted(maps.Keys(x)) {
+			problems = append(problems, outOfRange(path+"."+name, x[name])...)
+		}
+		return problems
+	case []any:
+		var problems []string
+		for i, e := range x {
+			problems = append(problems, outOfRange(path+"["+strconv.Itoa(i)+"]", e)...)
+		}
+		return problems
+	}
+	return nil
 }
 
 func printable(s string) bool {
@@ -224,40 +307,6 @@ func printable(s string) bool {
 		}
 	}
 	return true
-}
-
-// normalizeNumbers turns json.Number values into int64 or float64 so the
-// claims re-encode exactly as sent.
-func normalizeNumbers(v map[string]any) map[string]any {
-	if v == nil {
-		return nil
-	}
-	out := make(map[string]any, len(v))
-	for k, x := range v {
-		out[k] = normalizeValue(x)
-	}
-	return out
-}
-
-func normalizeValue(x any) any {
-	switch t := x.(type) {
-	case json.Number:
-		if i, err := t.Int64(); err == nil {
-			return i
-		}
-		f, _ := t.Float64()
-		return f
-	case map[string]any:
-		return normalizeNumbers(t)
-	case []any:
-		out := make([]any, len(t))
-		for i, e := range t {
-			out[i] = normalizeValue(e)
-		}
-		return out
-	default:
-		return x
-	}
 }
 
 func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {

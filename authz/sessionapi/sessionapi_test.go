@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -69,6 +70,14 @@ func newFixture(t *testing.T, st store.Store) *fixture {
 	return f
 }
 
+// errorOf is the error and message of an answer, and nothing else: a body
+// that wrongly holds tokens must not reach the test output.
+func errorOf(w *httptest.ResponseRecorder) string {
+	var e struct{ Error, Message string }
+	_ = json.Unmarshal(w.Body.Bytes(), &e)
+	return fmt.Sprintf("error %q, message %q", e.Error, e.Message)
+}
+
 func (f *fixture) do(method, path, auth, body string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(method, path, strings.NewReader(body))
 	if auth != "" {
@@ -93,7 +102,7 @@ func TestCreate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("issued access token does not verify: %v", err)
 	}
-	if c.Subject != "alice" || c.SessionID != resp.SessionID || c.Extra["role"] != "admin" || c.Extra["n"] != float64(3) {
+	if c.Subject != "alice" || c.SessionID != resp.SessionID || c.Extra["role"] != "admin" || c.Extra["n"] != json.Number("3") {
 		t.Errorf("claims %+v", c)
 	}
 	if id, _ := session.FamilyID(resp.RefreshToken); id != resp.SessionID {
@@ -130,13 +139,23 @@ func TestRefusals(t *testing.T) {
 		{"reserved claims", "POST", "/v1/sessions", "Bearer " + secret, `{"subject":"a","claims":{"sub":"x","typ":"y","exp":1}}`, 400, "exp, sub, typ"},
 		{"claims too large", "POST", "/v1/sessions", "Bearer " + secret, `{"subject":"a","claims":{"b":"` + strings.Repeat("x", 3500) + `"}}`, 400, "claims_too_large"},
 		{"body too large", "POST", "/v1/sessions", "Bearer " + secret, `{"subject":"a","claims":{"b":"` + strings.Repeat("x", 70<<10) + `"}}`, 400, "invalid_request"},
+		// RFC 8259 §4: a member named twice reads differently in different
+		// parsers, and claims go into every access token.
+		{"subject twice", "POST", "/v1/sessions", "Bearer " + secret, `{"subject":"alice","subject":"mallory"}`, 400, `body: duplicate member name \"subject\"`},
+		{"subject in two cases", "POST", "/v1/sessions", "Bearer " + secret, `{"subject":"alice","Subject":"mallory"}`, 400, `member names \"Subject\" and \"subject\" differ only in case`},
+		{"subject folded with a long s", "POST", "/v1/sessions", "Bearer " + secret, `{"subject":"alice","\u017fubject":"mallory"}`, 400, `differ only in case`},
+		{"claim twice", "POST", "/v1/sessions", "Bearer " + secret, `{"subject":"a","claims":{"uid":1,"uid":2}}`, 400, `body: duplicate member name \"uid\" in claims"`},
+		{"claim twice, once escaped", "POST", "/v1/sessions", "Bearer " + secret, `{"subject":"a","claims":{"role":"user","\u0072ole":"admin"}}`, 400, `duplicate member name \"role\" in claims"`},
+		{"nested claim twice", "POST", "/v1/sessions", "Bearer " + secret, `{"subject":"a","claims":{"org":{"teams":[{"id":1,"id":2}]}}}`, 400, `duplicate member name \"id\" in claims.org.teams[0]"`},
+		{"numbers beyond float64", "POST", "/v1/sessions", "Bearer " + secret, `{"subject":"a","claims":{"huge":1e400,"l":[1,-1e999]}}`, 400,
+			"claims.huge: number beyond the range of a 64-bit float; send it as a string; claims.l[1]: number beyond"},
 		{"unknown session", "DELETE", "/v1/sessions/AAAAAAAAAAAAAAAAAAAAAA", "Bearer " + secret, "", 404, "not_found"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			w := f.do(c.method, c.path, c.auth, c.body)
 			if w.Code != c.status || !strings.Contains(w.Body.String(), c.want) {
-				t.Fatalf("status %d body %s", w.Code, w.Body)
+				t.Fatalf("status %d, %s", w.Code, errorOf(w))
 			}
 		})
 	}
@@ -144,6 +163,36 @@ func TestRefusals(t *testing.T) {
 	w := f.do("GET", "/v1/subjects/a/sessions", "Bearer "+secret, "")
 	if w.Code != 200 || strings.TrimSpace(w.Body.String()) != `{"sessions":[]}` {
 		t.Fatalf("sessions after refusals: %d %s", w.Code, w.Body)
+	}
+}
+
+// Numbers keep the digits they were given, in the token and in the store:
+// a float64 would turn uid 1541815603606036481 into 1541815603606036500.
+func TestCreateNumbersExact(t *testing.T) {
+	f := newFixture(t, nil)
+	w := f.do("POST", "/v1/sessions", "Bearer "+secret,
+		`{"subject":"alice","claims":{"uid":1541815603606036481,"ratio":1.5,"f0":1.50,"tiny":1e-400,"wide":123456789012345678901234567890,"ids":[1541815603606036481]}}`)
+	if w.Code != 201 {
+		t.Fatalf("status %d, %s", w.Code, errorOf(w))
+	}
+	var resp createResponse
+	if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.verifier.Verify(resp.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"uid": "1541815603606036481", "ratio": "1.5", "f0": "1.50", "tiny": "1e-400",
+		"wide": "123456789012345678901234567890", "ids": "[1541815603606036481]"}
+	for name, text := range want {
+		if s, ok := c.Text(name); !ok || s != text {
+			t.Errorf("token claim %s = %q, want %q", name, s, text)
+		}
+	}
+	fams, err := f.sessions.List(t.Context(), "alice")
+	if err != nil || len(fams) != 1 || fams[0].Claims["uid"] != json.Number("1541815603606036481") {
+		t.Fatalf("stored claims %#v, %v", fams, err)
 	}
 }
 

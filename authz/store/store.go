@@ -28,7 +28,7 @@ var (
 type Family struct {
 	ID      string         // random public id, also the access token's sid
 	Subject string         // who the session belongs to
-	Claims  map[string]any // the session's own claims, copied into every access token
+	Claims  map[string]any // the session's own claims, copied into every access token; numbers are json.Number
 	// Policy names the policy the session was started for ("" = the
 	// default policy): only that policy's routes, and those configured to
 	// accept its sessions, may refresh it. Fixed at creation.
@@ -71,8 +71,12 @@ type Family struct {
 //
 // Claims are copied as JSON-like values: map[string]any, []any, []byte,
 // []string and map[string]string are copied recursively; every other value
-// (strings, numbers, booleans, nil, and any type not listed) is copied by
-// assignment, so claims must hold immutable values or the types above.
+// (strings, json.Number and other numbers, booleans, nil, and any type not
+// listed) is copied by assignment, so claims must hold immutable values or
+// the types above. Numbers in Claims are json.Number, the digits the
+// session API was given, so that a backend that serialises claims gives back
+// the same digits (a float64 would turn 1541815603606036481 into
+// 1541815603606036500, another user's id).
 // Clone is safe for concurrent use as long as nobody mutates f meanwhile.
 func (f *Family) Clone() *Family {
 	if f == nil {

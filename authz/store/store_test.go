@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"reflect"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func TestCloneIsDeep(t *testing.T) {
 		return &Family{
 			ID: "f", Subject: "alice", Policy: "shop", CreatedAt: now, IdleExpiresAt: now, AbsoluteExpiresAt: now,
 			Claims: map[string]any{
-				"n": 1.0, "s": "x", "nil": nil,
+				"n": 1.0, "s": "x", "nil": nil, "uid": json.Number("1541815603606036481"),
 				"list":  []any{"a", map[string]any{"k": []any{1.0}}},
 				"bytes": []byte{1, 2},
 				"strs":  []string{"a"},

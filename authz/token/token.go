@@ -23,6 +23,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/silentauth/silentauth/authz/keys"
+	"github.com/silentauth/silentauth/internal/strictjson"
 )
 
 // Sentinel errors returned (possibly wrapped) by Verify and Mint.
@@ -31,7 +32,7 @@ import (
 // carries any part of the token.
 var (
 	ErrTooLarge      = errors.New("token: larger than the size cap")
-	ErrMalformed     = errors.New("token: malformed")                           // segments, base64, JSON
+	ErrMalformed     = errors.New("token: malformed")                           // segments, base64, JSON, a member named twice
 	ErrHeader        = errors.New("token: forbidden header")                    // crit, jku, x5u, jwk, x5c
 	ErrType          = errors.New("token: typ is not at+jwt")                   // RFC 9068 §4
 	ErrAlgorithm     = errors.New("token: algorithm not allowed for this key")  // none, HS*, mismatch
@@ -69,10 +70,12 @@ type Claims struct {
 	Issuer    string
 	Audience  []string
 	IssuedAt  time.Time
-	NotBefore time.Time      // zero when absent
-	ID        string         // jti
-	KeyID     string         // kid of the verifying key
-	Extra     map[string]any // the session's own claims; nil when there are none
+	NotBefore time.Time // zero when absent
+	ID        string    // jti
+	KeyID     string    // kid of the verifying key
+	// Extra holds the session's own claims, nil when there are none, as
+	// JSON values whose numbers are json.Number: the digits as signed.
+	Extra map[string]any
 }
 
 // claimText is one claim of Extra rendered by RenderClaim.
@@ -109,13 +112,17 @@ func (c *Claims) Text(name string) (string, bool) {
 	return RenderClaim(v)
 }
 
-// RenderClaim renders a claim value as text: strings as they are, numbers
-// and booleans in decimal, anything else as compact JSON. It reports false
-// for a value JSON cannot encode.
+// RenderClaim renders a claim value as text: strings as they are, a
+// json.Number as its own digits (so 1541815603606036481 stays that, not a
+// float64's 1541815603606036500), other numbers and booleans in decimal,
+// anything else as compact JSON. It reports false for a value JSON cannot
+// encode.
 func RenderClaim(v any) (string, bool) {
 	switch x := v.(type) {
 	case string:
 		return x, true
+	case json.Number:
+		return string(x), true
 	case int64:
 		return strconv.FormatInt(x, 10), true
 	case float64:
@@ -212,6 +219,8 @@ func NewMinter(o MinterOptions) *Minter {
 func (m *Minter) Ready() bool { return m.keys.Keyring() != nil }
 
 // Mint signs a token for subject in session sid carrying extra claims.
+// A json.Number in extra is written as its own digits, so claims decoded
+// from a token, a store or the session API are signed exactly as they came.
 // It returns ErrReservedClaim if extra names a reserved claim, ErrMissingClaim
 // if subject or sid is empty (Verify would refuse the token) and
 // ErrNoKeyring before the first keyring. exp is the token's exp claim,
@@ -449,9 +458,16 @@ func (v *Verifier) verify(raw string, ring *keys.Keyring, now time.Time) (*Claim
 		return nil, ErrSignature
 	}
 
+	// RFC 7519 §4: claim names are unique; a token naming one twice is
+	// refused rather than read as the last, since an upstream reading the
+	// forwarded token as the first would see another user. Numbers stay
+	// json.Number, so Extra carries the digits that were signed.
 	mc := make(jwt.MapClaims, 10)
-	if err := json.Unmarshal(payload, &mc); err != nil {
+	if err := strictjson.Unmarshal(payload, &mc); err != nil {
 		return nil, ErrMalformed
+	}
+	if err := timesAsFloats(mc); err != nil {
+		return nil, err
 	}
 	if err := v.validator.Validate(mc); err != nil {
 		return nil, claimError(err)
@@ -490,6 +506,23 @@ func (v *Verifier) verify(raw string, ring *keys.Keyring, now time.Time) (*Claim
 	c.Extra = extraClaims(mc)
 	c.compact()
 	return c, nil
+}
+
+// timesAsFloats turns exp, iat and nbf from json.Number into the float64
+// golang-jwt's Validator reads. One beyond float64's range (1e400) is
+// refused as malformed: golang-jwt would read it as +Inf seconds, a time
+// Go cannot hold, and make up some other time from it.
+func timesAsFloats(mc jwt.MapClaims) error {
+	for _, name := range [...]string{"exp", "iat", "nbf"} {
+		if n, ok := mc[name].(json.Number); ok {
+			f, err := strconv.ParseFloat(string(n), 64)
+			if err != nil {
+				return ErrMissingClaim
+			}
+			mc[name] = f
+		}
+	}
+	return nil
 }
 
 // pickKey applies the header's rules and returns the key to verify with.
@@ -532,14 +565,17 @@ func pickKey(header map[string]any, ring *keys.Keyring, now time.Time) (*keys.Ke
 }
 
 // decodeHeader decodes a JOSE header segment into a map, so that header
-// names compare exactly as RFC 7515 §4 says (case-sensitively).
+// names compare exactly as RFC 7515 §4 says (case-sensitively), and
+// refuses a header naming a parameter twice, at any depth (RFC 7515 §4:
+// names must be unique): two algs or kids would let us and another JOSE
+// library pick different keys for the same token.
 func decodeHeader(seg string) (map[string]any, error) {
 	b, err := segment.DecodeString(seg)
 	if err != nil {
 		return nil, err
 	}
 	var header map[string]any
-	err = json.Unmarshal(b, &header)
+	err = strictjson.Unmarshal(b, &header)
 	return header, err
 }
 

@@ -172,6 +172,10 @@ func tokenCases(f *fixture) []tokenCase {
 		{"iat missing", by(ec), ErrMissingClaim, ms(c("iat", drop))},
 		{"iat as string", by(ec), ErrMissingClaim, ms(c("iat", "0"))},
 		{"nbf as string", by(ec), ErrMissingClaim, ms(c("nbf", "0"))},
+		{"exp beyond float64", by(ec), ErrMissingClaim, ms(c("exp", json.Number("1e400")))},
+		{"nbf beyond float64", by(ec), ErrMissingClaim, ms(c("nbf", json.Number("1e400")))},
+		{"iat beyond float64", by(ec), ErrMissingClaim, ms(c("iat", json.Number("-1e400")))},
+		{"exp with a fraction", by(ec), nil, ms(c("exp", json.Number(fmt.Sprint(unix(testTTL))+".5")))},
 		{"sub missing", by(ec), ErrMissingClaim, ms(c("sub", drop))},
 		{"sub not a string", by(ec), ErrMissingClaim, ms(c("sub", 42))},
 		{"sid missing", by(ec), ErrMissingClaim, ms(c("sid", drop))},
@@ -216,6 +220,15 @@ func rawCases(f *fixture) []struct {
 	other := forge(by(f.ec), c("sub", "admin"))
 	parts := strings.Split(good, ".")
 	none := forge(signer{f.ec, func(string) []byte { return nil }}, h("alg", "none"))
+	// Hand-written JSON, to name a member twice (RFC 7515 §4, RFC 7519 §4).
+	claims := func(more string) string {
+		return fmt.Sprintf(`{"iss":%q,"sub":"user-1","aud":%q,"exp":%d,"iat":%d,"jti":"jti-1","sid":"sid-1","email":"a@example.com"%s}`,
+			testIssuer, testAudience, unix(testTTL), unix(0), more)
+	}
+	header := func(more string) string {
+		return seg(fmt.Appendf(nil, `{"alg":"ES256","typ":"at+jwt","kid":%q%s}`, f.ec.ID, more))
+	}
+	subTwice := claims(`,"sub":"mallory"`)
 	return []struct {
 		name, raw string
 		want      error
@@ -243,6 +256,21 @@ func rawCases(f *fixture) []struct {
 		{"claims an array, signed", signed(by(f.ec), parts[0], "[]"), ErrMalformed},
 		{"claims null, signature reused", parts[0] + "." + seg([]byte(`null`)) + "." + parts[2], ErrSignature},
 		{"claims swapped (tampered)", parts[0] + "." + strings.Split(other, ".")[1] + "." + parts[2], ErrSignature},
+		// A member named twice is refused, never read as the last: an
+		// upstream parsing the forwarded token may keep the first.
+		{"hand-written JSON, no member twice", signed(by(f.ec), header(""), claims("")), nil},
+		{"same name in two objects, signed", signed(by(f.ec), header(""), claims(`,"a":{"x":1},"b":{"x":1}`)), nil},
+		{"claims: sub twice, signed", signed(by(f.ec), header(""), subTwice), ErrMalformed},
+		{"claims: sub twice, signature reused", header("") + "." + seg([]byte(subTwice)) + "." + parts[2], ErrSignature},
+		{"claims: sub twice, once escaped", signed(by(f.ec), header(""), claims(`,"\u0073ub":"mallory"`)), ErrMalformed},
+		{"claims: own claim twice", signed(by(f.ec), header(""), claims(`,"uid":1,"uid":2`)), ErrMalformed},
+		{"claims: exp twice", signed(by(f.ec), header(""), claims(fmt.Sprintf(`,"exp":%d`, unix(time.Hour)))), ErrMalformed},
+		{"claims: twice in a nested object", signed(by(f.ec), header(""), claims(`,"org":{"id":"a","id":"b"}`)), ErrMalformed},
+		{"claims: twice in an object in a list", signed(by(f.ec), header(""), claims(`,"teams":[{"n":1},{"n":1,"n":2}]`)), ErrMalformed},
+		{"header: kid twice", signed(by(f.ec), header(fmt.Sprintf(`,"kid":%q`, f.ec.ID)), claims("")), ErrMalformed},
+		{"header: alg twice", signed(by(f.ec), header(`,"alg":"none"`), claims("")), ErrMalformed},
+		{"header: typ twice, once escaped", signed(by(f.ec), header(`,"\u0074yp":"JWT"`), claims("")), ErrMalformed},
+		{"header: twice in a nested object", signed(by(f.ec), header(`,"x":{"a":1,"a":2}`), claims("")), ErrMalformed},
 		{"oversized", strings.Repeat("a", defaultMaxTokenBytes+1), ErrTooLarge},
 		{"oversized but otherwise valid", forge(by(f.ec), c("pad", strings.Repeat("p", defaultMaxTokenBytes))), ErrTooLarge},
 		{"at the cap", strings.Repeat("a", defaultMaxTokenBytes), ErrMalformed},
@@ -294,6 +322,59 @@ func TestVerifyClaims(t *testing.T) {
 	}
 	if !got.ExpiresWithin(t0, testTTL) || got.ExpiresWithin(t0, testTTL-time.Second) {
 		t.Error("ExpiresWithin is off")
+	}
+}
+
+// Numbers reach Extra and Text with the digits that were signed: a
+// float64 would turn uid 1541815603606036481 into 1541815603606036500.
+func TestVerifyNumbersExact(t *testing.T) {
+	f := newFixture(t)
+	raw := signed(by(f.ec), seg(fmt.Appendf(nil, `{"alg":"ES256","typ":"at+jwt","kid":%q}`, f.ec.ID)),
+		fmt.Sprintf(`{"iss":%q,"sub":"user-1","aud":%q,"exp":%d,"iat":%d,"jti":"j","sid":"s",`+
+			`"uid":1541815603606036481,"f":1.5,"f0":1.50,"huge":1e400,"tiny":1e-400,"neg":-0,`+
+			`"wide":123456789012345678901234567890,"ids":[1541815603606036481],"org":{"id":9007199254740993}}`,
+			testIssuer, testAudience, unix(testTTL), unix(0)))
+	got, err := f.v.Verify(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, text string }{
+		{"uid", "1541815603606036481"}, {"f", "1.5"}, {"f0", "1.50"}, {"huge", "1e400"}, {"tiny", "1e-400"},
+		{"neg", "-0"}, {"wide", "123456789012345678901234567890"}, {"ids", "[1541815603606036481]"},
+		{"org", `{"id":9007199254740993}`},
+	}
+	for _, tt := range tests {
+		if s, ok := got.Text(tt.name); !ok || s != tt.text {
+			t.Errorf("Text(%q) = %q, %v; want %q", tt.name, s, ok, tt.text)
+		}
+	}
+	if got.Extra["uid"] != json.Number("1541815603606036481") {
+		t.Errorf("Extra[uid] = %#v, want json.Number", got.Extra["uid"])
+	}
+}
+
+// Mint writes a json.Number as its own digits, so claims round-trip
+// through a token exactly.
+func TestMintNumbersExact(t *testing.T) {
+	f := newFixture(t)
+	raw, _, err := f.m.Mint("user-1", "sid-1", map[string]any{
+		"uid": json.Number("1541815603606036481"), "f": json.Number("1.50"), "huge": json.Number("1e400"),
+		"n": int64(1541815603606036481), "ids": []any{json.Number("1541815603606036481")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := string(must(base64.RawURLEncoding.DecodeString(strings.Split(raw, ".")[1])))
+	for _, member := range []string{`"uid":1541815603606036481`, `"f":1.50`, `"huge":1e400`, `"n":1541815603606036481`, `"ids":[1541815603606036481]`} {
+		if !strings.Contains(payload, member) {
+			t.Errorf("payload lacks %s", member)
+		}
+	}
+	got := must(f.v.Verify(raw))
+	for name, text := range map[string]string{"uid": "1541815603606036481", "n": "1541815603606036481", "f": "1.50"} {
+		if s, _ := got.Text(name); s != text {
+			t.Errorf("Text(%q) = %q, want %q", name, s, text)
+		}
 	}
 }
 
@@ -522,6 +603,7 @@ func TestMintErrors(t *testing.T) {
 		{"empty subject", f.m, "", "s", nil, ErrMissingClaim},
 		{"empty sid", f.m, "u", "", nil, ErrMissingClaim},
 		{"unmarshalable extra", f.m, "u", "s", map[string]any{"f": func() {}}, errAny},
+		{"json.Number not a number", f.m, "u", "s", map[string]any{"n": json.Number("1,2")}, errAny},
 	}
 	for _, name := range []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "typ", "cnf", "client_id", "auth_time", "acr", "amr", "scope"} {
 		tests = append(tests, struct {

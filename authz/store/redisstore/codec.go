@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/silentauth/silentauth/authz/store"
+	"github.com/silentauth/silentauth/internal/strictjson"
 )
 
 // A family is one Redis string: a fixed header the scripts read with
@@ -198,7 +199,10 @@ func decode(id string, b []byte) (*store.Family, error) {
 		return nil, fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(r.b))
 	}
 	if len(claims) > 0 {
-		if err := json.Unmarshal(claims, &f.Claims); err != nil {
+		// As Verify and the session API decode them: numbers stay
+		// json.Number, so a refresh re-mints uid 1541815603606036481 with
+		// those digits, not a float64's 1541815603606036500.
+		if err := strictjson.Unmarshal(claims, &f.Claims); err != nil {
 			return nil, fmt.Errorf("%w: claims: %v", errCorrupt, err)
 		}
 	}

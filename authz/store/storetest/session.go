@@ -2,7 +2,9 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,6 +32,7 @@ func RunSession(t *testing.T, newStore NewStore) {
 		{"RevokeSubject", testSessionRevokeSubject},
 		{"AbsoluteExpiry", testSessionExpiry},
 		{"Policy", testSessionPolicy},
+		{"ClaimsExact", testSessionClaimsExact},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -252,5 +255,42 @@ func testSessionPolicy(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	}
 	if f, err := st.Get(ctx, s0.Family.ID); err != nil || f.Version != 2 || f.Policy != "shop" {
 		t.Fatalf("after rotation: %+v, %v; want version 2, policy shop", f, err)
+	}
+}
+
+// testSessionClaimsExact: claims come back from every rotation and grace
+// replay with the digits they were started with, so each refresh mints the
+// same identity (a float64 would make uid 1541815603606036481 into
+// 1541815603606036500).
+func testSessionClaimsExact(t *testing.T, st store.Store, clk *fakeclock.Clock) {
+	ctx := t.Context()
+	claims := func() map[string]any {
+		return map[string]any{
+			"uid": json.Number("1541815603606036481"), "ratio": json.Number("1.5"), "huge": json.Number("1e400"),
+			"ids": []any{json.Number("1541815603606036481"), json.Number("-0")}, "org": map[string]any{"id": json.Number("9007199254740993")},
+		}
+	}
+	m := session.New(st, lifetimes, clk.Now)
+	s, err := m.Start(ctx, "alice", "", claims())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		clk.Advance(time.Minute)
+		prev := s.RefreshToken
+		if s, err = m.Refresh(ctx, prev, ""); err != nil {
+			t.Fatalf("refresh %d: %v", i, err)
+		}
+		if !reflect.DeepEqual(s.Family.Claims, claims()) {
+			t.Fatalf("claims after refresh %d = %#v, want %#v", i, s.Family.Claims, claims())
+		}
+		replay, err := m.Refresh(ctx, prev, "") // within grace
+		if err != nil || replay.Rotated || !reflect.DeepEqual(replay.Family.Claims, claims()) {
+			t.Fatalf("claims after grace replay %d = %#v, %v; want %#v", i, replay.Family.Claims, err, claims())
+		}
+	}
+	f, err := st.Get(ctx, s.Family.ID)
+	if err != nil || !reflect.DeepEqual(f.Claims, claims()) {
+		t.Fatalf("stored claims = %#v, %v; want %#v", f.Claims, err, claims())
 	}
 }

@@ -13,16 +13,19 @@
 // newStore must return an empty store reading time from now; it is called
 // once per subtest. Time is injected, never slept: the suite moves its own
 // clock. Values are chosen to survive a JSON round trip (claims hold only
-// JSON types, times are whole seconds in UTC), so a serialising backend can
-// pass unchanged.
+// JSON types, numbers as json.Number, times are whole seconds in UTC), so a
+// serialising backend can pass unchanged; it must give numbers back with
+// the same digits.
 package storetest
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -78,12 +81,17 @@ func sample(id, subject string, now time.Time) *store.Family {
 		Claims: map[string]any{
 			"email": "ada@example.com",
 			"admin": true,
-			"level": 3.0,
+			"level": json.Number("3"),
+			// Beyond float64's 53 bits, a fraction with a trailing zero, and
+			// beyond float64's range: each must come back as written.
+			"uid":   json.Number("1541815603606036481"),
+			"ratio": json.Number("1.50"),
+			"huge":  json.Number("1e400"),
 			"none":  nil,
 			"roles": []any{"reader", "writer"},
 			"org": map[string]any{
 				"id":    "o-1",
-				"teams": []any{map[string]any{"name": "core", "size": 7.0}},
+				"teams": []any{map[string]any{"name": "core", "size": json.Number("7")}, json.Number("9007199254740993")},
 			},
 		},
 		CreatedAt:         now,
@@ -107,7 +115,7 @@ func next(f *store.Family, now time.Time) *store.Family {
 	n.PreviousUntil = now.Add(time.Minute)
 	n.RevokedAt = now
 	n.RevokeReason = "api"
-	n.Claims["level"] = 4.0
+	n.Claims["level"] = json.Number("4")
 	n.Generation = f.Generation + 1
 	n.CurrentSeen = !f.CurrentSeen
 	n.Version = f.Version + 1
@@ -471,7 +479,7 @@ func testRace(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 			}
 			read.Wait()
 			nf := f.Clone()
-			nf.Claims["winner"] = float64(i)
+			nf.Claims["winner"] = json.Number(strconv.Itoa(i))
 			nf.Version = f.Version + 1
 			written[i] = nf.Clone()
 			errs[i] = st.Swap(context.Background(), f.Version, nf)
