@@ -48,10 +48,11 @@ loadtest:
 	@bench/tools.sh
 	$(GO) run ./bench/loadtest $(LOADTEST_FLAGS)
 
-## fuzz: run each fuzz target for FUZZTIME (default 30s)
+## fuzz: run each fuzz target for FUZZTIME (default 30s), in every package that has one
 FUZZTIME ?= 30s
+FUZZ_PKGS = $(sort $(patsubst %/,./%,$(dir $(shell grep -rl --include='*_test.go' '^func Fuzz' authz internal cmd 2>/dev/null))))
 fuzz:
-	@for pkg in ./authz/token ./authz/cookie ./authz ./authz/keys ./internal/strictjson; do \
+	@for pkg in $(FUZZ_PKGS); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \

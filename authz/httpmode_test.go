@@ -1,10 +1,12 @@
 package authz
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -557,10 +559,15 @@ func FuzzHTTPModeNginx(f *testing.F) {
 	f.Add("GET\r\nX: y", "//static//x.js?q=1#f", "a b")
 	f.Add("", "http://evil.example/static/x", "evil.example")
 	r := newRig(f)
-	h, _ := r.httpMode()
+	// Logged as in production, into nothing: r.logs would grow with every
+	// input.
+	h := NewHTTPHandler(r.engine, HTTPOptions{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}},
+		slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug})), NewMetrics(prometheus.NewRegistry()))
 	f.Fuzz(func(t *testing.T, method, uri, host string) {
-		req := httptest.NewRequest("GET", "/authz/nginx", nil)
-		req.RemoteAddr = proxyPeer
+		// Built by hand: httptest.NewRequest parses a request line each
+		// time, a third of an input's cost.
+		req := &http.Request{Method: "GET", URL: &url.URL{Path: "/authz/nginx"}, RequestURI: "/authz/nginx",
+			Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Host: "silentauth.internal", RemoteAddr: proxyPeer, Header: http.Header{}}
 		req.Header.Set("X-Original-Method", method)
 		req.Header.Set("X-Original-URI", uri)
 		req.Header.Set("X-Forwarded-Host", host)

@@ -102,9 +102,12 @@ type Tokens struct {
 
 // Sessions configures refresh-token families.
 type Sessions struct {
-	// IdleTTL ends a session unused for this long. Default 720h (30 days).
+	// IdleTTL ends a session unused for this long. At most 400 days, like
+	// AbsoluteTTL. Default 720h (30 days).
 	IdleTTL time.Duration `yaml:"idleTTL"`
-	// AbsoluteTTL ends every session this long after login. Default 2160h (90 days).
+	// AbsoluteTTL ends every session this long after login; it is the
+	// refresh cookie's Max-Age, so at most 9600h (400 days, the longest
+	// browsers keep a cookie: RFC 6265bis). Default 2160h (90 days).
 	AbsoluteTTL time.Duration `yaml:"absoluteTTL"`
 	// Grace is how long a just-replaced refresh token still yields the same
 	// successor (parallel requests). Must be under AccessTTL. Default 30s.
@@ -181,7 +184,9 @@ type Policy struct {
 	// Default none.
 	PublicPaths []string `yaml:"publicPaths"`
 	// ClaimHeaders maps an upstream header to the claim it carries, e.g.
-	// x-user-id: sub. Client-sent copies are always removed. Default none.
+	// x-user-id: sub. Client-sent copies are always removed. Headers with a
+	// meaning of their own (credentials, framing, hop-by-hop, those of
+	// silentauth's answers, x-silentauth-*) are refused. Default none.
 	ClaimHeaders map[string]string `yaml:"claimHeaders"`
 	// TrustedOrigins may send unsafe cookie-authenticated requests from
 	// another origin (scheme://host[:port]). Default none.
@@ -191,7 +196,9 @@ type Policy struct {
 	// LogoutPath is answered inside Check: POST revokes and clears. Default "/auth/logout".
 	LogoutPath string `yaml:"logoutPath"`
 	// AccessTokenHeader returns a refreshed access token to bearer-style
-	// clients. Default "x-silentauth-access-token".
+	// clients; never one of the HTTP authorization mode's instructions to
+	// the proxy (X-Silentauth-Action and the others). Default
+	// "x-silentauth-access-token".
 	AccessTokenHeader string `yaml:"accessTokenHeader"`
 	// RequiredClaims admits only tokens holding each named claim with one
 	// of the listed values (any value for an empty list; a list claim

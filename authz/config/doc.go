@@ -1,7 +1,8 @@
 // Package config is silentauth's one configuration struct: its documented
-// defaults, loading from YAML (strict: unknown fields are errors), environment
-// and flag overrides, and Validate, which reports every problem at once with
-// the field's path. Code outside this package sees only validated values.
+// defaults, loading from YAML (unknown fields are errors), environment and
+// flag overrides, Validate, which reports every problem at once with the
+// field's path, and Warnings, which lists what is valid but probably a
+// mistake. Code outside this package sees only validated values.
 //
 // # Sources and precedence
 //
@@ -21,6 +22,12 @@
 // strings ("30s", "15m", "720h"); a bare number is refused. A field that is
 // absent, or present with no value, keeps its default. Example returns a
 // complete file listing every field with its default.
+//
+// A file that parses is decoded as far as it goes: unknown fields (with
+// their path and line) and values of the wrong type (with their line) are
+// reported by Resolve together with every problem Validate finds in the
+// rest, not instead of them. Only a syntax error or a second document stops
+// at the file.
 //
 // # Environment
 //
@@ -61,18 +68,36 @@
 //
 // # Validation
 //
-// Validate normalises a few spellings in place (SameSite, log level and
-// format, store backend, header names, trusted origins), then checks every
-// field and the rules between fields, and returns all problems joined with
-// errors.Join. Each message starts with the field's YAML path:
+// Validate checks every field and the rules between fields, and returns all
+// problems joined with errors.Join. It accepts a few spellings in any case
+// (SameSite, log level and format, store backend, header names, trusted
+// origins) and changes nothing: Normalized returns the copy, spelled the one
+// way the program compares against, that Resolve hands out. Each message
+// starts with the field's YAML path:
 //
 //	cookies.domain: must be empty with the __Host- prefix (cookies.access, cookies.refresh, cookies.hint)
 //	tokens.refreshBefore: must be under half of tokens.accessTTL (15m0s)
 //
+// Among its rules: no lifetime that becomes a cookie's Max-Age exceeds the
+// 400 days browsers keep a cookie (RFC 6265bis), and no header silentauth
+// sets (claim headers, policy.accessTokenHeader) collides with credentials,
+// framing, hop-by-hop and pseudo-headers, the headers of its own answers or
+// the x-silentauth- contract of the HTTP authorization mode.
+//
+// # Warnings
+//
+// Warnings lists, in the same "path: message" form, what works but opens
+// more than it seems to: trustedProxies that trust every address, a public
+// path "/" or one covering the refresh or logout path, wildcard or http://
+// trusted origins and an http:// login URL (loopback hosts aside). serve
+// logs each at start; "silentauth config validate" prints them. They never
+// stop the service.
+//
 // # Concurrency
 //
 // The functions of this package are safe for concurrent use. Validate,
-// ApplyEnv and Overrides.Apply modify the Config they are given and must not
-// run concurrently with other use of it; once validated, a Config is meant to
-// be shared read-only (or swapped whole behind an atomic.Pointer).
+// Warnings and Normalized only read their Config; ApplyEnv and
+// Overrides.Apply modify the Config they are given and must not run
+// concurrently with other use of it. Once validated, a Config is meant to be
+// shared read-only (or swapped whole behind an atomic.Pointer).
 package config

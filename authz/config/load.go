@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"reflect"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -19,12 +20,16 @@ const MaxFileSize = 1 << 20
 // Load reads the YAML file at path on top of Default and returns the result
 // without validating it: the environment and flags may still change it (see
 // Resolve). The file must hold at most one YAML document and at most
-// MaxFileSize bytes; an empty file yields Default. Unknown fields and
-// repeated keys are errors naming the line, as are values of the wrong type
-// (durations are written "15m", not 900).
+// MaxFileSize bytes; an empty file yields Default. Unknown fields, repeated
+// keys and values of the wrong type (durations are written "15m", not 900)
+// are errors naming the field or the line, all of them at once.
 func Load(path string) (Config, error) {
 	c := Default()
-	if err := loadInto(&c, path); err != nil {
+	problems, err := loadInto(&c, path)
+	if err == nil {
+		err = errors.Join(problems...)
+	}
+	if err != nil {
 		return Config{}, err
 	}
 	return c, nil
@@ -33,22 +38,28 @@ func Load(path string) (Config, error) {
 // Resolve builds the configuration the process runs with: base (Default or
 // Development), then the file at path (none when path is ""), then the
 // environment read through getenv, then the flags set in o (which may be
-// nil). It validates the result and returns every problem at once. Outside
-// Development it also requires a session-API credential: one of
-// sessionAPI.tokenFile, the SILENTAUTH_API_TOKEN variable (which Validate
-// cannot see) or sessionAPI.serviceAccounts.
+// nil). It validates the result and returns every problem at once: the
+// file's unknown fields and mistyped values, the variables that do not
+// parse, and what Validate finds in the rest. Outside Development it also
+// requires a session-API credential: one of sessionAPI.tokenFile, the
+// SILENTAUTH_API_TOKEN variable (which Validate cannot see) or
+// sessionAPI.serviceAccounts. The Config returned is Normalized.
 func Resolve(base Config, path string, getenv func(string) string, o *Overrides) (Config, error) {
 	c := base.clone()
+	var errs []error
 	if path != "" {
-		if err := loadInto(&c, path); err != nil {
-			return Config{}, err
+		problems, err := loadInto(&c, path)
+		if err != nil {
+			return Config{}, err // nothing more can be read from the file
 		}
+		errs = append(errs, problems...)
 	}
 	if err := ApplyEnv(&c, getenv); err != nil {
-		return Config{}, fmt.Errorf("config: environment: %w", err)
+		errs = append(errs, fmt.Errorf("config: environment: %w", err))
 	}
 	o.Apply(&c)
-	errs := []error{c.Validate()}
+	c = c.Normalized()
+	errs = append(errs, c.Validate())
 	if !c.Development && c.SessionAPI.TokenFile == "" && len(c.SessionAPI.ServiceAccounts) == 0 &&
 		(getenv == nil || strings.TrimSpace(getenv("SILENTAUTH_API_TOKEN")) == "") {
 		errs = append(errs, errors.New("sessionAPI.tokenFile: required outside development unless SILENTAUTH_API_TOKEN or sessionAPI.serviceAccounts is set"))
@@ -59,17 +70,20 @@ func Resolve(base Config, path string, getenv func(string) string, o *Overrides)
 	return c, nil
 }
 
-// loadInto decodes the file at path over c. On error c may be partly
-// changed; callers discard it.
-func loadInto(c *Config, path string) error {
+// loadInto decodes the file at path over c. It fails when the file cannot be
+// read or parsed; otherwise it returns the file's problems (unknown fields,
+// values of the wrong type), each naming the file, and c holds every value
+// that could be decoded.
+func loadInto(c *Config, path string) ([]error, error) {
 	data, err := readFile(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := decode(c, data); err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
+	problems, err := decode(c, data, "config file "+path)
+	if err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
 	}
-	return nil
+	return problems, nil
 }
 
 func readFile(path string) ([]byte, error) {
@@ -96,25 +110,42 @@ func readFile(path string) ([]byte, error) {
 	return data, nil
 }
 
-// decode strictly decodes one YAML document over c. Fields absent from the
-// document keep their value in c.
-func decode(c *Config, data []byte) error {
+// decode decodes one YAML document over c; fields absent from the
+// document keep their value in c. It fails on what leaves nothing to
+// decode: a syntax error, a second document. Otherwise it decodes every
+// value it can and returns the rest as problems, each its own error:
+// unknown fields (yaml.v3's strict mode would stop at the first and hide
+// every other problem), repeated keys and values of the wrong type. Each
+// problem names the line of file, a name such as "config file x.yaml".
+func decode(c *Config, data []byte, file string) (problems []error, err error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	switch err := dec.Decode(c); {
+	var doc yaml.Node
+	switch err := dec.Decode(&doc); {
 	case errors.Is(err, io.EOF):
-		return nil // empty, or only comments: defaults
+		return nil, nil // empty, or only comments: defaults
 	case err != nil:
-		return withDurationHint(err)
+		return nil, err
 	}
 	var next yaml.Node
 	switch err := dec.Decode(&next); {
 	case errors.Is(err, io.EOF):
 	case err != nil:
-		return err
+		return nil, err
 	default:
-		return fmt.Errorf("line %d: a second YAML document; the file must hold exactly one", next.Line)
+		return nil, fmt.Errorf("line %d: a second YAML document; the file must hold exactly one", next.Line)
 	}
+	if err := doc.Decode(c); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, err
+		}
+		// yaml.v3 decodes what it can past a mistyped value and lists
+		// every one.
+		for _, e := range te.Errors {
+			problems = append(problems, fmt.Errorf("%s: %w", file, withDurationHint(e)))
+		}
+	}
+	problems = append(unknownFields(&doc, file), problems...)
 	// "publicPaths: []" and an absent publicPaths mean the same: none.
 	if len(c.Policy.PublicPaths) == 0 {
 		c.Policy.PublicPaths = nil
@@ -143,20 +174,94 @@ func decode(c *Config, data []byte) error {
 	if len(c.HTTPAuthz.TrustedProxies) == 0 {
 		c.HTTPAuthz.TrustedProxies = nil
 	}
-	return nil
+	return problems, nil
 }
 
-// withDurationHint adds a reminder of the duration syntax when the YAML
-// library refused a value for a time.Duration field. The hint is cosmetic;
-// the error is returned either way.
-func withDurationHint(err error) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		for _, e := range te.Errors {
-			if strings.Contains(e, "time.Duration") {
-				return fmt.Errorf(`%w (durations are written like "30s", "15m" or "720h")`, err)
+// unknownFields lists the keys of doc that name no field of Config, each
+// as "path: unknown field (line N of file)", in the order of the file. It follows
+// the yaml tags of Config's structs and the values of its maps of structs
+// (policies), and leaves the rest to the decoder.
+func unknownFields(doc *yaml.Node, file string) []error {
+	var out []error
+	seen := make(map[*yaml.Node]bool) // an alias is walked once
+	var walk func(n *yaml.Node, t reflect.Type, path string)
+	walk = func(n *yaml.Node, t reflect.Type, path string) {
+		for n.Kind == yaml.DocumentNode && len(n.Content) == 1 || n.Kind == yaml.AliasNode && n.Alias != nil {
+			if n.Kind == yaml.AliasNode {
+				n = n.Alias
+			} else {
+				n = n.Content[0]
+			}
+		}
+		if n.Kind != yaml.MappingNode || seen[n] {
+			return // the decoder reports a mapping's absence
+		}
+		seen[n] = true
+		switch t.Kind() {
+		case reflect.Map:
+			if t.Elem().Kind() != reflect.Struct {
+				return
+			}
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				walk(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value))
+			}
+		case reflect.Struct:
+			fields := yamlFields(t)
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				key := n.Content[i]
+				f, ok := fields[key.Value]
+				if !ok {
+					out = append(out, unknownField(join(path, key.Value), file, key, fields))
+					continue
+				}
+				walk(n.Content[i+1], f.Type, join(path, key.Value))
 			}
 		}
 	}
-	return err
+	walk(doc, reflect.TypeFor[Config](), "")
+	return out
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// yamlFields maps the yaml names of t's fields to the fields.
+func yamlFields(t reflect.Type) map[string]reflect.StructField {
+	fields := make(map[string]reflect.StructField, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if f.IsExported() && name != "-" {
+			if name == "" {
+				name = strings.ToLower(f.Name) // yaml.v3's default
+			}
+			fields[name] = f
+		}
+	}
+	return fields
+}
+
+// unknownField describes key, which names no field; a known field that
+// differs only in case is suggested, since keys are case-sensitive.
+func unknownField(path, file string, key *yaml.Node, fields map[string]reflect.StructField) error {
+	for name := range fields {
+		if strings.EqualFold(name, key.Value) {
+			return fmt.Errorf("%s: unknown field (line %d of %s); did you mean %s?", path, key.Line, file, name)
+		}
+	}
+	return fmt.Errorf("%s: unknown field (line %d of %s)", path, key.Line, file)
+}
+
+// withDurationHint returns one of yaml.v3's type errors ("line 2: cannot
+// unmarshal ...") as an error, with a reminder of the duration syntax when
+// the value was meant for a time.Duration. The hint is cosmetic.
+func withDurationHint(msg string) error {
+	if strings.Contains(msg, "time.Duration") {
+		return fmt.Errorf(`%s (durations are written like "30s", "15m" or "720h")`, msg)
+	}
+	return errors.New(msg)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -14,7 +15,14 @@ import (
 
 // Bounds enforced by Validate.
 const (
-	maxAccessTTL  = 24 * time.Hour
+	// maxAccessTTL keeps access tokens short-lived; it is far under
+	// maxCookieAge, so the access cookie's Max-Age never reaches the cap.
+	maxAccessTTL = 24 * time.Hour
+	// maxCookieAge is the longest lifetime browsers keep a cookie:
+	// RFC 6265bis (§4.1.2.1, §4.1.2.2) has user agents cap Expires and
+	// Max-Age at 400 days (34560000 seconds), shortening longer ones. A
+	// session longer than that would outlive its refresh cookie.
+	maxCookieAge  = 400 * 24 * time.Hour
 	maxLeeway     = 5 * time.Minute
 	maxJWKSMaxAge = time.Hour
 	minTokenBytes = 1024
@@ -38,6 +46,15 @@ var (
 		"cookie":        "carries credentials",
 		"set-cookie":    "sets cookies",
 		"host":          "routes the request",
+		// What silentauth's own answers carry: in the HTTP authorization
+		// mode the headers for the upstream travel in the same answer as
+		// these, so a claim of that name would overwrite them or be
+		// overwritten.
+		"location":         "carries silentauth's redirects",
+		"www-authenticate": "carries silentauth's 401 challenges",
+		"cache-control":    "keeps silentauth's answers out of caches",
+		"content-type":     "describes silentauth's answer bodies",
+		"allow":            "lists the methods of silentauth's session endpoints",
 		// Framing and hop-by-hop headers (RFC 9110 §7.6.1): rewriting them
 		// desynchronises proxies (request smuggling).
 		"content-length":      "frames the message",
@@ -51,26 +68,33 @@ var (
 		"trailer":             "is hop-by-hop",
 		"upgrade":             "is hop-by-hop",
 	}
+	// httpModeHeaders are the contract of the HTTP authorization mode with
+	// nginx, Traefik and Caddy (authz.HeaderAction and the others in
+	// authz/httpmode.go): a header silentauth sets must never be mistaken
+	// for one of them.
+	httpModeHeaders = []string{
+		"x-silentauth-action", "x-silentauth-status", "x-silentauth-location",
+		"x-silentauth-body", "x-silentauth-policy",
+	}
 )
 
-// Validate normalises c in place, then checks every field and every rule
-// between fields, and returns all problems at once (errors.Join), each
-// prefixed by the field's YAML path. It returns nil when c is usable.
+// silentauthPrefix starts the headers of silentauth's own contract: those
+// of the HTTP authorization mode and policy.accessTokenHeader.
+const silentauthPrefix = "x-silentauth-"
+
+// Validate checks every field of c and every rule between fields, and
+// returns all problems at once (errors.Join), each prefixed by the field's
+// YAML path. It returns nil when c is usable.
 //
-// Normalisation, done even when c is invalid: cookies.sameSite is spelled
-// Lax, Strict or None whatever the input case; log.level, log.format,
-// store.backend, policy.accessTokenHeader, the policy.claimHeaders names and
-// policy.trustedOrigins are lower-cased (Envoy presents header names in lower
-// case, and browsers send origins in lower case). Maps and slices are
-// replaced, not changed, so copies of c made before Validate keep their
-// values.
+// Validate does not change c: it judges c as Normalized spells it, so
+// "sameSite: strict" is as valid as "Strict". A program must then run with
+// c.Normalized(), which is what Resolve returns.
 //
 // The session-API token may come from the environment (SILENTAUTH_API_TOKEN),
 // so Validate does not require a session-API credential; Resolve does.
-//
-// Validate is not safe for concurrent use with other access to c.
-func (c *Config) Validate() error {
-	c.normalize()
+// Warnings lists what is valid yet probably a mistake.
+func (c Config) Validate() error {
+	c = c.Normalized()
 	var p problems
 	if c.Issuer == "" {
 		p.add("issuer", "must not be empty")
@@ -111,9 +135,16 @@ func (c *Config) Validate() error {
 	return errors.Join(p...)
 }
 
-// normalize rewrites the spellings Validate accepts in several forms into
-// the one form the rest of the program compares against.
-func (c *Config) normalize() {
+// Normalized returns a copy of c, sharing no slice or map with it, with
+// the spellings Validate accepts in several forms rewritten into the one
+// form the rest of the program compares against: cookies.sameSite is
+// spelled Lax, Strict or None whatever the input case; log.level,
+// log.format, store.backend, store.redis.mode, policy.accessTokenHeader, the
+// claimHeaders names of every policy and policy.trustedOrigins are
+// lower-cased (Envoy presents header names in lower case, and browsers send
+// origins in lower case). Normalising twice changes nothing more.
+func (c Config) Normalized() Config {
+	c = c.clone()
 	for _, v := range sameSiteValues {
 		if strings.EqualFold(c.Cookies.SameSite, v) {
 			c.Cookies.SameSite = v
@@ -129,13 +160,10 @@ func (c *Config) normalize() {
 		n.ClaimHeaders = lowerKeys(n.ClaimHeaders)
 		c.Policies[name] = n
 	}
-	if len(c.Policy.TrustedOrigins) > 0 {
-		origins := make([]string, len(c.Policy.TrustedOrigins))
-		for i, o := range c.Policy.TrustedOrigins {
-			origins[i] = strings.ToLower(o)
-		}
-		c.Policy.TrustedOrigins = origins
+	for i, o := range c.Policy.TrustedOrigins {
+		c.Policy.TrustedOrigins[i] = strings.ToLower(o)
 	}
+	return c
 }
 
 // problems collects validation failures, each "path: message".
@@ -246,12 +274,17 @@ func (c *Config) validateSessions(p *problems) {
 	switch {
 	case s.IdleTTL <= 0:
 		p.add("sessions.idleTTL", "must be positive (got %v)", s.IdleTTL)
+	case s.IdleTTL > maxCookieAge:
+		p.add("sessions.idleTTL", "%s", cookieAgeProblem(s.IdleTTL))
 	case access > 0 && s.IdleTTL <= access:
 		p.add("sessions.idleTTL", "must be longer than tokens.accessTTL (%v)", access)
 	}
 	switch {
 	case s.AbsoluteTTL <= 0:
 		p.add("sessions.absoluteTTL", "must be positive (got %v)", s.AbsoluteTTL)
+	case s.AbsoluteTTL > maxCookieAge:
+		// The refresh cookie's Max-Age runs to the absolute end.
+		p.add("sessions.absoluteTTL", "%s", cookieAgeProblem(s.AbsoluteTTL))
 	case s.IdleTTL > 0 && s.AbsoluteTTL < s.IdleTTL:
 		p.add("sessions.absoluteTTL", "must be at least sessions.idleTTL (%v)", s.IdleTTL)
 	}
@@ -263,6 +296,12 @@ func (c *Config) validateSessions(p *problems) {
 		// already-rotated refresh token mint fresh access tokens.
 		p.add("sessions.grace", "must be under tokens.accessTTL (%v)", access)
 	}
+}
+
+// cookieAgeProblem says why lifetime d, which becomes a cookie's Max-Age,
+// is too long.
+func cookieAgeProblem(d time.Duration) string {
+	return fmt.Sprintf("must be at most %v (400 days): RFC 6265bis caps a cookie's Max-Age and Expires at 400 days, so the cookie would end before the session (got %v)", maxCookieAge, d)
 }
 
 func (c *Config) validateKeys(p *problems) {
@@ -490,12 +529,28 @@ func (c *Config) validatePolicy(p *problems) {
 	if msg := pathProblem(pol.LogoutPath); msg != "" {
 		p.add("policy.logoutPath", "%s", msg)
 	}
-	if pol.RefreshPath == pol.LogoutPath {
-		p.add("policy.logoutPath", "must differ from policy.refreshPath (%q)", pol.RefreshPath)
+	if strings.EqualFold(pol.RefreshPath, pol.LogoutPath) {
+		// The endpoints are matched case-insensitively (authz.SessionEndpoint).
+		p.add("policy.logoutPath", "must differ from policy.refreshPath (%q), compared without regard to case", pol.RefreshPath)
 	}
-	if msg := headerProblem(pol.AccessTokenHeader); msg != "" {
+	if msg := accessTokenHeaderProblem(pol.AccessTokenHeader); msg != "" {
 		p.add("policy.accessTokenHeader", "%s", msg)
 	}
+}
+
+// accessTokenHeaderProblem describes why name cannot carry refreshed access
+// tokens to bearer clients, or returns "". It may be an x-silentauth-
+// header (the default is x-silentauth-access-token), only not one of the
+// HTTP mode's instructions to the proxy.
+func accessTokenHeaderProblem(name string) string {
+	if msg := headerProblem(name); msg != "" {
+		return msg
+	}
+	lower := strings.ToLower(name)
+	if slices.Contains(httpModeHeaders, lower) || strings.HasPrefix(lower, silentauthPrefix+"cookie-") {
+		return fmt.Sprintf("%q is reserved: the HTTP authorization mode tells the proxy what to do with it", name)
+	}
+	return ""
 }
 
 // lowerKeys lower-cases header names. Two names differing only by case
@@ -516,7 +571,7 @@ func lowerKeys(headers map[string]string) map[string]string {
 }
 
 func (c *Config) validateClaimHeaders(p *problems) {
-	claimHeadersProblems(p, "policy.claimHeaders", c.Policy.ClaimHeaders)
+	claimHeadersProblems(p, "policy.claimHeaders", c.Policy.ClaimHeaders, c.Policy.AccessTokenHeader)
 	requiredClaimsProblems(p, "policy.requiredClaims", c.Policy.RequiredClaims)
 	for _, name := range slices.Sorted(maps.Keys(c.Policies)) {
 		n, at := c.Policies[name], "policies."+name
@@ -531,7 +586,7 @@ func (c *Config) validateClaimHeaders(p *problems) {
 				p.add(fmt.Sprintf("%s.publicPaths[%d]", at, i), "%s", msg)
 			}
 		}
-		claimHeadersProblems(p, at+".claimHeaders", n.ClaimHeaders)
+		claimHeadersProblems(p, at+".claimHeaders", n.ClaimHeaders, c.Policy.AccessTokenHeader)
 		requiredClaimsProblems(p, at+".requiredClaims", n.RequiredClaims)
 	}
 }
@@ -561,12 +616,22 @@ func requiredClaimsProblems(p *problems, at string, required map[string][]string
 	}
 }
 
-func claimHeadersProblems(p *problems, at string, headers map[string]string) {
+// claimHeadersProblems reports the claim headers of one policy that cannot
+// be set upstream. accessTokenHeader is policy.accessTokenHeader: in the
+// HTTP authorization mode it travels in the same answer as the claim
+// headers, so no claim header may share its name.
+func claimHeadersProblems(p *problems, at string, headers map[string]string, accessTokenHeader string) {
 	names := slices.Sorted(maps.Keys(headers))
 	for i, name := range names {
 		path := at + "." + name
-		if msg := headerProblem(name); msg != "" {
+		lower := strings.ToLower(name)
+		switch msg := headerProblem(name); {
+		case msg != "":
 			p.add(path, "%s", msg)
+		case strings.HasPrefix(lower, silentauthPrefix):
+			p.add(path, "%q is reserved: x-silentauth- headers belong to silentauth (the HTTP authorization mode and policy.accessTokenHeader)", name)
+		case strings.EqualFold(name, accessTokenHeader):
+			p.add(path, "same header as policy.accessTokenHeader (%q)", accessTokenHeader)
 		}
 		for _, prev := range names[:i] {
 			if strings.EqualFold(prev, name) {
@@ -770,4 +835,125 @@ func (c *Config) validateSessionSharing(p *problems) {
 		}
 		check("policies."+name, name, c.Policies[name].AcceptSessionsFrom)
 	}
+}
+
+// Warnings lists what c allows although it is probably a mistake, each
+// "path: message" like a problem of Validate: settings that work but open
+// more than they seem to. They never stop the service; it logs each one at
+// start, and "silentauth config validate" prints them. Warnings reads c as
+// Normalized spells it and does not change it; entries Validate refuses are
+// skipped.
+func (c Config) Warnings() []string {
+	c = c.Normalized()
+	var w []string
+	add := func(path, format string, args ...any) {
+		w = append(w, path+": "+fmt.Sprintf(format, args...))
+	}
+	for _, family := range trustsEveryAddress(c.HTTPAuthz.Prefixes()) {
+		add("httpAuthz.trustedProxies", "trusts every %s address: any client may then describe its request in X-Forwarded-* and X-Original-* headers and choose the policy; list the proxies' own addresses", family)
+	}
+	type policy struct {
+		at, loginURL                string
+		publicPaths, trustedOrigins []string
+	}
+	policies := []policy{{"policy", c.Policy.LoginURL, c.Policy.PublicPaths, c.Policy.TrustedOrigins}}
+	for _, name := range slices.Sorted(maps.Keys(c.Policies)) {
+		n := c.Policies[name]
+		policies = append(policies, policy{"policies." + name, n.LoginURL, n.PublicPaths, nil})
+	}
+	for _, pol := range policies {
+		if insecureHTTP(pol.loginURL) {
+			add(pol.at+".loginURL", "%q is plain http: the login page and the credentials typed into it travel unencrypted; use https", pol.loginURL)
+		}
+		for i, pp := range pol.publicPaths {
+			at := fmt.Sprintf("%s.publicPaths[%d]", pol.at, i)
+			if pathProblem(pp) != "" {
+				continue
+			}
+			if pp == "/" {
+				add(at, `"/" makes every path public: no request needs a session`)
+				continue
+			}
+			for _, e := range []struct{ name, path string }{{"refreshPath", c.Policy.RefreshPath}, {"logoutPath", c.Policy.LogoutPath}} {
+				if e.path == pp || strings.HasSuffix(pp, "/") && strings.HasPrefix(e.path, pp) {
+					add(at, "%q covers policy.%s (%q): silentauth still answers it, but check that everything else under %q may be reached without a session", pp, e.name, e.path, pp)
+				}
+			}
+		}
+		for i, o := range pol.trustedOrigins {
+			at := fmt.Sprintf("%s.trustedOrigins[%d]", pol.at, i)
+			switch {
+			case originProblem(o) != "":
+			case strings.Contains(o, "*"):
+				add(at, "%q: origins match exactly, \"*\" is no wildcard; list each origin", o)
+			case insecureHTTP(o):
+				add(at, "%q is plain http: whoever controls the network between a browser and it can send cookie-authenticated requests as that origin; use https", o)
+			}
+		}
+	}
+	return w
+}
+
+// insecureHTTP reports whether s is an http:// URL to a host other than a
+// loopback one (localhost, 127.0.0.0/8, ::1), which browsers treat as
+// potentially trustworthy (W3C Secure Contexts §3.2) and which never
+// crosses a network.
+func insecureHTTP(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "http" {
+		return false
+	}
+	host := strings.TrimSuffix(u.Hostname(), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return false
+	}
+	if a, err := netip.ParseAddr(host); err == nil && a.Unmap().IsLoopback() {
+		return false
+	}
+	return true
+}
+
+// trustsEveryAddress returns the address families ("IPv4", "IPv6") whose
+// every address lies in one of prefixes: 0.0.0.0/0 or ::/0, or prefixes
+// that add up to them (0.0.0.0/1 and 128.0.0.0/1).
+func trustsEveryAddress(prefixes []netip.Prefix) []string {
+	var out []string
+	if covered(netip.PrefixFrom(netip.IPv4Unspecified(), 0), prefixes) {
+		out = append(out, "IPv4")
+	}
+	if covered(netip.PrefixFrom(netip.IPv6Unspecified(), 0), prefixes) {
+		out = append(out, "IPv6")
+	}
+	return out
+}
+
+// covered reports whether every address of p lies in one of prefixes. It
+// halves p only while some prefix lies strictly inside it, passing each half
+// only the prefixes that overlap it, so it costs about the number of
+// prefixes times the address length.
+func covered(p netip.Prefix, prefixes []netip.Prefix) bool {
+	var inside []netip.Prefix
+	for _, q := range prefixes {
+		if q.Addr().BitLen() != p.Addr().BitLen() || !q.Overlaps(p) {
+			continue
+		}
+		if q.Bits() <= p.Bits() {
+			return true // q contains p
+		}
+		inside = append(inside, q)
+	}
+	if len(inside) == 0 {
+		return false
+	}
+	hi, ok := upperHalf(p)
+	return ok && covered(netip.PrefixFrom(p.Addr(), p.Bits()+1), inside) && covered(hi, inside)
+}
+
+// upperHalf returns the second half of p: p one bit longer, with that bit set.
+func upperHalf(p netip.Prefix) (netip.Prefix, bool) {
+	b := p.Addr().AsSlice()
+	bit := p.Bits()
+	b[bit/8] |= 0x80 >> (bit % 8)
+	a, ok := netip.AddrFromSlice(b)
+	return netip.PrefixFrom(a, bit+1), ok
 }

@@ -2,7 +2,6 @@ package config
 
 import (
 	"errors"
-	"maps"
 	"reflect"
 	"strings"
 	"testing"
@@ -77,6 +76,12 @@ func TestValidate(t *testing.T) {
 		{"absoluteTTL equals idle", func(c *Config) { c.Sessions.AbsoluteTTL = 720 * hour }, ""},
 		{"grace zero", func(c *Config) { c.Sessions.Grace = 0 }, "sessions.grace: must be positive"},
 		{"grace equals accessTTL", func(c *Config) { c.Sessions.Grace = 15 * min }, "sessions.grace: must be under tokens.accessTTL (15m0s)"},
+		{"absoluteTTL 400 days", func(c *Config) { c.Sessions.AbsoluteTTL = 9600 * hour }, ""},
+		{"absoluteTTL over 400 days", func(c *Config) { c.Sessions.AbsoluteTTL = 9624 * hour }, "sessions.absoluteTTL: must be at most 9600h0m0s (400 days): RFC 6265bis caps a cookie's Max-Age and Expires at 400 days, so the cookie would end before the session (got 9624h0m0s)"},
+		{"absoluteTTL a second over", func(c *Config) { c.Sessions.AbsoluteTTL = 9600*hour + sec }, "sessions.absoluteTTL: must be at most 9600h0m0s (400 days): RFC 6265bis"},
+		{"idleTTL 400 days", func(c *Config) { c.Sessions.IdleTTL, c.Sessions.AbsoluteTTL = 9600*hour, 9600*hour }, ""},
+		{"idleTTL over 400 days", func(c *Config) { c.Sessions.IdleTTL = 9601 * hour }, "sessions.idleTTL: must be at most 9600h0m0s (400 days): RFC 6265bis"},
+		{"accessTTL over 400 days", func(c *Config) { c.Tokens.AccessTTL = 9624 * hour }, "tokens.accessTTL: must be at most 24h0m0s"},
 
 		// Keys.
 		{"keys.dir missing", func(c *Config) { c.Keys.Dir = "" }, "keys.dir: required outside development unless keys.secret.name is set"},
@@ -178,6 +183,27 @@ func TestValidate(t *testing.T) {
 		{"claimHeader transfer-encoding", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"transfer-encoding": "sub"} }, `"transfer-encoding" is reserved`},
 		{"claimHeader connection", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"connection": "sub"} }, `"connection" is reserved: it is hop-by-hop`},
 		{"claimHeader envoy", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"x-envoy-original-path": "sub"} }, "x-envoy- headers belong to Envoy"},
+		{"claimHeader location", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"Location": "sub"} }, `policy.claimHeaders.location: "location" is reserved: it carries silentauth's redirects`},
+		{"claimHeader www-authenticate", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"www-authenticate": "sub"} }, `"www-authenticate" is reserved`},
+		{"claimHeader cache-control", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"cache-control": "sub"} }, `"cache-control" is reserved`},
+		{"claimHeader :authority", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{":authority": "sub"} }, `":authority" is an HTTP/2 pseudo-header`},
+		{"claimHeader x-silentauth", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"X-Silentauth-Action": "sub"} }, `policy.claimHeaders.x-silentauth-action: "x-silentauth-action" is reserved: x-silentauth- headers belong to silentauth`},
+		{"claimHeader x-silentauth any", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"x-silentauth-user": "sub"} }, "x-silentauth- headers belong to silentauth"},
+		{"claimHeader the access token header", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"x-silentauth-access-token": "sub"} }, "x-silentauth- headers belong to silentauth"},
+		{"claimHeader a custom access token header", func(c *Config) {
+			c.Policy.AccessTokenHeader = "X-Token"
+			c.Policy.ClaimHeaders = map[string]string{"x-token": "sub"}
+		}, `policy.claimHeaders.x-token: same header as policy.accessTokenHeader ("x-token")`},
+		{"named claimHeader location", func(c *Config) {
+			c.Policies = map[string]NamedPolicy{"a": {ClaimHeaders: map[string]string{"location": "sub"}}}
+		}, `policies.a.claimHeaders.location: "location" is reserved`},
+		{"named claimHeader x-silentauth", func(c *Config) {
+			c.Policies = map[string]NamedPolicy{"a": {ClaimHeaders: map[string]string{"x-silentauth-status": "sub"}}}
+		}, "policies.a.claimHeaders.x-silentauth-status: \"x-silentauth-status\" is reserved: x-silentauth- headers"},
+		{"named claimHeader the access token header", func(c *Config) {
+			c.Policy.AccessTokenHeader = "x-token"
+			c.Policies = map[string]NamedPolicy{"a": {ClaimHeaders: map[string]string{"X-Token": "sub"}}}
+		}, "policies.a.claimHeaders.x-token: same header as policy.accessTokenHeader"},
 		{"claimHeader empty claim", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"x-user": " "} }, "policy.claimHeaders.x-user: must name a claim"},
 		{"claimHeader case clash", func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"X-User": "sub", "x-user": "email"} }, "policy.claimHeaders.x-user: same header as policy.claimHeaders.X-User"},
 
@@ -199,10 +225,20 @@ func TestValidate(t *testing.T) {
 		{"refreshPath relative", func(c *Config) { c.Policy.RefreshPath = "auth/refresh" }, `policy.refreshPath: "auth/refresh" must start with "/"`},
 		{"logoutPath encoded", func(c *Config) { c.Policy.LogoutPath = "/auth%2flogout" }, `policy.logoutPath: "/auth%2flogout" must not contain the encoding`},
 		{"refresh equals logout", func(c *Config) { c.Policy.LogoutPath = "/auth/refresh" }, `policy.logoutPath: must differ from policy.refreshPath ("/auth/refresh")`},
+		{"refresh equals logout but for case", func(c *Config) { c.Policy.LogoutPath = "/AUTH/Refresh" }, `policy.logoutPath: must differ from policy.refreshPath ("/auth/refresh")`},
 		{"accessTokenHeader empty", func(c *Config) { c.Policy.AccessTokenHeader = "" }, "policy.accessTokenHeader: must not be empty"},
 		{"accessTokenHeader bad", func(c *Config) { c.Policy.AccessTokenHeader = "x token" }, `policy.accessTokenHeader: "x token" is not a valid header name`},
 		{"accessTokenHeader reserved", func(c *Config) { c.Policy.AccessTokenHeader = "Set-Cookie" }, `policy.accessTokenHeader: "set-cookie" is reserved`},
 		{"accessTokenHeader upper", func(c *Config) { c.Policy.AccessTokenHeader = "X-Access-Token" }, ""},
+		{"accessTokenHeader x-silentauth", func(c *Config) { c.Policy.AccessTokenHeader = "x-silentauth-token" }, ""},
+		{"accessTokenHeader location", func(c *Config) { c.Policy.AccessTokenHeader = "Location" }, `policy.accessTokenHeader: "location" is reserved: it carries silentauth's redirects`},
+		{"accessTokenHeader authorization", func(c *Config) { c.Policy.AccessTokenHeader = "authorization" }, `policy.accessTokenHeader: "authorization" is reserved`},
+		{"accessTokenHeader cookie", func(c *Config) { c.Policy.AccessTokenHeader = "cookie" }, `policy.accessTokenHeader: "cookie" is reserved`},
+		{"accessTokenHeader cache-control", func(c *Config) { c.Policy.AccessTokenHeader = "cache-control" }, `policy.accessTokenHeader: "cache-control" is reserved`},
+		{"accessTokenHeader pseudo", func(c *Config) { c.Policy.AccessTokenHeader = ":authority" }, "is an HTTP/2 pseudo-header"},
+		{"accessTokenHeader http mode action", func(c *Config) { c.Policy.AccessTokenHeader = "X-Silentauth-Action" }, `policy.accessTokenHeader: "x-silentauth-action" is reserved: the HTTP authorization mode tells the proxy`},
+		{"accessTokenHeader http mode location", func(c *Config) { c.Policy.AccessTokenHeader = "x-silentauth-location" }, "the HTTP authorization mode tells the proxy"},
+		{"accessTokenHeader http mode cookie", func(c *Config) { c.Policy.AccessTokenHeader = "x-silentauth-cookie-1" }, "the HTTP authorization mode tells the proxy"},
 
 		// Session API.
 		{"serviceAccounts ok", func(c *Config) { c.SessionAPI.ServiceAccounts = []string{"shop/frontend", "shop/admin.v2"} }, ""},
@@ -357,22 +393,22 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	}
 }
 
-func TestValidateNormalizes(t *testing.T) {
+func TestNormalized(t *testing.T) {
 	c := valid()
 	c.Cookies.SameSite = "sTRICT"
 	c.Log.Level = "WARN"
 	c.Log.Format = "Text"
 	c.Store.Backend = "MEMORY"
 	c.Policy.AccessTokenHeader = "X-Access-Token"
-	headers := map[string]string{"X-User-Id": "sub"}
-	origins := []string{"HTTPS://App.Example"}
-	c.Policy.ClaimHeaders = headers
-	c.Policy.TrustedOrigins = origins
+	c.Policy.ClaimHeaders = map[string]string{"X-User-Id": "sub"}
+	c.Policy.TrustedOrigins = []string{"HTTPS://App.Example"}
+	c.Policies = map[string]NamedPolicy{"a": {ClaimHeaders: map[string]string{"X-Email": "email"}}}
 	before := c.clone()
-	if err := c.Validate(); err != nil {
+	got := c.Normalized()
+	if err := got.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	want := before
+	want := before.clone()
 	want.Cookies.SameSite = "Strict"
 	want.Log.Level = "warn"
 	want.Log.Format = "text"
@@ -380,17 +416,42 @@ func TestValidateNormalizes(t *testing.T) {
 	want.Policy.AccessTokenHeader = "x-access-token"
 	want.Policy.ClaimHeaders = map[string]string{"x-user-id": "sub"}
 	want.Policy.TrustedOrigins = []string{"https://app.example"}
-	if !reflect.DeepEqual(c, want) {
-		t.Errorf("after Validate:\n%+v\nwant\n%+v", c, want)
+	want.Policies = map[string]NamedPolicy{"a": {ClaimHeaders: map[string]string{"x-email": "email"}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Normalized() =\n%+v\nwant\n%+v", got, want)
 	}
-	// The caller's map and slice are replaced, not rewritten.
-	if !maps.Equal(headers, map[string]string{"X-User-Id": "sub"}) || origins[0] != "HTTPS://App.Example" {
-		t.Errorf("Validate changed shared values: %v %v", headers, origins)
+	// The receiver, its maps and its slices are left as they were.
+	if !reflect.DeepEqual(c, before) {
+		t.Errorf("Normalized changed its receiver:\n%+v", c)
 	}
 	// Normalising twice changes nothing more.
-	again := c.clone()
-	if err := again.Validate(); err != nil || !reflect.DeepEqual(again, c) {
-		t.Errorf("second Validate: %v, %+v", err, again)
+	if again := got.Normalized(); !reflect.DeepEqual(again, got) {
+		t.Errorf("second Normalized: %+v", again)
+	}
+}
+
+// Validate judges; it never rewrites what it judges, even through the
+// maps and slices its argument shares with the caller.
+func TestValidateChangesNothing(t *testing.T) {
+	for _, mutate := range []func(*Config){
+		func(c *Config) {}, // valid
+		func(c *Config) {
+			c.Cookies.SameSite, c.Log.Level, c.Store.Backend = "strict", "DEBUG", "Redis"
+			c.Policy.AccessTokenHeader = "X-Token"
+			c.Policy.ClaimHeaders = map[string]string{"X-User": "sub", "X-Mail": "email"}
+			c.Policy.TrustedOrigins = []string{"HTTPS://A.Example"}
+			c.Policies = map[string]NamedPolicy{"a": {ClaimHeaders: map[string]string{"X-Role": "role"}}}
+		},
+		func(c *Config) { c.Policy.ClaimHeaders = map[string]string{"X-User": "sub", "x-user": "email"} }, // invalid
+	} {
+		c := valid()
+		mutate(&c)
+		before := c.clone()
+		_ = c.Validate()
+		_ = c.Warnings()
+		if !reflect.DeepEqual(c, before) {
+			t.Errorf("Validate changed its argument:\n%+v\nwas\n%+v", c, before)
+		}
 	}
 }
 
@@ -485,5 +546,72 @@ func TestSessionSharing(t *testing.T) {
 	}
 	if p, _ := c.Resolved("shop"); p.AcceptSessionsFrom != nil {
 		t.Errorf("shop inherits acceptSessionsFrom %v", p.AcceptSessionsFrom)
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		want   []string // each a prefix of one warning, in order
+	}{
+		{"defaults", func(c *Config) {}, nil},
+		{"development", func(c *Config) { *c = Development() }, nil},
+		{"proxies", func(c *Config) { c.HTTPAuthz.TrustedProxies = []string{"10.0.0.0/8", "192.168.1.7", "fd00::/8"} }, nil},
+		{"proxies trust all IPv4", func(c *Config) { c.HTTPAuthz.TrustedProxies = []string{"10.0.0.1", "0.0.0.0/0"} }, []string{"httpAuthz.trustedProxies: trusts every IPv4 address"}},
+		{"proxies trust all IPv6", func(c *Config) { c.HTTPAuthz.TrustedProxies = []string{"::/0"} }, []string{"httpAuthz.trustedProxies: trusts every IPv6 address"}},
+		{"proxies /0 of any address", func(c *Config) { c.HTTPAuthz.TrustedProxies = []string{"10.1.2.3/0", "2001:db8::/0"} }, []string{"httpAuthz.trustedProxies: trusts every IPv4", "httpAuthz.trustedProxies: trusts every IPv6"}},
+		{"proxies halves add up", func(c *Config) { c.HTTPAuthz.TrustedProxies = []string{"128.0.0.0/1", "0.0.0.0/2", "64.0.0.0/2"} }, []string{"httpAuthz.trustedProxies: trusts every IPv4 address"}},
+		{"proxies halves with a gap", func(c *Config) { c.HTTPAuthz.TrustedProxies = []string{"128.0.0.0/1", "0.0.0.0/2", "64.0.0.0/3"} }, nil},
+		{"proxies mapped IPv4", func(c *Config) { c.HTTPAuthz.TrustedProxies = []string{"::ffff:0.0.0.0/96"} }, nil},
+		{"public root", func(c *Config) { c.Policy.PublicPaths = []string{"/healthz", "/"} }, []string{`policy.publicPaths[1]: "/" makes every path public`}},
+		{"public covers refresh", func(c *Config) { c.Policy.PublicPaths = []string{"/auth/"} }, []string{
+			`policy.publicPaths[0]: "/auth/" covers policy.refreshPath ("/auth/refresh")`,
+			`policy.publicPaths[0]: "/auth/" covers policy.logoutPath ("/auth/logout")`,
+		}},
+		{"public is logout", func(c *Config) { c.Policy.PublicPaths = []string{"/auth/logout"} }, []string{`policy.publicPaths[0]: "/auth/logout" covers policy.logoutPath`}},
+		{"public beside refresh", func(c *Config) { c.Policy.PublicPaths = []string{"/auth/refresh/", "/auth/ref"} }, nil},
+		{"named public covers refresh", func(c *Config) { c.Policies = map[string]NamedPolicy{"a": {PublicPaths: []string{"/auth/refresh"}}} }, []string{`policies.a.publicPaths[0]: "/auth/refresh" covers policy.refreshPath`}},
+		{"named public root", func(c *Config) { c.Policies = map[string]NamedPolicy{"b": {PublicPaths: []string{"/"}}} }, []string{`policies.b.publicPaths[0]: "/" makes every path public`}},
+		{"invalid public path skipped", func(c *Config) { c.Policy.PublicPaths = []string{"/auth/../"} }, nil},
+		{"origins", func(c *Config) {
+			c.Policy.TrustedOrigins = []string{"https://a.example", "http://localhost:3000", "http://127.0.0.1:8080", "http://[::1]:3000", "http://app.localhost"}
+		}, nil},
+		{"origin http", func(c *Config) { c.Policy.TrustedOrigins = []string{"https://a.example", "HTTP://B.Example"} }, []string{`policy.trustedOrigins[1]: "http://b.example" is plain http`}},
+		{"origin wildcard", func(c *Config) { c.Policy.TrustedOrigins = []string{"https://*.example.com"} }, []string{`policy.trustedOrigins[0]: "https://*.example.com": origins match exactly, "*" is no wildcard`}},
+		{"login https", func(c *Config) { c.Policy.LoginURL = "https://id.example/login" }, nil},
+		{"login path", func(c *Config) { c.Policy.LoginURL = "/login" }, nil},
+		{"login localhost", func(c *Config) { c.Policy.LoginURL = "http://localhost:3000/login" }, nil},
+		{"login http", func(c *Config) { c.Policy.LoginURL = "http://id.example/login" }, []string{`policy.loginURL: "http://id.example/login" is plain http`}},
+		{"named login http", func(c *Config) { c.Policies = map[string]NamedPolicy{"a": {LoginURL: "http://10.0.0.1/login"}} }, []string{`policies.a.loginURL: "http://10.0.0.1/login" is plain http`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := valid()
+			tt.mutate(&c)
+			got := c.Warnings()
+			if len(got) != len(tt.want) {
+				t.Fatalf("Warnings() = %q, want %d", got, len(tt.want))
+			}
+			for i, w := range tt.want {
+				if !strings.HasPrefix(got[i], w) {
+					t.Errorf("warning %d = %q, want prefix %q", i, got[i], w)
+				}
+			}
+		})
+	}
+}
+
+// Warnings are not problems: a configuration that warns still validates.
+func TestWarningsAreNotErrors(t *testing.T) {
+	c := valid()
+	c.HTTPAuthz.TrustedProxies = []string{"0.0.0.0/0"}
+	c.Policy.PublicPaths = []string{"/"}
+	c.Policy.LoginURL = "http://id.example/login"
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate() = %v", err)
+	}
+	if got := len(c.Warnings()); got != 3 {
+		t.Errorf("%d warnings, want 3", got)
 	}
 }

@@ -449,6 +449,32 @@ func TestProfilingEndpoints(t *testing.T) {
 	}
 }
 
+// What the configuration allows but probably should not starts all the
+// same, with one warning line each.
+func TestStartWarnsAboutTheConfiguration(t *testing.T) {
+	dir, _ := keyDir(t)
+	cfg := writeConfig(t, "keys: {dir: "+dir+"}\nhttpAuthz: {trustedProxies: [0.0.0.0/0]}\n"+
+		"policy: {publicPaths: [/], loginURL: 'http://id.example/login'}\nshutdown: {drain: 0s, timeout: 5s}\n")
+	p := start(t, []string{"--config", cfg})
+	var got []string
+	for line := range strings.SplitSeq(p.Logs(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["level"] == "WARN" && rec["warning"] != nil {
+			got = append(got, rec["warning"].(string))
+		}
+	}
+	want := []string{"httpAuthz.trustedProxies: trusts every IPv4", "policy.loginURL: ", `policy.publicPaths[0]: "/" makes every path public`}
+	if len(got) != len(want) {
+		t.Fatalf("warnings %q, want %d", got, len(want))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(got[i], w) {
+			t.Errorf("warning %d = %q, want prefix %q", i, got[i], w)
+		}
+	}
+	p.stop(t)
+}
+
 // A flood of forged tokens is counted, not written line by line: every
 // Check is either logged or counted as suppressed.
 func TestCheckLogCapped(t *testing.T) {

@@ -15,7 +15,7 @@ const usage = `silentauth: silent authentication at the edge for Envoy and Istio
 Usage:
   silentauth serve [--config FILE] [flags]   run the service (no --config: development defaults on 127.0.0.1)
   silentauth config example                  print a complete, commented configuration
-  silentauth config validate --config FILE   check a configuration and report every problem
+  silentauth config validate --config FILE   check a configuration: report every problem, and warnings
   silentauth check [flags]                   send one Envoy-shaped CheckRequest and print the answer
 
 Run "silentauth COMMAND --help" for the flags of a command.
@@ -58,6 +58,9 @@ func configCmd(args []string, getenv func(string) string, stdout, stderr io.Writ
 			return err
 		}
 		fmt.Fprintf(stdout, "configuration is valid (store %s, grpc %s)\n", cfg.Store.Backend, cfg.Listen.GRPC.Address)
+		for _, w := range cfg.Warnings() {
+			fmt.Fprintf(stdout, "warning: %s\n", w)
+		}
 		return nil
 	default:
 		return fmt.Errorf("unknown config subcommand %q", args[0])

@@ -18,6 +18,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/silentauth/silentauth/authz"
+	"github.com/silentauth/silentauth/authz/config"
 	"github.com/silentauth/silentauth/internal/testpki"
 )
 
@@ -34,6 +36,9 @@ cookies:
 tokens:
   refreshBefore: 10m
 `)
+	warns := writeConfig(t, "keys:\n  dir: "+dir+"\nhttpAuthz:\n  trustedProxies: [0.0.0.0/0]\npolicy:\n  publicPaths: [/]\n")
+	tooLong := writeConfig(t, "keys:\n  dir: "+dir+"\nsessions:\n  absoluteTTL: 9624h\n")
+	unknownAndBad := writeConfig(t, "keys:\n  dir: "+dir+"\nisuer: x\npolicy:\n  claimHeaders: {location: sub}\n")
 	cases := []struct {
 		name    string
 		args    []string
@@ -48,6 +53,15 @@ tokens:
 		{"validate good", []string{"config", "validate", "--config", good}, func(k string) string {
 			return map[string]string{"SILENTAUTH_API_TOKEN": "0123456789abcdef"}[k]
 		}, "", "configuration is valid"},
+		{"validate lists warnings", []string{"config", "validate", "--config", warns}, func(k string) string {
+			return map[string]string{"SILENTAUTH_API_TOKEN": "0123456789abcdef"}[k]
+		}, "", "configuration is valid (store memory, grpc :9001)\nwarning: httpAuthz.trustedProxies: trusts every IPv4 address"},
+		{"validate refuses a session longer than browsers keep cookies", []string{"config", "validate", "--config", tooLong}, func(k string) string {
+			return map[string]string{"SILENTAUTH_API_TOKEN": "0123456789abcdef"}[k]
+		}, "sessions.absoluteTTL: must be at most 9600h0m0s (400 days): RFC 6265bis", ""},
+		{"validate reports an unknown field with the other problems", []string{"config", "validate", "--config", unknownAndBad}, noenv,
+			"isuer: unknown field (line 3 of config file " + unknownAndBad + ")\n" +
+				`policy.claimHeaders.location: "location" is reserved`, ""},
 		{"validate needs an API token outside development", []string{"config", "validate", "--config", good}, noenv, "sessionAPI.tokenFile: required", ""},
 		{"validate bad reports every problem", []string{"config", "validate", "--config", bad}, noenv, "cookies.domain", ""},
 		{"missing file", []string{"config", "validate", "--config", "/nonexistent.yaml"}, noenv, "nonexistent.yaml", ""},
@@ -174,6 +188,25 @@ shutdown: {drain: 0s, timeout: 5s}
 		r.Body.Close()
 		if r.StatusCode == 401 {
 			t.Fatal("the session API answered plaintext HTTP")
+		}
+	}
+}
+
+// The configuration package keeps its own list of the HTTP authorization
+// mode's headers (it does not import authz): no header silentauth is
+// configured to set may be one of them.
+func TestConfigRefusesTheHTTPModeHeaders(t *testing.T) {
+	for _, h := range []string{authz.HeaderAction, authz.HeaderStatus, authz.HeaderLocation, authz.HeaderBody,
+		authz.HeaderPolicy, authz.HeaderCookiePrefix + "1", authz.HeaderCookiePrefix + "4"} {
+		c := config.Development()
+		c.Policy.AccessTokenHeader = h
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "policy.accessTokenHeader") {
+			t.Errorf("accessTokenHeader %s: Validate() = %v", h, err)
+		}
+		c = config.Development()
+		c.Policy.ClaimHeaders = map[string]string{h: "sub"}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "policy.claimHeaders") {
+			t.Errorf("claim header %s: Validate() = %v", h, err)
 		}
 	}
 }

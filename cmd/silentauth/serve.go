@@ -48,6 +48,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	}
 	log := newLogger(cfg.Log, stderr)
 	log.Info("starting silentauth", "config", cfg)
+	for _, w := range cfg.Warnings() {
+		log.Warn("configuration allows what is probably a mistake", "warning", w)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
