@@ -325,7 +325,7 @@ func tamper(jwt string) string {
 var malformedTokens = []string{
 	"not.a.jwt",
 	"eyJhbGciOiJFUzI1NiJ9.e30",
-	"eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCJ9.%%%.c2ln",
+	"eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCJ9.~~~.c2ln", // a bearer token (RFC 6750 b64token), not base64url
 	"garbage-garbage-garbage-garbage-garbage-garbage",
 	"eyJub3QganNvbg.eyJzdWIiOiJ4In0.c2lnbmF0dXJl",
 }
