@@ -631,8 +631,17 @@ func TestDrill(t *testing.T) {
 		case p.works && p.maxStall >= checkDeadline && c.rotated == 0:
 			t.Logf("phase %q: no rotation, but the process stood still for %v (the machine is overloaded): rotation not judged", p.name, p.maxStall)
 		case p.works && (c.rotated == 0 || p.reasons["allow/refreshed"] == 0):
-			t.Errorf("phase %q: %d rotations seen by browsers, %v by the servers, %d checks, %d connections dialled to Redis: no refresh succeeded while the store worked",
-				p.name, c.rotated, p.reasons["allow/refreshed"], c.checks, c.dials)
+			hint := ""
+			if 2*c.dials >= c.checks {
+				// Seen with Redis 200 ms slower: a new go-redis connection
+				// spends two round trips (HELLO, CLIENT SETNAME) before
+				// its command, the caller's deadline cuts it, and a
+				// connection cut mid-read is discarded, so the next Check
+				// dials again.
+				hint = " (about one new connection per Check: none stays open long enough to serve a refresh)"
+			}
+			t.Errorf("phase %q: %d rotations seen by browsers, %v by the servers, %d checks, %d connections dialled to Redis: no refresh succeeded while the store worked%s",
+				p.name, c.rotated, p.reasons["allow/refreshed"], c.checks, c.dials, hint)
 		}
 		if p.loss && (c.documentedLogouts != browsers || c.documentedFamiliesLost != browsers) {
 			t.Errorf("phase %q: %d logouts at or after access-token expiry, %d families lost; want every one of the %d browsers logged out and its family lost",
