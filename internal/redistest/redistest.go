@@ -4,14 +4,16 @@
 // monitoring a master (StartSentinel) or a small Redis Cluster
 // (StartCluster), each with its data in the test's temporary folder and
 // nothing persisted (--save "" --appendonly no), killed when the test ends.
+// StartPersistent starts one that keeps every acknowledged write on disk.
 //
 // The binaries are Debian's redis-server and redis-cli (`make tools`), looked
 // up in /usr/bin, then on PATH. Without them a test is skipped, or fails when
 // SILENTAUTH_REQUIRE_INTEGRATION=1 (CI).
 //
 // A Server can also misbehave on purpose: Stop kills it (kill -9, a crash),
-// Restart brings it back empty on the same port, Pause freezes it (SIGSTOP)
-// for a while, like a Redis too slow to answer.
+// Restart brings it back on the same port (empty, unless it persists),
+// RestartEmpty brings it back without its data whatever it persisted, Pause
+// freezes it (SIGSTOP) for a while, like a Redis too slow to answer.
 package redistest
 
 import (
@@ -115,12 +117,38 @@ func (s *Server) Stop() {
 	}
 }
 
+// StartPersistent is Start for a server that loses nothing it acknowledged:
+// every write goes to an append-only file in its folder, fsynced before the
+// reply (--appendonly yes --appendfsync always), so Stop and Restart bring
+// back the same data, as a crashed production Redis with AOF would.
+func StartPersistent(t testing.TB, args ...string) *Server {
+	t.Helper()
+	return Start(t, append([]string{"--appendonly", "yes", "--appendfsync", "always"}, args...)...)
+}
+
 // Restart kills the server if it runs and starts it again on the same port,
-// empty (nothing is persisted), and waits until it answers PING. Clients that
-// were connected see their connections drop.
+// and waits until it answers PING. It comes back empty unless it persists
+// its data (StartPersistent, or --appendonly yes among its arguments): then
+// it reloads it. Clients that were connected see their connections drop.
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
+	if err := s.launch(); err != nil {
+		s.t.Fatalf("redistest: restart: %v", err)
+	}
+}
+
+// RestartEmpty is Restart after removing the server's data files (the
+// append-only files and the RDB snapshot): it comes back empty whatever it
+// persisted, like a Redis whose volume was lost.
+func (s *Server) RestartEmpty() {
+	s.t.Helper()
+	s.Stop()
+	for _, name := range []string{"appendonlydir", "appendonly.aof", "dump.rdb"} {
+		if err := os.RemoveAll(filepath.Join(s.dir, name)); err != nil {
+			s.t.Fatalf("redistest: restart empty: %v", err)
+		}
+	}
 	if err := s.launch(); err != nil {
 		s.t.Fatalf("redistest: restart: %v", err)
 	}

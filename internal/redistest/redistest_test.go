@@ -39,6 +39,32 @@ func TestStopRestart(t *testing.T) {
 	}
 }
 
+// A persistent server comes back from a crash with every write it
+// acknowledged; RestartEmpty brings it back without them.
+func TestPersistentRestart(t *testing.T) {
+	s := StartPersistent(t)
+	ctx := t.Context()
+	c := s.Client(t)
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s.Restart() // kill -9 first: only what was fsynced survives
+	if got, err := c.Get(ctx, "k").Result(); err != nil || got != "v" {
+		t.Fatalf("GET after a restart: %q, %v; want the value written before the crash", got, err)
+	}
+	s.RestartEmpty()
+	if err := c.Get(ctx, "k").Err(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("GET after RestartEmpty: %v, want redis.Nil (empty)", err)
+	}
+	if err := c.Set(ctx, "k2", "v2", 0).Err(); err != nil { // still persisting
+		t.Fatal(err)
+	}
+	s.Restart()
+	if got, err := c.Get(ctx, "k2").Result(); err != nil || got != "v2" {
+		t.Fatalf("GET after a restart following RestartEmpty: %q, %v", got, err)
+	}
+}
+
 func TestPause(t *testing.T) {
 	s := Start(t)
 	ctx := t.Context()
