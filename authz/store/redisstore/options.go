@@ -177,9 +177,14 @@ func (o Options) universal() *redis.UniversalOptions {
 		DialTimeout:  o.DialTimeout,
 		ReadTimeout:  o.ReadTimeout,
 		WriteTimeout: o.WriteTimeout,
-		// A caller's deadline (session bounds every detached call) also
-		// bounds the socket wait.
-		ContextTimeoutEnabled: true,
+		// Socket waits follow ReadTimeout and WriteTimeout, not the
+		// caller's deadline: a request that runs out of time must not cut
+		// a new connection's handshake (HELLO, CLIENT SETNAME: round trips
+		// of their own) and throw the connection away, or against a slow
+		// Redis every request dials anew and none ever completes. Callers
+		// stop waiting at their deadline anyway (package session returns
+		// then, and starts no swap without time for it).
+		ContextTimeoutEnabled: false,
 		PoolSize:              o.PoolSize,
 		MaxRetries:            o.MaxRetries, // negative: go-redis does not retry
 		// One dial per attempt: the retries are MaxRetries', so the time a
