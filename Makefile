@@ -11,9 +11,14 @@ export SILENTAUTH_TOOLS_DIR := $(TOOLS_DIR)
 
 all: build
 
-## build: compile bin/silentauth
+# The flags the image ships its binaries with (Dockerfile, scripts/tools/image):
+# static, no file system paths, no VCS stamp, no symbol table or DWARF.
+RELEASE_BUILD := CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags="-s -w"
+
+## build: compile bin/silentauth and bin/kubectl-silentauth as the image ships them
 build:
-	$(GO) build -trimpath -o $(BIN)/silentauth ./cmd/silentauth
+	$(RELEASE_BUILD) -o $(BIN)/silentauth ./cmd/silentauth
+	$(RELEASE_BUILD) -o $(BIN)/kubectl-silentauth ./cmd/kubectl-silentauth
 
 ## run: run the service on its embedded development defaults (loopback only)
 run: build

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -508,5 +509,30 @@ func TestCheckLogCapped(t *testing.T) {
 	})
 	if counted := p.metric(t, `silentauth_check_decisions_total{decision="deny",reason="token_signature"}`); counted != n {
 		t.Fatalf("decisions counted %v, want %d", counted, n)
+	}
+}
+
+// The first signal starts the graceful shutdown (here a 60 s drain); a
+// second one ends the process at once.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	dir, _ := keyDir(t)
+	p := start(t, []string{"--config", writeConfig(t, "keys: {dir: "+dir+"}\nshutdown: {drain: 60s, timeout: 5s}\n")})
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(p.Logs(), `"msg":"shutting down"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no shutdown after SIGTERM\n%s", p.Logs())
+		}
+		time.Sleep(20 * time.Millisecond) // polling the log for a line, not waiting out time
+	}
+	p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case err := <-p.done:
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != os.Interrupt {
+			t.Fatalf("after the second signal: %v, want death by SIGINT", err)
+		}
+	case <-time.After(20 * time.Second): // far less than the 60 s drain
+		t.Fatalf("the second signal did not end the process\n%s", p.Logs())
 	}
 }
