@@ -63,7 +63,7 @@ var answers = []struct {
 	{errAmbiguousCookie, answer{http.StatusBadRequest, "invalid_request", "ambiguous_cookie", true, false, slog.LevelWarn, "", ""}},
 	{errCSRF, answer{http.StatusForbidden, "forbidden", "csrf", false, false, slog.LevelWarn, "", ""}},
 	{errMethod, answer{http.StatusMethodNotAllowed, "method_not_allowed", "method", false, false, slog.LevelInfo, "", ""}},
-	{errCrossSiteRefresh, answer{http.StatusUnauthorized, "invalid_token", "cross_site_refresh", false, false, slog.LevelInfo, "", ""}},
+	{errCrossSiteRefresh, answer{http.StatusUnauthorized, "invalid_token", "cross_site_refresh", false, false, slog.LevelInfo, "valid", ""}},
 	{errUnknownPolicy, answer{http.StatusInternalServerError, "temporarily_unavailable", "unknown_policy", false, false, slog.LevelError, "", ""}},
 	{errAuthorization, answer{http.StatusUnauthorized, "invalid_request", "bad_authorization", false, false, slog.LevelInfo, "", ""}},
 	{errStoreFailing, answer{http.StatusServiceUnavailable, "temporarily_unavailable", "unavailable", false, false, slog.LevelDebug, "valid_store_unavailable", ""}},

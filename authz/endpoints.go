@@ -26,29 +26,15 @@ func (e *route) refreshEndpoint(ctx context.Context, r *Request, found cookie.Fo
 	if found.Refresh == "" {
 		return e.deny(r, errNoRefreshToken)
 	}
-	if e.crossOrigin(r) {
-		return e.deny(r, errCSRF)
-	}
-	// As on every refresh: no rotation whose cookies the browser may drop,
-	// and none that no token can follow.
-	if crossSiteSubresource(r) {
-		return e.deny(r, errCrossSiteRefresh)
-	}
-	if !e.minter.Ready() {
-		return e.deny(r, token.ErrNoKeyring)
-	}
-	iss, err := e.sessions.Refresh(ctx, found.Refresh, e.name)
+	rn, err := e.renew(ctx, r, found.Refresh, false)
 	if err != nil {
 		return e.deny(r, err)
 	}
-	raw, claims, set, err := e.mint(iss)
-	if err != nil {
-		return e.deny(r, err)
-	}
+	raw, claims, iss := rn.raw, rn.claims, rn.issued
 	d := Decision{
 		Status:    http.StatusNoContent,
 		Reason:    "endpoint_" + refreshReason(iss),
-		SetCookie: set,
+		SetCookie: rn.setCookie,
 		Response:  []Header{{"cache-control", "no-store"}},
 		Subject:   claims.Subject,
 		Session:   claims.SessionID,

@@ -263,30 +263,59 @@ func (e *route) decide(ctx context.Context, r *Request, reqErr error) Decision {
 // passes on it, because an outage must never take down traffic with valid
 // tokens.
 func (e *route) refresh(ctx context.Context, r *Request, found cookie.Found, still *token.Claims, stillRaw string, bearer bool) Decision {
+	rn, err := e.renew(ctx, r, found.Refresh, still != nil)
+	if err != nil {
+		if still != nil && answerFor(err).still != "" {
+			return e.passStill(r, stillRaw, still, err)
+		}
+		return e.deny(r, err)
+	}
+	d := e.allow(r, rn.raw, rn.claims, rn.setCookie)
+	if !d.Allow {
+		return d
+	}
+	d.Reason = refreshReason(rn.issued)
+	d.Level = slog.LevelInfo // rotations are worth a line; plain allows are not
+	if bearer && e.policy.AccessTokenHeader != "" {
+		d.Response = append(d.Response, Header{e.policy.AccessTokenHeader, rn.raw})
+	}
+	return d
+}
+
+// renewal is what a refresh hands out: the session after rotation, its new
+// access token and claims, and the three Set-Cookie values.
+type renewal struct {
+	issued    session.Issued
+	raw       string
+	claims    *token.Claims
+	setCookie []string
+}
+
+// renew rotates the refresh token rt and mints the access token that
+// follows it. Every refresh takes these steps, the one Check decides on
+// and the one a client asks for at RefreshPath alike. ahead marks a
+// refresh of a token that is still valid, which is opportunistic.
+func (e *route) renew(ctx context.Context, r *Request, rt string, ahead bool) (renewal, error) {
 	// The refresh cookie decides this request: apply the CSRF rules.
 	if e.crossOrigin(r) {
-		return e.deny(r, errCSRF)
+		return renewal{}, errCSRF
 	}
 	// Never rotate on a response the browser will not store: the store
 	// would move on while the browser keeps the old token, and the next
 	// request would look like theft.
 	if crossSiteSubresource(r) {
-		if still != nil {
-			return e.allow(r, stillRaw, still, nil)
-		}
-		return e.deny(r, errCrossSiteRefresh)
+		return renewal{}, errCrossSiteRefresh
 	}
 	// Rotation cannot be undone: make sure a token can be minted first.
 	if !e.minter.Ready() {
-		return e.deny(r, token.ErrNoKeyring)
+		return renewal{}, token.ErrNoKeyring
 	}
-	if still != nil {
-		// Ahead of expiry the refresh is opportunistic: skipped while the
-		// store is failing, and bounded well inside the request's deadline,
-		// so a hanging store never costs a request whose token still
-		// passes.
+	if ahead {
+		// Ahead of expiry the refresh is skipped while the store is
+		// failing, and bounded well inside the request's deadline, so a
+		// hanging store never costs a request whose token still passes.
 		if e.sessions.Failing() {
-			return e.passStill(r, stillRaw, still, errStoreFailing)
+			return renewal{}, errStoreFailing
 		}
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, proactiveBudget(ctx))
@@ -294,35 +323,15 @@ func (e *route) refresh(ctx context.Context, r *Request, found cookie.Found, sti
 	}
 	// The session must belong to this route's policy (or one it accepts):
 	// another application's session mints nothing for this audience.
-	iss, err := e.sessions.Refresh(ctx, found.Refresh, e.name)
+	iss, err := e.sessions.Refresh(ctx, rt, e.name)
 	if err != nil {
-		if still != nil && answerFor(err).still != "" {
-			return e.passStill(r, stillRaw, still, err)
-		}
-		if still != nil && errors.Is(err, session.ErrOtherPolicy) {
-			// A valid token of this audience (a bearer token beside
-			// another application's cookie) passes until it expires; it
-			// is only not renewed from a session that is not ours.
-			d := e.allow(r, stillRaw, still, nil)
-			d.Reason, d.Err, d.Level = "valid_session_other_policy", err, answerFor(err).level
-			return d
-		}
-		return e.deny(r, err)
+		return renewal{}, err
 	}
 	raw, claims, set, err := e.mint(iss)
 	if err != nil {
-		return e.deny(r, err)
+		return renewal{}, err
 	}
-	d := e.allow(r, raw, claims, set)
-	if !d.Allow {
-		return d
-	}
-	d.Reason = refreshReason(iss)
-	d.Level = slog.LevelInfo // rotations are worth a line; plain allows are not
-	if bearer && e.policy.AccessTokenHeader != "" {
-		d.Response = append(d.Response, Header{e.policy.AccessTokenHeader, raw})
-	}
-	return d
+	return renewal{iss, raw, claims, set}, nil
 }
 
 // maxProactive bounds a refresh ahead of expiry; it gets at most a quarter
@@ -360,13 +369,7 @@ func (e *route) mint(iss session.Issued) (string, *token.Claims, []string, error
 	}
 	now := e.now()
 	claims := &token.Claims{Subject: f.Subject, SessionID: f.ID, ExpiresAt: exp, IssuedAt: now, Extra: f.Claims}
-	set := []string{
-		e.cookies.SetAccess(raw, exp, now),
-		// Max-Age runs to the absolute end: it never grows with rotation.
-		e.cookies.SetRefresh(iss.RefreshToken, f.AbsoluteExpiresAt, now),
-		e.cookies.SetHint(exp, iss.SessionEnd(), now),
-	}
-	return raw, claims, set, nil
+	return raw, claims, e.cookies.SetSession(raw, exp, iss.RefreshToken, f.AbsoluteExpiresAt, iss.SessionEnd(), now), nil
 }
 
 func refreshReason(iss session.Issued) string {

@@ -249,6 +249,19 @@ func (p Policy) SetHint(accessExp, sessionEnd time.Time, now time.Time) string {
 	return p.set(p.Hint, HintValue(accessExp, sessionEnd), maxAge(sessionEnd, now), false)
 }
 
+// SetSession returns the three Set-Cookie values that carry a session's
+// state whenever it starts or rotates, in the order access, refresh, hint:
+// the access token until accessExp, the refresh token until the session's
+// absolute end (its Max-Age never grows with rotation), and the hint until
+// sessionEnd, when the session ends if unused.
+func (p Policy) SetSession(access string, accessExp time.Time, refresh string, absoluteEnd, sessionEnd, now time.Time) []string {
+	return []string{
+		p.SetAccess(access, accessExp, now),
+		p.SetRefresh(refresh, absoluteEnd, now),
+		p.SetHint(accessExp, sessionEnd, now),
+	}
+}
+
 // Clear returns three Set-Cookie values, access, refresh and hint, that delete
 // our cookies: empty values, Max-Age=0, and otherwise the attributes they were
 // set with, since a browser deletes only the cookie whose name, Domain and

@@ -2,8 +2,10 @@ package cookie
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -310,4 +312,21 @@ func FuzzStrip(f *testing.F) {
 			t.Fatalf("Strip not idempotent: %q → %q → %q", header, rest, again)
 		}
 	})
+}
+
+// SetSession is the one place the three cookies of a session are built:
+// the access token until its exp, the refresh token until the absolute end
+// (however late the rotation), the hint until the session's end if unused.
+func TestSetSession(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	accessExp, end, absolute := now.Add(15*time.Minute), now.Add(30*24*time.Hour), now.Add(90*24*time.Hour)
+	got := p.SetSession("A.B.C", accessExp, "rt", absolute, end, now)
+	want := []string{
+		"__Host-sa-at=A.B.C; Path=/; Max-Age=900; HttpOnly; Secure; SameSite=Lax",
+		"__Host-sa-rt=rt; Path=/; Max-Age=7776000; HttpOnly; Secure; SameSite=Lax",
+		"__Host-sa-exp=at=" + fmt.Sprint(accessExp.Unix()) + "&rt=" + fmt.Sprint(end.Unix()) + "; Path=/; Max-Age=2592000; Secure; SameSite=Lax",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("SetSession =\n%q\nwant\n%q", got, want)
+	}
 }

@@ -199,11 +199,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		RefreshToken:          iss.RefreshToken,
 		RefreshTokenExpiresAt: f.AbsoluteExpiresAt.UTC(),
 		SessionExpiresAt:      iss.SessionEnd().UTC(),
-		SetCookie: []string{
-			h.o.Cookies.SetAccess(raw, exp, now),
-			h.o.Cookies.SetRefresh(iss.RefreshToken, f.AbsoluteExpiresAt, now),
-			h.o.Cookies.SetHint(exp, iss.SessionEnd(), now),
-		},
+		SetCookie:             h.o.Cookies.SetSession(raw, exp, iss.RefreshToken, f.AbsoluteExpiresAt, iss.SessionEnd(), now),
 	}
 	h.o.Log.Info("session started", "session", f.ID, "subject", f.Subject, "policy", f.Policy, "caller", callerOf(r))
 	w.Header().Set("Cache-Control", "no-store")
