@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/token"
@@ -26,6 +27,20 @@ var (
 	// instead would pass the upstream another identity than the one it was
 	// sent, so the request is refused as malformed (RFC 6750 §3.1).
 	errAuthorization = errors.New(`authz: the Authorization header is not "Bearer <token>"`)
+)
+
+// The reasons of answers that are not failures. With the failures' below
+// they are every reason a Decision carries: the metrics create a counter
+// for each up front (reasons).
+const (
+	reasonValid                  = "valid"
+	reasonPublic                 = "public"
+	reasonRefreshed              = "refreshed"
+	reasonRefreshedGrace         = "refreshed_grace" // another request's successor (grace, lost answer, coalesced)
+	reasonEndpointRefreshed      = "endpoint_refreshed"
+	reasonEndpointRefreshedGrace = "endpoint_refreshed_grace"
+	reasonEndpointLogout         = "endpoint_logout"
+	reasonEndpointLogoutReuse    = "endpoint_logout_reuse"
 )
 
 // answer is how one kind of failure is told to the client.
@@ -133,6 +148,24 @@ func (a answer) body() string {
 
 func (a answer) jsonBody() string {
 	return `{"error":"` + a.code + `","reason":"` + a.reason + `"}`
+}
+
+// reasons lists every reason a Decision can carry, by decision: allowed
+// requests (index 1) and the others (index 0; the session endpoints answer
+// through a denied response too).
+func reasons() [2][]string {
+	allow := []string{reasonValid, reasonPublic, reasonRefreshed, reasonRefreshedGrace}
+	deny := []string{unavailable.reason, reasonEndpointRefreshed, reasonEndpointRefreshedGrace, reasonEndpointLogout, reasonEndpointLogoutReuse}
+	for _, a := range answers {
+		deny = append(deny, a.reason)
+		if a.still != "" {
+			allow = append(allow, a.still)
+		}
+	}
+	allow = append(allow, unavailable.still)
+	slices.Sort(allow)
+	slices.Sort(deny)
+	return [2][]string{slices.Compact(deny), slices.Compact(allow)}
 }
 
 // outage reports an answer to an infrastructure fault (the store

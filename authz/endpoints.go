@@ -33,11 +33,14 @@ func (e *route) refreshEndpoint(ctx context.Context, r *Request, found cookie.Fo
 	raw, claims, iss := rn.raw, rn.claims, rn.issued
 	d := Decision{
 		Status:    http.StatusNoContent,
-		Reason:    "endpoint_" + refreshReason(iss),
+		Reason:    reasonEndpointRefreshed,
 		SetCookie: rn.setCookie,
 		Response:  []Header{{"cache-control", "no-store"}},
 		Subject:   claims.Subject,
 		Session:   claims.SessionID,
+	}
+	if !iss.Rotated {
+		d.Reason = reasonEndpointRefreshedGrace
 	}
 	if strings.Contains(r.Header("accept"), "application/json") {
 		d.Status = http.StatusOK
@@ -74,7 +77,7 @@ func (e *route) logoutEndpoint(ctx context.Context, r *Request, found cookie.Fou
 	}
 	d := Decision{
 		Status:    http.StatusNoContent,
-		Reason:    "endpoint_logout",
+		Reason:    reasonEndpointLogout,
 		SetCookie: e.cookies.Clear(),
 		Response:  []Header{{"cache-control", "no-store"}},
 	}
@@ -86,7 +89,7 @@ func (e *route) logoutEndpoint(ctx context.Context, r *Request, found cookie.Fou
 		if re := (*session.ReuseError)(nil); errors.As(err, &re) {
 			// A superseded token at logout is still theft: the family is
 			// revoked; say so in the log.
-			d.Reason, d.Err, d.Event = "endpoint_logout_reuse", err, answerFor(err).event
+			d.Reason, d.Err, d.Event = reasonEndpointLogoutReuse, err, answerFor(err).event
 			d.Subject, d.Session, d.Level = re.Subject, re.Family, answerFor(err).level
 		}
 	}

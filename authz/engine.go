@@ -189,7 +189,7 @@ func (e *route) decide(ctx context.Context, r *Request, reqErr error) Decision {
 
 	// Public paths need no token; the upstream still never sees ours.
 	if e.public(r.Path) {
-		d := Decision{Allow: true, Reason: "public", Level: slog.LevelDebug}
+		d := Decision{Allow: true, Reason: reasonPublic, Level: slog.LevelDebug}
 		e.scrubUpstream(r, &d)
 		return d
 	}
@@ -374,9 +374,9 @@ func (e *route) mint(iss session.Issued) (string, *token.Claims, []string, error
 
 func refreshReason(iss session.Issued) string {
 	if iss.Rotated {
-		return "refreshed"
+		return reasonRefreshed
 	}
-	return "refreshed_grace"
+	return reasonRefreshedGrace
 }
 
 // allow lets the request through with raw as its Authorization, identity
@@ -392,7 +392,7 @@ func (e *route) allow(r *Request, raw string, claims *token.Claims, setCookie []
 	}
 	// Allows are the bulk of the traffic: they are counted in metrics and
 	// logged only at debug level (a log line costs about 10 µs per Check).
-	d := Decision{Allow: true, Reason: "valid", Subject: claims.Subject, Session: claims.SessionID, Level: slog.LevelDebug}
+	d := Decision{Allow: true, Reason: reasonValid, Subject: claims.Subject, Session: claims.SessionID, Level: slog.LevelDebug}
 	d.Upstream = make([]Header, 0, 2+len(e.claimHeaders))
 	// Envoy forwards the request's own Authorization header untouched: it
 	// is set only when it does not already say exactly this (a cookie

@@ -114,7 +114,9 @@ func newRigWithStore(t testing.TB, wrap func(store.Store) store.Store, mutate ..
 		t.Fatal(err)
 	}
 	r.logs = &strings.Builder{}
-	r.server = NewServer(r.engine, slog.New(slog.NewJSONHandler(&lockedWriter{w: r.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})), NewMetrics(prometheus.NewRegistry()))
+	reg := prometheus.NewRegistry()
+	r.server = NewServer(r.engine, slog.New(slog.NewJSONHandler(&lockedWriter{w: r.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})), NewMetrics(reg))
+	t.Cleanup(func() { checkReasonsKnown(t, reg) })
 	return r
 }
 

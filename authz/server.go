@@ -15,10 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
-	"maps"
 	"runtime"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -125,12 +122,10 @@ func Fingerprint(secret string) string {
 // registry, with low-cardinality labels only.
 type Metrics struct {
 	decisions *prometheus.CounterVec
-	latency   *prometheus.HistogramVec
-	// counters holds the decision counters already resolved, by reason
-	// (deny, allow), so a Check does not hash its labels again. The map is
-	// never modified once published: a new reason publishes a copy.
-	counters  atomic.Pointer[map[string]*[2]prometheus.Counter]
-	mu        sync.Mutex             // serialises publishing counters
+	// counters holds a counter per reason and decision (deny, allow),
+	// created up front from the answers table (reasons), so every series
+	// exists from the start and a Check hashes no labels. Read-only.
+	counters  [2]map[string]prometheus.Counter
 	observers [2]prometheus.Observer // deny, allow
 }
 
@@ -141,16 +136,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "silentauth_check_decisions_total",
 			Help: "Check decisions by decision (allow, deny) and reason.",
 		}, []string{"decision", "reason"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "silentauth_check_duration_seconds",
-			Help:    "Time spent deciding a Check, by decision.",
-			Buckets: []float64{10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3, 1},
-		}, []string{"decision"}),
 	}
-	m.counters.Store(&map[string]*[2]prometheus.Counter{})
-	m.observers[0] = m.latency.WithLabelValues("deny")
-	m.observers[1] = m.latency.WithLabelValues("allow")
-	reg.MustRegister(m.decisions, m.latency)
+	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "silentauth_check_duration_seconds",
+		Help:    "Time spent deciding a Check, by decision.",
+		Buckets: []float64{10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3, 1},
+	}, []string{"decision"})
+	for i, list := range reasons() {
+		m.counters[i] = make(map[string]prometheus.Counter, len(list))
+		for _, reason := range list {
+			m.counters[i][reason] = m.decisions.WithLabelValues(decisionLabel(i == 1), reason)
+		}
+		m.observers[i] = latency.WithLabelValues(decisionLabel(i == 1))
+	}
+	reg.MustRegister(m.decisions, latency)
 	return m
 }
 
@@ -159,30 +158,14 @@ func (m *Metrics) observe(allow bool, reason string, took time.Duration) {
 		return
 	}
 	i := boolIndex(allow)
-	c := (*m.counters.Load())[reason]
-	if c == nil || c[i] == nil {
-		c = m.resolve(reason, i)
+	c, ok := m.counters[i][reason]
+	if !ok {
+		// Not in the answers table: a reason added without its row.
+		// Counted all the same (TestEveryReasonIsCountedUpFront guards).
+		c = m.decisions.WithLabelValues(decisionLabel(allow), reason)
 	}
-	c[i].Inc()
+	c.Inc()
 	m.observers[i].Observe(took.Seconds())
-}
-
-// resolve publishes the counter of reason with decision index i.
-func (m *Metrics) resolve(reason string, i int) *[2]prometheus.Counter {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	old := *m.counters.Load()
-	c := &[2]prometheus.Counter{}
-	if prev := old[reason]; prev != nil {
-		*c = *prev
-	}
-	if c[i] == nil {
-		c[i] = m.decisions.WithLabelValues(decisionLabel(i == 1), reason)
-	}
-	next := maps.Clone(old)
-	next[reason] = c
-	m.counters.Store(&next)
-	return c
 }
 
 func decisionLabel(allow bool) string {
