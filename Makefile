@@ -32,9 +32,10 @@ tools:
 tools-traefik:
 	@scripts/tools/traefik.sh
 
-## test: formatting, vet, and every test with the race detector
+## test: formatting, vet, and every test with the race detector (the bench module's smoke test too)
 test: tools fmt-check vet
 	$(GO) test -race -count=1 ./...
+	$(GO) -C bench test -race -count=1 ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
@@ -42,6 +43,7 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+	$(GO) -C bench vet ./...
 
 ## bench: micro-benchmarks of the Check paths (-benchmem, 6 counts) summarised by benchstat
 bench:
@@ -51,7 +53,7 @@ bench:
 LOADTEST_FLAGS ?=
 loadtest:
 	@bench/tools.sh
-	$(GO) run ./bench/loadtest $(LOADTEST_FLAGS)
+	$(GO) -C bench run ./loadtest $(LOADTEST_FLAGS)
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s), in every package that has one
 FUZZTIME ?= 30s

@@ -26,7 +26,7 @@ type harness struct {
 	ghz      string
 	protoset string
 	real     string // silentauth binary
-	baseline string // pass-through build
+	baseline string // pass-through server (../baseline)
 	redisBin string
 	redis    *redisServer
 	cfgs     map[string]*tstate // by configuration name, baseline included
@@ -51,7 +51,7 @@ func newHarness(ctx context.Context, o *options, log io.Writer) (*harness, error
 	h := &harness{o: o, log: log, cfgs: map[string]*tstate{}, start: time.Now(),
 		rates: map[string]float64{}, tokens: map[string]sampleToken{}}
 	var err error
-	if h.root, err = moduleRoot(ctx); err != nil {
+	if h.root, err = repoRoot(ctx); err != nil {
 		return nil, err
 	}
 	if !filepath.IsAbs(o.out) {
@@ -190,7 +190,7 @@ func (h *harness) startTargets(ctx context.Context, res *results) error {
 		}
 		h.cfgs[c.name] = ts
 	}
-	// The baseline runs main's configuration file.
+	// The baseline answers main's data sets.
 	base := *h.cfgs[cfgMain]
 	base.name = cfgBaseline
 	h.cfgs[cfgBaseline] = &base
@@ -200,11 +200,11 @@ func (h *harness) startTargets(ctx context.Context, res *results) error {
 		if ts == nil || ts.skipped != "" {
 			continue
 		}
-		bin := h.real
+		bin, cfgPath := h.real, ts.cfgPath
 		if name == cfgBaseline {
-			bin = h.baseline
+			bin, cfgPath = h.baseline, ""
 		}
-		s, err := startServer(ctx, name, bin, ts.cfgPath)
+		s, err := startServer(ctx, name, bin, cfgPath)
 		var refused *errRefused
 		switch {
 		case errors.As(err, &refused) && name == cfgRedis:
@@ -215,14 +215,14 @@ func (h *harness) startTargets(ctx context.Context, res *results) error {
 			ts.t = s
 		}
 	}
-	// The Parse baselines: the pass-through build with a cache-miss
-	// server's configuration and key.
+	// The Parse baselines: the pass-through server with a cache-miss
+	// server's key.
 	for miss, parse := range parseTargets {
 		ts := h.cfgs[scenarioNamed(miss).cfg]
 		if !h.wanted(miss) || ts == nil || ts.t == nil {
 			continue
 		}
-		s, err := startServer(ctx, parse, h.baseline, ts.cfgPath, "SILENTAUTH_BASELINE_PARSE_KEY="+ts.keyFile)
+		s, err := startServer(ctx, parse, h.baseline, "", "SILENTAUTH_BASELINE_PARSE_KEY="+ts.keyFile)
 		if err != nil {
 			return err
 		}

@@ -20,7 +20,7 @@ import (
 // harness works, not how fast silentauth is. Without ghz it is skipped,
 // or fails when SILENTAUTH_REQUIRE_INTEGRATION is set (CI).
 func TestSmoke(t *testing.T) {
-	root, err := moduleRoot(t.Context())
+	root, err := repoRoot(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

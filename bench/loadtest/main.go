@@ -1,5 +1,5 @@
 // Command loadtest is silentauth's load-test harness. It builds the real
-// server and a pass-through baseline of the same binary, starts both on
+// server and a pass-through baseline (../baseline), starts both on
 // loopback, and loads them with ghz over one HTTP/2 connection (as an
 // Envoy worker holds one) in interleaved rounds: at each concurrency, the
 // baseline right before every scenario (A B A B), every round. Each run is
@@ -11,8 +11,8 @@
 // latency, each beside the baseline; memory per session family; allocations
 // per Check; and pprof profiles of the scenarios that miss their target.
 //
-//	go run ./bench/loadtest                    # results in bench/results/<UTC time>/
-//	go run ./bench/loadtest -h                 # the flags
+//	go -C bench run ./loadtest                 # results in bench/results/<UTC time>/
+//	go -C bench run ./loadtest -h              # the flags
 //
 // Results: results.json (machine-readable), results.md (tables),
 // cpu.svg and rps.svg (charts), profiles/ (pprof files and their top
@@ -222,7 +222,7 @@ func republish(ctx context.Context, o *options, stdout io.Writer) error {
 	if o.outSet {
 		ro.out = o.out
 	}
-	root, err := moduleRoot(ctx)
+	root, err := repoRoot(ctx)
 	if err != nil {
 		return err
 	}

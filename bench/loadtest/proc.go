@@ -29,35 +29,35 @@ const clockTicks = 100
 // started with (SILENTAUTH_API_TOKEN).
 const apiToken = "loadtest-session-api-token-0123456789"
 
-// buildBinaries compiles the real server and the pass-through baseline into
-// dir, exactly as `make build` does (the baseline adds its build tag).
+// buildBinaries compiles the real server exactly as `make build` does and
+// the pass-through baseline (../baseline) into dir.
 func buildBinaries(ctx context.Context, root, dir string) (real, baseline string, err error) {
-	real, baseline = filepath.Join(dir, "silentauth"), filepath.Join(dir, "silentauth-passthrough")
-	for _, b := range []struct{ out, tags string }{{real, ""}, {baseline, "silentauth_passthrough"}} {
-		args := []string{"build", "-trimpath", "-o", b.out}
-		if b.tags != "" {
-			args = append(args, "-tags", b.tags)
-		}
-		cmd := exec.CommandContext(ctx, "go", append(args, "./cmd/silentauth")...)
-		cmd.Dir = root
+	real, baseline = filepath.Join(dir, "silentauth"), filepath.Join(dir, "baseline")
+	for _, b := range []struct{ dir, out, pkg string }{
+		{root, real, "./cmd/silentauth"},
+		{filepath.Join(root, "bench"), baseline, "./baseline"},
+	} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", b.out, b.pkg)
+		cmd.Dir = b.dir
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", "", fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
+			return "", "", fmt.Errorf("go build %s: %w\n%s", b.pkg, err, out)
 		}
 	}
 	return real, baseline, nil
 }
 
-// moduleRoot returns the directory of the main module's go.mod.
-func moduleRoot(ctx context.Context) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+// repoRoot returns the directory of the silentauth module this harness is
+// built against (the replace in bench/go.mod: the repository's root).
+func repoRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/silentauth/silentauth").Output()
 	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
+		return "", fmt.Errorf("go list -m github.com/silentauth/silentauth: %w", err)
 	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("not inside the silentauth module (go env GOMOD is empty)")
+	dir := strings.TrimSpace(string(out))
+	if dir == "" {
+		return "", errors.New("not inside the bench module (run it with go -C bench)")
 	}
-	return filepath.Dir(mod), nil
+	return dir, nil
 }
 
 // target is a Check server under load: a silentauth process, or the same
@@ -95,7 +95,8 @@ func (e *errRefused) Error() string {
 	return fmt.Sprintf("%s exited before it was ready: %s", e.name, e.reason)
 }
 
-// startServer runs `bin serve --config cfgPath` on free loopback ports and
+// startServer runs `bin serve --config cfgPath` (the baseline: bin alone,
+// cfgPath empty) on free loopback ports and
 // waits until it is ready. The ports are chosen here, because a server
 // configured with log.level warn never logs its "listening" lines; at the
 // default level those lines are parsed as cmd/silentauth's end-to-end
@@ -119,7 +120,11 @@ func startServerOnce(ctx context.Context, name, bin, cfgPath string, env ...stri
 	s := &server{name: name, addrs: map[string]string{}, logs: newTail(40), done: make(chan struct{})}
 	envNames := map[string]string{"grpc": "SILENTAUTH_GRPC_ADDRESS", "public": "SILENTAUTH_PUBLIC_ADDRESS",
 		"sessionAPI": "SILENTAUTH_SESSION_API_ADDRESS", "admin": "SILENTAUTH_ADMIN_ADDRESS"}
-	cmd := exec.Command(bin, "serve", "--config", cfgPath)
+	var args []string
+	if cfgPath != "" {
+		args = []string{"serve", "--config", cfgPath}
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "SILENTAUTH_API_TOKEN="+apiToken)
 	for l, e := range envNames {
 		port, err := freePort()

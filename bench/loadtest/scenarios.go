@@ -21,9 +21,9 @@ const (
 	cfgMissEd   = "miss-eddsa" // EdDSA, verified-token cache of 100 entries
 	cfgQuiet    = "quiet"      // as main, log.level warn
 	cfgRedis    = "redis"      // ES256, Redis store; restarted (and Redis emptied) before each run
-	cfgBaseline = "baseline"   // main's configuration, pass-through build
+	cfgBaseline = "baseline"   // the pass-through server (../baseline)
 
-	// The pass-through build running golang-jwt's own jwt.Parse on each
+	// The pass-through server running golang-jwt's own jwt.Parse on each
 	// bearer token, with a cache-miss server's key and data set: what Parse
 	// costs inside a Check server under the same load (at the target
 	// concurrency only), the bound of the cache-miss scenarios.

@@ -126,7 +126,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	grpcSrv := grpc.NewServer(grpcOpts...)
 	checkMetrics := authz.NewMetrics(reg)
 	checkLog := authz.LimitCheckLog(log, cfg.Log.CheckLinesPerSecond, reg)
-	authv3.RegisterAuthorizationServer(grpcSrv, newAuthorizer(engine, checkLog, checkMetrics))
+	authv3.RegisterAuthorizationServer(grpcSrv, authz.NewServer(engine, checkLog, checkMetrics))
 	grpcHealth := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, grpcHealth)
 
@@ -243,13 +243,6 @@ func shutdown(c config.Shutdown, log *slog.Logger, checks *internalhealth.Regist
 		}
 	}
 	log.Info("stopped")
-}
-
-// newAuthorizer builds the Check server. Benchmark builds (build tag
-// silentauth_passthrough) replace it with a baseline that allows every
-// request without looking at it; release builds cannot.
-var newAuthorizer = func(e *authz.Engine, log *slog.Logger, m *authz.Metrics) authv3.AuthorizationServer {
-	return authz.NewServer(e, log, m)
 }
 
 func setServing(gh *health.Server, s healthpb.HealthCheckResponse_ServingStatus) {
