@@ -161,12 +161,9 @@ func (w *tailWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// findTool returns the path of a tool: the flag's value when set, else
-// the tools folder of `make tools` (package toolsdir), then PATH.
-func findTool(flagValue, root, name string) (string, error) {
-	if flagValue != "" {
-		return flagValue, nil
-	}
+// findTool returns the path of a tool: in the tools folder of `make
+// tools` (package toolsdir), else on PATH.
+func findTool(name string) (string, error) {
 	p := filepath.Join(toolsdir.Bin(), name)
 	if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
 		return p, nil

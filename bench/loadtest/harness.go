@@ -21,7 +21,7 @@ import (
 type harness struct {
 	o        *options
 	log      io.Writer
-	root     string // module root
+	root     string // repository root
 	tmp      string // binaries, keys, configurations, data sets, ghz reports
 	ghz      string
 	protoset string
@@ -34,22 +34,15 @@ type harness struct {
 	runs     []runResult
 	// rates remembers the best requests/s seen per scenario and
 	// concurrency, to size single-use data sets.
-	rates map[string]float64
-	// tokens keeps one valid token per algorithm, for golang-jwt's Parse.
-	tokens map[string]sampleToken
+	rates  map[string]float64
 	bursts []burstRecord
 	errs   []string // problems that did not stop the run
 	seq    int      // numbers the runs' files
 }
 
-type sampleToken struct {
-	raw string
-	ts  *tstate
-}
-
 func newHarness(ctx context.Context, o *options, log io.Writer) (*harness, error) {
 	h := &harness{o: o, log: log, cfgs: map[string]*tstate{}, start: time.Now(),
-		rates: map[string]float64{}, tokens: map[string]sampleToken{}}
+		rates: map[string]float64{}}
 	var err error
 	if h.root, err = repoRoot(ctx); err != nil {
 		return nil, err
@@ -60,10 +53,10 @@ func newHarness(ctx context.Context, o *options, log io.Writer) (*harness, error
 	if o.docs != "" && !filepath.IsAbs(o.docs) {
 		o.docs = filepath.Join(h.root, o.docs)
 	}
-	if h.ghz, err = findTool(o.ghz, h.root, "ghz"); err != nil {
+	if h.ghz, err = findTool("ghz"); err != nil {
 		return nil, err
 	}
-	if h.redisBin, err = findRedis(o.redis); err != nil {
+	if h.redisBin, err = findRedis(); err != nil {
 		h.redisBin = ""
 	}
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
@@ -119,12 +112,6 @@ func (h *harness) run(ctx context.Context) (*results, error) {
 	if err := writeProtoset(h.protoset); err != nil {
 		return nil, err
 	}
-	if h.o.micro {
-		h.logf("micro-benchmarks (go test -bench) of the Check paths")
-		if res.Micro, err = runMicro(ctx, h.root, filepath.Join(h.o.out, "micro.txt")); err != nil {
-			h.problem("micro-benchmarks: %v", err)
-		}
-	}
 	if err := h.startTargets(ctx, res); err != nil {
 		return nil, err
 	}
@@ -144,13 +131,11 @@ func (h *harness) run(ctx context.Context) (*results, error) {
 	}
 	res.Runs = h.runs
 	res.summarize(h.o)
-	res.JWTParse = h.jwtParse()
 	res.evaluate(h.o)
 
 	h.logf("memory per session family")
 	res.Memory = h.memory(ctx)
-	h.inprocess(ctx, res)
-	res.evaluate(h.o) // again, with the in-process findings attached
+	h.profiles(ctx, res)
 	res.Problems = h.errs
 	res.Took = duration(time.Since(h.start))
 	return res, nil
@@ -290,13 +275,10 @@ func (h *harness) round(ctx context.Context, round int) error {
 		if err := prepare(name, sc, builderFor(sc.cfg)); err != nil {
 			return err
 		}
-		if ts := h.cfgs[sc.cfg]; name == "miss-es256" || name == "miss-eddsa" {
-			h.tokens[string(ts.alg)] = sampleToken{raw: tokenOf(static[name].items[0].req), ts: ts}
-		}
 	}
-	// A B A B: the baseline runs right before every scenario (or, with
-	// -pair=false, once per concurrency), so each figure has a baseline
-	// measured under the same conditions of a shared machine.
+	// A B A B: the baseline runs right before every scenario, so each
+	// figure has a baseline measured under the same conditions of a shared
+	// machine.
 	for _, c := range h.o.concurrency {
 		var base runResult
 		runBase := func() error {
@@ -308,20 +290,13 @@ func (h *harness) round(ctx context.Context, round int) error {
 			base = r
 			return nil
 		}
-		if !h.o.pair {
-			if err := runBase(); err != nil {
-				return err
-			}
-		}
 		for _, name := range h.o.scenarios {
 			sc := scenarioNamed(name)
 			if h.cfgs[sc.cfg].t == nil || (sc.diagnostic && c != targetConcurrency(h.o)) {
 				continue
 			}
-			if h.o.pair {
-				if err := runBase(); err != nil {
-					return err
-				}
+			if err := runBase(); err != nil {
+				return err
 			}
 			r, err := h.load(ctx, round, c, name, sc, static[name], files[name], &base)
 			if err != nil {
@@ -659,12 +634,6 @@ func wrongDecisions(got, want map[string]int64, slack int64) (int64, string) {
 		detail = append(detail, fmt.Sprintf("%s: %d, want %d", k, g, w))
 	}
 	return wrong, strings.Join(detail, "; ")
-}
-
-// tokenOf returns the bearer token of a request.
-func tokenOf(req *authv3.CheckRequest) string {
-	v := req.GetAttributes().GetRequest().GetHttp().GetHeaders()["authorization"]
-	return strings.TrimPrefix(v, "Bearer ")
 }
 
 // refreshOf returns the refresh-cookie value of a request.

@@ -8,28 +8,27 @@
 // data set decision by decision; afterwards the server's own decision
 // counters must match the data set exactly. It reports server CPU time per
 // Check (from /proc, because ghz shares the machine), requests/s and
-// latency, each beside the baseline; memory per session family; allocations
-// per Check; and pprof profiles of the scenarios that miss their target.
+// latency, each beside the baseline; memory per session family; and pprof
+// profiles of the scenarios that miss their target.
 //
 //	go -C bench run ./loadtest                 # results in bench/results/<UTC time>/
 //	go -C bench run ./loadtest -h              # the flags
 //
 // Results: results.json (machine-readable), results.md (tables),
-// cpu.svg and rps.svg (charts), profiles/ (pprof files and their top
-// functions). With -docs docs/benchmarks.md the generated section of that
-// page and its charts are refreshed.
+// profiles/ (pprof files and their top functions). With -docs
+// docs/benchmarks.md the generated section of that page is refreshed.
+// Allocations per Check and golang-jwt's Parse in a loop are `make bench`'s
+// (bench/micro.sh).
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -58,16 +57,10 @@ type options struct {
 	scenarios   []string
 	families    int
 	profile     string
-	micro       bool
-	ghz         string
-	redis       string
 	keep        bool
 	smoke       bool
 	sizes       sizes
 	bursts      int // 50-way concurrent refreshes per round
-	pair        bool
-	report      string // publish this results.json again, run nothing
-	outSet      bool
 }
 
 func parseOptions(args []string, stderr io.Writer) (*options, error) {
@@ -75,21 +68,16 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.out, "out", "", "results directory (default bench/results/<UTC time>)")
-	fs.StringVar(&o.docs, "docs", "", "refresh the generated section of this Markdown page (e.g. docs/benchmarks.md) and its charts")
+	fs.StringVar(&o.docs, "docs", "", "refresh the generated section of this Markdown page (e.g. docs/benchmarks.md)")
 	fs.DurationVar(&o.duration, "duration", 2*time.Second, "measured time of each run")
 	fs.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "warm-up before each run (not measured; half of it for the baseline, which is always warm)")
-	fs.BoolVar(&o.pair, "pair", true, "run the baseline before every scenario (A B A B), not once per concurrency")
 	fs.IntVar(&o.rounds, "rounds", 5, "rounds; every figure is the median over rounds")
 	conc := fs.String("concurrency", "1,16,64", "ghz concurrencies, over one connection")
 	scen := fs.String("scenarios", "all", "comma-separated scenarios, or all: "+scenarioNames())
 	fs.IntVar(&o.families, "families", 100_000, "session families created through the session API to measure RSS (0: skip)")
-	fs.StringVar(&o.profile, "profile", "auto", "pprof CPU and allocation profiles, in-process: auto (scenarios that miss a target), all, none, or a list")
-	fs.BoolVar(&o.micro, "micro", true, "run the Go micro-benchmarks of the Check paths in the same invocation")
-	fs.StringVar(&o.ghz, "ghz", "", "ghz binary (default $SILENTAUTH_TOOLS_DIR/bin/ghz, .tools/bin/ghz, PATH)")
-	fs.StringVar(&o.redis, "redis-server", "", "redis-server binary (default /usr/bin/redis-server, PATH); missing: Redis parts skipped")
+	fs.StringVar(&o.profile, "profile", "auto", "pprof CPU and allocation profiles of the binary under load: auto (scenarios that miss a target), all, none, or a list")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, keys, data sets, ghz reports)")
-	fs.StringVar(&o.report, "report", "", "publish an earlier results.json again (tables, charts, -docs) without running anything")
-	fs.BoolVar(&o.smoke, "smoke", false, "test the harness itself: 1 round, 0.5s runs at c1, small data sets, no micro-benchmarks or profiles")
+	fs.BoolVar(&o.smoke, "smoke", false, "test the harness itself: 1 round, 0.5s runs at c1, small data sets, no profiles")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -136,8 +124,6 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		def("concurrency", func() { o.concurrency = []int{1} })
 		def("families", func() { o.families = 300 })
 		def("profile", func() { o.profile = "none" })
-		def("micro", func() { o.micro = false })
-		def("pair", func() { o.pair = false })
 		o.sizes = sizes{pool: 100, miss: 4 * missCacheSize, probes: 4, maxConsuming: 600}
 		o.bursts = 2
 	}
@@ -164,7 +150,6 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	o.outSet = o.out != ""
 	if o.out == "" {
 		o.out = "bench/results/" + time.Now().UTC().Format("20060102-150405")
 	}
@@ -191,9 +176,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if o.report != "" {
-		return republish(ctx, o, stdout)
-	}
 	h, err := newHarness(ctx, o, stderr)
 	if err != nil {
 		return err
@@ -204,33 +186,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return h.publish(res, stdout)
-}
-
-// republish publishes an earlier results.json: into -out if given, else
-// beside it.
-func republish(ctx context.Context, o *options, stdout io.Writer) error {
-	b, err := os.ReadFile(o.report)
-	if err != nil {
-		return err
-	}
-	var res results
-	if err := json.Unmarshal(b, &res); err != nil {
-		return fmt.Errorf("%s: %w", o.report, err)
-	}
-	ro := res.Options.options()
-	ro.out, ro.docs = filepath.Dir(o.report), o.docs
-	if o.outSet {
-		ro.out = o.out
-	}
-	root, err := repoRoot(ctx)
-	if err != nil {
-		return err
-	}
-	for _, p := range []*string{&ro.out, &ro.docs} {
-		if *p != "" && !filepath.IsAbs(*p) {
-			*p = filepath.Join(root, *p)
-		}
-	}
-	h := &harness{o: ro}
-	return h.publish(&res, stdout)
 }

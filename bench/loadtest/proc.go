@@ -60,21 +60,6 @@ func repoRoot(ctx context.Context) (string, error) {
 	return dir, nil
 }
 
-// target is a Check server under load: a silentauth process, or the same
-// parts wired in-process for profiling.
-type target interface {
-	addr(listener string) string // "grpc", "sessionAPI" or "admin" → host:port
-	cpu() (time.Duration, error) // CPU time the server has used so far
-	decisions(ctx context.Context) (map[string]int64, error)
-	alive() error
-	stop() error
-}
-
-var (
-	_ target = (*server)(nil)
-	_ target = (*inproc)(nil)
-)
-
 // server is one running silentauth process.
 type server struct {
 	name  string

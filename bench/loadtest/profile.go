@@ -9,22 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
 )
-
-// allocResult is one scenario's requests decided in-process, straight
-// through authz.Server.Check (no gRPC), one at a time.
-type allocResult struct {
-	Scenario       string  `json:"scenario"`
-	Checks         int     `json:"checks"`
-	AllocsPerCheck float64 `json:"allocs_per_check"`
-	BytesPerCheck  float64 `json:"bytes_per_check"`
-	USPerCheck     float64 `json:"us_per_check"` // wall time, one goroutine
-	Wrong          int     `json:"wrong_decisions"`
-}
 
 // profileResult names one scenario's pprof profiles.
 type profileResult struct {
@@ -36,28 +24,12 @@ type profileResult struct {
 	AllocProfile string   `json:"alloc_profile"`
 	AllocBase    string   `json:"alloc_profile_base"`
 	CPUTop       []string `json:"cpu_top"`
-	CPUTopCum    []string `json:"cpu_top_cum"`
 	AllocTop     []string `json:"alloc_space_top"`
 	Error        string   `json:"error,omitempty"`
 }
 
-// inprocess measures allocations per Check of every scenario, on the
-// server wired in this process from the scenario's configuration file,
-// and takes the profiles asked for from the real binary.
-func (h *harness) inprocess(ctx context.Context, res *results) {
-	for _, name := range h.o.scenarios {
-		sc := scenarioNamed(name)
-		if h.cfgs[sc.cfg].skipped != "" || sc.cfg == cfgRedis {
-			continue
-		}
-		a, err := h.allocs(ctx, sc)
-		if err != nil {
-			h.problem("%s: allocations: %v", name, err)
-			continue
-		}
-		res.Allocs = append(res.Allocs, a)
-		h.logf("%-15s in-process: %5.1f allocs, %6.0f B, %6.1f µs per Check", name, a.AllocsPerCheck, a.BytesPerCheck, a.USPerCheck)
-	}
+// profiles takes the profiles asked for (-profile) from the real binary.
+func (h *harness) profiles(ctx context.Context, res *results) {
 	for _, name := range h.profileList(res) {
 		p := h.profile(ctx, scenarioNamed(name), res)
 		if p.Error != "" {
@@ -88,54 +60,6 @@ func (h *harness) profileList(res *results) []string {
 		out = append(out, n)
 	}
 	return out
-}
-
-// allocs decides a scenario's requests in-process and counts heap
-// allocations per Check (runtime.MemStats, as testing's -benchmem does).
-func (h *harness) allocs(ctx context.Context, sc *scenario) (allocResult, error) {
-	a := allocResult{Scenario: sc.name}
-	s, err := startInproc(h.cfgs[sc.cfg].cfgPath)
-	if err != nil {
-		return a, err
-	}
-	defer s.stop()
-	b := &builder{ts: h.cfgs[sc.cfg], t: s, sizes: h.o.sizes}
-	n, checks := 500, 5000
-	if h.o.smoke {
-		n, checks = 50, 500
-	}
-	d, err := sc.build(ctx, b, n)
-	if err != nil {
-		return a, err
-	}
-	items := d.items
-	if !d.consuming {
-		// One pass first, as a running server has seen these tokens
-		// (cache hits are hits); then enough passes to count well.
-		for _, it := range items {
-			_, _ = s.check.Check(ctx, it.req)
-		}
-		for len(items) < checks {
-			items = append(items, d.items...)
-		}
-	}
-	var m0, m1 runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&m0)
-	t0 := time.Now()
-	for _, it := range items {
-		resp, _ := s.check.Check(ctx, it.req)
-		if got, err := decisionOf(it.req, resp); err != nil || got.key() != canonical(it.want).key() {
-			a.Wrong++
-		}
-	}
-	el := time.Since(t0)
-	runtime.ReadMemStats(&m1)
-	a.Checks = len(items)
-	a.AllocsPerCheck = float64(m1.Mallocs-m0.Mallocs) / float64(len(items))
-	a.BytesPerCheck = float64(m1.TotalAlloc-m0.TotalAlloc) / float64(len(items))
-	a.USPerCheck = float64(el) / float64(time.Microsecond) / float64(len(items))
-	return a, nil
 }
 
 // profile loads the real binary, started with the scenario's
@@ -235,7 +159,6 @@ func (h *harness) profile(ctx context.Context, sc *scenario, res *results) profi
 		p.CPUus = float64(cpu1-cpu0) / float64(time.Microsecond) / float64(rep.Count)
 	}
 	p.CPUTop = h.pprofTop(ctx, dir, sc.name+".cpu-top.txt", "-top", p.CPUProfile)
-	p.CPUTopCum = h.pprofTop(ctx, dir, sc.name+".cpu-top-cum.txt", "-top", "-cum", p.CPUProfile)
 	p.AllocTop = h.pprofTop(ctx, dir, sc.name+".alloc-top.txt", "-top", "-sample_index=alloc_space", "-base", p.AllocBase, p.AllocProfile)
 	// The results name the files relative to the results directory, so a
 	// published run reads the same wherever it was made.

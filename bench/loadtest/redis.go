@@ -20,12 +20,9 @@ type redisServer struct {
 	done chan struct{}
 }
 
-// findRedis returns redis-server from the flag, /usr/bin (Debian's package,
-// as `make tools` installs it) or PATH.
-func findRedis(flagValue string) (string, error) {
-	if flagValue != "" {
-		return flagValue, nil
-	}
+// findRedis returns redis-server from /usr/bin (Debian's package, as
+// `make tools` installs it) or PATH.
+func findRedis() (string, error) {
 	if fi, err := os.Stat("/usr/bin/redis-server"); err == nil && !fi.IsDir() {
 		return "/usr/bin/redis-server", nil
 	}

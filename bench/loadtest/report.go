@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,7 +18,8 @@ const (
 	docsEnd   = "<!-- END loadtest -->"
 )
 
-// publish writes the results and prints the tables.
+// publish writes results.json and results.md, prints the tables and,
+// with -docs, refreshes the generated section of that page.
 func (h *harness) publish(res *results, stdout io.Writer) error {
 	out := h.o.out
 	if err := os.MkdirAll(out, 0o755); err != nil {
@@ -30,35 +29,24 @@ func (h *harness) publish(res *results, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cpu, rps := res.charts(h.o)
-	md := res.markdown(h.o, "cpu.svg", "rps.svg")
-	errs := []error{
+	md := res.markdown(h.o)
+	if err := errors.Join(
 		os.WriteFile(filepath.Join(out, "results.json"), append(js, '\n'), 0o644),
-		os.WriteFile(filepath.Join(out, "cpu.svg"), cpu.svg(), 0o644),
-		os.WriteFile(filepath.Join(out, "rps.svg"), rps.svg(), 0o644),
 		os.WriteFile(filepath.Join(out, "results.md"), []byte(md), 0o644),
-	}
-	if err := errors.Join(errs...); err != nil {
+	); err != nil {
 		return err
 	}
 	fmt.Fprint(stdout, res.tables(h.o))
-	fmt.Fprintf(stdout, "\nResults in %s (results.json, results.md, cpu.svg, rps.svg", out)
+	fmt.Fprintf(stdout, "\nResults in %s (results.json, results.md", out)
 	if len(res.Profiles) > 0 {
 		fmt.Fprint(stdout, ", profiles/")
 	}
 	fmt.Fprintln(stdout, ")")
 	if h.o.docs != "" {
-		if err := updateDocs(h.o.docs, res.markdown(h.o, "benchmarks-cpu.svg", "benchmarks-rps.svg")); err != nil {
+		if err := updateDocs(h.o.docs, md); err != nil {
 			return err
 		}
-		dir := filepath.Dir(h.o.docs)
-		if err := errors.Join(
-			os.WriteFile(filepath.Join(dir, "benchmarks-cpu.svg"), cpu.svg(), 0o644),
-			os.WriteFile(filepath.Join(dir, "benchmarks-rps.svg"), rps.svg(), 0o644),
-		); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "Refreshed %s and its charts\n", h.o.docs)
+		fmt.Fprintf(stdout, "Refreshed %s\n", h.o.docs)
 	}
 	return nil
 }
@@ -82,43 +70,6 @@ func updateDocs(path, section string) error {
 		return fmt.Errorf("%s: only one of the generated-section markers is present", path)
 	}
 	return os.WriteFile(path, []byte(page), 0o644)
-}
-
-// charts returns the CPU-per-Check and requests/s charts: baseline first,
-// then every scenario, one bar per concurrency.
-func (res *results) charts(o *options) (cpu, rps chart) {
-	var series []string
-	for _, c := range o.concurrency {
-		series = append(series, fmt.Sprintf("c%d", c))
-	}
-	note := fmt.Sprintf("silentauth over loopback, ghz, 1 HTTP/2 connection; median of %d rounds of %s", o.rounds, o.duration)
-	cpu = chart{Title: "Server CPU time per Check (lower is better)", Note: note, Unit: "µs of server CPU (user+system) per Check", Series: series}
-	rps = chart{Title: "Requests per second (higher is better)", Note: note + "; ghz shares the 2 cores", Unit: "Checks per second", Series: series}
-	names := append([]string{cfgBaseline}, o.scenarios...)
-	for _, name := range names {
-		label := name
-		if name == cfgBaseline {
-			label = "baseline (pass-through)"
-		}
-		if _, skipped := res.Skipped[name]; skipped {
-			label += " (skipped)"
-		}
-		gc := chartGroup{Label: label, Reference: name == cfgBaseline}
-		gr := gc
-		for _, c := range o.concurrency {
-			r, ok := res.row(name, c)
-			if !ok {
-				gc.Values = append(gc.Values, math.NaN())
-				gr.Values = append(gr.Values, math.NaN())
-				continue
-			}
-			gc.Values = append(gc.Values, r.CPUus)
-			gr.Values = append(gr.Values, r.RPS)
-		}
-		cpu.Groups = append(cpu.Groups, gc)
-		rps.Groups = append(rps.Groups, gr)
-	}
-	return cpu, rps
 }
 
 // tables is the terminal summary: every scenario at every concurrency,
@@ -183,9 +134,8 @@ func (res *results) targetTable() string {
 
 func mdCell(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "|", "\\|"), "\n", " ") }
 
-// markdown is the generated section of docs/benchmarks.md (and
-// results.md), with the charts under the given names.
-func (res *results) markdown(o *options, cpuImg, rpsImg string) string {
+// markdown is results.md and the generated section of docs/benchmarks.md.
+func (res *results) markdown(o *options) string {
 	var b strings.Builder
 	tc := targetConcurrency(o)
 	m := res.Machine
@@ -197,20 +147,8 @@ func (res *results) markdown(o *options, cpuImg, rpsImg string) string {
 	}
 	b.WriteString("\n\n")
 
-	fmt.Fprintf(&b, "![Server CPU time per Check](%s)\n\n![Requests per second](%s)\n\n", cpuImg, rpsImg)
-
 	fmt.Fprintf(&b, "#### Targets (judged at c%d, medians)\n\n", tc)
 	b.WriteString(res.targetTable())
-	if len(res.JWTParse) > 0 {
-		var parts []string
-		for _, alg := range []string{"ES256", "EdDSA"} {
-			if v, ok := res.JWTParse[alg]; ok {
-				parts = append(parts, fmt.Sprintf("%s %.1f µs", alg, v))
-			}
-		}
-		fmt.Fprintf(&b, "\ngolang-jwt's own `jwt.Parse` of a token from each cache-miss data set, in the harness, this run: %s.\n", strings.Join(parts, ", "))
-	}
-
 	fmt.Fprintf(&b, "\n#### Every scenario at every concurrency (median of %d rounds; ratios to the baseline at the same concurrency)\n\n", o.rounds)
 	b.WriteString(res.summaryTable(o, 0))
 	if len(res.Skipped) > 0 {
@@ -248,18 +186,6 @@ func (res *results) markdown(o *options, cpuImg, rpsImg string) string {
 		fmt.Fprintf(&b, "- %s: not measured (%s).\n", k, res.Memory.Skipped[k])
 	}
 
-	if len(res.Allocs) > 0 {
-		b.WriteString("\n#### Allocations per Check, in-process (authz.Server.Check on each scenario's requests, no gRPC)\n\n| Scenario | allocs/Check | bytes/Check | µs/Check (1 goroutine) | wrong |\n|---|--:|--:|--:|--:|\n")
-		for _, a := range res.Allocs {
-			fmt.Fprintf(&b, "| %s | %.1f | %.0f | %.1f | %d |\n", a.Scenario, a.AllocsPerCheck, a.BytesPerCheck, a.USPerCheck, a.Wrong)
-		}
-	}
-	if len(res.Micro) > 0 {
-		b.WriteString("\n#### Micro-benchmarks (`go test -bench -benchmem`, median of 3 × 100 ms, same run; `make bench` runs them longer)\n\n| Package | Benchmark | ns/op | B/op | allocs/op |\n|---|---|--:|--:|--:|\n")
-		for _, r := range res.Micro {
-			fmt.Fprintf(&b, "| %s | %s | %.0f | %.0f | %.0f |\n", r.Package, r.Name, r.NsPerOp, r.BytesPerOp, r.AllocsPerOp)
-		}
-	}
 	if len(res.Profiles) > 0 {
 		b.WriteString("\n#### Profiles (the binary with `profiling: true`, same configuration, fetched from its admin listener during the load)\n")
 		for _, p := range res.Profiles {
@@ -291,12 +217,5 @@ func fmtCounts(m map[string]int64) string {
 }
 
 func joinInts(xs []int) string {
-	var b bytes.Buffer
-	for i, x := range xs {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprint(&b, x)
-	}
-	return b.String()
+	return strings.Trim(strings.Join(strings.Fields(fmt.Sprint(xs)), ", "), "[]")
 }

@@ -62,7 +62,7 @@ type tstate struct {
 	keyFile string // the PEM private key in keys.dir
 	key     *keys.Key
 	expired *token.Minter // mints expired access tokens with key
-	t       target        // nil when skipped
+	t       *server       // nil when skipped
 	skipped string        // why t is nil
 }
 
@@ -104,10 +104,10 @@ type scenario struct {
 	build     func(ctx context.Context, b *builder, n int) (*dataset, error)
 }
 
-// builder builds data sets against one target.
+// builder builds data sets against one server.
 type builder struct {
 	ts    *tstate
-	t     target
+	t     *server
 	sizes sizes
 	pool  []issued // valid sessions of this round, made on first use
 }
