@@ -16,8 +16,8 @@ import (
 	"github.com/silentauth/silentauth/authz/sessionapi"
 	"github.com/silentauth/silentauth/authz/store"
 	"github.com/silentauth/silentauth/authz/store/redisstore"
-	"github.com/silentauth/silentauth/internal/redistest"
 	"github.com/silentauth/silentauth/internal/strictjson"
+	"github.com/silentauth/silentauth/internal/testenv/redistest"
 )
 
 // uid is beyond float64's 53 bits: as a float64 it reads

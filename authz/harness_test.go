@@ -31,7 +31,7 @@ import (
 	"github.com/silentauth/silentauth/authz/store"
 	"github.com/silentauth/silentauth/authz/store/memstore"
 	"github.com/silentauth/silentauth/authz/token"
-	"github.com/silentauth/silentauth/internal/fakeclock"
+	"github.com/silentauth/silentauth/internal/testenv/fakeclock"
 )
 
 // rig is a complete Check server over a real keyring and memory store,

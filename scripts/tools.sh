@@ -68,7 +68,7 @@ go_tool() {
   echo "$name $version: built in $((took / 60))m$((took % 60))s"
 }
 
-# kube-apiserver and etcd for internal/kubetest, built from source because
+# kube-apiserver and etcd for internal/testenv/kubetest, built from source because
 # only the Go module proxy is reachable (no release downloads, no
 # setup-envtest). A cold build takes about ten minutes on two cores.
 kube=scripts/tools/kube

@@ -19,7 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/silentauth/silentauth/internal/kubetest"
+	"github.com/silentauth/silentauth/internal/testenv/kubetest"
 )
 
 // TestMain stops the kube-apiserver that kubetest.Shared starts.

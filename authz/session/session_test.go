@@ -18,7 +18,7 @@ import (
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/store"
 	"github.com/silentauth/silentauth/authz/store/memstore"
-	"github.com/silentauth/silentauth/internal/fakeclock"
+	"github.com/silentauth/silentauth/internal/testenv/fakeclock"
 )
 
 var (

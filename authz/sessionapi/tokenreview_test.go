@@ -22,8 +22,8 @@ import (
 	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/silentauth/silentauth/internal/fakeclock"
-	"github.com/silentauth/silentauth/internal/kubetest"
+	"github.com/silentauth/silentauth/internal/testenv/fakeclock"
+	"github.com/silentauth/silentauth/internal/testenv/kubetest"
 )
 
 const audience = "silentauth"

@@ -16,7 +16,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/silentauth/silentauth/authz/keys"
-	"github.com/silentauth/silentauth/internal/fakeclock"
+	"github.com/silentauth/silentauth/internal/testenv/fakeclock"
 )
 
 const (

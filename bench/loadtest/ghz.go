@@ -1,7 +1,7 @@
 package main
 
 import (
-	"github.com/silentauth/silentauth/internal/toolsdir"
+	"github.com/silentauth/silentauth/internal/testenv/toolsdir"
 
 	"context"
 	"encoding/json"

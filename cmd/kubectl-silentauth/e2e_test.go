@@ -19,7 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/silentauth/silentauth/authz/keys"
-	"github.com/silentauth/silentauth/internal/kubetest"
+	"github.com/silentauth/silentauth/internal/testenv/kubetest"
 )
 
 func TestMain(m *testing.M) {

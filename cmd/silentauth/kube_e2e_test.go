@@ -18,7 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/silentauth/silentauth/internal/kubetest"
+	"github.com/silentauth/silentauth/internal/testenv/kubetest"
 )
 
 // plugin builds kubectl-silentauth once per test and returns a runner

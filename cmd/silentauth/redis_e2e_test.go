@@ -14,7 +14,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
-	"github.com/silentauth/silentauth/internal/redistest"
+	"github.com/silentauth/silentauth/internal/testenv/redistest"
 )
 
 // metric returns the value of one sample of p's /metrics, 0 when absent.

@@ -20,7 +20,7 @@ import (
 
 	"github.com/silentauth/silentauth/authz"
 	"github.com/silentauth/silentauth/authz/config"
-	"github.com/silentauth/silentauth/internal/testpki"
+	"github.com/silentauth/silentauth/internal/testenv/testpki"
 )
 
 func noenv(string) string { return "" }

@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/silentauth/silentauth/internal/fakeclock"
+	"github.com/silentauth/silentauth/internal/testenv/fakeclock"
 	"github.com/silentauth/silentauth/internal/tlsreload"
 )
 

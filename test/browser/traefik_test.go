@@ -24,8 +24,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/silentauth/silentauth/internal/redistest"
-	"github.com/silentauth/silentauth/internal/toolsdir"
+	"github.com/silentauth/silentauth/internal/testenv/redistest"
+	"github.com/silentauth/silentauth/internal/testenv/toolsdir"
 )
 
 // traefikSilentauthConfig is silentauthConfig with an access token short

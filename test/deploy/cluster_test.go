@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/silentauth/silentauth/authz/keys"
-	"github.com/silentauth/silentauth/internal/kubetest"
+	"github.com/silentauth/silentauth/internal/testenv/kubetest"
 	appsv1 "k8s.io/api/apps/v1"
 	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"

@@ -5,7 +5,7 @@
 // rendered objects are decoded into the Kubernetes API types and checked:
 // least-privilege RBAC, the memory store's single replica, the restricted Pod
 // Security Standard, Istio objects. Then it is installed into and upgraded in
-// a real kube-apiserver (internal/kubetest), which also validates the Istio
+// a real kube-apiserver (internal/testenv/kubetest), which also validates the Istio
 // objects against Istio's own CRDs.
 //
 // helm comes from `make tools` (scripts/tools/helm.sh), in

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/silentauth/silentauth/internal/kubetest"
-	"github.com/silentauth/silentauth/internal/toolsdir"
+	"github.com/silentauth/silentauth/internal/testenv/kubetest"
+	"github.com/silentauth/silentauth/internal/testenv/toolsdir"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"

@@ -34,7 +34,7 @@ import (
 	"github.com/silentauth/silentauth/authz/store"
 	"github.com/silentauth/silentauth/authz/store/redisstore"
 	"github.com/silentauth/silentauth/authz/token"
-	"github.com/silentauth/silentauth/internal/redistest"
+	"github.com/silentauth/silentauth/internal/testenv/redistest"
 )
 
 // Short lifetimes, so that every browser refreshes many times within the

@@ -7,7 +7,7 @@ import (
 
 	"github.com/silentauth/silentauth/authz/store"
 	"github.com/silentauth/silentauth/authz/store/storetest"
-	"github.com/silentauth/silentauth/internal/fakeclock"
+	"github.com/silentauth/silentauth/internal/testenv/fakeclock"
 )
 
 func newStore(_ *testing.T, now func() time.Time) store.Store { return New(now) }

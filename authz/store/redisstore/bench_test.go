@@ -7,7 +7,7 @@ import (
 	"github.com/silentauth/silentauth/authz/store"
 	"github.com/silentauth/silentauth/authz/store/memstore"
 	"github.com/silentauth/silentauth/authz/store/redisstore"
-	"github.com/silentauth/silentauth/internal/redistest"
+	"github.com/silentauth/silentauth/internal/testenv/redistest"
 )
 
 // The rotation a refresh costs, end to end through session.Manager: on

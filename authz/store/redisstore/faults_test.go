@@ -17,7 +17,7 @@ import (
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/store"
 	"github.com/silentauth/silentauth/authz/store/redisstore"
-	"github.com/silentauth/silentauth/internal/redistest"
+	"github.com/silentauth/silentauth/internal/testenv/redistest"
 )
 
 // Short timeouts, so a fault shows quickly: every call gives up within

@@ -11,7 +11,7 @@ import (
 
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/store"
-	"github.com/silentauth/silentauth/internal/redistest"
+	"github.com/silentauth/silentauth/internal/testenv/redistest"
 )
 
 // typicalFamily is a session after 15 rotations by session.Manager: 16

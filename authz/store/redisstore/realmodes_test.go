@@ -14,8 +14,8 @@ import (
 	"github.com/silentauth/silentauth/authz/store"
 	"github.com/silentauth/silentauth/authz/store/redisstore"
 	"github.com/silentauth/silentauth/authz/store/storetest"
-	"github.com/silentauth/silentauth/internal/redistest"
-	"github.com/silentauth/silentauth/internal/testproc"
+	"github.com/silentauth/silentauth/internal/testenv/redistest"
+	"github.com/silentauth/silentauth/internal/testenv/testproc"
 )
 
 // The store over TLS to a redis-server that speaks nothing else.

@@ -16,7 +16,7 @@ import (
 	"github.com/silentauth/silentauth/authz/store"
 	"github.com/silentauth/silentauth/authz/store/redisstore"
 	"github.com/silentauth/silentauth/authz/store/storetest"
-	"github.com/silentauth/silentauth/internal/redistest"
+	"github.com/silentauth/silentauth/internal/testenv/redistest"
 )
 
 // newStores returns a storetest.NewStore over one Redis deployment: each

@@ -12,7 +12,7 @@ import (
 
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/store"
-	"github.com/silentauth/silentauth/internal/fakeclock"
+	"github.com/silentauth/silentauth/internal/testenv/fakeclock"
 )
 
 // lifetimes used by RunSession.

@@ -32,7 +32,7 @@ import (
 	"time"
 
 	"github.com/silentauth/silentauth/authz/store"
-	"github.com/silentauth/silentauth/internal/fakeclock"
+	"github.com/silentauth/silentauth/internal/testenv/fakeclock"
 )
 
 // NewStore returns an empty store for one subtest, reading time from now.

@@ -20,7 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/silentauth/silentauth/internal/testproc"
+	"github.com/silentauth/silentauth/internal/testenv/testproc"
 )
 
 func TestMain(m *testing.M) { os.Exit(Main(m)) }

@@ -14,7 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/silentauth/silentauth/internal/testproc"
+	"github.com/silentauth/silentauth/internal/testenv/testproc"
 )
 
 // failoverTimeout bounds how long a sentinel may take to see a replica or to

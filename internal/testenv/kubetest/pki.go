@@ -11,7 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/silentauth/silentauth/internal/testpki"
+	"github.com/silentauth/silentauth/internal/testenv/testpki"
 )
 
 // pki is the key material one Env needs, all made fresh for it; serial

@@ -45,7 +45,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/silentauth/silentauth/internal/testproc"
+	"github.com/silentauth/silentauth/internal/testenv/testproc"
 )
 
 // Issuer is the service-account token issuer, and so the audience of tokens

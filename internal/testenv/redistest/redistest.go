@@ -34,7 +34,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/silentauth/silentauth/internal/testproc"
+	"github.com/silentauth/silentauth/internal/testenv/testproc"
 )
 
 // readyTimeout bounds how long a server may take to answer PING, and a

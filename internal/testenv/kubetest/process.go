@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/silentauth/silentauth/internal/testproc"
-	"github.com/silentauth/silentauth/internal/toolsdir"
+	"github.com/silentauth/silentauth/internal/testenv/testproc"
+	"github.com/silentauth/silentauth/internal/testenv/toolsdir"
 )
 
 // toolsBin is the folder `make tools` fills (package toolsdir).

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/silentauth/silentauth/internal/testpki"
+	"github.com/silentauth/silentauth/internal/testenv/testpki"
 )
 
 // StartTLS starts a redis-server for t that speaks only TLS: its plain port
