@@ -111,12 +111,13 @@ func startServerOnce(ctx context.Context, name, bin, cfgPath string, env ...stri
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "SILENTAUTH_API_TOKEN="+apiToken)
+	ports, err := freePorts(len(envNames))
+	if err != nil {
+		return nil, err
+	}
 	for l, e := range envNames {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		s.addrs[l] = "127.0.0.1:" + strconv.Itoa(port)
+		s.addrs[l] = "127.0.0.1:" + strconv.Itoa(ports[0])
+		ports = ports[1:]
 		cmd.Env = append(cmd.Env, e+"="+s.addrs[l])
 	}
 	cmd.Env = append(cmd.Env, env...)
