@@ -15,6 +15,7 @@ import (
 
 	"github.com/silentauth/silentauth/authz/config"
 	"github.com/silentauth/silentauth/authz/keys"
+	"github.com/silentauth/silentauth/authz/keys/kubesecret"
 	internalhealth "github.com/silentauth/silentauth/internal/health"
 )
 
@@ -52,7 +53,7 @@ func watchSecretKeys(ctx context.Context, cfg config.Config, client kubernetes.I
 	if err != nil {
 		return fmt.Errorf("keys.secret.namespace: %w", err)
 	}
-	w, err := keys.NewWatcher(keys.WatcherOptions{
+	w, err := kubesecret.NewWatcher(kubesecret.Options{
 		Client: client, Namespace: ns, Name: cfg.Keys.Secret.Name,
 		Lifecycle: keys.Lifecycle{AccessTTL: cfg.Tokens.AccessTTL, Leeway: cfg.Tokens.Leeway},
 		Holder:    ring, Log: log.With("component", "keyring"), Registerer: reg, Now: time.Now,

@@ -1,4 +1,4 @@
-package keys
+package kubesecret
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/silentauth/silentauth/authz/keys"
 	"github.com/silentauth/silentauth/internal/kubetest"
 )
 
@@ -43,7 +44,7 @@ func TestWatcherKubeAPIServer(t *testing.T) {
 
 	k1, k2 := mustKey(t, p256Key()), mustKey(t, edKey())
 	now := time.Now().UTC().Truncate(time.Second)
-	keySecret := secretOf(t, testSecret, Entry{Name: "k1", Key: k1, ActivateAt: now.Add(-hour)})
+	keySecret := secretOf(t, testSecret, keys.Entry{Name: "k1", Key: k1, ActivateAt: now.Add(-hour)})
 	keySecret.Namespace = ns
 	other := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "other"}, StringData: map[string]string{"password": "hunter2"}}
 	for _, s := range []*corev1.Secret{keySecret, other} {
@@ -73,9 +74,9 @@ func TestWatcherKubeAPIServer(t *testing.T) {
 	}
 	sa := kubeClient(t, env.ServiceAccountConfig(t, ns, "silentauth"))
 
-	holder := &Holder{}
+	holder := &keys.Holder{}
 	logs := &logBuffer{}
-	w, err := NewWatcher(WatcherOptions{
+	w, err := NewWatcher(Options{
 		Client: sa, Namespace: ns, Name: testSecret, Lifecycle: lc, Holder: holder,
 		Log: slog.New(slog.NewJSONHandler(logs, nil)), Registerer: prometheus.NewRegistry(),
 	})
@@ -126,7 +127,7 @@ func TestWatcherKubeAPIServer(t *testing.T) {
 		return s
 	}
 	s := current()
-	key, pem, ann, err := EncodeEntry(Entry{Name: "k2", Key: k2, ActivateAt: now.Add(hour)})
+	key, pem, ann, err := keys.EncodeEntry(keys.Entry{Name: "k2", Key: k2, ActivateAt: now.Add(hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +144,7 @@ func TestWatcherKubeAPIServer(t *testing.T) {
 	}
 
 	// Annotate by merge patch, as `kubectl annotate --overwrite` does: k2 now.
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, AnnotationPrefix+"k2"+ActivateAtSuffix, stamp(now.Add(-minute)))
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, keys.AnnotationPrefix+"k2"+keys.ActivateAtSuffix, stamp(now.Add(-minute)))
 	if _, err := secrets.Patch(ctx, testSecret, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +211,7 @@ func TestWatcherKubeForbidden(t *testing.T) {
 	ns := env.NewNamespace(t)
 	// A ServiceAccount with no Role at all.
 	sa := kubeClient(t, env.ServiceAccountConfig(t, ns, "nobody"))
-	w, err := NewWatcher(WatcherOptions{Client: sa, Namespace: ns, Name: testSecret, Lifecycle: lc, Holder: &Holder{}})
+	w, err := NewWatcher(Options{Client: sa, Namespace: ns, Name: testSecret, Lifecycle: lc, Holder: &keys.Holder{}})
 	if err != nil {
 		t.Fatal(err)
 	}
