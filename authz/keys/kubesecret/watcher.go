@@ -32,22 +32,23 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
-	corev1informers "k8s.io/client-go/informers/core/v1"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/silentauth/silentauth/authz/keys"
 )
 
-// Options configures a Watcher. Client, Namespace, Name and Holder
+// Options configures a Watcher. Secrets, Namespace, Name and Holder
 // are required.
 type Options struct {
-	// Client reads the Secret. It needs get, list and watch on that one
-	// Secret only: the informer lists and watches with the field selector
-	// metadata.name=<Name>, so a Role with resourceNames: [<Name>] is
-	// enough. The Watcher never writes.
-	Client kubernetes.Interface
+	// Secrets lists and watches the Secrets of Namespace: NewListWatch.
+	// It needs get, list and watch on the one Secret only: the Watcher
+	// adds the field selector metadata.name=<Name> to every list and
+	// watch, so a Role with resourceNames: [<Name>] is enough. The Watcher
+	// never writes.
+	Secrets cache.ListerWatcher
 	// Namespace and Name of the Secret.
 	Namespace, Name string
 	// Lifecycle decides how long retired keys keep verifying.
@@ -146,8 +147,8 @@ type watchMetrics struct {
 //	silentauth_keyring_last_success_timestamp_seconds     when a keyring was last loaded
 func NewWatcher(o Options) (*Watcher, error) {
 	var errs []error
-	if o.Client == nil {
-		errs = append(errs, errors.New("keys: watcher: Client is required"))
+	if o.Secrets == nil {
+		errs = append(errs, errors.New("keys: watcher: Secrets is required"))
 	}
 	for _, msg := range validation.IsDNS1123Label(o.Namespace) {
 		errs = append(errs, fmt.Errorf("keys: watcher: namespace %q: %s", o.Namespace, msg))
@@ -213,8 +214,20 @@ func NewWatcher(o Options) (*Watcher, error) {
 	// One Secret: the field selector lets RBAC limit us to it (resourceNames
 	// only authorizes list and watch when the request names the object).
 	selector := fields.OneTermEqualSelector("metadata.name", o.Name).String()
-	w.informer = corev1informers.NewFilteredSecretInformer(o.Client, o.Namespace, o.Resync, cache.Indexers{},
-		func(lo *metav1.ListOptions) { lo.FieldSelector = selector })
+	secrets := cache.ToListerWatcherWithContext(o.Secrets)
+	one := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, lo metav1.ListOptions) (runtime.Object, error) {
+			lo.FieldSelector = selector
+			return secrets.ListWithContext(ctx, lo)
+		},
+		WatchFuncWithContext: func(ctx context.Context, lo metav1.ListOptions) (watch.Interface, error) {
+			lo.FieldSelector = selector
+			return secrets.WatchWithContext(ctx, lo)
+		},
+	}
+	// As client-go's Secret informer does: stream the initial list (watch
+	// list) unless the client says it cannot.
+	w.informer = cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(one, o.Secrets), &corev1.Secret{}, o.Resync, cache.Indexers{})
 	reg, err := w.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    w.upsert,
 		UpdateFunc: func(_, obj any) { w.upsert(obj) },

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/silentauth/silentauth/authz/keys"
 	"github.com/silentauth/silentauth/internal/kubetest"
@@ -72,12 +73,13 @@ func TestWatcherKubeAPIServer(t *testing.T) {
 	if _, err := admin.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	sa := kubeClient(t, env.ServiceAccountConfig(t, ns, "silentauth"))
+	saConfig := env.ServiceAccountConfig(t, ns, "silentauth")
+	sa := kubeClient(t, saConfig)
 
 	holder := &keys.Holder{}
 	logs := &logBuffer{}
 	w, err := NewWatcher(Options{
-		Client: sa, Namespace: ns, Name: testSecret, Lifecycle: lc, Holder: holder,
+		Secrets: secretsOf(t, saConfig, ns), Namespace: ns, Name: testSecret, Lifecycle: lc, Holder: holder,
 		Log: slog.New(slog.NewJSONHandler(logs, nil)), Registerer: prometheus.NewRegistry(),
 	})
 	if err != nil {
@@ -210,8 +212,8 @@ func TestWatcherKubeForbidden(t *testing.T) {
 	env := kubetest.Shared(t)
 	ns := env.NewNamespace(t)
 	// A ServiceAccount with no Role at all.
-	sa := kubeClient(t, env.ServiceAccountConfig(t, ns, "nobody"))
-	w, err := NewWatcher(Options{Client: sa, Namespace: ns, Name: testSecret, Lifecycle: lc, Holder: &keys.Holder{}})
+	sa := secretsOf(t, env.ServiceAccountConfig(t, ns, "nobody"), ns)
+	w, err := NewWatcher(Options{Secrets: sa, Namespace: ns, Name: testSecret, Lifecycle: lc, Holder: &keys.Holder{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,4 +240,15 @@ func kubeClient(t *testing.T, cfg *rest.Config) kubernetes.Interface {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// secretsOf lists and watches the Secrets of namespace as cfg's user,
+// through NewListWatch as silentauth does.
+func secretsOf(t *testing.T, cfg *rest.Config, namespace string) cache.ListerWatcher {
+	t.Helper()
+	lw, err := NewListWatch(cfg, namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lw
 }

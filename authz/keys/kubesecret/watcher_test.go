@@ -21,9 +21,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/silentauth/silentauth/authz/keys"
 	"github.com/silentauth/silentauth/internal/fakeclock"
@@ -80,7 +81,7 @@ func newRig(t *testing.T, objs ...runtime.Object) *rig {
 	t.Helper()
 	r := &rig{t: t, client: fake.NewClientset(objs...), holder: &keys.Holder{}, clock: fakeclock.New(t0), reg: prometheus.NewRegistry(), logs: &logBuffer{}}
 	w, err := NewWatcher(Options{
-		Client: r.client, Namespace: testNS, Name: testSecret, Lifecycle: lc, Holder: r.holder,
+		Secrets: fakeSecrets(r.client, testNS), Namespace: testNS, Name: testSecret, Lifecycle: lc, Holder: r.holder,
 		Log:        slog.New(slog.NewJSONHandler(r.logs, nil)),
 		Registerer: r.reg, Now: r.clock.Now,
 		CheckEvery: -1, // tests call tick themselves
@@ -90,6 +91,20 @@ func newRig(t *testing.T, objs ...runtime.Object) *rig {
 	}
 	r.w = w
 	return r
+}
+
+// fakeSecrets lists and watches the Secrets of namespace on c, as
+// NewListWatch does on a real API server. Like the fake clientset it says
+// it cannot stream the initial list.
+func fakeSecrets(c *fake.Clientset, namespace string) cache.ListerWatcher {
+	return cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, lo metav1.ListOptions) (runtime.Object, error) {
+			return c.CoreV1().Secrets(namespace).List(ctx, lo)
+		},
+		WatchFuncWithContext: func(ctx context.Context, lo metav1.ListOptions) (watch.Interface, error) {
+			return c.CoreV1().Secrets(namespace).Watch(ctx, lo)
+		},
+	}, c)
 }
 
 // run starts the watcher and stops it, waiting for Run to return, when the
@@ -489,19 +504,19 @@ func TestWatcherRunTwice(t *testing.T) {
 }
 
 func TestNewWatcherValidates(t *testing.T) {
-	client := kubernetes.Interface(fake.NewClientset())
+	client := fakeSecrets(fake.NewClientset(), "a")
 	tests := []struct {
 		name string
 		o    Options
 		want string
 	}{
-		{"no client", Options{Namespace: "a", Name: "b", Holder: &keys.Holder{}}, "Client is required"},
-		{"no holder", Options{Client: client, Namespace: "a", Name: "b"}, "Holder is required"},
-		{"no namespace", Options{Client: client, Name: "b", Holder: &keys.Holder{}}, `namespace ""`},
-		{"bad namespace", Options{Client: client, Namespace: "A.b", Name: "b", Holder: &keys.Holder{}}, `namespace "A.b"`},
-		{"bad name", Options{Client: client, Namespace: "a", Name: "B_", Holder: &keys.Holder{}}, `Secret name "B_"`},
-		{"negative lifecycle", Options{Client: client, Namespace: "a", Name: "b", Holder: &keys.Holder{}, Lifecycle: keys.Lifecycle{Leeway: -1}}, "must not be negative"},
-		{"dotted name ok", Options{Client: client, Namespace: "a", Name: "silentauth.keys", Holder: &keys.Holder{}}, ""},
+		{"no client", Options{Namespace: "a", Name: "b", Holder: &keys.Holder{}}, "Secrets is required"},
+		{"no holder", Options{Secrets: client, Namespace: "a", Name: "b"}, "Holder is required"},
+		{"no namespace", Options{Secrets: client, Name: "b", Holder: &keys.Holder{}}, `namespace ""`},
+		{"bad namespace", Options{Secrets: client, Namespace: "A.b", Name: "b", Holder: &keys.Holder{}}, `namespace "A.b"`},
+		{"bad name", Options{Secrets: client, Namespace: "a", Name: "B_", Holder: &keys.Holder{}}, `Secret name "B_"`},
+		{"negative lifecycle", Options{Secrets: client, Namespace: "a", Name: "b", Holder: &keys.Holder{}, Lifecycle: keys.Lifecycle{Leeway: -1}}, "must not be negative"},
+		{"dotted name ok", Options{Secrets: client, Namespace: "a", Name: "silentauth.keys", Holder: &keys.Holder{}}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -513,7 +528,7 @@ func TestNewWatcherValidates(t *testing.T) {
 	}
 	// Metrics registered twice on one registry: an error, not a panic.
 	reg := prometheus.NewRegistry()
-	o := Options{Client: client, Namespace: "a", Name: "b", Holder: &keys.Holder{}, Registerer: reg}
+	o := Options{Secrets: client, Namespace: "a", Name: "b", Holder: &keys.Holder{}, Registerer: reg}
 	if _, err := NewWatcher(o); err != nil {
 		t.Fatal(err)
 	}
