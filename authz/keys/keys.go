@@ -5,9 +5,10 @@
 // Keys come from a directory (LoadDir: one key signs, the others verify,
 // forever) or from a Kubernetes Secret (ParseSecret, NewSecretKeyring), whose
 // annotations give each key a lifecycle — published before it signs, kept
-// verifying after it retires until its tokens have expired. A Watcher keeps
-// a Holder filled from that Secret and never lets a bad version take traffic
-// down.
+// verifying after it retires until its tokens have expired. The package
+// reads the Secret's format only (its data and annotations as maps) and
+// links no Kubernetes client: the watcher that keeps a Holder filled from
+// the Secret is package kubesecret.
 //
 // A Keyring is immutable once built; a Holder swaps whole keyrings atomically
 // so readers never lock. What depends on time (which key signs, verifies, is

@@ -15,7 +15,8 @@ import (
 //
 // Every state is always exported, 0 when no key is in it, so alerts need no
 // absent(). It panics, like prometheus.MustRegister, if one of these is
-// already registered. The Watcher registers its reload counters itself.
+// already registered. The Secret watcher (package kubesecret) registers its
+// reload counters itself.
 func RegisterMetrics(reg prometheus.Registerer, src Source, now func() time.Time) {
 	if now == nil {
 		now = time.Now

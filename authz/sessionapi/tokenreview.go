@@ -17,7 +17,9 @@ import (
 	"golang.org/x/sync/singleflight"
 	authnv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/client-go/rest"
 )
 
 // ErrReviewUnavailable is returned when the API server could not review a
@@ -69,7 +71,7 @@ const serviceAccountPrefix = "system:serviceaccount:"
 //
 // It is safe for concurrent use.
 type TokenReview struct {
-	client   kubernetes.Interface
+	reviewer Reviewer
 	audience string
 	allowed  map[string]bool // usernames: system:serviceaccount:ns:name
 	now      func() time.Time
@@ -89,16 +91,46 @@ type decision struct {
 
 var _ Authenticator = (*TokenReview)(nil)
 
+// Reviewer creates a TokenReview on the API server and returns it with the
+// server's status: NewReviewer.
+type Reviewer func(ctx context.Context, review *authnv1.TokenReview) (*authnv1.TokenReview, error)
+
+// NewReviewer returns a Reviewer on a client-go REST client whose scheme
+// holds only TokenReviews. A client that knows one kind keeps the typed
+// clients and types of every other API group out of the binary
+// (kubernetes.NewForConfig links all of them).
+func NewReviewer(cfg *rest.Config) (Reviewer, error) {
+	scheme := runtime.NewScheme()
+	scheme.AddKnownTypes(authnv1.SchemeGroupVersion, &authnv1.TokenReview{})
+	metav1.AddToGroupVersion(scheme, authnv1.SchemeGroupVersion) // create options, Status
+	c := rest.CopyConfig(cfg)
+	c.GroupVersion = &authnv1.SchemeGroupVersion
+	c.APIPath = "/apis"
+	c.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
+	if c.UserAgent == "" {
+		c.UserAgent = rest.DefaultKubernetesUserAgent()
+	}
+	client, err := rest.RESTClientFor(c)
+	if err != nil {
+		return nil, fmt.Errorf("sessionapi: TokenReview client: %w", err)
+	}
+	return func(ctx context.Context, review *authnv1.TokenReview) (*authnv1.TokenReview, error) {
+		out := &authnv1.TokenReview{}
+		err := client.Post().Resource("tokenreviews").Body(review).Do(ctx).Into(out)
+		return out, err
+	}, nil
+}
+
 // NewTokenReview returns an Authenticator that admits the ServiceAccounts
 // in allowed ("namespace/name") presenting a token for audience. Entries
 // that are not "namespace/name" match nothing; configuration validation
 // should report them with CheckServiceAccounts. now defaults to time.Now.
-func NewTokenReview(client kubernetes.Interface, audience string, allowed []string, now func() time.Time) *TokenReview {
+func NewTokenReview(review Reviewer, audience string, allowed []string, now func() time.Time) *TokenReview {
 	if now == nil {
 		now = time.Now
 	}
 	t := &TokenReview{
-		client:   client,
+		reviewer: review,
 		audience: audience,
 		allowed:  make(map[string]bool, len(allowed)),
 		now:      now,
@@ -209,9 +241,9 @@ func (t *TokenReview) Authenticate(r *http.Request) (string, error) {
 // is returned as an error; refusals are decisions.
 func (t *TokenReview) review(ctx context.Context, raw string, sum [sha256.Size]byte) (decision, error) {
 	fp := fingerprint(sum)
-	tr, err := t.client.AuthenticationV1().TokenReviews().Create(ctx, &authnv1.TokenReview{
+	tr, err := t.reviewer(ctx, &authnv1.TokenReview{
 		Spec: authnv1.TokenReviewSpec{Token: raw, Audiences: []string{t.audience}},
-	}, metav1.CreateOptions{})
+	})
 	if err != nil {
 		// client-go errors do not quote the request body.
 		return decision{}, fmt.Errorf("%w: token %s: %w", ErrReviewUnavailable, fp, err)

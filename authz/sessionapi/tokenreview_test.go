@@ -1,6 +1,7 @@
 package sessionapi
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -55,7 +56,7 @@ type reviewer struct {
 	gate    chan struct{} // when set, each review waits for it
 }
 
-func (rv *reviewer) client() *fake.Clientset {
+func (rv *reviewer) client() Reviewer {
 	c := fake.NewClientset()
 	c.PrependReactor("create", "tokenreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		rv.calls.Add(1)
@@ -73,7 +74,14 @@ func (rv *reviewer) client() *fake.Clientset {
 		out.Status = rv.answers[tr.Spec.Token] // zero: not authenticated
 		return true, out, nil
 	})
-	return c
+	return viaFake(c)
+}
+
+// viaFake sends TokenReviews to the fake clientset c.
+func viaFake(c *fake.Clientset) Reviewer {
+	return func(ctx context.Context, tr *authnv1.TokenReview) (*authnv1.TokenReview, error) {
+		return c.AuthenticationV1().TokenReviews().Create(ctx, tr, metav1.CreateOptions{})
+	}
 }
 
 func authenticated(user string, audiences ...string) authnv1.TokenReviewStatus {
@@ -238,7 +246,7 @@ func TestTokenReviewConcurrentCallsShareOneReview(t *testing.T) {
 
 func TestTokenReviewCacheIsBounded(t *testing.T) {
 	c := newClock()
-	tr := NewTokenReview(fake.NewClientset(), audience, nil, c.Now)
+	tr := NewTokenReview(viaFake(fake.NewClientset()), audience, nil, c.Now)
 	for i := range maxCacheEntries + 100 {
 		var sum [32]byte
 		copy(sum[:], fmt.Sprintf("%032d", i))
@@ -360,7 +368,7 @@ func TestTokenReviewAgainstAPIServer(t *testing.T) {
 	admin := clientFor(t, env.AdminConfig())
 
 	// silentauth's own identity: one ClusterRoleBinding, nothing else.
-	reviewer := clientFor(t, env.ServiceAccountConfig(t, "silentauth", "silentauth"))
+	reviewer := reviewerFor(t, env.ServiceAccountConfig(t, "silentauth", "silentauth"))
 	crb := &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "silentauth:auth-delegator"},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "system:auth-delegator"},
@@ -418,7 +426,7 @@ func TestTokenReviewAgainstAPIServer(t *testing.T) {
 	}
 
 	// Without system:auth-delegator the review is refused by RBAC: 503, not 401.
-	bystander := NewTokenReview(clientFor(t, env.ServiceAccountConfig(t, "silentauth", "bystander")), audience, []string{"shop/login"}, nil)
+	bystander := NewTokenReview(reviewerFor(t, env.ServiceAccountConfig(t, "silentauth", "bystander")), audience, []string{"shop/login"}, nil)
 	if _, err := authenticate(bystander, "Bearer "+login); !errors.Is(err, ErrReviewUnavailable) || errors.Is(err, ErrUnauthenticated) {
 		t.Errorf("review without RBAC: %v, want ErrReviewUnavailable", err)
 	}
@@ -431,4 +439,15 @@ func clientFor(t *testing.T, cfg *rest.Config) kubernetes.Interface {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// reviewerFor reviews tokens as cfg's user, through NewReviewer as
+// silentauth does.
+func reviewerFor(t *testing.T, cfg *rest.Config) Reviewer {
+	t.Helper()
+	r, err := NewReviewer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -8,20 +8,22 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/silentauth/silentauth/authz/config"
 	"github.com/silentauth/silentauth/authz/keys"
+	"github.com/silentauth/silentauth/authz/keys/kubesecret"
 	internalhealth "github.com/silentauth/silentauth/internal/health"
 )
 
-// kubeClient connects to the Kubernetes API: keys.kubeconfig when set,
-// else the in-cluster ServiceAccount, else $KUBECONFIG or ~/.kube/config.
-// client-go's own log lines are routed into the structured log.
-func kubeClient(cfg config.Config, log *slog.Logger) (kubernetes.Interface, error) {
+// kubeConfig finds the Kubernetes API: keys.kubeconfig when set, else the
+// in-cluster ServiceAccount, else $KUBECONFIG or ~/.kube/config. client-go's
+// own log lines are routed into the structured log. Each user builds a REST
+// client that knows only its kinds (kubesecret.NewListWatch,
+// sessionapi.NewReviewer) rather than the full clientset.
+func kubeConfig(cfg config.Config, log *slog.Logger) (*rest.Config, error) {
 	klog.SetSlogLogger(log.With("component", "client-go"))
 	var (
 		rc  *rest.Config
@@ -40,20 +42,24 @@ func kubeClient(cfg config.Config, log *slog.Logger) (kubernetes.Interface, erro
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	rc.UserAgent = "silentauth"
-	return kubernetes.NewForConfig(rc)
+	return rc, nil
 }
 
 // watchSecretKeys starts the watcher of the key Secret. Readiness waits
 // for its first usable keyring; later trouble keeps the last good keyring
 // and shows in the verbose health view, metrics and the log.
-func watchSecretKeys(ctx context.Context, cfg config.Config, client kubernetes.Interface, getenv func(string) string,
+func watchSecretKeys(ctx context.Context, cfg config.Config, kube *rest.Config, getenv func(string) string,
 	ring *keys.Holder, log *slog.Logger, reg prometheus.Registerer, checks *internalhealth.Registry) error {
 	ns, err := cfg.Keys.SecretNamespace(getenv, os.ReadFile)
 	if err != nil {
 		return fmt.Errorf("keys.secret.namespace: %w", err)
 	}
-	w, err := keys.NewWatcher(keys.WatcherOptions{
-		Client: client, Namespace: ns, Name: cfg.Keys.Secret.Name,
+	secrets, err := kubesecret.NewListWatch(kube, ns)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	w, err := kubesecret.NewWatcher(kubesecret.Options{
+		Secrets: secrets, Namespace: ns, Name: cfg.Keys.Secret.Name,
 		Lifecycle: keys.Lifecycle{AccessTTL: cfg.Tokens.AccessTTL, Leeway: cfg.Tokens.Leeway},
 		Holder:    ring, Log: log.With("component", "keyring"), Registerer: reg, Now: time.Now,
 	})

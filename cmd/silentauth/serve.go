@@ -26,7 +26,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/silentauth/silentauth/authz"
 	"github.com/silentauth/silentauth/authz/config"
@@ -58,9 +58,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 
 	ring := &keys.Holder{}
 	keys.RegisterMetrics(reg, ring, time.Now)
-	var kube kubernetes.Interface
+	var kube *rest.Config
 	if cfg.Keys.Secret.Name != "" || len(cfg.SessionAPI.ServiceAccounts) > 0 {
-		if kube, err = kubeClient(cfg, log); err != nil {
+		if kube, err = kubeConfig(cfg, log); err != nil {
 			return err
 		}
 	}
@@ -303,7 +303,7 @@ func loadKeys(cfg config.Config, ring *keys.Holder, log *slog.Logger) error {
 // secret from sessionAPI.tokenFile or SILENTAUTH_API_TOKEN, and/or the
 // allowed ServiceAccounts through TokenReview. In development, with
 // neither, it generates a secret, which the banner prints once.
-func sessionAPIAuth(cfg config.Config, getenv func(string) string, kube kubernetes.Interface, log *slog.Logger) (*apiAuth, error) {
+func sessionAPIAuth(cfg config.Config, getenv func(string) string, kube *rest.Config, log *slog.Logger) (*apiAuth, error) {
 	secret := getenv("SILENTAUTH_API_TOKEN")
 	source := "SILENTAUTH_API_TOKEN"
 	if f := cfg.SessionAPI.TokenFile; f != "" {
@@ -316,7 +316,11 @@ func sessionAPIAuth(cfg config.Config, getenv func(string) string, kube kubernet
 	a := &apiAuth{}
 	var auths []sessionapi.Authenticator
 	if len(cfg.SessionAPI.ServiceAccounts) > 0 {
-		auths = append(auths, sessionapi.NewTokenReview(kube, cfg.SessionAPI.Audience, cfg.SessionAPI.ServiceAccounts, time.Now))
+		review, err := sessionapi.NewReviewer(kube)
+		if err != nil {
+			return nil, fmt.Errorf("kubernetes client: %w", err)
+		}
+		auths = append(auths, sessionapi.NewTokenReview(review, cfg.SessionAPI.Audience, cfg.SessionAPI.ServiceAccounts, time.Now))
 		log.Info("session API authentication", "method", "tokenreview", "audience", cfg.SessionAPI.Audience, "serviceAccounts", cfg.SessionAPI.ServiceAccounts)
 	}
 	if secret == "" && len(auths) == 0 {

@@ -1,4 +1,19 @@
-package keys
+// Package kubesecret keeps a keys.Holder filled from one Kubernetes Secret
+// in the format of keys.ParseSecret, reloading on every change without a
+// restart.
+//
+// It guarantees that a Secret that is missing, deleted, empty or malformed,
+// and an API server that fails or refuses, never take traffic down: the
+// last good keyring stays in the Holder, and the problem is logged, counted
+// and reported by Watcher.Status. It reads only the one Secret it is given
+// (list and watch carry the field selector metadata.name=<name>, so a Role
+// with resourceNames suffices) and never writes.
+//
+// It is the only part of silentauth's key handling that links client-go:
+// package keys stays a pure library (keyring, PEM and Secret format, JWKS)
+// so that the token verifier and the Check server do not pull in the
+// Kubernetes client.
+package kubesecret
 
 import (
 	"context"
@@ -17,26 +32,29 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
-	corev1informers "k8s.io/client-go/informers/core/v1"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/silentauth/silentauth/authz/keys"
 )
 
-// WatcherOptions configures a Watcher. Client, Namespace, Name and Holder
+// Options configures a Watcher. Secrets, Namespace, Name and Holder
 // are required.
-type WatcherOptions struct {
-	// Client reads the Secret. It needs get, list and watch on that one
-	// Secret only: the informer lists and watches with the field selector
-	// metadata.name=<Name>, so a Role with resourceNames: [<Name>] is
-	// enough. The Watcher never writes.
-	Client kubernetes.Interface
+type Options struct {
+	// Secrets lists and watches the Secrets of Namespace: NewListWatch.
+	// It needs get, list and watch on the one Secret only: the Watcher
+	// adds the field selector metadata.name=<Name> to every list and
+	// watch, so a Role with resourceNames: [<Name>] is enough. The Watcher
+	// never writes.
+	Secrets cache.ListerWatcher
 	// Namespace and Name of the Secret.
 	Namespace, Name string
 	// Lifecycle decides how long retired keys keep verifying.
-	Lifecycle Lifecycle
+	Lifecycle keys.Lifecycle
 	// Holder receives every usable keyring.
-	Holder *Holder
+	Holder *keys.Holder
 	// Log receives one line per load, refusal, delete, API error and
 	// change of signer. Default: discard.
 	Log *slog.Logger
@@ -55,14 +73,14 @@ type WatcherOptions struct {
 	CheckEvery time.Duration
 }
 
-// Defaults of WatcherOptions.
+// Defaults of Options.
 const (
 	DefaultResync     = 10 * time.Minute
 	DefaultCheckEvery = 30 * time.Second
 )
 
 // Watcher keeps a Holder filled from one Kubernetes Secret (format: see
-// AnnotationPrefix), reloading on every change without a restart.
+// keys.AnnotationPrefix), reloading on every change without a restart.
 //
 // A Secret that is missing, deleted, empty or malformed never takes traffic
 // down: the last good keyring stays in the Holder, and the problem is
@@ -80,7 +98,7 @@ const (
 //
 // Status, WaitForFirst and Run are safe for concurrent use.
 type Watcher struct {
-	o        WatcherOptions
+	o        Options
 	ref      string // namespace/name, for messages and the informer's store key
 	informer cache.SharedIndexInformer
 	synced   cache.InformerSynced // the handler has seen the initial list
@@ -110,7 +128,7 @@ type snapshot struct {
 
 // loaded is one keyring the Watcher stored.
 type loaded struct {
-	ring *Keyring
+	ring *keys.Keyring
 	at   time.Time
 	rv   string
 }
@@ -127,10 +145,10 @@ type watchMetrics struct {
 //	silentauth_keyring_reloads_total{result="ok|error"}   Secret versions loaded or refused (a delete counts as error)
 //	silentauth_keyring_last_reload_success                1 if the latest Secret version is in use, else 0
 //	silentauth_keyring_last_success_timestamp_seconds     when a keyring was last loaded
-func NewWatcher(o WatcherOptions) (*Watcher, error) {
+func NewWatcher(o Options) (*Watcher, error) {
 	var errs []error
-	if o.Client == nil {
-		errs = append(errs, errors.New("keys: watcher: Client is required"))
+	if o.Secrets == nil {
+		errs = append(errs, errors.New("keys: watcher: Secrets is required"))
 	}
 	for _, msg := range validation.IsDNS1123Label(o.Namespace) {
 		errs = append(errs, fmt.Errorf("keys: watcher: namespace %q: %s", o.Namespace, msg))
@@ -196,8 +214,20 @@ func NewWatcher(o WatcherOptions) (*Watcher, error) {
 	// One Secret: the field selector lets RBAC limit us to it (resourceNames
 	// only authorizes list and watch when the request names the object).
 	selector := fields.OneTermEqualSelector("metadata.name", o.Name).String()
-	w.informer = corev1informers.NewFilteredSecretInformer(o.Client, o.Namespace, o.Resync, cache.Indexers{},
-		func(lo *metav1.ListOptions) { lo.FieldSelector = selector })
+	secrets := cache.ToListerWatcherWithContext(o.Secrets)
+	one := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, lo metav1.ListOptions) (runtime.Object, error) {
+			lo.FieldSelector = selector
+			return secrets.ListWithContext(ctx, lo)
+		},
+		WatchFuncWithContext: func(ctx context.Context, lo metav1.ListOptions) (watch.Interface, error) {
+			lo.FieldSelector = selector
+			return secrets.WatchWithContext(ctx, lo)
+		},
+	}
+	// As client-go's Secret informer does: stream the initial list (watch
+	// list) unless the client says it cannot.
+	w.informer = cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(one, o.Secrets), &corev1.Secret{}, o.Resync, cache.Indexers{})
 	reg, err := w.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    w.upsert,
 		UpdateFunc: func(_, obj any) { w.upsert(obj) },
@@ -260,12 +290,13 @@ func (w *Watcher) Status() (ready bool, message string) {
 	}
 	now := w.o.Now()
 	r := s.good.ring
-	signer := r.signers[segment(r.signBreaks, now)]
-	n := fmt.Sprintf("%d keys", len(r.members))
-	if len(r.members) == 1 {
+	states := r.States(now)
+	signer := states[slices.IndexFunc(states, func(k keys.KeyStatus) bool { return k.Signing })]
+	n := fmt.Sprintf("%d keys", len(states))
+	if len(states) == 1 {
 		n = "1 key"
 	}
-	inUse := fmt.Sprintf("%s, signing with %s (kid %s), loaded %s", n, signer.entry.Name, signer.key.ID,
+	inUse := fmt.Sprintf("%s, signing with %s (kid %s), loaded %s", n, signer.Name, signer.KID,
 		s.good.at.UTC().Truncate(time.Second).Format(time.RFC3339))
 	var msg string
 	if s.problem != "" {
@@ -325,10 +356,10 @@ func (w *Watcher) load(s *corev1.Secret) {
 	w.lastRV, w.retryAt = s.ResourceVersion, time.Time{}
 	prev := w.snap.Load()
 
-	entries, err := ParseSecret(s.Data, s.Annotations)
+	entries, err := keys.ParseSecret(s.Data, s.Annotations)
 	var warning string
 	if err != nil {
-		leftovers, ok := revokeLeftovers(err, prev.good)
+		leftovers, ok := revokeLeftovers(err, prev.good, now)
 		if !ok {
 			w.refuse(prev, s.ResourceVersion, err)
 			return
@@ -337,17 +368,21 @@ func (w *Watcher) load(s *corev1.Secret) {
 	}
 	if prev.good != nil {
 		// published-at defaults to when the key was first seen.
+		seen := make(map[string]time.Time)
+		for _, k := range prev.good.ring.States(now) {
+			seen[k.KID] = k.PublishedAt
+		}
 		for i := range entries {
-			if m := prev.good.ring.byKID[entries[i].Key.ID]; m != nil && entries[i].PublishedAt.IsZero() {
-				entries[i].PublishedAt = m.entry.PublishedAt
+			if at, ok := seen[entries[i].Key.ID]; ok && entries[i].PublishedAt.IsZero() {
+				entries[i].PublishedAt = at
 			}
 		}
 	}
-	ring, err := NewSecretKeyring(entries, w.o.Lifecycle, now)
+	ring, err := keys.NewSecretKeyring(entries, w.o.Lifecycle, now)
 	if err != nil {
-		if errors.Is(err, ErrNoActiveKey) && len(entries) > 0 {
+		if errors.Is(err, keys.ErrNoActiveKey) && len(entries) > 0 {
 			// Only time can cure this one: retry when the first key is due.
-			w.retryAt = slices.MinFunc(entries, func(a, b Entry) int { return a.ActivateAt.Compare(b.ActivateAt) }).ActivateAt
+			w.retryAt = slices.MinFunc(entries, func(a, b keys.Entry) int { return a.ActivateAt.Compare(b.ActivateAt) }).ActivateAt
 		}
 		w.refuse(prev, s.ResourceVersion, err)
 		return
@@ -490,14 +525,15 @@ func (w *Watcher) tick() {
 // revokeLeftovers reports whether every problem in err is an annotation
 // of a key that the last good keyring holds and the Secret no longer does
 // (a revoke that left annotations behind), and describes them.
-func revokeLeftovers(err error, good *loaded) (string, bool) {
+func revokeLeftovers(err error, good *loaded, now time.Time) (string, bool) {
 	if good == nil {
 		return "", false
 	}
+	held := good.ring.States(now) // every key of the ring, whatever its state
 	var names []string
 	for _, e := range flatten(err) {
-		var ee *EntryError
-		if !errors.As(e, &ee) || !errors.Is(ee, ErrOrphanAnnotation) || !slices.ContainsFunc(good.ring.members, func(m *member) bool { return m.entry.Name == ee.Name }) {
+		var ee *keys.EntryError
+		if !errors.As(e, &ee) || !errors.Is(ee, keys.ErrOrphanAnnotation) || !slices.ContainsFunc(held, func(k keys.KeyStatus) bool { return k.Name == ee.Name }) {
 			return "", false
 		}
 		names = append(names, ee.Error())
@@ -508,7 +544,7 @@ func revokeLeftovers(err error, good *loaded) (string, bool) {
 // flatten lists the errors joined in err, or err alone.
 func flatten(err error) []error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		if _, entry := err.(*EntryError); !entry {
+		if _, entry := err.(*keys.EntryError); !entry {
 			return j.Unwrap()
 		}
 	}
@@ -528,7 +564,7 @@ func problemList(err error) []string {
 // describeKeys renders states for a log line: names, kids (the RFC 7638
 // thumbprint is the key's fingerprint), algorithms and states; never key
 // material.
-func describeKeys(states []KeyStatus) []string {
+func describeKeys(states []keys.KeyStatus) []string {
 	out := make([]string, len(states))
 	for i, s := range states {
 		out[i] = fmt.Sprintf("%s kid=%s alg=%s state=%s", s.Name, s.KID, s.Alg, s.State)

@@ -1,4 +1,4 @@
-package keys
+package kubesecret
 
 import (
 	"context"
@@ -18,7 +18,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 
+	"github.com/silentauth/silentauth/authz/keys"
 	"github.com/silentauth/silentauth/internal/testenv/kubetest"
 )
 
@@ -43,7 +45,7 @@ func TestWatcherKubeAPIServer(t *testing.T) {
 
 	k1, k2 := mustKey(t, p256Key()), mustKey(t, edKey())
 	now := time.Now().UTC().Truncate(time.Second)
-	keySecret := secretOf(t, testSecret, Entry{Name: "k1", Key: k1, ActivateAt: now.Add(-hour)})
+	keySecret := secretOf(t, testSecret, keys.Entry{Name: "k1", Key: k1, ActivateAt: now.Add(-hour)})
 	keySecret.Namespace = ns
 	other := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "other"}, StringData: map[string]string{"password": "hunter2"}}
 	for _, s := range []*corev1.Secret{keySecret, other} {
@@ -71,12 +73,13 @@ func TestWatcherKubeAPIServer(t *testing.T) {
 	if _, err := admin.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	sa := kubeClient(t, env.ServiceAccountConfig(t, ns, "silentauth"))
+	saConfig := env.ServiceAccountConfig(t, ns, "silentauth")
+	sa := kubeClient(t, saConfig)
 
-	holder := &Holder{}
+	holder := &keys.Holder{}
 	logs := &logBuffer{}
-	w, err := NewWatcher(WatcherOptions{
-		Client: sa, Namespace: ns, Name: testSecret, Lifecycle: lc, Holder: holder,
+	w, err := NewWatcher(Options{
+		Secrets: secretsOf(t, saConfig, ns), Namespace: ns, Name: testSecret, Lifecycle: lc, Holder: holder,
 		Log: slog.New(slog.NewJSONHandler(logs, nil)), Registerer: prometheus.NewRegistry(),
 	})
 	if err != nil {
@@ -126,7 +129,7 @@ func TestWatcherKubeAPIServer(t *testing.T) {
 		return s
 	}
 	s := current()
-	key, pem, ann, err := EncodeEntry(Entry{Name: "k2", Key: k2, ActivateAt: now.Add(hour)})
+	key, pem, ann, err := keys.EncodeEntry(keys.Entry{Name: "k2", Key: k2, ActivateAt: now.Add(hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +146,7 @@ func TestWatcherKubeAPIServer(t *testing.T) {
 	}
 
 	// Annotate by merge patch, as `kubectl annotate --overwrite` does: k2 now.
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, AnnotationPrefix+"k2"+ActivateAtSuffix, stamp(now.Add(-minute)))
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, keys.AnnotationPrefix+"k2"+keys.ActivateAtSuffix, stamp(now.Add(-minute)))
 	if _, err := secrets.Patch(ctx, testSecret, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -209,8 +212,8 @@ func TestWatcherKubeForbidden(t *testing.T) {
 	env := kubetest.Shared(t)
 	ns := env.NewNamespace(t)
 	// A ServiceAccount with no Role at all.
-	sa := kubeClient(t, env.ServiceAccountConfig(t, ns, "nobody"))
-	w, err := NewWatcher(WatcherOptions{Client: sa, Namespace: ns, Name: testSecret, Lifecycle: lc, Holder: &Holder{}})
+	sa := secretsOf(t, env.ServiceAccountConfig(t, ns, "nobody"), ns)
+	w, err := NewWatcher(Options{Secrets: sa, Namespace: ns, Name: testSecret, Lifecycle: lc, Holder: &keys.Holder{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,4 +240,15 @@ func kubeClient(t *testing.T, cfg *rest.Config) kubernetes.Interface {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// secretsOf lists and watches the Secrets of namespace as cfg's user,
+// through NewListWatch as silentauth does.
+func secretsOf(t *testing.T, cfg *rest.Config, namespace string) cache.ListerWatcher {
+	t.Helper()
+	lw, err := NewListWatch(cfg, namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lw
 }

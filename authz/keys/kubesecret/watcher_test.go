@@ -1,4 +1,4 @@
-package keys
+package kubesecret
 
 import (
 	"bytes"
@@ -21,10 +21,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
 
+	"github.com/silentauth/silentauth/authz/keys"
 	"github.com/silentauth/silentauth/internal/testenv/fakeclock"
 )
 
@@ -47,14 +49,14 @@ func (b *logBuffer) Write(p []byte) (int, error) {
 func (b *logBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
 
 // secretOf renders entries as a Secret, the way kubectl-silentauth writes it.
-func secretOf(t testing.TB, name string, entries ...Entry) *corev1.Secret {
+func secretOf(t testing.TB, name string, entries ...keys.Entry) *corev1.Secret {
 	t.Helper()
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: testNS, Name: name, Annotations: map[string]string{}},
 		Data:       map[string][]byte{},
 	}
 	for _, e := range entries {
-		key, pem, ann, err := EncodeEntry(e)
+		key, pem, ann, err := keys.EncodeEntry(e)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +71,7 @@ type rig struct {
 	t      *testing.T
 	client *fake.Clientset
 	w      *Watcher
-	holder *Holder
+	holder *keys.Holder
 	clock  *fakeclock.Clock
 	reg    *prometheus.Registry
 	logs   *logBuffer
@@ -77,9 +79,9 @@ type rig struct {
 
 func newRig(t *testing.T, objs ...runtime.Object) *rig {
 	t.Helper()
-	r := &rig{t: t, client: fake.NewClientset(objs...), holder: &Holder{}, clock: fakeclock.New(t0), reg: prometheus.NewRegistry(), logs: &logBuffer{}}
-	w, err := NewWatcher(WatcherOptions{
-		Client: r.client, Namespace: testNS, Name: testSecret, Lifecycle: lc, Holder: r.holder,
+	r := &rig{t: t, client: fake.NewClientset(objs...), holder: &keys.Holder{}, clock: fakeclock.New(t0), reg: prometheus.NewRegistry(), logs: &logBuffer{}}
+	w, err := NewWatcher(Options{
+		Secrets: fakeSecrets(r.client, testNS), Namespace: testNS, Name: testSecret, Lifecycle: lc, Holder: r.holder,
 		Log:        slog.New(slog.NewJSONHandler(r.logs, nil)),
 		Registerer: r.reg, Now: r.clock.Now,
 		CheckEvery: -1, // tests call tick themselves
@@ -89,6 +91,20 @@ func newRig(t *testing.T, objs ...runtime.Object) *rig {
 	}
 	r.w = w
 	return r
+}
+
+// fakeSecrets lists and watches the Secrets of namespace on c, as
+// NewListWatch does on a real API server. Like the fake clientset it says
+// it cannot stream the initial list.
+func fakeSecrets(c *fake.Clientset, namespace string) cache.ListerWatcher {
+	return cache.ToListWatcherWithWatchListSemantics(&cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, lo metav1.ListOptions) (runtime.Object, error) {
+			return c.CoreV1().Secrets(namespace).List(ctx, lo)
+		},
+		WatchFuncWithContext: func(ctx context.Context, lo metav1.ListOptions) (watch.Interface, error) {
+			return c.CoreV1().Secrets(namespace).Watch(ctx, lo)
+		},
+	}, c)
 }
 
 // run starts the watcher and stops it, waiting for Run to return, when the
@@ -169,7 +185,7 @@ func (r *rig) delete(name string) {
 }
 
 // ringChange waits until the Holder holds a keyring other than old.
-func (r *rig) ringChange(old *Keyring) *Keyring {
+func (r *rig) ringChange(old *keys.Keyring) *keys.Keyring {
 	r.t.Helper()
 	r.waitFor("a new keyring", func() bool { k := r.holder.Keyring(); return k != nil && k != old && reported(r.w, k) })
 	return r.holder.Keyring()
@@ -177,7 +193,7 @@ func (r *rig) ringChange(old *Keyring) *Keyring {
 
 // reported reports whether Status already describes k: the Holder is
 // filled just before the status is published.
-func reported(w *Watcher, k *Keyring) bool {
+func reported(w *Watcher, k *keys.Keyring) bool {
 	s := w.snap.Load()
 	return s.good != nil && s.good.ring == k
 }
@@ -245,7 +261,7 @@ func TestWatcherLifecycle(t *testing.T) {
 	}
 
 	// First load.
-	r.create(secretOf(t, testSecret, Entry{Name: "k1", Key: k1}))
+	r.create(secretOf(t, testSecret, keys.Entry{Name: "k1", Key: k1}))
 	ring1 := r.ringChange(nil)
 	if err := r.w.WaitForFirst(context.Background()); err != nil {
 		t.Fatal(err)
@@ -260,7 +276,7 @@ func TestWatcherLifecycle(t *testing.T) {
 
 	// Update: publish k2 before it signs.
 	r.clock.Set(t0.Add(minute))
-	s := secretOf(t, testSecret, Entry{Name: "k1", Key: k1}, Entry{Name: "k2", Key: k2, ActivateAt: t0.Add(hour)})
+	s := secretOf(t, testSecret, keys.Entry{Name: "k1", Key: k1}, keys.Entry{Name: "k2", Key: k2, ActivateAt: t0.Add(hour)})
 	r.update(s)
 	ring2 := r.ringChange(ring1)
 	if _, ok := ring2.Lookup(k2.ID, t0); !ok || ring2.Signer(t0).ID != k1.ID || ring2.Signer(t0.Add(hour)).ID != k2.ID {
@@ -311,7 +327,7 @@ func TestWatcherLifecycle(t *testing.T) {
 func assertNoKeyMaterialInLogs(t *testing.T, logs string, pems ...[]byte) {
 	t.Helper()
 	for _, pem := range pems {
-		assertNoKeyMaterial(t, errors.New(logs), pem)
+		assertNoKeyMaterial(t, logs, pem)
 	}
 	for line := range strings.Lines(logs) {
 		if !json.Valid([]byte(line)) {
@@ -322,7 +338,7 @@ func assertNoKeyMaterialInLogs(t *testing.T, logs string, pems ...[]byte) {
 
 // A Secret broken from the start: never ready, and Status says why.
 func TestWatcherBrokenFromStart(t *testing.T) {
-	s := secretOf(t, testSecret, Entry{Name: "k1", Key: mustKey(t, p256Key())})
+	s := secretOf(t, testSecret, keys.Entry{Name: "k1", Key: mustKey(t, p256Key())})
 	s.Data["k1.pem"] = []byte("not a key")
 	r := newRig(t, s)
 	r.run()
@@ -345,9 +361,9 @@ func TestWatcherEmptySecret(t *testing.T) {
 // Objects with another name are ignored even where the field selector is
 // not applied (the fake clientset), and the selector is sent.
 func TestWatcherOneSecretOnly(t *testing.T) {
-	other := secretOf(t, "other", Entry{Name: "k1", Key: mustKey(t, edKey())})
+	other := secretOf(t, "other", keys.Entry{Name: "k1", Key: mustKey(t, edKey())})
 	other.Data["junk.txt"] = []byte("x")
-	r := newRig(t, other, secretOf(t, testSecret, Entry{Name: "k1", Key: mustKey(t, p256Key())}))
+	r := newRig(t, other, secretOf(t, testSecret, keys.Entry{Name: "k1", Key: mustKey(t, p256Key())}))
 	r.run()
 	r.ringChange(nil)
 	if _, msg := r.w.Status(); strings.Contains(msg, "junk") {
@@ -379,7 +395,7 @@ func TestWatcherOneSecretOnly(t *testing.T) {
 // keyring never had is still a refusal (a typo would make a key sign early).
 func TestWatcherRevoke(t *testing.T) {
 	k1, k2 := mustKey(t, p256Key()), mustKey(t, edKey())
-	s := secretOf(t, testSecret, Entry{Name: "k1", Key: k1, RetireAt: t0.Add(hour)}, Entry{Name: "k2", Key: k2, ActivateAt: t0.Add(-minute)})
+	s := secretOf(t, testSecret, keys.Entry{Name: "k1", Key: k1, RetireAt: t0.Add(hour)}, keys.Entry{Name: "k2", Key: k2, ActivateAt: t0.Add(-minute)})
 	r := newRig(t, s)
 	r.run()
 	ring := r.ringChange(nil)
@@ -399,7 +415,7 @@ func TestWatcherRevoke(t *testing.T) {
 	}
 
 	typo := revoked.DeepCopy()
-	typo.Annotations[AnnotationPrefix+"k3.activate-at"] = stamp(t0)
+	typo.Annotations[keys.AnnotationPrefix+"k3.activate-at"] = stamp(t0)
 	r.update(typo)
 	r.waitForMessage("annotation keys.silentauth.dev/k3.activate-at: annotation without a data entry", "serving the last good keyring")
 	if r.holder.Keyring() != ring {
@@ -413,7 +429,7 @@ func TestWatcherTick(t *testing.T) {
 	k1, k2 := mustKey(t, p256Key()), mustKey(t, edKey())
 	activate1, activate2 := t0.Add(hour), t0.Add(2*hour)
 	retire2 := activate2.Add(hour)
-	r := newRig(t, secretOf(t, testSecret, Entry{Name: "k1", Key: k1, ActivateAt: activate1, RetireAt: activate2}, Entry{Name: "k2", Key: k2, ActivateAt: activate2, RetireAt: retire2}))
+	r := newRig(t, secretOf(t, testSecret, keys.Entry{Name: "k1", Key: k1, ActivateAt: activate1, RetireAt: activate2}, keys.Entry{Name: "k2", Key: k2, ActivateAt: activate2, RetireAt: retire2}))
 	r.run()
 	r.waitForMessage("no key is active at 2026-11-25T12:00:00Z; the first, k1, activates at 2026-11-25T13:00:00Z")
 
@@ -451,7 +467,7 @@ func TestWatcherTick(t *testing.T) {
 // An API server that refuses (RBAC) or fails: Status names the error while
 // waiting, nothing exits, and the watch resumes when the server does.
 func TestWatcherAPIErrors(t *testing.T) {
-	s := secretOf(t, testSecret, Entry{Name: "k1", Key: mustKey(t, p256Key())})
+	s := secretOf(t, testSecret, keys.Entry{Name: "k1", Key: mustKey(t, p256Key())})
 	r := newRig(t, s)
 	var mu sync.Mutex
 	failing := true
@@ -488,19 +504,19 @@ func TestWatcherRunTwice(t *testing.T) {
 }
 
 func TestNewWatcherValidates(t *testing.T) {
-	client := kubernetes.Interface(fake.NewClientset())
+	client := fakeSecrets(fake.NewClientset(), "a")
 	tests := []struct {
 		name string
-		o    WatcherOptions
+		o    Options
 		want string
 	}{
-		{"no client", WatcherOptions{Namespace: "a", Name: "b", Holder: &Holder{}}, "Client is required"},
-		{"no holder", WatcherOptions{Client: client, Namespace: "a", Name: "b"}, "Holder is required"},
-		{"no namespace", WatcherOptions{Client: client, Name: "b", Holder: &Holder{}}, `namespace ""`},
-		{"bad namespace", WatcherOptions{Client: client, Namespace: "A.b", Name: "b", Holder: &Holder{}}, `namespace "A.b"`},
-		{"bad name", WatcherOptions{Client: client, Namespace: "a", Name: "B_", Holder: &Holder{}}, `Secret name "B_"`},
-		{"negative lifecycle", WatcherOptions{Client: client, Namespace: "a", Name: "b", Holder: &Holder{}, Lifecycle: Lifecycle{Leeway: -1}}, "must not be negative"},
-		{"dotted name ok", WatcherOptions{Client: client, Namespace: "a", Name: "silentauth.keys", Holder: &Holder{}}, ""},
+		{"no client", Options{Namespace: "a", Name: "b", Holder: &keys.Holder{}}, "Secrets is required"},
+		{"no holder", Options{Secrets: client, Namespace: "a", Name: "b"}, "Holder is required"},
+		{"no namespace", Options{Secrets: client, Name: "b", Holder: &keys.Holder{}}, `namespace ""`},
+		{"bad namespace", Options{Secrets: client, Namespace: "A.b", Name: "b", Holder: &keys.Holder{}}, `namespace "A.b"`},
+		{"bad name", Options{Secrets: client, Namespace: "a", Name: "B_", Holder: &keys.Holder{}}, `Secret name "B_"`},
+		{"negative lifecycle", Options{Secrets: client, Namespace: "a", Name: "b", Holder: &keys.Holder{}, Lifecycle: keys.Lifecycle{Leeway: -1}}, "must not be negative"},
+		{"dotted name ok", Options{Secrets: client, Namespace: "a", Name: "silentauth.keys", Holder: &keys.Holder{}}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -512,58 +528,11 @@ func TestNewWatcherValidates(t *testing.T) {
 	}
 	// Metrics registered twice on one registry: an error, not a panic.
 	reg := prometheus.NewRegistry()
-	o := WatcherOptions{Client: client, Namespace: "a", Name: "b", Holder: &Holder{}, Registerer: reg}
+	o := Options{Secrets: client, Namespace: "a", Name: "b", Holder: &keys.Holder{}, Registerer: reg}
 	if _, err := NewWatcher(o); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := NewWatcher(o); err == nil {
 		t.Error("second registration succeeded")
-	}
-}
-
-func TestRegisterMetrics(t *testing.T) {
-	k1, k2, k3 := mustKey(t, p256Key()), mustKey(t, edKey()), mustKey(t, p256KeyB())
-	var h Holder
-	now := t0
-	reg := prometheus.NewRegistry()
-	RegisterMetrics(reg, &h, func() time.Time { return now })
-	r := &rig{t: t, reg: reg}
-	gauges := func() [6]float64 {
-		return [6]float64{
-			r.metric("silentauth_keyring_loaded"),
-			r.metric("silentauth_keyring_keys", "state", "next"),
-			r.metric("silentauth_keyring_keys", "state", "active"),
-			r.metric("silentauth_keyring_keys", "state", "retiring"),
-			r.metric("silentauth_keyring_keys", "state", "gone"),
-			r.metric("silentauth_keyring_degraded"),
-		}
-	}
-	if got := gauges(); got != [6]float64{} {
-		t.Errorf("before a keyring: %v", got)
-	}
-	h.Store(must(NewSecretKeyring([]Entry{
-		{Name: "k1", Key: k1, RetireAt: t0.Add(-hour)},
-		{Name: "k2", Key: k2, RetireAt: t0.Add(hour)},
-		{Name: "k3", Key: k3, ActivateAt: t0.Add(hour)},
-	}, lc, t0)))
-	tests := []struct {
-		name string
-		now  time.Time
-		want [6]float64 // loaded, next, active, retiring, gone, degraded
-	}{
-		{"rotation", t0, [6]float64{1, 1, 1, 0, 1, 0}},
-		{"k3 active", t0.Add(hour), [6]float64{1, 0, 1, 1, 1, 0}},
-		{"k2 gone too", t0.Add(1000 * hour), [6]float64{1, 0, 1, 0, 2, 0}},
-	}
-	for _, tt := range tests {
-		now = tt.now
-		if got := gauges(); got != tt.want {
-			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
-		}
-	}
-	h.Store(must(NewSecretKeyring([]Entry{{Name: "k1", Key: k1, RetireAt: t0.Add(-hour)}}, lc, t0)))
-	now = t0
-	if got := gauges(); got != [6]float64{1, 0, 0, 1, 0, 1} {
-		t.Errorf("degraded: %v", got)
 	}
 }
