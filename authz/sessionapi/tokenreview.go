@@ -16,10 +16,9 @@ import (
 
 	"golang.org/x/sync/singleflight"
 	authnv1 "k8s.io/api/authentication/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/rest"
+
+	"github.com/silentauth/silentauth/internal/kubeclient"
 )
 
 // ErrReviewUnavailable is returned when the API server could not review a
@@ -100,17 +99,7 @@ type Reviewer func(ctx context.Context, review *authnv1.TokenReview) (*authnv1.T
 // clients and types of every other API group out of the binary
 // (kubernetes.NewForConfig links all of them).
 func NewReviewer(cfg *rest.Config) (Reviewer, error) {
-	scheme := runtime.NewScheme()
-	scheme.AddKnownTypes(authnv1.SchemeGroupVersion, &authnv1.TokenReview{})
-	metav1.AddToGroupVersion(scheme, authnv1.SchemeGroupVersion) // create options, Status
-	c := rest.CopyConfig(cfg)
-	c.GroupVersion = &authnv1.SchemeGroupVersion
-	c.APIPath = "/apis"
-	c.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
-	if c.UserAgent == "" {
-		c.UserAgent = rest.DefaultKubernetesUserAgent()
-	}
-	client, err := rest.RESTClientFor(c)
+	client, err := kubeclient.For(cfg, authnv1.SchemeGroupVersion, &authnv1.TokenReview{})
 	if err != nil {
 		return nil, fmt.Errorf("sessionapi: TokenReview client: %w", err)
 	}

@@ -5,10 +5,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/silentauth/silentauth/internal/kubeclient"
 )
 
 // NewListWatch returns, for Options.Secrets, a lister-watcher of the
@@ -18,17 +18,7 @@ import (
 // binary (kubernetes.NewForConfig links all of them). The Watcher narrows
 // every list and watch to its one Secret.
 func NewListWatch(cfg *rest.Config, namespace string) (cache.ListerWatcher, error) {
-	scheme := runtime.NewScheme()
-	scheme.AddKnownTypes(corev1.SchemeGroupVersion, &corev1.Secret{}, &corev1.SecretList{})
-	metav1.AddToGroupVersion(scheme, corev1.SchemeGroupVersion) // list options, watch events, Status
-	c := rest.CopyConfig(cfg)
-	c.GroupVersion = &corev1.SchemeGroupVersion
-	c.APIPath = "/api"
-	c.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
-	if c.UserAgent == "" {
-		c.UserAgent = rest.DefaultKubernetesUserAgent()
-	}
-	client, err := rest.RESTClientFor(c)
+	client, err := kubeclient.For(cfg, corev1.SchemeGroupVersion, &corev1.Secret{}, &corev1.SecretList{})
 	if err != nil {
 		return nil, fmt.Errorf("keys: watcher: Secret client: %w", err)
 	}
