@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/silentauth/silentauth/internal/kubeclient"
 )
 
 // kubeOptions are the kubeconfig flags, as kubectl spells them.
@@ -15,15 +20,23 @@ type kubeOptions struct {
 	Namespace  string // -n/--namespace; empty: the context's namespace
 }
 
-// clientFactory connects to the cluster o selects and returns the
-// namespace to use: o.Namespace, else the context's, else "default".
-// Tests inject a fake clientset through it.
-type clientFactory func(o kubeOptions) (kubernetes.Interface, string, error)
+// secretClient is all the plugin asks of the API server: the Secrets of
+// one namespace. client-go's typed SecretInterface has this shape.
+type secretClient interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (*corev1.Secret, error)
+	Create(ctx context.Context, s *corev1.Secret, opts metav1.CreateOptions) (*corev1.Secret, error)
+	Update(ctx context.Context, s *corev1.Secret, opts metav1.UpdateOptions) (*corev1.Secret, error)
+}
+
+// clientFactory connects to the cluster o selects and returns the Secrets
+// of the namespace to use: o.Namespace, else the context's, else
+// "default". Tests inject a fake clientset's Secrets through it.
+type clientFactory func(o kubeOptions) (secretClient, string, error)
 
 // kubeClient connects the way kubectl does: the usual kubeconfig loading
 // rules and overrides, with the user's own credentials (exec plugins
 // included). The plugin asks for nothing beyond what those grant.
-func kubeClient(o kubeOptions) (kubernetes.Interface, string, error) {
+func kubeClient(o kubeOptions) (secretClient, string, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = o.Kubeconfig
 	overrides := &clientcmd.ConfigOverrides{CurrentContext: o.Context}
@@ -42,9 +55,39 @@ func kubeClient(o kubeOptions) (kubernetes.Interface, string, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 30 * time.Second
 	}
-	client, err := kubernetes.NewForConfig(cfg)
+	// A client that knows only Secrets keeps every other API group out of
+	// the plugin (kubernetes.NewForConfig links all of them).
+	client, err := kubeclient.For(cfg, corev1.SchemeGroupVersion, &corev1.Secret{})
 	if err != nil {
 		return nil, "", fmt.Errorf("kubeconfig: %w", err)
 	}
-	return client, ns, nil
+	return restSecrets{client, ns}, ns, nil
+}
+
+// restSecrets is secretClient on a REST client: the same requests as
+// client-go's typed client, and API errors decoded into *StatusError.
+type restSecrets struct {
+	c         *rest.RESTClient
+	namespace string
+}
+
+func (r restSecrets) Get(ctx context.Context, name string, opts metav1.GetOptions) (*corev1.Secret, error) {
+	out := &corev1.Secret{}
+	err := r.c.Get().Namespace(r.namespace).Resource("secrets").Name(name).
+		VersionedParams(&opts, metav1.ParameterCodec).Do(ctx).Into(out)
+	return out, err
+}
+
+func (r restSecrets) Create(ctx context.Context, s *corev1.Secret, opts metav1.CreateOptions) (*corev1.Secret, error) {
+	out := &corev1.Secret{}
+	err := r.c.Post().Namespace(r.namespace).Resource("secrets").
+		VersionedParams(&opts, metav1.ParameterCodec).Body(s).Do(ctx).Into(out)
+	return out, err
+}
+
+func (r restSecrets) Update(ctx context.Context, s *corev1.Secret, opts metav1.UpdateOptions) (*corev1.Secret, error) {
+	out := &corev1.Secret{}
+	err := r.c.Put().Namespace(r.namespace).Resource("secrets").Name(s.Name).
+		VersionedParams(&opts, metav1.ParameterCodec).Body(s).Do(ctx).Into(out)
+	return out, err
 }

@@ -16,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/clientcmd"
@@ -49,12 +48,12 @@ func (h *harness) run(line string) (string, error) {
 		stdout: &stdout, stderr: &stderr,
 		now:      func() time.Time { return h.now },
 		generate: keys.Generate,
-		connect: func(o kubeOptions) (kubernetes.Interface, string, error) {
+		connect: func(o kubeOptions) (secretClient, string, error) {
 			h.opts = append(h.opts, o)
 			if o.Namespace == "" {
-				return h.client, ns, nil // the context's namespace
+				return h.client.CoreV1().Secrets(ns), ns, nil // the context's namespace
 			}
-			return h.client, o.Namespace, nil
+			return h.client.CoreV1().Secrets(o.Namespace), o.Namespace, nil
 		},
 	}
 	err := c.run(h.t.Context(), strings.Fields(line))

@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/silentauth/silentauth/authz/keys"
 )
@@ -23,7 +22,7 @@ const maxAttempts = 5
 // made with the user's own credentials and is namespaced: the plugin needs
 // get, create and update on that one Secret, nothing cluster-wide.
 type secretRef struct {
-	client    kubernetes.Interface
+	client    secretClient // of namespace
 	namespace string
 	name      string
 }
@@ -33,7 +32,7 @@ func (s secretRef) String() string { return s.namespace + "/" + s.name }
 // read returns the Secret and its keys; a Secret that does not exist is
 // (nil, nil, nil).
 func (s secretRef) read(ctx context.Context) (*corev1.Secret, []keys.Entry, error) {
-	sec, err := s.client.CoreV1().Secrets(s.namespace).Get(ctx, s.name, metav1.GetOptions{})
+	sec, err := s.client.Get(ctx, s.name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil, nil
 	}
@@ -127,9 +126,9 @@ func mutate(ctx context.Context, s secretRef, newPlanner func() planner, out io.
 			return err
 		}
 		if sec == nil {
-			_, err = s.client.CoreV1().Secrets(s.namespace).Create(ctx, next, metav1.CreateOptions{FieldManager: fieldManager})
+			_, err = s.client.Create(ctx, next, metav1.CreateOptions{FieldManager: fieldManager})
 		} else {
-			_, err = s.client.CoreV1().Secrets(s.namespace).Update(ctx, next, metav1.UpdateOptions{FieldManager: fieldManager})
+			_, err = s.client.Update(ctx, next, metav1.UpdateOptions{FieldManager: fieldManager})
 		}
 		if (apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)) && attempt < maxAttempts {
 			fmt.Fprintf(out, "secret %s changed while this command ran; reading it again\n", s)
