@@ -18,7 +18,7 @@ import (
 // registry.
 func benchServer(r *rig) *Server {
 	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	return NewServer(r.engine, log, NewMetrics(prometheus.NewRegistry()))
+	return NewServer(r.engine, log, NewMetrics(prometheus.NewRegistry(), 0))
 }
 
 // benchCheck runs cr through s.Check b.N times and fails on an unexpected

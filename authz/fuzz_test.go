@@ -56,7 +56,7 @@ func newFuzzRig(tb testing.TB) *fuzzRig {
 	fr.rig = newRigWithStore(tb, func(s store.Store) store.Store { fr.swap = &swapStore{s}; return fr.swap })
 	// Logged as in production, into nothing: a log kept in memory would
 	// grow with every input.
-	fr.server = NewServer(fr.engine, slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug})), NewMetrics(prometheus.NewRegistry()))
+	fr.server = NewServer(fr.engine, slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug})), NewMetrics(prometheus.NewRegistry(), 0))
 	fr.tokens = fuzzTokens(fr.rig)
 	families, err := fr.mem.Subject(context.Background(), "alice")
 	if err != nil || len(families) == 0 {

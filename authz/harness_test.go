@@ -115,7 +115,7 @@ func newRigWithStore(t testing.TB, wrap func(store.Store) store.Store, mutate ..
 	}
 	r.logs = &strings.Builder{}
 	reg := prometheus.NewRegistry()
-	r.server = NewServer(r.engine, slog.New(slog.NewJSONHandler(&lockedWriter{w: r.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})), NewMetrics(reg))
+	r.server = NewServer(r.engine, slog.New(slog.NewJSONHandler(&lockedWriter{w: r.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})), NewMetrics(reg, 0))
 	t.Cleanup(func() { checkReasonsKnown(t, reg) })
 	return r
 }

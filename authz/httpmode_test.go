@@ -164,7 +164,7 @@ func (r *rig) httpMode(mutate ...func(*HTTPOptions)) (http.Handler, *prometheus.
 	}
 	reg := prometheus.NewRegistry()
 	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: r.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	return NewHTTPHandler(r.engine, o, log, NewMetrics(reg)), reg
+	return NewHTTPHandler(r.engine, o, log, NewMetrics(reg, 0)), reg
 }
 
 func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
@@ -562,7 +562,7 @@ func FuzzHTTPModeNginx(f *testing.F) {
 	// Logged as in production, into nothing: r.logs would grow with every
 	// input.
 	h := NewHTTPHandler(r.engine, HTTPOptions{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}},
-		slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug})), NewMetrics(prometheus.NewRegistry()))
+		slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug})), NewMetrics(prometheus.NewRegistry(), 0))
 	f.Fuzz(func(t *testing.T, method, uri, host string) {
 		// Built by hand: httptest.NewRequest parses a request line each
 		// time, a third of an input's cost.

@@ -1,42 +1,31 @@
 package authz
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// limitRig is a capped logger writing JSON lines to a buffer, with the
-// suppressed-lines counter on its own registry.
+// limitRig is a pair of Servers (gRPC and an HTTP profile) sharing one set
+// of metrics, logging JSON lines to one buffer.
 type limitRig struct {
-	buf *bytes.Buffer
-	log *slog.Logger
-	reg *prometheus.Registry
+	buf       *strings.Builder
+	grpc, web *Server
+	reg       *prometheus.Registry
 }
 
-func newLimitRig(t *testing.T, perSecond int) limitRig {
-	t.Helper()
-	buf := &bytes.Buffer{}
+func newLimitRig(perSecond int) limitRig {
+	buf := &strings.Builder{}
 	reg := prometheus.NewRegistry()
-	base := slog.New(slog.NewJSONHandler(buf, nil))
-	return limitRig{buf, LimitCheckLog(base, perSecond, reg), reg}
-}
-
-// line logs a Check line at time at through l (the rig's logger or a
-// copy of it).
-func line(t *testing.T, l *slog.Logger, at time.Time, msg string, attrs ...slog.Attr) {
-	t.Helper()
-	r := slog.NewRecord(at, slog.LevelWarn, msg, 0)
-	r.AddAttrs(attrs...)
-	if err := l.Handler().Handle(context.Background(), r); err != nil {
-		t.Fatal(err)
-	}
+	m := NewMetrics(reg, perSecond)
+	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return limitRig{buf, NewServer(nil, log, m), NewServer(nil, log.With("transport", "http"), m), reg}
 }
 
 // lines decodes what was written.
@@ -72,58 +61,73 @@ func (r limitRig) suppressed(t *testing.T, reason string) float64 {
 	return 0
 }
 
+// The cap is per reason and wall-clock second, shared by every Server of
+// the same metrics; security events are never dropped; the first line
+// after a drop says how many went. Time is synctest's, starting on a
+// second boundary.
 func TestCheckLogCappedPerReasonAndSecond(t *testing.T) {
-	r := newLimitRig(t, 3)
-	t0 := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	sig := slog.String("reason", "token_signature")
-	// One second: 3 of 5 forged-token lines are written; another reason,
-	// and a copy of the logger made by With, count on their own budget
-	// and the shared one respectively.
-	for range 5 {
-		line(t, r.log, t0, checkMessage, sig)
-	}
-	line(t, r.log, t0.Add(900*time.Millisecond), checkMessage, slog.String("reason", "csrf"))
-	line(t, r.log.With("transport", "http"), t0.Add(999*time.Millisecond), checkMessage, sig)
-	// Never capped: security events and other messages.
-	for range 5 {
-		line(t, r.log, t0, checkMessage, slog.String("reason", "refresh_reuse"), slog.String("event", "refresh_token_reuse"))
-		line(t, r.log, t0, "keyring reloaded", sig)
-	}
-	// The next second: the first line says how many were dropped.
-	line(t, r.log, t0.Add(time.Second), checkMessage, sig)
-	line(t, r.log, t0.Add(time.Second), checkMessage, sig)
+	synctest.Test(t, func(t *testing.T) {
+		r := newLimitRig(3)
+		ctx := context.Background()
+		sig := Decision{Reason: "token_signature", Status: 401, Level: slog.LevelWarn}
+		reuse := Decision{Reason: "refresh_reuse", Status: 401, Level: slog.LevelWarn, Event: eventReuse}
+		// One second: 3 of 5 forged-token lines are written; another
+		// reason counts on its own budget, the HTTP profile on the shared one.
+		for range 5 {
+			r.grpc.observe(ctx, nil, sig, 0)
+		}
+		time.Sleep(900 * time.Millisecond)
+		r.grpc.observe(ctx, nil, Decision{Reason: "csrf", Status: 403, Level: slog.LevelWarn}, 0)
+		time.Sleep(99 * time.Millisecond)
+		r.web.observe(ctx, nil, sig, 0)
+		for range 5 {
+			r.grpc.observe(ctx, nil, reuse, 0)
+		}
+		// The next second: the first line says how many were dropped.
+		time.Sleep(time.Second)
+		r.grpc.observe(ctx, nil, sig, 0)
+		r.web.observe(ctx, nil, sig, 0)
 
-	var sigLines, reuse, other, csrf int
-	var notes []float64
-	for _, l := range r.lines(t) {
-		switch {
-		case l["msg"] != checkMessage:
-			other++
-		case l["event"] != nil:
-			reuse++
-		case l["reason"] == "csrf":
-			csrf++
-		default:
-			sigLines++
-			if n, ok := l["suppressed"].(float64); ok {
-				notes = append(notes, n)
+		var sigLines, reuseLines, csrf int
+		var notes []float64
+		for _, l := range r.lines(t) {
+			switch {
+			case l["event"] != nil:
+				reuseLines++
+			case l["reason"] == "csrf":
+				csrf++
+			default:
+				sigLines++
+				if n, ok := l["suppressed"].(float64); ok {
+					notes = append(notes, n)
+				}
 			}
 		}
-	}
-	if sigLines != 5 || csrf != 1 || reuse != 5 || other != 5 {
-		t.Fatalf("written: %d token_signature (want 3+2), %d csrf, %d reuse, %d other", sigLines, csrf, reuse, other)
-	}
-	if len(notes) != 1 || notes[0] != 3 {
-		t.Fatalf("suppressed notes %v, want one saying 3", notes)
-	}
-	if n := r.suppressed(t, "token_signature"); n != 3 {
-		t.Fatalf("suppressed counter %v, want 3", n)
-	}
+		if sigLines != 5 || csrf != 1 || reuseLines != 5 {
+			t.Fatalf("written: %d token_signature (want 3+2), %d csrf, %d reuse", sigLines, csrf, reuseLines)
+		}
+		if len(notes) != 1 || notes[0] != 3 {
+			t.Fatalf("suppressed notes %v, want one saying 3", notes)
+		}
+		if n := r.suppressed(t, "token_signature"); n != 3 {
+			t.Fatalf("suppressed counter %v, want 3", n)
+		}
+	})
 }
 
+// A cap below 1 caps nothing and registers no counter.
 func TestCheckLogUncapped(t *testing.T) {
-	base := slog.New(slog.DiscardHandler)
-	if got := LimitCheckLog(base, 0, prometheus.NewRegistry()); got != base {
-		t.Fatal("a cap of 0 wrapped the logger")
+	r := newLimitRig(0)
+	for range 50 {
+		r.grpc.observe(context.Background(), nil, Decision{Reason: "token_signature", Level: slog.LevelWarn}, 0)
+	}
+	if n := len(r.lines(t)); n != 50 {
+		t.Fatalf("%d lines written, want 50", n)
+	}
+	mfs, _ := r.reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "silentauth_check_log_suppressed_total" {
+			t.Fatal("an uncapped log registered the suppressed counter")
+		}
 	}
 }

@@ -12,7 +12,7 @@ import (
 // for both decisions.
 func TestMetricsCountEveryDecision(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
+	m := NewMetrics(reg, 0)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
@@ -64,7 +64,7 @@ func TestMetricsCountEveryDecision(t *testing.T) {
 // allowed requests whose refresh did not complete.
 func TestEveryReasonIsCountedUpFront(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	NewMetrics(reg)
+	NewMetrics(reg, 0)
 	got := decisionSeries(t, reg)
 	for _, want := range []string{
 		"allow/valid", "allow/public", "allow/refreshed", "allow/refreshed_grace", "allow/valid_deadline",

@@ -80,10 +80,20 @@ func (s *Server) observe(ctx context.Context, r *Request, d Decision, took time.
 	if !s.log.Enabled(ctx, d.Level) {
 		return
 	}
+	var dropped int64
+	if d.Event == "" { // a security event is never dropped
+		var write bool
+		if write, dropped = s.metrics.lineLimit().admit(d.Reason, time.Now()); !write {
+			return
+		}
+	}
 	attrs := []slog.Attr{
 		slog.String("decision", decision),
 		slog.String("reason", d.Reason),
 		slog.Int("status", d.Status),
+	}
+	if dropped > 0 {
+		attrs = append(attrs, slog.Int64("suppressed", dropped))
 	}
 	if r != nil {
 		attrs = append(attrs, slog.String("request_id", r.ID))
@@ -127,10 +137,23 @@ type Metrics struct {
 	// exists from the start and a Check hashes no labels. Read-only.
 	counters  [2]map[string]prometheus.Counter
 	observers [2]prometheus.Observer // deny, allow
+	// lines caps the decision lines of every Server sharing these
+	// metrics (nil: no cap).
+	lines *lineLimit
 }
 
-// NewMetrics registers the Check metrics on reg.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+// lineLimit returns m's cap on decision lines; nil m or no cap: nil.
+func (m *Metrics) lineLimit() *lineLimit {
+	if m == nil {
+		return nil
+	}
+	return m.lines
+}
+
+// NewMetrics registers the Check metrics on reg. checkLinesPerSecond caps
+// the decision lines logged per reason and second by every Server sharing
+// them (see lineLimit; < 1: no cap), as log.checkLinesPerSecond says.
+func NewMetrics(reg prometheus.Registerer, checkLinesPerSecond int) *Metrics {
 	m := &Metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "silentauth_check_decisions_total",
@@ -150,6 +173,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.observers[i] = latency.WithLabelValues(decisionLabel(i == 1))
 	}
 	reg.MustRegister(m.decisions, latency)
+	m.lines = newLineLimit(checkLinesPerSecond, reg)
 	return m
 }
 

@@ -124,9 +124,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(rl.TLSConfig())))
 	}
 	grpcSrv := grpc.NewServer(grpcOpts...)
-	checkMetrics := authz.NewMetrics(reg)
-	checkLog := authz.LimitCheckLog(log, cfg.Log.CheckLinesPerSecond, reg)
-	authv3.RegisterAuthorizationServer(grpcSrv, authz.NewServer(engine, checkLog, checkMetrics))
+	checkMetrics := authz.NewMetrics(reg, cfg.Log.CheckLinesPerSecond)
+	authv3.RegisterAuthorizationServer(grpcSrv, authz.NewServer(engine, log, checkMetrics))
 	grpcHealth := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, grpcHealth)
 
@@ -140,7 +139,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if h := cfg.HTTPAuthz; h.Enabled {
 		publicHandler = authz.NewHTTPHandler(engine, authz.HTTPOptions{
 			Profile: authz.Profile(h.Profile), TrustedProxies: h.Prefixes(), Next: public,
-		}, checkLog, checkMetrics)
+		}, log, checkMetrics)
 	}
 	admin := http.NewServeMux()
 	admin.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))

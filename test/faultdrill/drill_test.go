@@ -193,7 +193,7 @@ func newDrill(t *testing.T) *drill {
 			t.Fatal(err)
 		}
 		reg := prometheus.NewRegistry()
-		srv := authz.NewServer(e, log.With("replica", i), authz.NewMetrics(reg))
+		srv := authz.NewServer(e, log.With("replica", i), authz.NewMetrics(reg, 0))
 		d.clients = append(d.clients, serve(t, recorder{inner: srv, seen: &d.served}))
 		d.managers = append(d.managers, m)
 		d.regs = append(d.regs, reg)
