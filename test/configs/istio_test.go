@@ -19,6 +19,7 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/silentauth/silentauth/authz"
 	"github.com/silentauth/silentauth/authz/config"
@@ -450,21 +451,29 @@ func checkIstio(f *istioFile, mesh *meshValues) []error {
 	return problems
 }
 
+// decodePatch decodes an EnvoyFilter patch value strictly into m.
+func decodePatch(value *yaml.Node, m proto.Message) error {
+	v, err := nodeValue(value)
+	if err != nil {
+		return err
+	}
+	js, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if err := protojson.Unmarshal(js, m); err != nil {
+		return fmt.Errorf("%s", yamlPosition(nil, err))
+	}
+	return nil
+}
+
 // envoyRoutePatch reads an HTTP_ROUTE patch value as the Envoy Route it
 // merges into, and checks it like any Envoy config (validation rules of
 // the per-route Any payloads included).
 func envoyRoutePatch(value *yaml.Node) (*routev3.Route, []error) {
-	v, err := nodeValue(value)
-	if err != nil {
-		return nil, []error{err}
-	}
-	js, err := json.Marshal(v)
-	if err != nil {
-		return nil, []error{err}
-	}
 	r := &routev3.Route{}
-	if err := protojson.Unmarshal(js, r); err != nil {
-		return nil, []error{fmt.Errorf("%s", yamlPosition(nil, err))}
+	if err := decodePatch(value, r); err != nil {
+		return nil, []error{err}
 	}
 	// A merged fragment lacks the route's required match and action, so
 	// only the per-filter configs are validated as whole messages.
@@ -490,17 +499,9 @@ const hcmName = "envoy.filters.network.http_connection_manager"
 // HttpConnectionManager. A merged fragment lacks the manager's required
 // fields, so it is decoded strictly but not validated as a whole.
 func connectionManagerPatch(value *yaml.Node) (*hcmv3.HttpConnectionManager, []error) {
-	v, err := nodeValue(value)
-	if err != nil {
-		return nil, []error{err}
-	}
-	js, err := json.Marshal(v)
-	if err != nil {
-		return nil, []error{err}
-	}
 	f := &listenerv3.Filter{}
-	if err := protojson.Unmarshal(js, f); err != nil {
-		return nil, []error{fmt.Errorf("%s", yamlPosition(nil, err))}
+	if err := decodePatch(value, f); err != nil {
+		return nil, []error{err}
 	}
 	hcm := &hcmv3.HttpConnectionManager{}
 	if !f.GetTypedConfig().MessageIs(hcm) {
