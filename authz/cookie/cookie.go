@@ -45,13 +45,29 @@ const (
 const MaxHeaderBytes = 16 << 10
 
 // Policy is the cookie contract: names and attributes of the three cookies.
-// Its fields are trusted configuration; check them once with Validate.
+// Its fields are trusted configuration; check them once with Validate. The
+// yaml names are those of the configuration file's cookies section; SameSite
+// is not decoded from YAML (its spelling there is the configuration's to
+// parse).
 type Policy struct {
-	Access, Refresh, Hint string        // cookie names
-	Domain                string        // "" = host-only (required with __Host-)
-	Path                  string        // "" means "/"
-	Secure                bool          // required with __Host-, __Secure- and SameSite=None
-	SameSite              http.SameSite // 0 and SameSiteDefaultMode mean Lax: we always send SameSite
+	// Access holds the access token. Default "__Host-sa-at".
+	Access string `yaml:"access"`
+	// Refresh holds the refresh token. Default "__Host-sa-rt".
+	Refresh string `yaml:"refresh"`
+	// Hint holds "at=<unix>&rt=<unix>", readable by page script, no secret.
+	// Default "__Host-sa-exp".
+	Hint string `yaml:"hint"`
+	// Domain of every cookie. Default "" (host-only; required with __Host-).
+	Domain string `yaml:"domain"`
+	// Path of every cookie. Default "/" (required with __Host-). Validate
+	// requires a path; the Set methods send "/" for "".
+	Path string `yaml:"path"`
+	// Secure flag. Default true (required with __Host-, __Secure- and
+	// SameSite=None).
+	Secure bool `yaml:"secure"`
+	// SameSite of every cookie; 0 and SameSiteDefaultMode mean Lax: we
+	// always send SameSite. Default Lax.
+	SameSite http.SameSite `yaml:"-"`
 }
 
 // Default returns the secure default policy: the Default* names, host-only,
@@ -365,55 +381,132 @@ func maxAge(expires, now time.Time) int64 {
 	return s
 }
 
-// Sentinel errors reported (wrapped, joined) by Validate.
+// Sentinel errors wrapped by the problems Validate reports.
 var (
 	ErrName     = errors.New("cookie: invalid cookie name")              // empty or not an RFC 6265 token
-	ErrSameName = errors.New("cookie: two cookies share a name")         //
+	ErrSameName = errors.New("cookie: two cookies share a name")         // also when they differ only in case
 	ErrPrefix   = errors.New("cookie: name prefix rules not met")        // __Host-, __Secure-
 	ErrInsecure = errors.New("cookie: SameSite=None requires Secure")    // RFC 6265bis storage model; browsers drop it
 	ErrAttr     = errors.New("cookie: invalid Path, Domain or SameSite") // would corrupt Set-Cookie
 )
 
+const (
+	hostPrefix   = "__Host-"
+	securePrefix = "__Secure-"
+)
+
+// problem is one finding of Validate: "path.field: message", wrapping one
+// of the sentinels above.
+type problem struct {
+	text string
+	kind error
+}
+
+func (p *problem) Error() string { return p.text }
+func (p *problem) Unwrap() error { return p.kind }
+
 // Validate reports every problem of the policy at once (errors.Join), each
-// wrapping one of the sentinels above: names must be RFC 6265 tokens and
-// distinct; __Host- names need Secure, Path "/" and no Domain, __Secure-
-// names need Secure (RFC 6265bis §4.1.3, prefixes matched case-insensitively
-// as browsers do); SameSite=None needs Secure; Path and Domain must not hold
-// ";" or control bytes, which would inject attributes into Set-Cookie.
-func (p Policy) Validate() error {
+// prefixed by its field's YAML path under path (as "cookies.access") and
+// wrapping one of the sentinels above: names must be distinct RFC 6265
+// tokens, not only differing in case; __Host- names need Secure, Path "/"
+// and no Domain, __Secure- names need Secure (RFC 6265bis §4.1.3, prefixes
+// matched case-insensitively as browsers now do, and required in their
+// canonical spelling so that older browsers enforce them too); SameSite=None
+// needs Secure; Path must start with "/" and, like Domain, hold nothing
+// that would inject attributes into Set-Cookie. It does not change p.
+func (p Policy) Validate(path string) error {
 	var errs []error
-	names := []struct{ field, name string }{{"Access", p.Access}, {"Refresh", p.Refresh}, {"Hint", p.Hint}}
+	add := func(kind error, field, format string, args ...any) {
+		errs = append(errs, &problem{text: path + "." + field + ": " + fmt.Sprintf(format, args...), kind: kind})
+	}
+	names := []struct{ field, name string }{{"access", p.Access}, {"refresh", p.Refresh}, {"hint", p.Hint}}
+	var withHost, withSecure []string // paths of names with each prefix
 	for i, n := range names {
+		if n.name == "" {
+			add(ErrName, n.field, "must not be empty")
+			continue
+		}
 		if !validName(n.name) {
-			errs = append(errs, fmt.Errorf("%w: %s %q", ErrName, n.field, n.name))
+			add(ErrName, n.field, "%q is not a valid cookie name (RFC 6265: token characters only)", n.name)
 			continue
 		}
 		for _, m := range names[:i] {
-			if m.name == n.name {
-				errs = append(errs, fmt.Errorf("%w: %s and %s are both %q", ErrSameName, m.field, n.field, n.name))
+			switch {
+			case m.name == n.name:
+				add(ErrSameName, n.field, "same name as %s.%s (%q)", path, m.field, m.name)
+			case strings.EqualFold(m.name, n.name):
+				add(ErrSameName, n.field, "%q differs from %s.%s (%q) only in case; some proxies and frameworks fold cookie names", n.name, path, m.field, m.name)
 			}
 		}
-		lower := strings.ToLower(n.name)
-		switch {
-		case strings.HasPrefix(lower, "__host-") && (!p.Secure || p.path() != "/" || p.Domain != ""):
-			errs = append(errs, fmt.Errorf("%w: %s %q needs Secure, Path \"/\" and no Domain", ErrPrefix, n.field, n.name))
-		case strings.HasPrefix(lower, "__secure-") && !p.Secure:
-			errs = append(errs, fmt.Errorf("%w: %s %q needs Secure", ErrPrefix, n.field, n.name))
+		for _, pre := range []string{hostPrefix, securePrefix} {
+			if len(n.name) >= len(pre) && strings.EqualFold(n.name[:len(pre)], pre) {
+				if n.name[:len(pre)] != pre {
+					add(ErrPrefix, n.field, "write the prefix of %q as %q; older browsers match it case-sensitively", n.name, pre)
+				}
+				if pre == hostPrefix {
+					withHost = append(withHost, path+"."+n.field)
+				} else {
+					withSecure = append(withSecure, path+"."+n.field)
+				}
+			}
 		}
 	}
-	if p.SameSite == http.SameSiteNoneMode && !p.Secure {
-		errs = append(errs, ErrInsecure)
+	// RFC 6265bis §4.1.3.2: __Host- cookies are Secure, Path=/, no Domain.
+	if len(withHost) > 0 {
+		which := strings.Join(withHost, ", ")
+		if !p.Secure {
+			add(ErrPrefix, "secure", "must be true with the __Host- prefix (%s)", which)
+		}
+		if p.Path != "/" {
+			add(ErrPrefix, "path", "must be \"/\" with the __Host- prefix (%s)", which)
+		}
+		if p.Domain != "" {
+			add(ErrPrefix, "domain", "must be empty with the __Host- prefix (%s)", which)
+		}
+	}
+	// RFC 6265bis §4.1.3.1: __Secure- cookies are Secure.
+	if len(withSecure) > 0 && !p.Secure {
+		add(ErrPrefix, "secure", "must be true with the __Secure- prefix (%s)", strings.Join(withSecure, ", "))
 	}
 	if p.SameSite < 0 || p.SameSite > http.SameSiteNoneMode {
-		errs = append(errs, fmt.Errorf("%w: SameSite %d", ErrAttr, p.SameSite))
+		add(ErrAttr, "sameSite", "must be Lax, Strict or None (got %d)", p.SameSite)
 	}
-	if !strings.HasPrefix(p.path(), "/") || !validAttr(p.Path) {
-		errs = append(errs, fmt.Errorf("%w: Path %q", ErrAttr, p.Path))
+	if p.SameSite == http.SameSiteNoneMode && !p.Secure {
+		add(ErrInsecure, "secure", "must be true with %s.sameSite None (browsers reject SameSite=None without Secure)", path)
 	}
-	if !validAttr(p.Domain) || strings.ContainsAny(p.Domain, " /") {
-		errs = append(errs, fmt.Errorf("%w: Domain %q", ErrAttr, p.Domain))
+	switch {
+	case !strings.HasPrefix(p.Path, "/"):
+		add(ErrAttr, "path", "must start with \"/\" (got %q)", p.Path)
+	case strings.ContainsFunc(p.Path, func(r rune) bool { return r == ';' || r < 0x20 || r == 0x7f }):
+		// A ";" would inject attributes into Set-Cookie.
+		add(ErrAttr, "path", "must not contain \";\" or control characters (got %q)", p.Path)
+	}
+	if p.Domain != "" && !isDomain(p.Domain) {
+		add(ErrAttr, "domain", "%q is not a host name such as example.com", p.Domain)
 	}
 	return errors.Join(errs...)
+}
+
+// isDomain reports whether s is a plausible cookie Domain: letters, digits,
+// '-' and '.', an optional leading '.', no empty labels and no port. It keeps
+// ';' and spaces out of Set-Cookie.
+func isDomain(s string) bool {
+	s = strings.TrimPrefix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			b := label[i]
+			if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // validName reports whether name is an RFC 6265 §4.1.1 cookie-name: a token
@@ -425,17 +518,6 @@ func validName(name string) bool {
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if c <= 0x20 || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?={}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// validAttr reports whether v is av-octets (RFC 6265 §4.1.1): no controls,
-// no ";" and nothing outside US-ASCII.
-func validAttr(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < 0x20 || c >= 0x7f || c == ';' {
 			return false
 		}
 	}

@@ -238,7 +238,7 @@ func TestValidate(t *testing.T) {
 		{"several at once", Policy{Refresh: "x", Hint: "x", SameSite: http.SameSiteNoneMode}, []error{ErrName, ErrSameName, ErrInsecure}},
 	}
 	for _, tt := range tests {
-		err := tt.p.Validate()
+		err := tt.p.Validate("cookies")
 		if (err == nil) != (len(tt.want) == 0) {
 			t.Errorf("%s: Validate() = %v, want %v", tt.name, err, tt.want)
 		}
