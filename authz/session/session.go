@@ -153,25 +153,81 @@ const (
 	faultHold = 5 * time.Second
 )
 
-// Lifetimes of a family. A zero (or negative) field takes its default.
+// Lifetimes of a family. The yaml names are those of the configuration
+// file's sessions section. New gives a zero (or negative) field its default
+// from DefaultLifetimes.
 type Lifetimes struct {
-	Idle     time.Duration // default 30 days
-	Absolute time.Duration // default 90 days
-	Grace    time.Duration // default 30 s: the previous secret still yields the same successor
+	// Idle ends a session unused for this long. Default 720h (30 days).
+	Idle time.Duration `yaml:"idleTTL"`
+	// Absolute ends every session this long after login; it is the refresh
+	// cookie's Max-Age. Default 2160h (90 days).
+	Absolute time.Duration `yaml:"absoluteTTL"`
+	// Grace is how long a just-replaced refresh token still yields the same
+	// successor (parallel requests). Default 30s.
+	Grace time.Duration `yaml:"grace"`
+}
+
+// MaxLifetime is the longest Idle and Absolute that Validate accepts: the
+// longest lifetime browsers keep a cookie. RFC 6265bis (§4.1.2.1, §4.1.2.2)
+// has user agents cap Expires and Max-Age at 400 days, shortening longer
+// ones, so a longer session would outlive its refresh cookie.
+const MaxLifetime = 400 * 24 * time.Hour
+
+// DefaultLifetimes returns the lifetimes documented on each field.
+func DefaultLifetimes() Lifetimes {
+	return Lifetimes{Idle: 30 * 24 * time.Hour, Absolute: 90 * 24 * time.Hour, Grace: 30 * time.Second}
 }
 
 func (l Lifetimes) withDefaults() Lifetimes {
-	def := func(d, v time.Duration) time.Duration {
+	def := DefaultLifetimes()
+	pick := func(d, v time.Duration) time.Duration {
 		if d <= 0 {
 			return v
 		}
 		return d
 	}
 	return Lifetimes{
-		Idle:     def(l.Idle, 30*24*time.Hour),
-		Absolute: def(l.Absolute, 90*24*time.Hour),
-		Grace:    def(l.Grace, 30*time.Second),
+		Idle:     pick(l.Idle, def.Idle),
+		Absolute: pick(l.Absolute, def.Absolute),
+		Grace:    pick(l.Grace, def.Grace),
 	}
+}
+
+// Validate reports every problem of l at once (errors.Join), each prefixed
+// by its field's YAML path under path (as "sessions.idleTTL"): every
+// lifetime must be positive, Idle and Absolute at most MaxLifetime, and
+// Absolute at least Idle. It judges the fields as given, without defaults,
+// and does not change l.
+func (l Lifetimes) Validate(path string) error {
+	var errs []error
+	add := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s.%s: %s", path, field, fmt.Sprintf(format, args...)))
+	}
+	switch {
+	case l.Idle <= 0:
+		add("idleTTL", "must be positive (got %v)", l.Idle)
+	case l.Idle > MaxLifetime:
+		add("idleTTL", "%s", cookieAgeProblem(l.Idle))
+	}
+	switch {
+	case l.Absolute <= 0:
+		add("absoluteTTL", "must be positive (got %v)", l.Absolute)
+	case l.Absolute > MaxLifetime:
+		// The refresh cookie's Max-Age runs to the absolute end.
+		add("absoluteTTL", "%s", cookieAgeProblem(l.Absolute))
+	case l.Idle > 0 && l.Absolute < l.Idle:
+		add("absoluteTTL", "must be at least %s.idleTTL (%v)", path, l.Idle)
+	}
+	if l.Grace <= 0 {
+		add("grace", "must be positive (got %v)", l.Grace)
+	}
+	return errors.Join(errs...)
+}
+
+// cookieAgeProblem says why lifetime d, which becomes a cookie's Max-Age,
+// is too long.
+func cookieAgeProblem(d time.Duration) string {
+	return fmt.Sprintf("must be at most %v (400 days): RFC 6265bis caps a cookie's Max-Age and Expires at 400 days, so the cookie would end before the session (got %v)", MaxLifetime, d)
 }
 
 // Manager creates, rotates and revokes families.
