@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,108 +41,153 @@ const (
 const clientName = "silentauth"
 
 // Options configure New. The zero value is not valid: Mode and Addrs are
-// required.
+// required. The yaml names are those of the configuration file's
+// store.redis section; Password, TLS and Now never come from YAML.
 type Options struct {
 	// Addrs are host:port pairs: the server (Standalone, exactly one), the
-	// sentinels (Sentinel), or seed nodes (Cluster, one or more).
-	Addrs []string
-	// Mode is required: Standalone, Sentinel or Cluster.
-	Mode Mode
+	// sentinels (Sentinel), or seed nodes (Cluster, one or more). Default
+	// none; required.
+	Addrs []string `yaml:"addrs"`
+	// Mode is Standalone, Sentinel or Cluster; required in Options,
+	// Default "standalone" in DefaultOptions.
+	Mode Mode `yaml:"mode"`
 	// MasterName is the sentinel master's name; required with Sentinel,
 	// refused otherwise. The sentinels themselves are reached without
-	// credentials.
-	MasterName string
-	// Username for Redis ACLs (AUTH username password); empty: "default".
-	Username string
+	// credentials. Default "".
+	MasterName string `yaml:"masterName"`
+	// Username for Redis ACLs (AUTH username password). Default "" (the
+	// user named "default").
+	Username string `yaml:"username"`
 	// Password (AUTH). The caller reads it from a file or the environment;
 	// the store only uses the value and never logs it (Options redacts it
 	// in String, GoString and LogValue). Empty: no AUTH.
-	Password string
-	// DB selects a database (Standalone, Sentinel); default 0. A Cluster
-	// has only database 0.
-	DB int
+	Password string `yaml:"-"`
+	// DB selects a database from 0 to 15 (Standalone, Sentinel). Default 0.
+	// A Cluster has only database 0.
+	DB int `yaml:"db"`
 	// TLS, when set, secures every connection (ServerName, RootCAs and
 	// client certificates are set there; the store does not modify it);
 	// nil: plain TCP.
-	TLS *tls.Config
-	// KeyPrefix starts every key; default "silentauth:". It must not
+	TLS *tls.Config `yaml:"-"`
+	// KeyPrefix starts every key. Default "silentauth:". It must not
 	// contain '{' or '}': Redis Cluster would take a hash tag from the
 	// prefix and put every family into one slot.
-	KeyPrefix string
-	// DialTimeout bounds one connection attempt; default 2s.
-	DialTimeout time.Duration
-	// ReadTimeout bounds the wait for a reply; default 500ms. A Redis
-	// slower than this answers as if it were down.
-	ReadTimeout time.Duration
-	// WriteTimeout bounds writing a command; default 500ms.
-	WriteTimeout time.Duration
-	// PoolSize caps connections per node; 0: go-redis's default (10 per
-	// GOMAXPROCS).
-	PoolSize int
+	KeyPrefix string `yaml:"keyPrefix"`
+	// DialTimeout bounds one connection attempt, at most 1m. Default 2s.
+	DialTimeout time.Duration `yaml:"dialTimeout"`
+	// ReadTimeout bounds the wait for a reply, at most 1m. Default 500ms.
+	// A Redis slower than this answers as if it were down (refreshes
+	// answer 503, valid tokens still pass).
+	ReadTimeout time.Duration `yaml:"readTimeout"`
+	// WriteTimeout bounds writing a command, at most 1m. Default 500ms.
+	WriteTimeout time.Duration `yaml:"writeTimeout"`
+	// PoolSize caps connections per node, at most 10000; 0 lets go-redis
+	// choose (10 per GOMAXPROCS). Default 0.
+	PoolSize int `yaml:"poolSize"`
 	// MaxRetries is how many times go-redis retries a command after a
 	// network error, timeout, LOADING, CLUSTERDOWN, TRYAGAIN and the like,
 	// with backoff (8 ms to 512 ms); 0: 2, negative: none, at most 10. A
 	// call therefore fails within about (MaxRetries+1) × (DialTimeout or
 	// ReadTimeout + WriteTimeout) plus backoff, or earlier when its context
-	// ends.
-	MaxRetries int
+	// ends. Default 2.
+	MaxRetries int `yaml:"maxRetries"`
 	// Now is the store's clock (expiry decisions); default time.Now.
-	Now func() time.Time
+	Now func() time.Time `yaml:"-"`
 }
 
-// Validate reports every problem of o at once.
-func (o Options) Validate() error {
-	var errs []error
-	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("redisstore: "+format, args...)) }
-	switch o.Mode {
-	case Standalone:
-		if len(o.Addrs) != 1 {
-			add("mode %q takes exactly one address, got %d", o.Mode, len(o.Addrs))
-		}
-	case Sentinel, Cluster:
-		if len(o.Addrs) == 0 {
-			add("mode %q needs at least one address", o.Mode)
-		}
-	case "":
-		add("mode is required (%q, %q or %q)", Standalone, Sentinel, Cluster)
-	default:
-		add("unknown mode %q (want %q, %q or %q)", o.Mode, Standalone, Sentinel, Cluster)
+// Limits enforced by Validate.
+const (
+	maxDB       = 15 // Redis's default "databases 16"
+	maxTimeout  = time.Minute
+	maxPoolSize = 10000
+)
+
+// DefaultOptions returns Standalone mode with every default set
+// explicitly; Addrs is still required.
+func DefaultOptions() Options {
+	return Options{
+		Mode:         Standalone,
+		KeyPrefix:    DefaultKeyPrefix,
+		DialTimeout:  DefaultDialTimeout,
+		ReadTimeout:  DefaultReadTimeout,
+		WriteTimeout: DefaultWriteTimeout,
+		MaxRetries:   DefaultMaxRetries,
 	}
-	for _, a := range o.Addrs {
-		if strings.TrimSpace(a) == "" {
-			add("empty address")
+}
+
+// Validate reports every problem of o at once (errors.Join), each prefixed
+// by its field's YAML path under path (as "store.redis.addrs"). Zero
+// fields that have a default are accepted: New fills them. It does not
+// change o.
+func (o Options) Validate(path string) error {
+	var errs []error
+	add := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s.%s: %s", path, field, fmt.Sprintf(format, args...)))
+	}
+	switch {
+	case len(o.Addrs) == 0:
+		add("addrs", "required")
+	case o.Mode == Standalone && len(o.Addrs) != 1:
+		add("addrs", "standalone mode takes exactly one address (got %d)", len(o.Addrs))
+	}
+	for i, a := range o.Addrs {
+		if msg := addressProblem(a); msg != "" {
+			add("addrs["+strconv.Itoa(i)+"]", "%s", msg)
 		}
+	}
+	if !slices.Contains(modes, o.Mode) {
+		add("mode", "must be one of standalone, sentinel, cluster (got %q)", o.Mode)
 	}
 	switch {
 	case o.Mode == Sentinel && o.MasterName == "":
-		add("mode %q needs a master name", Sentinel)
+		add("masterName", "required in sentinel mode")
 	case o.Mode != Sentinel && o.MasterName != "":
-		add("master name %q is only for mode %q", o.MasterName, Sentinel)
+		add("masterName", "only used in sentinel mode")
 	}
-	switch {
-	case o.DB < 0:
-		add("negative db %d", o.DB)
-	case o.DB != 0 && o.Mode == Cluster:
-		add("mode %q has only db 0, got %d", Cluster, o.DB)
+	if o.DB < 0 || o.DB > maxDB {
+		add("db", "must be from 0 to %d (got %d)", maxDB, o.DB)
 	}
-	if strings.ContainsAny(o.KeyPrefix, "{}") {
-		add("key prefix %q contains '{' or '}' (a Cluster hash tag would put every key in one slot)", o.KeyPrefix)
+	if o.Mode == Cluster && o.DB != 0 {
+		add("db", "must be 0 in cluster mode (got %d)", o.DB)
+	}
+	// A brace would let Redis Cluster take a hash tag from the prefix and
+	// put every family into one slot.
+	if strings.ContainsAny(o.KeyPrefix, "{} \t\r\n") {
+		add("keyPrefix", "must be non-empty without braces or white space (got %q)", o.KeyPrefix)
 	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"dial timeout", o.DialTimeout}, {"read timeout", o.ReadTimeout}, {"write timeout", o.WriteTimeout}} {
-		if d.v < 0 {
-			add("negative %s %s", d.name, d.v)
+	}{{"dialTimeout", o.DialTimeout}, {"readTimeout", o.ReadTimeout}, {"writeTimeout", o.WriteTimeout}} {
+		if d.v < 0 || d.v > maxTimeout {
+			add(d.name, "must be positive and at most %v (got %v)", maxTimeout, d.v)
 		}
 	}
-	if o.PoolSize < 0 {
-		add("negative pool size %d", o.PoolSize)
+	if o.PoolSize < 0 || o.PoolSize > maxPoolSize {
+		add("poolSize", "must be from 0 to %d (got %d)", maxPoolSize, o.PoolSize)
 	}
 	if o.MaxRetries > maxMaxRetries {
-		add("max retries %d above %d", o.MaxRetries, maxMaxRetries)
+		add("maxRetries", "must be at most %d (got %d)", maxMaxRetries, o.MaxRetries)
 	}
 	return errors.Join(errs...)
+}
+
+var modes = []Mode{Standalone, Sentinel, Cluster}
+
+// addressProblem describes why addr is not host:port with a numeric port,
+// or returns "".
+func addressProblem(addr string) string {
+	if addr == "" {
+		return `must not be empty (host:port, e.g. ":9001")`
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Sprintf("must be host:port (%v)", err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Sprintf("port %q must be a number from 0 to 65535", port)
+	}
+	return ""
 }
 
 // withDefaults fills the zero fields with their defaults.

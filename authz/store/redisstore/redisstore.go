@@ -92,14 +92,14 @@ type Store struct {
 	now    func() time.Time
 }
 
-// New validates o, fills its defaults and returns a Store over a new go-redis
+// New fills o's defaults, validates it and returns a Store over a new go-redis
 // client. It does not connect: the first command does (see Ping), so a
 // replica can start while Redis is down and report it on its health check.
 func New(o Options) (*Store, error) {
-	if err := o.Validate(); err != nil {
+	o = o.withDefaults()
+	if err := o.Validate("redisstore"); err != nil {
 		return nil, err
 	}
-	o = o.withDefaults()
 	return &Store{c: redis.NewUniversalClient(o.universal()), prefix: o.KeyPrefix, now: o.Now}, nil
 }
 

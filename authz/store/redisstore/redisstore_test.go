@@ -248,7 +248,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"too many retries", redisstore.Options{Mode: redisstore.Standalone, Addrs: one, MaxRetries: 11}, false},
 	}
 	for _, tc := range tests {
-		if err := tc.o.Validate(); (err == nil) != tc.ok {
+		if err := tc.o.Validate("redis"); (err == nil) != tc.ok {
 			t.Errorf("%s: Validate() = %v, want ok %t", tc.name, err, tc.ok)
 		}
 		if _, err := redisstore.New(tc.o); (err == nil) != tc.ok {
@@ -256,7 +256,7 @@ func TestOptionsValidate(t *testing.T) {
 		}
 	}
 	// Every problem is reported at once.
-	err := redisstore.Options{Mode: redisstore.Standalone, DB: -1, PoolSize: -1}.Validate()
+	err := redisstore.Options{Mode: redisstore.Standalone, DB: -1, PoolSize: -1}.Validate("redis")
 	if n := len(err.(interface{ Unwrap() []error }).Unwrap()); n != 3 {
 		t.Errorf("Validate reported %d problems (%v), want 3", n, err)
 	}
