@@ -5,6 +5,10 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/silentauth/silentauth/authz/cookie"
+	"github.com/silentauth/silentauth/authz/session"
+	"github.com/silentauth/silentauth/authz/store/redisstore"
 )
 
 // Config is the whole configuration. The comment on each field names its
@@ -20,12 +24,14 @@ type Config struct {
 	// Audience is the aud of every access token. Default "silentauth".
 	Audience string `yaml:"audience"`
 
-	Listen   Listen   `yaml:"listen"`
-	Tokens   Tokens   `yaml:"tokens"`
-	Sessions Sessions `yaml:"sessions"`
-	Keys     Keys     `yaml:"keys"`
-	Cookies  Cookies  `yaml:"cookies"`
-	Policy   Policy   `yaml:"policy"`
+	Listen Listen `yaml:"listen"`
+	Tokens Tokens `yaml:"tokens"`
+	// Sessions are the lifetimes of refresh-token families; see
+	// session.Lifetimes for each field and its default.
+	Sessions session.Lifetimes `yaml:"sessions"`
+	Keys     Keys              `yaml:"keys"`
+	Cookies  Cookies           `yaml:"cookies"`
+	Policy   Policy            `yaml:"policy"`
 	// Policies are named per-route policies, selected by Envoy's per-route
 	// check_settings.context_extensions {policy: NAME}, so one silentauth
 	// serves several applications. Each starts from policy and audience and
@@ -100,20 +106,6 @@ type Tokens struct {
 	CacheSize int `yaml:"cacheSize"`
 }
 
-// Sessions configures refresh-token families.
-type Sessions struct {
-	// IdleTTL ends a session unused for this long. At most 400 days, like
-	// AbsoluteTTL. Default 720h (30 days).
-	IdleTTL time.Duration `yaml:"idleTTL"`
-	// AbsoluteTTL ends every session this long after login; it is the
-	// refresh cookie's Max-Age, so at most 9600h (400 days, the longest
-	// browsers keep a cookie: RFC 6265bis). Default 2160h (90 days).
-	AbsoluteTTL time.Duration `yaml:"absoluteTTL"`
-	// Grace is how long a just-replaced refresh token still yields the same
-	// successor (parallel requests). Must be under AccessTTL. Default 30s.
-	Grace time.Duration `yaml:"grace"`
-}
-
 // Keys says where signing keys come from: a directory (Dir) or a
 // Kubernetes Secret (Secret), exactly one of them outside Development.
 type Keys struct {
@@ -151,23 +143,13 @@ type SecretRef struct {
 	Namespace string `yaml:"namespace"`
 }
 
-// Cookies is the cookie contract. __Host- names require Secure, Path=/ and
-// no Domain (RFC 6265bis §4.1.3.2).
+// Cookies is the cookie contract: the fields of cookie.Policy (names,
+// Domain, Path, Secure, with their defaults documented there) and SameSite
+// as the file spells it. __Host- names require Secure, Path=/ and no Domain
+// (RFC 6265bis §4.1.3.2).
 type Cookies struct {
-	// Access holds the access token. Default "__Host-sa-at".
-	Access string `yaml:"access"`
-	// Refresh holds the refresh token. Default "__Host-sa-rt".
-	Refresh string `yaml:"refresh"`
-	// Hint holds "at=<unix>&rt=<unix>", readable by page script, no secret.
-	// Default "__Host-sa-exp".
-	Hint string `yaml:"hint"`
-	// Domain of every cookie. Default "" (host-only; required with __Host-).
-	Domain string `yaml:"domain"`
-	// Path of every cookie. Default "/" (required with __Host-).
-	Path string `yaml:"path"`
-	// Secure flag. Default true (required with __Host- and SameSite=None).
-	Secure bool `yaml:"secure"`
-	// SameSite is "Lax", "Strict" or "None". Default "Lax".
+	cookie.Policy `yaml:",inline"`
+	// SameSite is "Lax", "Strict" or "None", in any case. Default "Lax".
 	SameSite string `yaml:"sameSite"`
 }
 
@@ -230,18 +212,6 @@ type HTTPAuthz struct {
 	// forwarded headers (X-Forwarded-*, X-Original-*) and policy selection
 	// are believed; from any other address they are ignored. Default none.
 	TrustedProxies []string `yaml:"trustedProxies"`
-}
-
-// Prefixes returns TrustedProxies as prefixes, a single IP as its /32 or
-// /128. Entries that do not parse are skipped; Validate reports them.
-func (h HTTPAuthz) Prefixes() []netip.Prefix {
-	out := make([]netip.Prefix, 0, len(h.TrustedProxies))
-	for _, s := range h.TrustedProxies {
-		if p, err := parsePrefix(s); err == nil {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {
@@ -325,22 +295,11 @@ func Default() Config {
 			MaxBytes:      8192,
 			CacheSize:     10000,
 		},
-		Sessions: Sessions{
-			IdleTTL:     720 * time.Hour,
-			AbsoluteTTL: 2160 * time.Hour,
-			Grace:       30 * time.Second,
-		},
+		Sessions: session.DefaultLifetimes(),
 		Keys: Keys{
 			JWKSMaxAge: 5 * time.Minute,
 		},
-		Cookies: Cookies{
-			Access:   "__Host-sa-at",
-			Refresh:  "__Host-sa-rt",
-			Hint:     "__Host-sa-exp",
-			Path:     "/",
-			Secure:   true,
-			SameSite: "Lax",
-		},
+		Cookies: Cookies{Policy: cookie.Default(), SameSite: "Lax"},
 		Policy: Policy{
 			ReturnToParam:     "return_to",
 			RefreshPath:       "/auth/refresh",
@@ -348,7 +307,7 @@ func Default() Config {
 			AccessTokenHeader: "x-silentauth-access-token",
 		},
 		SessionAPI: SessionAPI{Audience: "silentauth"},
-		Store:      Store{Backend: "memory", Redis: defaultRedis()},
+		Store:      Store{Backend: storeMemory, Redis: Redis{Options: redisstore.DefaultOptions()}},
 		Log:        Log{Level: "info", Format: "json", CheckLinesPerSecond: 20},
 		Shutdown:   Shutdown{Drain: 5 * time.Second, Timeout: 20 * time.Second},
 	}
@@ -386,43 +345,23 @@ func (c Config) clone() Config {
 		c.Policies = named
 	}
 	c.HTTPAuthz.TrustedProxies = slices.Clone(c.HTTPAuthz.TrustedProxies)
+	c.Store.Redis.Addrs = slices.Clone(c.Store.Redis.Addrs)
 	c.SessionAPI.ServiceAccounts = slices.Clone(c.SessionAPI.ServiceAccounts)
 	return c
 }
 
-// Redis configures the redis store. The password never lives in the
-// configuration: it is read from PasswordFile or SILENTAUTH_REDIS_PASSWORD.
+// Redis configures the redis store: the fields of redisstore.Options
+// (addresses, mode, database, key prefix, timeouts, pool and retries, with
+// their defaults in redisstore.DefaultOptions), and where the password and
+// TLS files are. The password never lives in the configuration: it is read
+// from PasswordFile or SILENTAUTH_REDIS_PASSWORD when the store opens.
 type Redis struct {
-	// Addrs lists host:port: the server (standalone), the sentinels
-	// (sentinel) or cluster seed nodes (cluster). Default none; required
-	// with the redis backend.
-	Addrs []string `yaml:"addrs"`
-	// Mode is standalone, sentinel or cluster. Default "standalone".
-	Mode string `yaml:"mode"`
-	// MasterName is the sentinel master set. Default "".
-	MasterName string `yaml:"masterName"`
-	// Username is the ACL user. Default "".
-	Username string `yaml:"username"`
+	redisstore.Options `yaml:",inline"`
 	// PasswordFile holds the password; SILENTAUTH_REDIS_PASSWORD is used
 	// when it is empty. Default "".
 	PasswordFile string `yaml:"passwordFile"`
-	// DB is the database number (not in cluster mode). Default 0.
-	DB int `yaml:"db"`
 	// TLS to Redis. Default off.
 	TLS RedisTLS `yaml:"tls"`
-	// KeyPrefix starts every key silentauth writes. Default "silentauth:".
-	KeyPrefix string `yaml:"keyPrefix"`
-	// DialTimeout bounds connecting. Default 2s.
-	DialTimeout time.Duration `yaml:"dialTimeout"`
-	// ReadTimeout and WriteTimeout bound each call; a slower Redis counts
-	// as down (refreshes answer 503, valid tokens still pass). Default 500ms.
-	ReadTimeout  time.Duration `yaml:"readTimeout"`
-	WriteTimeout time.Duration `yaml:"writeTimeout"`
-	// PoolSize is the connection pool size; 0 lets go-redis choose (10 per
-	// CPU). Default 0.
-	PoolSize int `yaml:"poolSize"`
-	// MaxRetries bounds retries of a failed call. Default 2.
-	MaxRetries int `yaml:"maxRetries"`
 }
 
 // RedisTLS configures TLS to Redis.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"reflect"
 	"strings"
@@ -229,13 +230,17 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-// yamlFields maps the yaml names of t's fields to the fields.
+// yamlFields maps the yaml names of t's fields to the fields, those of
+// ",inline" structs included.
 func yamlFields(t reflect.Type) map[string]reflect.StructField {
 	fields := make(map[string]reflect.StructField, t.NumField())
 	for i := range t.NumField() {
 		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if f.IsExported() && name != "-" {
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		switch {
+		case opts == "inline" && f.Type.Kind() == reflect.Struct:
+			maps.Copy(fields, yamlFields(f.Type))
+		case f.IsExported() && name != "-":
 			if name == "" {
 				name = strings.ToLower(f.Name) // yaml.v3's default
 			}

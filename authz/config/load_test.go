@@ -37,7 +37,7 @@ func TestLoad(t *testing.T) {
 		{"empty serviceAccounts is nil", "sessionAPI:\n  serviceAccounts: []\n", nil, ""},
 		{"key Secret", "keys:\n  secret: {name: k, namespace: auth}\n  kubeconfig: /kc\n", func(c *Config) { c.Keys.Secret = SecretRef{Name: "k", Namespace: "auth"}; c.Keys.Kubeconfig = "/kc" }, ""},
 		{"serviceAccounts", "sessionAPI:\n  serviceAccounts: [a/b, c/d]\n  audience: x\n", func(c *Config) { c.SessionAPI.ServiceAccounts = []string{"a/b", "c/d"}; c.SessionAPI.Audience = "x" }, ""},
-		{"long durations", "sessions:\n  idleTTL: 1h30m\n", func(c *Config) { c.Sessions.IdleTTL = 90 * time.Minute }, ""},
+		{"long durations", "sessions:\n  idleTTL: 1h30m\n", func(c *Config) { c.Sessions.Idle = 90 * time.Minute }, ""},
 		{"unknown top field", "isuer: a\n", nil, "isuer: unknown field (line 1 of config file "},
 		{"unknown nested field", "tokens:\n  accessTTL: 5m\n  acessTTL: 5m\n", nil, "tokens.acessTTL: unknown field (line 3 of"},
 		{"unknown listener field", "listen:\n  grpc:\n    addr: :1\n", nil, "listen.grpc.addr: unknown field (line 3 of"},

@@ -5,32 +5,33 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/silentauth/silentauth/authz/session"
+	"github.com/silentauth/silentauth/authz/store/redisstore"
 )
 
 // Bounds enforced by Validate.
 const (
 	// maxAccessTTL keeps access tokens short-lived; it is far under
-	// maxCookieAge, so the access cookie's Max-Age never reaches the cap.
-	maxAccessTTL = 24 * time.Hour
-	// maxCookieAge is the longest lifetime browsers keep a cookie:
-	// RFC 6265bis (§4.1.2.1, §4.1.2.2) has user agents cap Expires and
-	// Max-Age at 400 days (34560000 seconds), shortening longer ones. A
-	// session longer than that would outlive its refresh cookie.
-	maxCookieAge  = 400 * 24 * time.Hour
+	// session.MaxLifetime, so the access cookie's Max-Age never reaches
+	// the cap browsers put on cookies.
+	maxAccessTTL  = 24 * time.Hour
 	maxLeeway     = 5 * time.Minute
 	maxJWKSMaxAge = time.Hour
 	minTokenBytes = 1024
 	maxTokenBytes = 65536
 	maxCacheSize  = 10_000_000
-	hostPrefix    = "__Host-"
-	securePrefix  = "__Secure-"
 	storeMemory   = "memory"
+	storeRedis    = "redis"
 	defaultHTTPS  = "443"
 	defaultHTTP   = "80"
 )
@@ -115,7 +116,7 @@ func (c Config) Validate() error {
 		p.add("store.backend", "must be one of %s (got %q)", strings.Join(storeBackends, ", "), c.Store.Backend)
 	}
 	if c.Store.Backend == storeRedis {
-		c.Store.Redis.validate(&p)
+		c.validateRedis(&p)
 	}
 	if !slices.Contains(logLevels, c.Log.Level) {
 		p.add("log.level", "must be one of %s (got %q)", strings.Join(logLevels, ", "), c.Log.Level)
@@ -153,7 +154,7 @@ func (c Config) Normalized() Config {
 	c.Log.Level = strings.ToLower(c.Log.Level)
 	c.Log.Format = strings.ToLower(c.Log.Format)
 	c.Store.Backend = strings.ToLower(c.Store.Backend)
-	c.Store.Redis.Mode = strings.ToLower(c.Store.Redis.Mode)
+	c.Store.Redis.Mode = redisstore.Mode(strings.ToLower(string(c.Store.Redis.Mode)))
 	c.Policy.AccessTokenHeader = strings.ToLower(c.Policy.AccessTokenHeader)
 	c.Policy.ClaimHeaders = lowerKeys(c.Policy.ClaimHeaders)
 	for name, n := range c.Policies {
@@ -171,6 +172,18 @@ type problems []error
 
 func (p *problems) add(path, format string, args ...any) {
 	*p = append(*p, errors.New(path+": "+fmt.Sprintf(format, args...)))
+}
+
+// join adds the problems of err, as a package's Validate joined them.
+func (p *problems) join(err error) {
+	if err == nil {
+		return
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		*p = append(*p, j.Unwrap()...)
+		return
+	}
+	*p = append(*p, err)
 }
 
 func (c *Config) validateListen(p *problems) {
@@ -269,39 +282,19 @@ func (c *Config) validateTokens(p *problems) {
 	}
 }
 
+// validateSessions adds to session.Lifetimes' own rules those between
+// sessions and access tokens.
 func (c *Config) validateSessions(p *problems) {
 	s, access := c.Sessions, c.Tokens.AccessTTL
-	switch {
-	case s.IdleTTL <= 0:
-		p.add("sessions.idleTTL", "must be positive (got %v)", s.IdleTTL)
-	case s.IdleTTL > maxCookieAge:
-		p.add("sessions.idleTTL", "%s", cookieAgeProblem(s.IdleTTL))
-	case access > 0 && s.IdleTTL <= access:
+	p.join(s.Validate("sessions"))
+	if s.Idle > 0 && s.Idle <= session.MaxLifetime && access > 0 && s.Idle <= access {
 		p.add("sessions.idleTTL", "must be longer than tokens.accessTTL (%v)", access)
 	}
-	switch {
-	case s.AbsoluteTTL <= 0:
-		p.add("sessions.absoluteTTL", "must be positive (got %v)", s.AbsoluteTTL)
-	case s.AbsoluteTTL > maxCookieAge:
-		// The refresh cookie's Max-Age runs to the absolute end.
-		p.add("sessions.absoluteTTL", "%s", cookieAgeProblem(s.AbsoluteTTL))
-	case s.IdleTTL > 0 && s.AbsoluteTTL < s.IdleTTL:
-		p.add("sessions.absoluteTTL", "must be at least sessions.idleTTL (%v)", s.IdleTTL)
-	}
-	switch {
-	case s.Grace <= 0:
-		p.add("sessions.grace", "must be positive (got %v)", s.Grace)
-	case access > 0 && s.Grace >= access:
+	if s.Grace > 0 && access > 0 && s.Grace >= access {
 		// A grace as long as the access token would let a stolen,
 		// already-rotated refresh token mint fresh access tokens.
 		p.add("sessions.grace", "must be under tokens.accessTTL (%v)", access)
 	}
-}
-
-// cookieAgeProblem says why lifetime d, which becomes a cookie's Max-Age,
-// is too long.
-func cookieAgeProblem(d time.Duration) string {
-	return fmt.Sprintf("must be at most %v (400 days): RFC 6265bis caps a cookie's Max-Age and Expires at 400 days, so the cookie would end before the session (got %v)", maxCookieAge, d)
 }
 
 func (c *Config) validateKeys(p *problems) {
@@ -366,137 +359,37 @@ func (c *Config) validateSessionAPI(p *problems) {
 }
 
 // isDNSLabel reports whether s is a DNS-1123 label, the syntax of
-// Kubernetes namespace names: 1–63 of a-z, 0-9 and '-', starting and ending
-// with a letter or digit.
-func isDNSLabel(s string) bool { return len(s) <= 63 && isLabelish(s) }
+// Kubernetes namespace names.
+func isDNSLabel(s string) bool { return len(validation.IsDNS1123Label(s)) == 0 }
 
-// isLabelish reports whether s is non-empty, made of a-z, 0-9 and '-', and
-// starts and ends with a letter or digit.
-func isLabelish(s string) bool {
-	if s == "" || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if b := s[i]; !('a' <= b && b <= 'z' || '0' <= b && b <= '9' || b == '-') {
-			return false
-		}
-	}
-	return true
-}
+// isDNSSubdomain reports whether s is a DNS-1123 subdomain, the syntax
+// Kubernetes checks for most object names (Secrets, ServiceAccounts).
+func isDNSSubdomain(s string) bool { return len(validation.IsDNS1123Subdomain(s)) == 0 }
 
-// isDNSSubdomain reports whether s is a DNS-1123 subdomain as Kubernetes
-// checks it for most object names (Secrets, ServiceAccounts): at most 253
-// characters of dot-separated parts, each as a label but of any length
-// (apimachinery's IsDNS1123Subdomain).
-func isDNSSubdomain(s string) bool {
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(s, ".") {
-		if !isLabelish(label) {
-			return false
-		}
-	}
-	return true
-}
-
+// validateCookies checks cookies.sameSite, which only the file spells as
+// text, then the cookie policy by cookie.Policy's own rules.
 func (c *Config) validateCookies(p *problems) {
 	k := c.Cookies
-	names := []struct{ path, name string }{
-		{"cookies.access", k.Access},
-		{"cookies.refresh", k.Refresh},
-		{"cookies.hint", k.Hint},
-	}
-	var withHost, withSecure []string // paths of names with each prefix
-	for i, n := range names {
-		if n.name == "" {
-			p.add(n.path, "must not be empty")
-			continue
-		}
-		if !isToken(n.name) {
-			p.add(n.path, "%q is not a valid cookie name (RFC 6265: token characters only)", n.name)
-			continue
-		}
-		for _, m := range names[:i] {
-			switch {
-			case m.name == n.name:
-				p.add(n.path, "same name as %s (%q)", m.path, m.name)
-			case strings.EqualFold(m.name, n.name):
-				p.add(n.path, "%q differs from %s (%q) only in case; some proxies and frameworks fold cookie names", n.name, m.path, m.name)
-			}
-		}
-		// Browsers now match the prefixes case-insensitively
-		// (RFC 6265bis §4.1.3), older ones case-sensitively: apply the
-		// rules to any spelling, and require the canonical one so that
-		// every browser enforces them.
-		for _, pre := range []string{hostPrefix, securePrefix} {
-			if len(n.name) >= len(pre) && strings.EqualFold(n.name[:len(pre)], pre) {
-				if n.name[:len(pre)] != pre {
-					p.add(n.path, "write the prefix of %q as %q; older browsers match it case-sensitively", n.name, pre)
-				}
-				if pre == hostPrefix {
-					withHost = append(withHost, n.path)
-				} else {
-					withSecure = append(withSecure, n.path)
-				}
-			}
-		}
-	}
-	// RFC 6265bis §4.1.3.2: __Host- cookies are Secure, Path=/, no Domain.
-	if len(withHost) > 0 {
-		which := strings.Join(withHost, ", ")
-		if !k.Secure {
-			p.add("cookies.secure", "must be true with the __Host- prefix (%s)", which)
-		}
-		if k.Path != "/" {
-			p.add("cookies.path", "must be \"/\" with the __Host- prefix (%s)", which)
-		}
-		if k.Domain != "" {
-			p.add("cookies.domain", "must be empty with the __Host- prefix (%s)", which)
-		}
-	}
-	// RFC 6265bis §4.1.3.1: __Secure- cookies are Secure.
-	if len(withSecure) > 0 && !k.Secure {
-		p.add("cookies.secure", "must be true with the __Secure- prefix (%s)", strings.Join(withSecure, ", "))
-	}
-	if !slices.Contains(sameSiteValues, k.SameSite) {
+	ss, ok := sameSite(k.SameSite)
+	if !ok {
 		p.add("cookies.sameSite", "must be one of %s (got %q)", strings.Join(sameSiteValues, ", "), k.SameSite)
 	}
-	if k.SameSite == "None" && !k.Secure {
-		p.add("cookies.secure", "must be true with cookies.sameSite None (browsers reject SameSite=None without Secure)")
-	}
-	switch {
-	case !strings.HasPrefix(k.Path, "/"):
-		p.add("cookies.path", "must start with \"/\" (got %q)", k.Path)
-	case strings.ContainsFunc(k.Path, func(r rune) bool { return r == ';' || r < 0x20 || r == 0x7f }):
-		// A ";" would inject attributes into Set-Cookie.
-		p.add("cookies.path", "must not contain \";\" or control characters (got %q)", k.Path)
-	}
-	if k.Domain != "" && !isDomain(k.Domain) {
-		p.add("cookies.domain", "%q is not a host name such as example.com", k.Domain)
-	}
+	k.Policy.SameSite = ss
+	p.join(k.Policy.Validate("cookies"))
 }
 
-// isDomain reports whether s is a plausible cookie Domain: letters, digits,
-// '-' and '.', an optional leading '.', no empty labels and no port. It keeps
-// ';' and spaces out of Set-Cookie.
-func isDomain(s string) bool {
-	s = strings.TrimPrefix(s, ".")
-	if s == "" || len(s) > 253 {
-		return false
+// sameSite parses cookies.sameSite as Normalized spells it; Lax and false
+// for any other value.
+func sameSite(s string) (http.SameSite, bool) {
+	switch s {
+	case "Lax":
+		return http.SameSiteLaxMode, true
+	case "Strict":
+		return http.SameSiteStrictMode, true
+	case "None":
+		return http.SameSiteNoneMode, true
 	}
-	for label := range strings.SplitSeq(s, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			b := label[i]
-			if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '-') {
-				return false
-			}
-		}
-	}
-	return true
+	return http.SameSiteLaxMode, false
 }
 
 func (c *Config) validatePolicy(p *problems) {
@@ -801,11 +694,24 @@ func (c *Config) validateHTTPAuthz(p *problems) {
 	if !slices.Contains([]string{"", "nginx", "traefik", "caddy"}, h.Profile) {
 		p.add("httpAuthz.profile", "must be nginx, traefik or caddy, or empty (got %q)", h.Profile)
 	}
-	for i, s := range h.TrustedProxies {
-		if _, err := parsePrefix(s); err != nil {
+	_, err := trustedProxies(h.TrustedProxies)
+	p.join(err)
+}
+
+// trustedProxies parses httpAuthz.trustedProxies, a single IP as its /32 or
+// /128. It returns the entries that parse and a problem for each other one.
+func trustedProxies(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	var p problems
+	for i, s := range list {
+		pre, err := parsePrefix(s)
+		if err != nil {
 			p.add(fmt.Sprintf("httpAuthz.trustedProxies[%d]", i), "must be an IP address or a CIDR prefix (got %q)", s)
+			continue
 		}
+		out = append(out, pre)
 	}
+	return out, errors.Join(p...)
 }
 
 // validateSessionSharing checks every acceptSessionsFrom list: each entry
@@ -849,7 +755,8 @@ func (c Config) Warnings() []string {
 	add := func(path, format string, args ...any) {
 		w = append(w, path+": "+fmt.Sprintf(format, args...))
 	}
-	for _, family := range trustsEveryAddress(c.HTTPAuthz.Prefixes()) {
+	trusted, _ := trustedProxies(c.HTTPAuthz.TrustedProxies) // Validate reports the others
+	for _, family := range trustsEveryAddress(trusted) {
 		add("httpAuthz.trustedProxies", "trusts every %s address: any client may then describe its request in X-Forwarded-* and X-Original-* headers and choose the policy; list the proxies' own addresses", family)
 	}
 	type policy struct {
@@ -956,4 +863,32 @@ func upperHalf(p netip.Prefix) (netip.Prefix, bool) {
 	b[bit/8] |= 0x80 >> (bit % 8)
 	a, ok := netip.AddrFromSlice(b)
 	return netip.PrefixFrom(a, bit+1), ok
+}
+
+// validateRedis adds to redisstore.Options' own rules what the file must
+// spell out (it has no zero-means-default values) and the TLS files.
+func (c *Config) validateRedis(p *problems) {
+	const at = "store.redis."
+	r := c.Store.Redis
+	p.join(r.Options.Validate("store.redis"))
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"dialTimeout", r.DialTimeout}, {"readTimeout", r.ReadTimeout}, {"writeTimeout", r.WriteTimeout}} {
+		if d.v == 0 {
+			p.add(at+d.name, "must be positive and at most 1m (got %v)", d.v)
+		}
+	}
+	if r.KeyPrefix == "" {
+		p.add(at+"keyPrefix", "must be non-empty without braces or white space (got %q)", r.KeyPrefix)
+	}
+	if r.MaxRetries < 0 {
+		p.add(at+"maxRetries", "must be from 0 to 10 (got %d)", r.MaxRetries)
+	}
+	if (r.TLS.CertFile == "") != (r.TLS.KeyFile == "") {
+		p.add(at+"tls", "certFile and keyFile go together")
+	}
+	if !r.TLS.Enabled && (r.TLS.CAFile != "" || r.TLS.CertFile != "" || r.TLS.ServerName != "") {
+		p.add(at+"tls.enabled", "must be true when other tls fields are set")
+	}
 }

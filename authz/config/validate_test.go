@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/silentauth/silentauth/authz/cookie"
 )
 
 // sharing configures the top-level policy to accept top's sessions and a
@@ -53,7 +55,7 @@ func TestValidate(t *testing.T) {
 		// Tokens.
 		{"accessTTL zero", func(c *Config) { c.Tokens.AccessTTL = 0 }, "tokens.accessTTL: must be positive"},
 		{"accessTTL negative", func(c *Config) { c.Tokens.AccessTTL = -min }, "tokens.accessTTL: must be positive"},
-		{"accessTTL 24h", func(c *Config) { c.Tokens.AccessTTL = 24 * hour; c.Sessions.IdleTTL = 48 * hour }, ""},
+		{"accessTTL 24h", func(c *Config) { c.Tokens.AccessTTL = 24 * hour; c.Sessions.Idle = 48 * hour }, ""},
 		{"accessTTL over 24h", func(c *Config) { c.Tokens.AccessTTL = 25 * hour }, "tokens.accessTTL: must be at most 24h0m0s"},
 		{"leeway zero", func(c *Config) { c.Tokens.Leeway = 0 }, ""},
 		{"leeway negative", func(c *Config) { c.Tokens.Leeway = -sec }, "tokens.leeway: must not be negative"},
@@ -69,18 +71,18 @@ func TestValidate(t *testing.T) {
 		{"cacheSize high", func(c *Config) { c.Tokens.CacheSize = 10_000_001 }, "tokens.cacheSize: must be from 1 to 10000000"},
 
 		// Sessions.
-		{"idleTTL zero", func(c *Config) { c.Sessions.IdleTTL = 0 }, "sessions.idleTTL: must be positive"},
-		{"idleTTL equals accessTTL", func(c *Config) { c.Sessions.IdleTTL = 15 * min }, "sessions.idleTTL: must be longer than tokens.accessTTL (15m0s)"},
-		{"absoluteTTL zero", func(c *Config) { c.Sessions.AbsoluteTTL = 0 }, "sessions.absoluteTTL: must be positive"},
-		{"absoluteTTL under idle", func(c *Config) { c.Sessions.AbsoluteTTL = 719 * hour }, "sessions.absoluteTTL: must be at least sessions.idleTTL (720h0m0s)"},
-		{"absoluteTTL equals idle", func(c *Config) { c.Sessions.AbsoluteTTL = 720 * hour }, ""},
+		{"idleTTL zero", func(c *Config) { c.Sessions.Idle = 0 }, "sessions.idleTTL: must be positive"},
+		{"idleTTL equals accessTTL", func(c *Config) { c.Sessions.Idle = 15 * min }, "sessions.idleTTL: must be longer than tokens.accessTTL (15m0s)"},
+		{"absoluteTTL zero", func(c *Config) { c.Sessions.Absolute = 0 }, "sessions.absoluteTTL: must be positive"},
+		{"absoluteTTL under idle", func(c *Config) { c.Sessions.Absolute = 719 * hour }, "sessions.absoluteTTL: must be at least sessions.idleTTL (720h0m0s)"},
+		{"absoluteTTL equals idle", func(c *Config) { c.Sessions.Absolute = 720 * hour }, ""},
 		{"grace zero", func(c *Config) { c.Sessions.Grace = 0 }, "sessions.grace: must be positive"},
 		{"grace equals accessTTL", func(c *Config) { c.Sessions.Grace = 15 * min }, "sessions.grace: must be under tokens.accessTTL (15m0s)"},
-		{"absoluteTTL 400 days", func(c *Config) { c.Sessions.AbsoluteTTL = 9600 * hour }, ""},
-		{"absoluteTTL over 400 days", func(c *Config) { c.Sessions.AbsoluteTTL = 9624 * hour }, "sessions.absoluteTTL: must be at most 9600h0m0s (400 days): RFC 6265bis caps a cookie's Max-Age and Expires at 400 days, so the cookie would end before the session (got 9624h0m0s)"},
-		{"absoluteTTL a second over", func(c *Config) { c.Sessions.AbsoluteTTL = 9600*hour + sec }, "sessions.absoluteTTL: must be at most 9600h0m0s (400 days): RFC 6265bis"},
-		{"idleTTL 400 days", func(c *Config) { c.Sessions.IdleTTL, c.Sessions.AbsoluteTTL = 9600*hour, 9600*hour }, ""},
-		{"idleTTL over 400 days", func(c *Config) { c.Sessions.IdleTTL = 9601 * hour }, "sessions.idleTTL: must be at most 9600h0m0s (400 days): RFC 6265bis"},
+		{"absoluteTTL 400 days", func(c *Config) { c.Sessions.Absolute = 9600 * hour }, ""},
+		{"absoluteTTL over 400 days", func(c *Config) { c.Sessions.Absolute = 9624 * hour }, "sessions.absoluteTTL: must be at most 9600h0m0s (400 days): RFC 6265bis caps a cookie's Max-Age and Expires at 400 days, so the cookie would end before the session (got 9624h0m0s)"},
+		{"absoluteTTL a second over", func(c *Config) { c.Sessions.Absolute = 9600*hour + sec }, "sessions.absoluteTTL: must be at most 9600h0m0s (400 days): RFC 6265bis"},
+		{"idleTTL 400 days", func(c *Config) { c.Sessions.Idle, c.Sessions.Absolute = 9600*hour, 9600*hour }, ""},
+		{"idleTTL over 400 days", func(c *Config) { c.Sessions.Idle = 9601 * hour }, "sessions.idleTTL: must be at most 9600h0m0s (400 days): RFC 6265bis"},
 		{"accessTTL over 400 days", func(c *Config) { c.Tokens.AccessTTL = 9624 * hour }, "tokens.accessTTL: must be at most 24h0m0s"},
 
 		// Keys.
@@ -274,7 +276,7 @@ func TestValidate(t *testing.T) {
 			c.Policies = map[string]NamedPolicy{"a": {ClaimHeaders: map[string]string{"cookie": "sub"}}}
 		}, "policies.a.claimHeaders.cookie"},
 		{"redis ok", func(c *Config) { c.Store.Backend = "redis"; c.Store.Redis.Addrs = []string{"127.0.0.1:6379"} }, ""},
-		{"redis no addrs", func(c *Config) { c.Store.Backend = "redis" }, "store.redis.addrs: required with store.backend redis"},
+		{"redis no addrs", func(c *Config) { c.Store.Backend = "redis" }, "store.redis.addrs: required"},
 		{"redis standalone two addrs", func(c *Config) { c.Store.Backend = "redis"; c.Store.Redis.Addrs = []string{"a:1", "b:2"} }, "standalone mode takes exactly one address"},
 		{"redis bad addr", func(c *Config) { c.Store.Backend = "redis"; c.Store.Redis.Addrs = []string{"nohost"} }, "store.redis.addrs[0]: must be host:port"},
 		{"redis cluster", func(c *Config) {
@@ -349,7 +351,7 @@ func fromSecret(name, namespace string, more ...func(*Config)) func(*Config) {
 // applies f to them.
 func plain(f func(*Cookies)) func(*Config) {
 	return func(c *Config) {
-		c.Cookies = Cookies{Access: "at", Refresh: "rt", Hint: "exp", Path: "/", Secure: true, SameSite: "Lax"}
+		c.Cookies = Cookies{Policy: cookie.Policy{Access: "at", Refresh: "rt", Hint: "exp", Path: "/", Secure: true}, SameSite: "Lax"}
 		f(&c.Cookies)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -23,15 +22,15 @@ import (
 // own log lines are routed into the structured log. Each user builds a REST
 // client that knows only its kinds (kubesecret.NewListWatch,
 // sessionapi.NewReviewer) rather than the full clientset.
-func kubeConfig(cfg config.Config, log *slog.Logger) (*rest.Config, error) {
+func kubeConfig(kubeconfig string, log *slog.Logger) (*rest.Config, error) {
 	klog.SetSlogLogger(log.With("component", "client-go"))
 	var (
 		rc  *rest.Config
 		err error
 	)
 	switch {
-	case cfg.Keys.Kubeconfig != "":
-		rc, err = clientcmd.BuildConfigFromFlags("", cfg.Keys.Kubeconfig)
+	case kubeconfig != "":
+		rc, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
 	default:
 		if rc, err = rest.InClusterConfig(); err == rest.ErrNotInCluster {
 			rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
@@ -48,9 +47,9 @@ func kubeConfig(cfg config.Config, log *slog.Logger) (*rest.Config, error) {
 // watchSecretKeys starts the watcher of the key Secret. Readiness waits
 // for its first usable keyring; later trouble keeps the last good keyring
 // and shows in the verbose health view, metrics and the log.
-func watchSecretKeys(ctx context.Context, cfg config.Config, kube *rest.Config, getenv func(string) string,
-	ring *keys.Holder, log *slog.Logger, reg prometheus.Registerer, checks *internalhealth.Registry) error {
-	ns, err := cfg.Keys.SecretNamespace(getenv, os.ReadFile)
+func watchSecretKeys(ctx context.Context, cfg config.Completed, kube *rest.Config, ring *keys.Holder, e *env) error {
+	log := e.log
+	ns, err := cfg.Keys.SecretNamespace(e.getenv, os.ReadFile)
 	if err != nil {
 		return fmt.Errorf("keys.secret.namespace: %w", err)
 	}
@@ -61,12 +60,12 @@ func watchSecretKeys(ctx context.Context, cfg config.Config, kube *rest.Config, 
 	w, err := kubesecret.NewWatcher(kubesecret.Options{
 		Secrets: secrets, Namespace: ns, Name: cfg.Keys.Secret.Name,
 		Lifecycle: keys.Lifecycle{AccessTTL: cfg.Tokens.AccessTTL, Leeway: cfg.Tokens.Leeway},
-		Holder:    ring, Log: log.With("component", "keyring"), Registerer: reg, Now: time.Now,
+		Holder:    ring, Log: log.With("component", "keyring"), Registerer: e.reg, Now: time.Now,
 	})
 	if err != nil {
 		return err
 	}
-	checks.Add("keyring", true, func() internalhealth.Status {
+	e.checks.Add("keyring", true, func() internalhealth.Status {
 		ready, msg := w.Status()
 		return internalhealth.Status{OK: ready, Message: msg}
 	})

@@ -30,7 +30,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	switch args[0] {
 	case "serve":
-		return serve(ctx, args[1:], getenv, stderr)
+		cfg, err := loadConfig("serve", args[1:], getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cfg, getenv, stderr)
 	case "config":
 		return configCmd(args[1:], getenv, stdout, stderr)
 	case "check":
@@ -69,17 +73,17 @@ func configCmd(args []string, getenv func(string) string, stdout, stderr io.Writ
 
 // loadConfig builds the configuration: defaults (development defaults
 // when no file is given), then the file, the environment and the flags,
-// and validates the result.
-func loadConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (config.Config, error) {
+// validated and completed.
+func loadConfig(name string, args []string, getenv func(string) string, stderr io.Writer) (config.Completed, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "YAML configuration file (default: development defaults on 127.0.0.1)")
 	overrides := config.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
-		return config.Config{}, err
+		return config.Completed{}, err
 	}
 	if fs.NArg() > 0 {
-		return config.Config{}, fmt.Errorf("unexpected arguments: %v", fs.Args())
+		return config.Completed{}, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	base := config.Development()
 	if *path != "" {
@@ -87,7 +91,11 @@ func loadConfig(name string, args []string, getenv func(string) string, stderr i
 	}
 	cfg, err := config.Resolve(base, *path, getenv, overrides)
 	if err != nil {
-		return config.Config{}, fmt.Errorf("invalid configuration:\n%w", err)
+		return config.Completed{}, fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	return cfg, nil
+	done, err := cfg.Complete()
+	if err != nil {
+		return config.Completed{}, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return done, nil
 }

@@ -9,12 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -41,111 +39,187 @@ import (
 // serve runs the service until ctx is cancelled, then shuts down in order:
 // readiness and gRPC health NOT_SERVING, a drain period, gRPC GracefulStop
 // with a deadline, HTTP Shutdown with a timeout.
-func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	cfg, err := loadConfig("serve", args, getenv, stderr)
+func serve(ctx context.Context, cfg config.Completed, getenv func(string) string, stderr io.Writer) error {
+	env := newEnv(cfg, getenv, stderr)
+	ring, kube, err := env.keyring(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log, stderr)
-	log.Info("starting silentauth", "config", cfg)
-	for _, w := range cfg.Warnings() {
-		log.Warn("configuration allows what is probably a mistake", "warning", w)
-	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	checks := internalhealth.New()
-
-	ring := &keys.Holder{}
-	keys.RegisterMetrics(reg, ring, time.Now)
-	var kube *rest.Config
-	if cfg.Keys.Secret.Name != "" || len(cfg.SessionAPI.ServiceAccounts) > 0 {
-		if kube, err = kubeConfig(cfg, log); err != nil {
-			return err
-		}
-	}
-	if cfg.Keys.Secret.Name != "" {
-		if err := watchSecretKeys(ctx, cfg, kube, getenv, ring, log, reg, checks); err != nil {
-			return err
-		}
-	} else {
-		if err := loadKeys(cfg, ring, log); err != nil {
-			return err
-		}
-		checks.Add("keyring", true, func() internalhealth.Status {
-			r := ring.Keyring()
-			return internalhealth.Status{OK: true, Message: fmt.Sprintf("%d key(s) from %s, signing with %s", len(r.Keys()), keySource(cfg), r.Signer(time.Now()).ID)}
-		})
-	}
-
-	apiAuth, err := sessionAPIAuth(cfg, getenv, kube, log)
+	auth, err := sessionAPIAuth(cfg, getenv, kube, env.log)
 	if err != nil {
 		return err
 	}
-
-	st, closeStore, err := openStore(ctx, cfg, getenv, log, reg, checks)
+	st, closeStore, err := openStore(ctx, cfg, env)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
-	sessions := session.New(st, session.Lifetimes{
-		Idle: cfg.Sessions.IdleTTL, Absolute: cfg.Sessions.AbsoluteTTL, Grace: cfg.Sessions.Grace,
-	}, time.Now, session.AcceptSessions(cfg.SessionSharing()))
+	sessions := session.New(st, cfg.Sessions, time.Now, session.AcceptSessions(cfg.SessionSharing()))
 	// Rotations whose caller left and refresh-token confirmations finish
 	// before the store closes.
 	defer sessions.Wait()
-	routes := map[string]authz.Route{}
-	for _, name := range append([]string{""}, slices.Sorted(maps.Keys(cfg.Policies))...) {
-		routes[name] = route(cfg, name, ring)
-	}
-	def := routes[""]
-	delete(routes, "")
-	minters := map[string]*token.Minter{}
-	for name, rt := range routes {
-		minters[name] = rt.Minter
-	}
-	minter := def.Minter
-	cookies := cfg.Cookies.Policy()
-	engine, err := authz.NewEngine(authz.Options{
-		Verifier: def.Verifier, Minter: def.Minter, Policy: def.Policy, Named: routes,
-		Sessions: sessions, Cookies: cookies, RefreshBefore: cfg.Tokens.RefreshBefore,
-	})
+	srv, err := newServers(cfg, env, ring, sessions, auth)
 	if err != nil {
 		return err
 	}
-
-	// gRPC: Check and the standard health service.
-	grpcOpts := authz.GRPCOptions()
-	if t := cfg.Listen.GRPC.TLS; t.Enabled() {
-		rl, err := tlsreload.New(t.CertFile, t.KeyFile, t.ClientCAFile, log.With("listener", "grpc"))
-		if err != nil {
-			return fmt.Errorf("listen.grpc.tls: %w", err)
-		}
-		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(rl.TLSConfig())))
+	// Bind every listener before serving anything, so a port clash fails
+	// the start instead of leaving a half-running service.
+	lns, err := listen(cfg, env.log, srv.apiTLS)
+	defer closeAll(lns)
+	if err != nil {
+		return err
 	}
-	grpcSrv := grpc.NewServer(grpcOpts...)
-	checkMetrics := authz.NewMetrics(reg, cfg.Log.CheckLinesPerSecond)
-	authv3.RegisterAuthorizationServer(grpcSrv, authz.NewServer(engine, log, checkMetrics))
-	grpcHealth := health.NewServer()
-	healthpb.RegisterHealthServer(grpcSrv, grpcHealth)
+	errc := srv.start(lns)
+	env.log.Info("silentauth ready")
+	if cfg.Development {
+		printDevBanner(stderr, lns, auth)
+	}
+	select {
+	case <-ctx.Done():
+		srv.shutdown(cfg.Shutdown, env, cfg.Shutdown.Drain)
+		return nil
+	case err := <-errc:
+		env.log.Error("listener failed; shutting down", "error", err)
+		srv.shutdown(cfg.Shutdown, env, 0)
+		return err
+	}
+}
 
-	// HTTP: public JWKS, the session API on its own listener, and admin.
+// env is what every part of the service shares: the log, the metrics
+// registry, the health checks and the environment.
+type env struct {
+	log    *slog.Logger
+	reg    *prometheus.Registry
+	checks *internalhealth.Registry
+	getenv func(string) string
+}
+
+// newEnv starts the log (and writes the configuration and its warnings to
+// it) and the metrics registry with Go's own collectors.
+func newEnv(cfg config.Completed, getenv func(string) string, stderr io.Writer) *env {
+	log := newLogger(cfg, stderr)
+	log.Info("starting silentauth", "config", cfg.Config)
+	for _, w := range cfg.Warnings() {
+		log.Warn("configuration allows what is probably a mistake", "warning", w)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &env{log: log, reg: reg, checks: internalhealth.New(), getenv: getenv}
+}
+
+// keyring fills a keyring from the key Secret (watched) or keys.dir (read
+// once; generated in development), and returns the Kubernetes API config
+// when the Secret or the session API's ServiceAccounts need one.
+func (e *env) keyring(ctx context.Context, cfg config.Completed) (*keys.Holder, *rest.Config, error) {
+	ring := &keys.Holder{}
+	keys.RegisterMetrics(e.reg, ring, time.Now)
+	var kube *rest.Config
+	if cfg.Keys.Secret.Name != "" || len(cfg.SessionAPI.ServiceAccounts) > 0 {
+		var err error
+		if kube, err = kubeConfig(cfg.Keys.Kubeconfig, e.log); err != nil {
+			return nil, nil, err
+		}
+	}
+	if cfg.Keys.Secret.Name != "" {
+		return ring, kube, watchSecretKeys(ctx, cfg, kube, ring, e)
+	}
+	if err := loadKeys(cfg.Config, ring, e.log); err != nil {
+		return nil, nil, err
+	}
+	e.checks.Add("keyring", true, func() internalhealth.Status {
+		r := ring.Keyring()
+		return internalhealth.Status{OK: true, Message: fmt.Sprintf("%d key(s) from %s, signing with %s", len(r.Keys()), keySource(cfg.Config), r.Signer(time.Now()).ID)}
+	})
+	return ring, kube, nil
+}
+
+// servers are the gRPC server and the three HTTP servers, not yet
+// listening.
+type servers struct {
+	grpc   *grpc.Server
+	health *health.Server
+	http   map[string]*http.Server // by listener: public, sessionAPI, admin
+	apiTLS *tls.Config             // of the session API, nil without TLS
+}
+
+// newServers builds the Engine over every route and the servers that
+// answer with it: gRPC Check and health, the public JWKS (and the HTTP
+// authorization mode), the session API and the admin endpoints.
+func newServers(cfg config.Completed, e *env, ring *keys.Holder, sessions *session.Manager, auth *apiAuth) (*servers, error) {
+	def, named := routes(cfg, ring)
+	engine, err := authz.NewEngine(authz.Options{
+		Verifier: def.Verifier, Minter: def.Minter, Policy: def.Policy, Named: named,
+		Sessions: sessions, Cookies: cfg.CookiePolicy, RefreshBefore: cfg.Tokens.RefreshBefore,
+	})
+	if err != nil {
+		return nil, err
+	}
+	checkMetrics := authz.NewMetrics(e.reg, cfg.Log.CheckLinesPerSecond)
+	s := &servers{health: health.NewServer()}
+	grpcTLS, err := listenerTLS(cfg.Listen.GRPC.TLS, "grpc", e.log)
+	if err != nil {
+		return nil, err
+	}
+	grpcOpts := authz.GRPCOptions()
+	if grpcTLS != nil {
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(grpcTLS)))
+	}
+	s.grpc = grpc.NewServer(grpcOpts...)
+	authv3.RegisterAuthorizationServer(s.grpc, authz.NewServer(engine, e.log, checkMetrics))
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	if s.apiTLS, err = listenerTLS(cfg.Listen.SessionAPI.TLS, "sessionAPI", e.log); err != nil {
+		return nil, err
+	}
+	minters := make(map[string]*token.Minter, len(named))
+	for name, rt := range named {
+		minters[name] = rt.Minter
+	}
+	api := sessionapi.New(sessionapi.Options{
+		Auth: auth, Sessions: sessions, Minter: def.Minter, Minters: minters, Cookies: cfg.CookiePolicy, Log: e.log,
+	})
+	s.http = map[string]*http.Server{
+		"public":     newHTTPServer(publicHandler(cfg, e, ring, engine, checkMetrics), e.log),
+		"sessionAPI": newHTTPServer(api, e.log),
+		"admin":      newHTTPServer(adminHandler(cfg, e), e.log),
+	}
+	return s, nil
+}
+
+// listenerTLS loads the reloading server certificate of listener name, or
+// returns nil without TLS.
+func listenerTLS(t config.TLS, name string, log *slog.Logger) (*tls.Config, error) {
+	if !t.Enabled() {
+		return nil, nil
+	}
+	rl, err := tlsreload.New(t.CertFile, t.KeyFile, t.ClientCAFile, log.With("listener", name))
+	if err != nil {
+		return nil, fmt.Errorf("listen.%s.tls: %w", name, err)
+	}
+	return rl.TLSConfig(), nil
+}
+
+// publicHandler serves the JWKS and, when enabled, the HTTP authorization
+// mode. The mode sits in front of the mux, not on it: ServeMux would
+// redirect the unnormalised paths Envoy's path_prefix passes on, which the
+// Engine must judge itself.
+func publicHandler(cfg config.Completed, e *env, ring *keys.Holder, engine *authz.Engine, m *authz.Metrics) http.Handler {
 	public := http.NewServeMux()
 	public.Handle("/.well-known/jwks.json", keys.JWKSHandler(ring, cfg.Keys.JWKSMaxAge))
-	// The HTTP authorization mode sits in front of the mux, not on it:
-	// ServeMux would redirect the unnormalised paths Envoy's path_prefix
-	// passes on, which the Engine must judge itself.
-	var publicHandler http.Handler = public
-	if h := cfg.HTTPAuthz; h.Enabled {
-		publicHandler = authz.NewHTTPHandler(engine, authz.HTTPOptions{
-			Profile: authz.Profile(h.Profile), TrustedProxies: h.Prefixes(), Next: public,
-		}, log, checkMetrics)
+	if !cfg.HTTPAuthz.Enabled {
+		return public
 	}
+	return authz.NewHTTPHandler(engine, authz.HTTPOptions{
+		Profile: authz.Profile(cfg.HTTPAuthz.Profile), TrustedProxies: cfg.TrustedProxies, Next: public,
+	}, e.log, m)
+}
+
+// adminHandler serves metrics, health and, when enabled, pprof.
+func adminHandler(cfg config.Completed, e *env) http.Handler {
 	admin := http.NewServeMux()
-	admin.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	admin.HandleFunc("/healthz", checks.Livez)
-	admin.HandleFunc("/livez", checks.Livez)
-	admin.HandleFunc("/readyz", checks.Readyz)
+	admin.Handle("/metrics", promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{Registry: e.reg}))
+	admin.HandleFunc("/healthz", e.checks.Livez)
+	admin.HandleFunc("/livez", e.checks.Livez)
+	admin.HandleFunc("/readyz", e.checks.Readyz)
 	if cfg.Profiling {
 		admin.HandleFunc("/debug/pprof/", pprof.Index)
 		admin.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -153,33 +227,20 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		admin.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		admin.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	api := sessionapi.New(sessionapi.Options{
-		Auth: apiAuth, Sessions: sessions, Minter: minter, Minters: minters, Cookies: cookies, Log: log,
-	})
-	var apiTLS *tls.Config
-	if t := cfg.Listen.SessionAPI.TLS; t.Enabled() {
-		rl, err := tlsreload.New(t.CertFile, t.KeyFile, t.ClientCAFile, log.With("listener", "sessionAPI"))
-		if err != nil {
-			return fmt.Errorf("listen.sessionAPI.tls: %w", err)
-		}
-		apiTLS = rl.TLSConfig()
-	}
+	return admin
+}
 
-	// Bind every listener before serving anything, so a port clash fails
-	// the start instead of leaving a half-running service.
+// listen binds the four listeners, the session API's behind apiTLS when
+// set. On error it returns those already bound, for the caller to close.
+func listen(cfg config.Completed, log *slog.Logger, apiTLS *tls.Config) (map[string]net.Listener, error) {
 	lns := map[string]net.Listener{}
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
 	for name, addr := range map[string]string{
 		"grpc": cfg.Listen.GRPC.Address, "public": cfg.Listen.Public.Address,
 		"sessionAPI": cfg.Listen.SessionAPI.Address, "admin": cfg.Listen.Admin.Address,
 	} {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return fmt.Errorf("listen.%s.address: %w", name, err)
+			return lns, fmt.Errorf("listen.%s.address: %w", name, err)
 		}
 		lns[name] = ln
 		log.Info("listening", "listener", name, "address", ln.Addr().String())
@@ -187,36 +248,33 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	if apiTLS != nil {
 		lns["sessionAPI"] = tls.NewListener(lns["sessionAPI"], apiTLS)
 	}
+	return lns, nil
+}
 
-	httpSrvs := map[string]*http.Server{
-		"public":     newHTTPServer(publicHandler, log),
-		"sessionAPI": newHTTPServer(api, log),
-		"admin":      newHTTPServer(admin, log),
+func closeAll(lns map[string]net.Listener) {
+	for _, ln := range lns {
+		ln.Close()
 	}
+}
+
+// start serves every server on its listener and reports health SERVING.
+// The channel receives the first listener that fails.
+func (s *servers) start(lns map[string]net.Listener) <-chan error {
 	errc := make(chan error, 4)
-	go func() { errc <- grpcSrv.Serve(lns["grpc"]) }()
-	for name, srv := range httpSrvs {
+	go func() { errc <- s.grpc.Serve(lns["grpc"]) }()
+	for name, srv := range s.http {
 		go func() {
 			if err := srv.Serve(lns[name]); !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("%s listener: %w", name, err)
 			}
 		}()
 	}
-	setServing(grpcHealth, healthpb.HealthCheckResponse_SERVING)
-	log.Info("silentauth ready")
-	if cfg.Development {
-		printDevBanner(stderr, lns, apiAuth)
-	}
+	setServing(s.health, healthpb.HealthCheckResponse_SERVING)
+	return errc
+}
 
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		log.Error("listener failed; shutting down", "error", err)
-		shutdown(cfg.Shutdown, log, checks, grpcHealth, grpcSrv, httpSrvs, 0)
-		return err
-	}
-	shutdown(cfg.Shutdown, log, checks, grpcHealth, grpcSrv, httpSrvs, cfg.Shutdown.Drain)
-	return nil
+func (s *servers) shutdown(c config.Shutdown, e *env, drain time.Duration) {
+	shutdown(c, e.log, e.checks, s.health, s.grpc, s.http, drain)
 }
 
 func shutdown(c config.Shutdown, log *slog.Logger, checks *internalhealth.Registry, gh *health.Server,
@@ -261,11 +319,9 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-func newLogger(c config.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "text" {
+func newLogger(cfg config.Completed, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogText {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
@@ -302,7 +358,7 @@ func loadKeys(cfg config.Config, ring *keys.Holder, log *slog.Logger) error {
 // secret from sessionAPI.tokenFile or SILENTAUTH_API_TOKEN, and/or the
 // allowed ServiceAccounts through TokenReview. In development, with
 // neither, it generates a secret, which the banner prints once.
-func sessionAPIAuth(cfg config.Config, getenv func(string) string, kube *rest.Config, log *slog.Logger) (*apiAuth, error) {
+func sessionAPIAuth(cfg config.Completed, getenv func(string) string, kube *rest.Config, log *slog.Logger) (*apiAuth, error) {
 	secret := getenv("SILENTAUTH_API_TOKEN")
 	source := "SILENTAUTH_API_TOKEN"
 	if f := cfg.SessionAPI.TokenFile; f != "" {
@@ -381,14 +437,24 @@ func printDevBanner(w io.Writer, lns map[string]net.Listener, a *apiAuth) {
 `, token, api, token, grpcAddr, public)
 }
 
-// route builds the policy named name (the top-level one for "") with the
+// routes builds the default route and the named ones, each with the
 // verifier and minter of its audience.
-func route(cfg config.Config, name string, ring keys.Source) authz.Route {
-	p, aud := cfg.Resolved(name)
+func routes(cfg config.Completed, ring keys.Source) (authz.Route, map[string]authz.Route) {
+	named := make(map[string]authz.Route, len(cfg.Routes)-1)
+	for name, r := range cfg.Routes {
+		if name != "" {
+			named[name] = route(cfg, r, ring)
+		}
+	}
+	return route(cfg, cfg.Routes[""], ring), named
+}
+
+func route(cfg config.Completed, r config.Route, ring keys.Source) authz.Route {
+	p := r.Policy
 	return authz.Route{
-		Minter: token.NewMinter(token.MinterOptions{Issuer: cfg.Issuer, Audience: aud, TTL: cfg.Tokens.AccessTTL, Keys: ring}),
+		Minter: token.NewMinter(token.MinterOptions{Issuer: cfg.Issuer, Audience: r.Audience, TTL: cfg.Tokens.AccessTTL, Keys: ring}),
 		Verifier: token.NewVerifier(token.VerifierOptions{
-			Issuer: cfg.Issuer, Audiences: []string{aud}, Leeway: cfg.Tokens.Leeway, Keys: ring,
+			Issuer: cfg.Issuer, Audiences: []string{r.Audience}, Leeway: cfg.Tokens.Leeway, Keys: ring,
 			MaxTokenBytes: cfg.Tokens.MaxBytes, CacheSize: cfg.Tokens.CacheSize,
 		}),
 		Policy: authz.Policy{

@@ -28,16 +28,16 @@ const storeProbeInterval = 5 * time.Second
 // openStore opens the configured store and registers its informational
 // health check and metric. Readiness is never tied to the store: requests
 // with valid access tokens pass without it. The returned func closes it.
-func openStore(ctx context.Context, cfg config.Config, getenv func(string) string, log *slog.Logger,
-	reg prometheus.Registerer, checks *internalhealth.Registry) (store.Store, func(), error) {
-	if cfg.Store.Backend != "redis" {
+func openStore(ctx context.Context, cfg config.Completed, e *env) (store.Store, func(), error) {
+	log, checks := e.log, e.checks
+	if !cfg.Redis {
 		checks.Add("store", false, func() internalhealth.Status {
 			return internalhealth.Status{OK: true, Message: "memory (one replica; sessions are lost on restart)"}
 		})
 		return memstore.New(time.Now), func() {}, nil
 	}
 	rc := cfg.Store.Redis
-	password := getenv("SILENTAUTH_REDIS_PASSWORD")
+	password := e.getenv("SILENTAUTH_REDIS_PASSWORD")
 	if rc.PasswordFile != "" {
 		b, err := os.ReadFile(rc.PasswordFile)
 		if err != nil {
@@ -50,12 +50,9 @@ func openStore(ctx context.Context, cfg config.Config, getenv func(string) strin
 		return nil, nil, err
 	}
 	redis.SetLogger(redisLogger{log.With("component", "redis")})
-	st, err := redisstore.New(redisstore.Options{
-		Addrs: rc.Addrs, Mode: redisstore.Mode(rc.Mode), MasterName: rc.MasterName,
-		Username: rc.Username, Password: password, DB: rc.DB, TLS: tlsConf, KeyPrefix: rc.KeyPrefix,
-		DialTimeout: rc.DialTimeout, ReadTimeout: rc.ReadTimeout, WriteTimeout: rc.WriteTimeout,
-		PoolSize: rc.PoolSize, MaxRetries: rc.MaxRetries,
-	})
+	o := rc.Options
+	o.Password, o.TLS = password, tlsConf
+	st, err := redisstore.New(o)
 	if err != nil {
 		return nil, nil, fmt.Errorf("store.redis: %w", err)
 	}
@@ -64,7 +61,7 @@ func openStore(ctx context.Context, cfg config.Config, getenv func(string) strin
 	var status atomic.Pointer[internalhealth.Status]
 	status.Store(&internalhealth.Status{Message: "not probed yet"})
 	up := prometheus.NewGauge(prometheus.GaugeOpts{Name: "silentauth_store_up", Help: "1 when the last probe of the session store succeeded, else 0."})
-	reg.MustRegister(up)
+	e.reg.MustRegister(up)
 	probe := func() {
 		pctx, cancel := context.WithTimeout(ctx, rc.DialTimeout+rc.ReadTimeout)
 		defer cancel()
@@ -73,7 +70,7 @@ func openStore(ctx context.Context, cfg config.Config, getenv func(string) strin
 			if prev := status.Load(); prev.OK {
 				log.Error("session store unreachable; refreshes answer 503 and keep cookies, valid tokens still pass", "error", err)
 			}
-			status.Store(&internalhealth.Status{Message: "redis " + rc.Mode + ": " + err.Error()})
+			status.Store(&internalhealth.Status{Message: "redis " + string(rc.Mode) + ": " + err.Error()})
 			up.Set(0)
 			return
 		}
