@@ -8,11 +8,11 @@
 //
 // Settings are layered, later sources winning:
 //
-//	defaults (Default or Development)  <  YAML file (Load)  <  environment (ApplyEnv)  <  flags (Overrides.Apply)
+//	defaults (Default or Development)  <  YAML file  <  environment (ApplyEnv)  <  flags (Overrides.Apply)
 //
-// Resolve applies the layers in that order and then validates; use it rather
-// than composing the steps by hand. Load, ApplyEnv and Overrides.Apply do not
-// validate, because a later layer may still fix what an earlier one left
+// Resolve applies the layers in that order and then validates; Complete
+// then parses the result into the Completed the service runs with. ApplyEnv
+// and Overrides.Apply do not validate, because a later layer may still fix what an earlier one left
 // incomplete (keys.dir from SILENTAUTH_KEYS_DIR, for example).
 //
 // # File

@@ -18,24 +18,6 @@ import (
 // before it is parsed, so a wrong path (a log, a device) fails fast.
 const MaxFileSize = 1 << 20
 
-// Load reads the YAML file at path on top of Default and returns the result
-// without validating it: the environment and flags may still change it (see
-// Resolve). The file must hold at most one YAML document and at most
-// MaxFileSize bytes; an empty file yields Default. Unknown fields, repeated
-// keys and values of the wrong type (durations are written "15m", not 900)
-// are errors naming the field or the line, all of them at once.
-func Load(path string) (Config, error) {
-	c := Default()
-	problems, err := loadInto(&c, path)
-	if err == nil {
-		err = errors.Join(problems...)
-	}
-	if err != nil {
-		return Config{}, err
-	}
-	return c, nil
-}
-
 // Resolve builds the configuration the process runs with: base (Default or
 // Development), then the file at path (none when path is ""), then the
 // environment read through getenv, then the flags set in o (which may be
@@ -44,7 +26,8 @@ func Load(path string) (Config, error) {
 // parse, and what Validate finds in the rest. Outside Development it also
 // requires a session-API credential: one of sessionAPI.tokenFile, the
 // SILENTAUTH_API_TOKEN variable (which Validate cannot see) or
-// sessionAPI.serviceAccounts. The Config returned is Normalized.
+// sessionAPI.serviceAccounts. The Config returned is Normalized; Complete
+// turns it into what the service runs with.
 func Resolve(base Config, path string, getenv func(string) string, o *Overrides) (Config, error) {
 	c := base.clone()
 	var errs []error
