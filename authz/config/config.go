@@ -124,7 +124,7 @@ type Keys struct {
 	// Kubeconfig is a kubeconfig file for reaching the Kubernetes API
 	// server from outside a cluster. Default "" (the in-cluster
 	// ServiceAccount config, else the file named by $KUBECONFIG).
-	Kubeconfig string `yaml:"kubeconfig"`
+	Kubeconfig string `yaml:"kubeconfig" log:"set"`
 	// JWKSMaxAge is the Cache-Control max-age of the JWKS. Default 5m.
 	JWKSMaxAge time.Duration `yaml:"jwksMaxAge"`
 }
@@ -157,7 +157,7 @@ type Cookies struct {
 type Policy struct {
 	// LoginURL receives page navigations without a valid session, with the
 	// original same-origin path in ReturnToParam. Default "" (401 instead).
-	LoginURL string `yaml:"loginURL"`
+	LoginURL string `yaml:"loginURL" log:"url"`
 	// ReturnToParam names the query parameter carrying the return path.
 	// Default "return_to".
 	ReturnToParam string `yaml:"returnToParam"`
@@ -228,7 +228,7 @@ type SessionAPI struct {
 	// variable SILENTAUTH_API_TOKEN is used when it is empty. Default "".
 	// Outside Development one of the two is required; Development generates
 	// a token and prints it once.
-	TokenFile string `yaml:"tokenFile"`
+	TokenFile string `yaml:"tokenFile" log:"set"`
 	// ServiceAccounts, as "namespace/name", may call the session API with
 	// a projected ServiceAccount token, checked with the Kubernetes
 	// TokenReview API. With any listed, the bearer secret (TokenFile or

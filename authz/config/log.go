@@ -3,101 +3,99 @@ package config
 import (
 	"log/slog"
 	"net/url"
+	"reflect"
+	"strings"
+	"time"
 )
 
-// LogValue summarises c for a startup log line: listeners, lifetimes, key
-// source, cookie names, policy sizes, store and logging. Config holds no
-// secret, but the summary still leaves out what is long or possibly
-// sensitive: the login URL's query, the lists of paths, origins and claim
-// headers and session-API ServiceAccounts (only their counts), and the
-// session-API token file and kubeconfig (only whether they are set).
-// Durations are strings ("15m0s"), not nanoseconds.
+// LogValue summarises c for a startup log line, following the YAML layout:
+// every field under its YAML name, durations as strings ("15m0s"), and
+// lists and maps as their length only (paths, origins, claim headers,
+// ServiceAccounts, named policies). Config holds no secret, but a field
+// tagged log:"set" (the session-API token file, the kubeconfig) is shown
+// only as whether it is set ("tokenFileSet"), one tagged log:"url" (the
+// login URL) without its query, fragment and user information, and one
+// tagged log:"-" not at all; types that summarise themselves (Listener,
+// SecretRef, Store) implement slog.LogValuer. A new field is logged without
+// any change here.
 func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.Bool("development", c.Development),
-		slog.String("issuer", c.Issuer),
-		slog.String("audience", c.Audience),
-		slog.Group("listen",
-			listenerAttr("grpc", c.Listen.GRPC),
-			listenerAttr("public", c.Listen.Public),
-			listenerAttr("sessionAPI", c.Listen.SessionAPI),
-			listenerAttr("admin", c.Listen.Admin),
-		),
-		slog.Group("tokens",
-			slog.String("accessTTL", c.Tokens.AccessTTL.String()),
-			slog.String("leeway", c.Tokens.Leeway.String()),
-			slog.String("refreshBefore", c.Tokens.RefreshBefore.String()),
-			slog.Int("maxBytes", c.Tokens.MaxBytes),
-			slog.Int("cacheSize", c.Tokens.CacheSize),
-		),
-		slog.Group("sessions",
-			slog.String("idleTTL", c.Sessions.Idle.String()),
-			slog.String("absoluteTTL", c.Sessions.Absolute.String()),
-			slog.String("grace", c.Sessions.Grace.String()),
-		),
-		slog.Group("keys",
-			slog.String("dir", c.Keys.Dir),
-			slog.String("active", c.Keys.Active),
-			slog.String("secret", secretRef(c.Keys.Secret)),
-			slog.Bool("kubeconfigSet", c.Keys.Kubeconfig != ""),
-			slog.String("jwksMaxAge", c.Keys.JWKSMaxAge.String()),
-		),
-		slog.Group("cookies",
-			slog.String("access", c.Cookies.Access),
-			slog.String("refresh", c.Cookies.Refresh),
-			slog.String("hint", c.Cookies.Hint),
-			slog.String("domain", c.Cookies.Domain),
-			slog.String("path", c.Cookies.Path),
-			slog.Bool("secure", c.Cookies.Secure),
-			slog.String("sameSite", c.Cookies.SameSite),
-		),
-		slog.Group("policy",
-			slog.String("loginURL", withoutQuery(c.Policy.LoginURL)),
-			slog.Int("publicPaths", len(c.Policy.PublicPaths)),
-			slog.Int("claimHeaders", len(c.Policy.ClaimHeaders)),
-			slog.Int("trustedOrigins", len(c.Policy.TrustedOrigins)),
-			slog.String("refreshPath", c.Policy.RefreshPath),
-			slog.String("logoutPath", c.Policy.LogoutPath),
-		),
-		slog.Group("sessionAPI",
-			slog.Bool("tokenFileSet", c.SessionAPI.TokenFile != ""),
-			slog.Int("serviceAccounts", len(c.SessionAPI.ServiceAccounts)),
-			slog.String("audience", c.SessionAPI.Audience),
-		),
-		slog.String("store", c.Store.Backend),
-		slog.Group("log",
-			slog.String("level", c.Log.Level),
-			slog.String("format", c.Log.Format),
-			slog.Int("checkLinesPerSecond", c.Log.CheckLinesPerSecond),
-		),
-		slog.Bool("profiling", c.Profiling),
-		slog.Group("shutdown",
-			slog.String("drain", c.Shutdown.Drain.String()),
-			slog.String("timeout", c.Shutdown.Timeout.String()),
-		),
-	)
+	return slog.GroupValue(logAttrs(reflect.ValueOf(c))...)
 }
 
-// secretRef renders the key Secret as namespace/name ("" without one; the
+var (
+	logDuration = reflect.TypeFor[time.Duration]()
+	valuerType  = reflect.TypeFor[slog.LogValuer]()
+)
+
+// logAttrs renders the fields of struct v as LogValue describes.
+func logAttrs(v reflect.Value) []slog.Attr {
+	var attrs []slog.Attr
+	for i := range v.NumField() {
+		f, fv := v.Type().Field(i), v.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		switch {
+		case !f.IsExported() || name == "-" || f.Tag.Get("log") == "-":
+			continue
+		case opts == "inline":
+			attrs = append(attrs, logAttrs(fv)...)
+			continue
+		}
+		attrs = append(attrs, logAttr(name, f.Tag.Get("log"), fv))
+	}
+	return attrs
+}
+
+func logAttr(name, tag string, v reflect.Value) slog.Attr {
+	switch {
+	case tag == "set":
+		return slog.Bool(name+"Set", !v.IsZero())
+	case tag == "url":
+		return slog.String(name, withoutQuery(v.String()))
+	case v.Type().Implements(valuerType):
+		return slog.Any(name, v.Interface())
+	case v.Type() == logDuration:
+		return slog.String(name, time.Duration(v.Int()).String())
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		return slog.Attr{Key: name, Value: slog.GroupValue(logAttrs(v)...)}
+	case reflect.Slice, reflect.Map:
+		return slog.Int(name, v.Len())
+	case reflect.String:
+		return slog.String(name, v.String())
+	case reflect.Bool:
+		return slog.Bool(name, v.Bool())
+	case reflect.Int, reflect.Int64:
+		return slog.Int64(name, v.Int())
+	}
+	return slog.String(name, v.Kind().String()) // no such field today
+}
+
+// LogValue renders the key Secret as namespace/name ("" without one; the
 // namespace reads "<pod>" when it defaults to the pod's).
-func secretRef(s SecretRef) string {
+func (s SecretRef) LogValue() slog.Value {
 	if s.Name == "" {
-		return ""
+		return slog.StringValue("")
 	}
 	ns := s.Namespace
 	if ns == "" {
 		ns = "<pod>"
 	}
-	return ns + "/" + s.Name
+	return slog.StringValue(ns + "/" + s.Name)
 }
 
-func listenerAttr(name string, l Listener) slog.Attr {
-	return slog.Group(name,
+// LogValue shows the address and whether TLS and client certificates are
+// on, not the file paths.
+func (l Listener) LogValue() slog.Value {
+	return slog.GroupValue(
 		slog.String("address", l.Address),
 		slog.Bool("tls", l.TLS.Enabled()),
 		slog.Bool("clientCerts", l.TLS.ClientCAFile != ""),
 	)
 }
+
+// LogValue names the backend only.
+func (s Store) LogValue() slog.Value { return slog.StringValue(s.Backend) }
 
 // withoutQuery drops the query, fragment and user information of a URL; it
 // returns "" for what does not parse, since the summary must never fail.
