@@ -170,7 +170,10 @@ func (e *route) decide(ctx context.Context, r *Request, reqErr error) Decision {
 	if reqErr != nil {
 		return e.deny(r, reqErr)
 	}
-	found := e.cookies.Read(r.Header("cookie"))
+	// The Cookie header is scanned once: our values, and what Upstream
+	// needs to rewrite it for the upstream.
+	jar := e.cookies.Scan(r.Header("cookie"))
+	found := jar.Found
 
 	// The session endpoints are answered here, never routed to an upstream,
 	// in every spelling a proxy may route to them (isEndpoint).
@@ -183,14 +186,14 @@ func (e *route) decide(ctx context.Context, r *Request, reqErr error) Decision {
 
 	// The upstream's Cookie header is rewritten without ours. One that a
 	// CheckResponse cannot carry is refused here, before anything rotates.
-	if !e.rewritable(r.Header("cookie")) {
+	if !e.rewritable(r.Header("cookie"), jar) {
 		return e.deny(r, errBadRequest)
 	}
 
 	// Public paths need no token; the upstream still never sees ours.
 	if e.public(r.Path) {
 		d := Decision{Allow: true, Reason: reasonPublic, Level: slog.LevelDebug}
-		e.scrubUpstream(r, &d)
+		e.scrubUpstream(r, jar, &d)
 		return d
 	}
 
@@ -232,7 +235,7 @@ func (e *route) decide(ctx context.Context, r *Request, reqErr error) Decision {
 				// its answer (session package doc: lost answers).
 				e.sessions.Presented(found.Refresh)
 			}
-			return e.allow(r, raw, claims, nil)
+			return e.allow(r, jar, raw, claims, nil)
 		}
 	}
 
@@ -247,14 +250,14 @@ func (e *route) decide(ctx context.Context, r *Request, reqErr error) Decision {
 			if !bearer && e.crossOrigin(r) {
 				return e.deny(r, errCSRF)
 			}
-			return e.allow(r, raw, claims, nil)
+			return e.allow(r, jar, raw, claims, nil)
 		}
 		return e.deny(r, errNoCredentials)
 	}
 
 	// Expired, about to expire, unverifiable or absent: the refresh cookie
 	// mints a new access token and rotates itself.
-	return e.refresh(ctx, r, found, claims, raw, bearer)
+	return e.refresh(ctx, r, jar, claims, raw, bearer)
 }
 
 // refresh rotates the refresh token and allows the request with a new
@@ -262,15 +265,15 @@ func (e *route) decide(ctx context.Context, r *Request, reqErr error) Decision {
 // valid but about to expire: if the store is unreachable, the request still
 // passes on it, because an outage must never take down traffic with valid
 // tokens.
-func (e *route) refresh(ctx context.Context, r *Request, found cookie.Found, still *token.Claims, stillRaw string, bearer bool) Decision {
-	rn, err := e.renew(ctx, r, found.Refresh, still != nil)
+func (e *route) refresh(ctx context.Context, r *Request, jar cookie.Jar, still *token.Claims, stillRaw string, bearer bool) Decision {
+	rn, err := e.renew(ctx, r, jar.Refresh, still != nil)
 	if err != nil {
 		if still != nil && answerFor(err).still != "" {
-			return e.passStill(r, stillRaw, still, err)
+			return e.passStill(r, jar, stillRaw, still, err)
 		}
 		return e.deny(r, err)
 	}
-	d := e.allow(r, rn.raw, rn.claims, rn.setCookie)
+	d := e.allow(r, jar, rn.raw, rn.claims, rn.setCookie)
 	if !d.Allow {
 		return d
 	}
@@ -350,9 +353,9 @@ func proactiveBudget(ctx context.Context) time.Duration {
 // refresh ahead of expiry did not happen because of err, as the answers
 // table says for err (an outage, a session the store no longer knows).
 // Nothing rotated, so no cookie changes.
-func (e *route) passStill(r *Request, raw string, claims *token.Claims, err error) Decision {
+func (e *route) passStill(r *Request, jar cookie.Jar, raw string, claims *token.Claims, err error) Decision {
 	a := answerFor(err)
-	d := e.allow(r, raw, claims, nil)
+	d := e.allow(r, jar, raw, claims, nil)
 	if d.Allow {
 		d.Reason, d.Err, d.Level = a.still, err, a.level
 	}
@@ -380,8 +383,9 @@ func refreshReason(iss session.Issued) string {
 }
 
 // allow lets the request through with raw as its Authorization, identity
-// headers from claims, our cookies stripped, and any Set-Cookie values.
-func (e *route) allow(r *Request, raw string, claims *token.Claims, setCookie []string) Decision {
+// headers from claims, our cookies (scanned into jar) stripped, and any
+// Set-Cookie values.
+func (e *route) allow(r *Request, jar cookie.Jar, raw string, claims *token.Claims, setCookie []string) Decision {
 	// The policy's required claims come last: a refused request still
 	// receives the cookies of a rotation that already happened, so the
 	// browser never falls behind the store.
@@ -400,7 +404,7 @@ func (e *route) allow(r *Request, raw string, claims *token.Claims, setCookie []
 	if !isBearer(r.Header("authorization"), raw) {
 		d.Upstream = append(d.Upstream, Header{"authorization", bearerPrefix + raw})
 	}
-	e.scrubUpstream(r, &d)
+	e.scrubUpstream(r, jar, &d)
 	for _, h := range e.claimHeaders {
 		if v, ok := claimValue(claims, h.claim); ok {
 			d.Upstream = append(d.Upstream, Header{h.name, v})
@@ -426,8 +430,8 @@ func (e *route) allow(r *Request, raw string, claims *token.Claims, setCookie []
 // headers_to_remove matches exact names only, so each spelling the request
 // holds is listed. The request's own Authorization is the credential
 // itself: passed on, or overwritten by allow.
-func (e *route) scrubUpstream(r *Request, d *Decision) {
-	if rest, removed := e.cookies.Strip(r.Header("cookie")); removed {
+func (e *route) scrubUpstream(r *Request, jar cookie.Jar, d *Decision) {
+	if rest, removed := e.cookies.Upstream(jar); removed {
 		if rest == "" {
 			d.Remove = append(d.Remove, "cookie")
 		} else {
@@ -486,15 +490,15 @@ func headerKeyEqual(name, key string) bool {
 // (envoy.config.core.v3.HeaderValue: value max_bytes 16384).
 const maxHeaderValue = 16 << 10
 
-// rewritable reports whether header, rewritten by scrubUpstream, fits in a
-// HeaderValue: at most maxHeaderValue bytes, no NUL, CR or LF. Strip only
-// removes pairs and adds at most one space per ";", so a short, clean
-// header needs no second look.
-func (e *route) rewritable(header string) bool {
+// rewritable reports whether the Cookie header, scanned into jar and
+// rewritten by scrubUpstream, fits in a HeaderValue: at most maxHeaderValue
+// bytes, no NUL, CR or LF. Upstream only removes pairs and adds at most one
+// space per ";", so a short, clean header needs no second look.
+func (e *route) rewritable(header string, jar cookie.Jar) bool {
 	if len(header) <= maxHeaderValue/2 && !strings.ContainsAny(header, "\x00\r\n") {
 		return true
 	}
-	rest, removed := e.cookies.Strip(header)
+	rest, removed := e.cookies.Upstream(jar)
 	return !removed || (len(rest) <= maxHeaderValue && !strings.ContainsAny(rest, "\x00\r\n"))
 }
 
