@@ -210,8 +210,8 @@ func (e *route) decide(ctx context.Context, r *Request, reqErr error) Decision {
 		return e.deny(r, err)
 	}
 
-	// A valid access token that is not about to expire passes without
-	// touching the store.
+	// The access token is verified, unless the refresh cookie will decide
+	// anyway.
 	var (
 		claims *token.Claims
 		verr   error
@@ -225,34 +225,32 @@ func (e *route) decide(ctx context.Context, r *Request, reqErr error) Decision {
 		verr = token.ErrExpired
 	case raw != "":
 		claims, verr = e.verifier.Verify(raw)
-		if verr == nil && !claims.ExpiresWithin(e.now(), e.refreshBefore) {
-			// A cookie deciding an unsafe request must pass the CSRF rules.
-			if !bearer && e.crossOrigin(r) {
-				return e.deny(r, errCSRF)
-			}
-			if found.Refresh != "" {
-				// The refresh cookie came back: whatever rotated to it got
-				// its answer (session package doc: lost answers).
-				e.sessions.Presented(found.Refresh)
-			}
-			return e.allow(r, jar, raw, claims, nil)
-		}
 	}
 
-	// No usable access token and no refresh token: nothing more to try.
-	if found.Refresh == "" {
+	// The credential that decides, chosen once: the access token while it
+	// is valid, unless it is about to expire and a refresh cookie can renew
+	// it; else the refresh cookie; else nothing.
+	byToken := raw != "" && verr == nil && (found.Refresh == "" || !claims.ExpiresWithin(e.now(), e.refreshBefore))
+	if !byToken && found.Refresh == "" {
 		if verr != nil {
 			return e.deny(r, verr)
 		}
-		if claims != nil {
-			// Valid but about to expire, and no way to renew: still valid,
-			// and a cookie still decides under the CSRF rules.
-			if !bearer && e.crossOrigin(r) {
-				return e.deny(r, errCSRF)
-			}
-			return e.allow(r, jar, raw, claims, nil)
-		}
 		return e.deny(r, errNoCredentials)
+	}
+	// A cookie deciding an unsafe request must pass the CSRF rules,
+	// whichever cookie it is; a bearer header needs none.
+	if (!byToken || !bearer) && e.crossOrigin(r) {
+		return e.deny(r, errCSRF)
+	}
+	if byToken {
+		// Valid, and not about to expire or with no way to renew it: it
+		// passes without touching the store.
+		if found.Refresh != "" {
+			// The refresh cookie came back: whatever rotated to it got
+			// its answer (session package doc: lost answers).
+			e.sessions.Presented(found.Refresh)
+		}
+		return e.allow(r, jar, raw, claims, nil)
 	}
 
 	// Expired, about to expire, unverifiable or absent: the refresh cookie
@@ -296,13 +294,10 @@ type renewal struct {
 
 // renew rotates the refresh token rt and mints the access token that
 // follows it. Every refresh takes these steps, the one Check decides on
-// and the one a client asks for at RefreshPath alike. ahead marks a
-// refresh of a token that is still valid, which is opportunistic.
+// and the one a client asks for at RefreshPath alike; both have applied
+// the CSRF rules to the refresh cookie first. ahead marks a refresh of a
+// token that is still valid, which is opportunistic.
 func (e *route) renew(ctx context.Context, r *Request, rt string, ahead bool) (renewal, error) {
-	// The refresh cookie decides this request: apply the CSRF rules.
-	if e.crossOrigin(r) {
-		return renewal{}, errCSRF
-	}
 	// Never rotate on a response the browser will not store: the store
 	// would move on while the browser keeps the old token, and the next
 	// request would look like theft.
@@ -612,7 +607,10 @@ func (e *route) public(p string) bool {
 
 // crossOrigin applies exactly the rules of Go's http.CrossOriginProtection
 // (Sec-Fetch-Site, then Origin against Host, trusted origins) to the
-// original request, and reports whether it must be refused.
+// original request, and reports whether it must be refused. It is the rule
+// for a cookie deciding an unsafe request, applied where each path chooses
+// its credential: once in decide, and at the session endpoints, which
+// always act on the cookie.
 func (e *route) crossOrigin(r *Request) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
