@@ -187,7 +187,7 @@ func (e *route) decide(ctx context.Context, r *Request, reqErr error) Decision {
 	// The upstream's Cookie header is rewritten without ours. One that a
 	// CheckResponse cannot carry is refused here, before anything rotates.
 	if !e.rewritable(r.Header("cookie"), jar) {
-		return e.deny(r, errBadRequest)
+		return e.deny(r, ErrBadRequest)
 	}
 
 	// Public paths need no token; the upstream still never sees ours.

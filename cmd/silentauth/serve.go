@@ -30,6 +30,7 @@ import (
 
 	"github.com/silentauth/silentauth/authz"
 	"github.com/silentauth/silentauth/authz/config"
+	"github.com/silentauth/silentauth/authz/httpauthz"
 	"github.com/silentauth/silentauth/authz/keys"
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/sessionapi"
@@ -137,8 +138,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 	// passes on, which the Engine must judge itself.
 	var publicHandler http.Handler = public
 	if h := cfg.HTTPAuthz; h.Enabled {
-		publicHandler = authz.NewHTTPHandler(engine, authz.HTTPOptions{
-			Profile: authz.Profile(h.Profile), TrustedProxies: h.Prefixes(), Next: public,
+		publicHandler = httpauthz.NewHandler(engine, httpauthz.Options{
+			Profile: httpauthz.Profile(h.Profile), TrustedProxies: h.Prefixes(), Next: public,
 		}, log, checkMetrics)
 	}
 	admin := http.NewServeMux()
