@@ -7,12 +7,14 @@
 // read with URLSearchParams to know when to expect a refresh or a logout.
 //
 // Guarantees:
-//   - Read and Strip never panic, whatever the header holds.
-//   - Read looks at the first MaxHeaderBytes of a header only and does not
-//     allocate, so an attacker's cookie count costs it nothing beyond that.
+//   - Scan, Read and Upstream never panic, whatever the header holds.
+//   - One Scan of a header serves both Read's values and Upstream's rewrite.
+//     It does not allocate; values come from the first MaxHeaderBytes only,
+//     and past them Scan stops at the first name of ours.
 //   - Cookie names are compared byte for byte: "__host-sa-rt" is not ours.
-//   - Strip's result never holds a pair named exactly like one of ours,
+//   - Upstream's result never holds a pair named exactly like one of ours,
 //     wherever in the header it sits, so the upstream never sees our tokens.
+//     It allocates only when it removes something.
 //   - Set* values are built by hand, byte for byte, with Max-Age only; a value
 //     that is not cookie-octets is never emitted.
 //
@@ -141,12 +143,6 @@ func keepFirst(cur, value string, seen *bool, dup bool) (string, bool) {
 	}
 	*seen = true
 	return value, dup
-}
-
-// Strip returns header without every pair named exactly Access, Refresh or
-// Hint, and whether it removed any: Upstream(Scan(header)).
-func (p Policy) Strip(header string) (rest string, removed bool) {
-	return p.Upstream(p.Scan(header))
 }
 
 // Upstream returns the scanned header without every pair named exactly
