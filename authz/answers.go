@@ -73,7 +73,7 @@ var answers = []struct {
 	err error
 	answer
 }{
-	{errBadRequest, answer{http.StatusBadRequest, "invalid_request", "bad_request", false, false, slog.LevelInfo, "", ""}},
+	{ErrBadRequest, answer{http.StatusBadRequest, "invalid_request", "bad_request", false, false, slog.LevelInfo, "", ""}},
 	{errBadPath, answer{http.StatusBadRequest, "invalid_request", "bad_path", false, false, slog.LevelInfo, "", ""}},
 	{errAmbiguousCookie, answer{http.StatusBadRequest, "invalid_request", "ambiguous_cookie", true, false, slog.LevelWarn, "", ""}},
 	{errCSRF, answer{http.StatusForbidden, "forbidden", "csrf", false, false, slog.LevelWarn, "", ""}},

@@ -15,7 +15,7 @@ import (
 
 // decide runs the engine on cr and returns its Decision.
 func (r *rig) decide(cr *authv3.CheckRequest) Decision {
-	req, err := NewRequest(cr)
+	req, err := FromCheckRequest(cr)
 	return r.engine.Decide(context.Background(), req, err)
 }
 

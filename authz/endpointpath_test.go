@@ -47,28 +47,6 @@ func TestSessionEndpointSpellings(t *testing.T) {
 	}
 }
 
-// The HTTP mode decides the same way through every profile, whether the
-// proxy asks about the request (forward auth) or routes it straight to
-// silentauth (/authz/envoy, as the Caddy and Traefik snippets do for the
-// endpoints): an endpoint spelling is answered 204, never allowed with
-// upstream headers.
-func TestHTTPModeSessionEndpointSpellings(t *testing.T) {
-	for _, p := range allProfiles {
-		for _, c := range endpointSpellings {
-			if c.endpoint == "" {
-				continue
-			}
-			r := newRig(t)
-			h, _ := r.httpMode()
-			_, rt := r.login("alice", nil)
-			a := ask(t, h, p, orig("POST", c.path, "cookie", ours("", rt), "sec-fetch-site", "same-origin"))
-			if a.allow || a.status != 204 || len(a.setCookie) != 3 || a.header.Get("Authorization") != "" {
-				t.Errorf("%s: POST %s: allow=%v status %d, %d cookies, authorization %v", p, c.path, a.allow, a.status, len(a.setCookie), a.header.Get("Authorization") != "")
-			}
-		}
-	}
-}
-
 func TestSessionEndpointPattern(t *testing.T) {
 	if got, want := SessionEndpointPattern("/auth/refresh", "/auth/logout"), `(?i)^(?:/auth/refresh|/auth/logout)$`; got != want {
 		t.Errorf("pattern %s, want %s", got, want)

@@ -26,6 +26,9 @@ func (e *route) refreshEndpoint(ctx context.Context, r *Request, found cookie.Fo
 	if found.Refresh == "" {
 		return e.deny(r, errNoRefreshToken)
 	}
+	if e.crossOrigin(r) {
+		return e.deny(r, errCSRF)
+	}
 	rn, err := e.renew(ctx, r, found.Refresh, false)
 	if err != nil {
 		return e.deny(r, err)

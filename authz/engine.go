@@ -170,7 +170,10 @@ func (e *route) decide(ctx context.Context, r *Request, reqErr error) Decision {
 	if reqErr != nil {
 		return e.deny(r, reqErr)
 	}
-	found := e.cookies.Read(r.Header("cookie"))
+	// The Cookie header is scanned once: our values, and what Upstream
+	// needs to rewrite it for the upstream.
+	jar := e.cookies.Scan(r.Header("cookie"))
+	found := jar.Found
 
 	// The session endpoints are answered here, never routed to an upstream,
 	// in every spelling a proxy may route to them (isEndpoint).
@@ -183,14 +186,14 @@ func (e *route) decide(ctx context.Context, r *Request, reqErr error) Decision {
 
 	// The upstream's Cookie header is rewritten without ours. One that a
 	// CheckResponse cannot carry is refused here, before anything rotates.
-	if !e.rewritable(r.Header("cookie")) {
-		return e.deny(r, errBadRequest)
+	if !e.rewritable(r.Header("cookie"), jar) {
+		return e.deny(r, ErrBadRequest)
 	}
 
 	// Public paths need no token; the upstream still never sees ours.
 	if e.public(r.Path) {
 		d := Decision{Allow: true, Reason: reasonPublic, Level: slog.LevelDebug}
-		e.scrubUpstream(r, &d)
+		e.scrubUpstream(r, jar, &d)
 		return d
 	}
 
@@ -207,8 +210,8 @@ func (e *route) decide(ctx context.Context, r *Request, reqErr error) Decision {
 		return e.deny(r, err)
 	}
 
-	// A valid access token that is not about to expire passes without
-	// touching the store.
+	// The access token is verified, unless the refresh cookie will decide
+	// anyway.
 	var (
 		claims *token.Claims
 		verr   error
@@ -222,39 +225,37 @@ func (e *route) decide(ctx context.Context, r *Request, reqErr error) Decision {
 		verr = token.ErrExpired
 	case raw != "":
 		claims, verr = e.verifier.Verify(raw)
-		if verr == nil && !claims.ExpiresWithin(e.now(), e.refreshBefore) {
-			// A cookie deciding an unsafe request must pass the CSRF rules.
-			if !bearer && e.crossOrigin(r) {
-				return e.deny(r, errCSRF)
-			}
-			if found.Refresh != "" {
-				// The refresh cookie came back: whatever rotated to it got
-				// its answer (session package doc: lost answers).
-				e.sessions.Presented(found.Refresh)
-			}
-			return e.allow(r, raw, claims, nil)
-		}
 	}
 
-	// No usable access token and no refresh token: nothing more to try.
-	if found.Refresh == "" {
+	// The credential that decides, chosen once: the access token while it
+	// is valid, unless it is about to expire and a refresh cookie can renew
+	// it; else the refresh cookie; else nothing.
+	byToken := raw != "" && verr == nil && (found.Refresh == "" || !claims.ExpiresWithin(e.now(), e.refreshBefore))
+	if !byToken && found.Refresh == "" {
 		if verr != nil {
 			return e.deny(r, verr)
 		}
-		if claims != nil {
-			// Valid but about to expire, and no way to renew: still valid,
-			// and a cookie still decides under the CSRF rules.
-			if !bearer && e.crossOrigin(r) {
-				return e.deny(r, errCSRF)
-			}
-			return e.allow(r, raw, claims, nil)
-		}
 		return e.deny(r, errNoCredentials)
+	}
+	// A cookie deciding an unsafe request must pass the CSRF rules,
+	// whichever cookie it is; a bearer header needs none.
+	if (!byToken || !bearer) && e.crossOrigin(r) {
+		return e.deny(r, errCSRF)
+	}
+	if byToken {
+		// Valid, and not about to expire or with no way to renew it: it
+		// passes without touching the store.
+		if found.Refresh != "" {
+			// The refresh cookie came back: whatever rotated to it got
+			// its answer (session package doc: lost answers).
+			e.sessions.Presented(found.Refresh)
+		}
+		return e.allow(r, jar, raw, claims, nil)
 	}
 
 	// Expired, about to expire, unverifiable or absent: the refresh cookie
 	// mints a new access token and rotates itself.
-	return e.refresh(ctx, r, found, claims, raw, bearer)
+	return e.refresh(ctx, r, jar, claims, raw, bearer)
 }
 
 // refresh rotates the refresh token and allows the request with a new
@@ -262,15 +263,15 @@ func (e *route) decide(ctx context.Context, r *Request, reqErr error) Decision {
 // valid but about to expire: if the store is unreachable, the request still
 // passes on it, because an outage must never take down traffic with valid
 // tokens.
-func (e *route) refresh(ctx context.Context, r *Request, found cookie.Found, still *token.Claims, stillRaw string, bearer bool) Decision {
-	rn, err := e.renew(ctx, r, found.Refresh, still != nil)
+func (e *route) refresh(ctx context.Context, r *Request, jar cookie.Jar, still *token.Claims, stillRaw string, bearer bool) Decision {
+	rn, err := e.renew(ctx, r, jar.Refresh, still != nil)
 	if err != nil {
 		if still != nil && answerFor(err).still != "" {
-			return e.passStill(r, stillRaw, still, err)
+			return e.passStill(r, jar, stillRaw, still, err)
 		}
 		return e.deny(r, err)
 	}
-	d := e.allow(r, rn.raw, rn.claims, rn.setCookie)
+	d := e.allow(r, jar, rn.raw, rn.claims, rn.setCookie)
 	if !d.Allow {
 		return d
 	}
@@ -293,13 +294,10 @@ type renewal struct {
 
 // renew rotates the refresh token rt and mints the access token that
 // follows it. Every refresh takes these steps, the one Check decides on
-// and the one a client asks for at RefreshPath alike. ahead marks a
-// refresh of a token that is still valid, which is opportunistic.
+// and the one a client asks for at RefreshPath alike; both have applied
+// the CSRF rules to the refresh cookie first. ahead marks a refresh of a
+// token that is still valid, which is opportunistic.
 func (e *route) renew(ctx context.Context, r *Request, rt string, ahead bool) (renewal, error) {
-	// The refresh cookie decides this request: apply the CSRF rules.
-	if e.crossOrigin(r) {
-		return renewal{}, errCSRF
-	}
 	// Never rotate on a response the browser will not store: the store
 	// would move on while the browser keeps the old token, and the next
 	// request would look like theft.
@@ -350,9 +348,9 @@ func proactiveBudget(ctx context.Context) time.Duration {
 // refresh ahead of expiry did not happen because of err, as the answers
 // table says for err (an outage, a session the store no longer knows).
 // Nothing rotated, so no cookie changes.
-func (e *route) passStill(r *Request, raw string, claims *token.Claims, err error) Decision {
+func (e *route) passStill(r *Request, jar cookie.Jar, raw string, claims *token.Claims, err error) Decision {
 	a := answerFor(err)
-	d := e.allow(r, raw, claims, nil)
+	d := e.allow(r, jar, raw, claims, nil)
 	if d.Allow {
 		d.Reason, d.Err, d.Level = a.still, err, a.level
 	}
@@ -380,8 +378,9 @@ func refreshReason(iss session.Issued) string {
 }
 
 // allow lets the request through with raw as its Authorization, identity
-// headers from claims, our cookies stripped, and any Set-Cookie values.
-func (e *route) allow(r *Request, raw string, claims *token.Claims, setCookie []string) Decision {
+// headers from claims, our cookies (scanned into jar) stripped, and any
+// Set-Cookie values.
+func (e *route) allow(r *Request, jar cookie.Jar, raw string, claims *token.Claims, setCookie []string) Decision {
 	// The policy's required claims come last: a refused request still
 	// receives the cookies of a rotation that already happened, so the
 	// browser never falls behind the store.
@@ -400,7 +399,7 @@ func (e *route) allow(r *Request, raw string, claims *token.Claims, setCookie []
 	if !isBearer(r.Header("authorization"), raw) {
 		d.Upstream = append(d.Upstream, Header{"authorization", bearerPrefix + raw})
 	}
-	e.scrubUpstream(r, &d)
+	e.scrubUpstream(r, jar, &d)
 	for _, h := range e.claimHeaders {
 		if v, ok := claimValue(claims, h.claim); ok {
 			d.Upstream = append(d.Upstream, Header{h.name, v})
@@ -426,8 +425,8 @@ func (e *route) allow(r *Request, raw string, claims *token.Claims, setCookie []
 // headers_to_remove matches exact names only, so each spelling the request
 // holds is listed. The request's own Authorization is the credential
 // itself: passed on, or overwritten by allow.
-func (e *route) scrubUpstream(r *Request, d *Decision) {
-	if rest, removed := e.cookies.Strip(r.Header("cookie")); removed {
+func (e *route) scrubUpstream(r *Request, jar cookie.Jar, d *Decision) {
+	if rest, removed := e.cookies.Upstream(jar); removed {
 		if rest == "" {
 			d.Remove = append(d.Remove, "cookie")
 		} else {
@@ -486,15 +485,15 @@ func headerKeyEqual(name, key string) bool {
 // (envoy.config.core.v3.HeaderValue: value max_bytes 16384).
 const maxHeaderValue = 16 << 10
 
-// rewritable reports whether header, rewritten by scrubUpstream, fits in a
-// HeaderValue: at most maxHeaderValue bytes, no NUL, CR or LF. Strip only
-// removes pairs and adds at most one space per ";", so a short, clean
-// header needs no second look.
-func (e *route) rewritable(header string) bool {
+// rewritable reports whether the Cookie header, scanned into jar and
+// rewritten by scrubUpstream, fits in a HeaderValue: at most maxHeaderValue
+// bytes, no NUL, CR or LF. Upstream only removes pairs and adds at most one
+// space per ";", so a short, clean header needs no second look.
+func (e *route) rewritable(header string, jar cookie.Jar) bool {
 	if len(header) <= maxHeaderValue/2 && !strings.ContainsAny(header, "\x00\r\n") {
 		return true
 	}
-	rest, removed := e.cookies.Strip(header)
+	rest, removed := e.cookies.Upstream(jar)
 	return !removed || (len(rest) <= maxHeaderValue && !strings.ContainsAny(rest, "\x00\r\n"))
 }
 
@@ -608,7 +607,10 @@ func (e *route) public(p string) bool {
 
 // crossOrigin applies exactly the rules of Go's http.CrossOriginProtection
 // (Sec-Fetch-Site, then Origin against Host, trusted origins) to the
-// original request, and reports whether it must be refused.
+// original request, and reports whether it must be refused. It is the rule
+// for a cookie deciding an unsafe request, applied where each path chooses
+// its credential: once in decide, and at the session endpoints, which
+// always act on the cookie.
 func (e *route) crossOrigin(r *Request) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:

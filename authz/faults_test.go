@@ -65,7 +65,7 @@ func TestExpiringTokenPassesWhenTheStoreHangs(t *testing.T) {
 		decide := func() (Decision, time.Duration) {
 			ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 			defer cancel()
-			cr, err := NewRequest(req("GET", "/api", "cookie", ours(at, rt)))
+			cr, err := FromCheckRequest(req("GET", "/api", "cookie", ours(at, rt)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -201,7 +201,7 @@ func TestRotationFinishesWhenCheckIsCancelled(t *testing.T) {
 		cancel() // Envoy gives up on the Check
 		swapCtxErr = swapCtx.Err()
 	}
-	cr, err := NewRequest(req("GET", "/api", "cookie", ours(at, rt)))
+	cr, err := FromCheckRequest(req("GET", "/api", "cookie", ours(at, rt)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -161,7 +161,7 @@ func FuzzCheck(f *testing.F) {
 		// What the upstream receives: the client's Authorization header
 		// unless the answer replaced it.
 		bearer, canonical := strings.CutPrefix(upstreamAfter(cr.GetAttributes().GetRequest().GetHttp().GetHeaders(), resp)["authorization"], "Bearer ")
-		if req, err := NewRequest(cr); err == nil && r.engine.def.public(req.Path) {
+		if req, err := FromCheckRequest(cr); err == nil && r.engine.def.public(req.Path) {
 			return
 		}
 		if !canonical {

@@ -314,7 +314,7 @@ func (r *rig) replica() *Server {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	return NewServer(e, r.server.log, nil)
+	return NewServer(e, r.server.obs.log, nil)
 }
 
 // run decides cr with the engine and returns the Decision together with

@@ -1,6 +1,8 @@
 package authz
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"sync"
 	"time"
 
@@ -69,4 +71,11 @@ func (l *lineLimit) admit(reason string, t time.Time) (write bool, dropped int64
 	w.lines++
 	dropped, w.dropped = w.dropped, 0
 	return true, dropped
+}
+
+// Fingerprint names a secret in logs without revealing it: the first 12
+// hex digits of its SHA-256.
+func Fingerprint(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:6])
 }

@@ -74,19 +74,19 @@ func TestCheckLogCappedPerReasonAndSecond(t *testing.T) {
 		// One second: 3 of 5 forged-token lines are written; another
 		// reason counts on its own budget, the HTTP profile on the shared one.
 		for range 5 {
-			r.grpc.observe(ctx, nil, sig, 0)
+			r.grpc.obs.Observe(ctx, nil, sig, 0)
 		}
 		time.Sleep(900 * time.Millisecond)
-		r.grpc.observe(ctx, nil, Decision{Reason: "csrf", Status: 403, Level: slog.LevelWarn}, 0)
+		r.grpc.obs.Observe(ctx, nil, Decision{Reason: "csrf", Status: 403, Level: slog.LevelWarn}, 0)
 		time.Sleep(99 * time.Millisecond)
-		r.web.observe(ctx, nil, sig, 0)
+		r.web.obs.Observe(ctx, nil, sig, 0)
 		for range 5 {
-			r.grpc.observe(ctx, nil, reuse, 0)
+			r.grpc.obs.Observe(ctx, nil, reuse, 0)
 		}
 		// The next second: the first line says how many were dropped.
 		time.Sleep(time.Second)
-		r.grpc.observe(ctx, nil, sig, 0)
-		r.web.observe(ctx, nil, sig, 0)
+		r.grpc.obs.Observe(ctx, nil, sig, 0)
+		r.web.obs.Observe(ctx, nil, sig, 0)
 
 		var sigLines, reuseLines, csrf int
 		var notes []float64
@@ -119,7 +119,7 @@ func TestCheckLogCappedPerReasonAndSecond(t *testing.T) {
 func TestCheckLogUncapped(t *testing.T) {
 	r := newLimitRig(0)
 	for range 50 {
-		r.grpc.observe(context.Background(), nil, Decision{Reason: "token_signature", Level: slog.LevelWarn}, 0)
+		r.grpc.obs.Observe(context.Background(), nil, Decision{Reason: "token_signature", Level: slog.LevelWarn}, 0)
 	}
 	if n := len(r.lines(t)); n != 50 {
 		t.Fatalf("%d lines written, want 50", n)

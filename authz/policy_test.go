@@ -33,7 +33,7 @@ func (r *rig) route(audience string, p Policy) Route {
 func routed(policy, method, path string, kv ...string) *Request {
 	cr := req(method, path, kv...)
 	cr.Attributes.ContextExtensions = map[string]string{"policy": policy}
-	r, _ := NewRequest(cr)
+	r, _ := FromCheckRequest(cr)
 	return r
 }
 

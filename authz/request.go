@@ -9,19 +9,20 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 )
 
-// Limits applied to a CheckRequest before anything is parsed.
+// Limits applied to a request before anything is parsed.
 const (
 	maxHeaders     = 256      // header entries considered; Envoy's own default limit is 100
 	maxHeaderBytes = 96 << 10 // all header names and values together
 	maxPathBytes   = 8 << 10  // :path including the query
 )
 
-// Request is the part of an Envoy CheckRequest that a decision reads: the
-// method, the origin, the path and the headers, with header names lower-cased
-// as Envoy sends them. Build it with NewRequest; it is read-only afterwards.
+// Request is the part of a request that a decision reads: the method, the
+// origin, the path and the headers, with header names lower-cased as Envoy
+// sends them. Each transport builds it with NewRequest (FromCheckRequest for
+// gRPC); it is read-only afterwards.
 type Request struct {
 	Method  string
-	Scheme  string // "https" or "http": x-forwarded-proto, else the request's scheme
+	Scheme  string // "https" or "http", as the transport established it
 	Host    string // :authority
 	RawPath string // the path as sent, with its query
 	Path    string // normalised path without query (see normalizePath)
@@ -42,86 +43,144 @@ func (r *Request) Header(name string) string { return r.headers[name] }
 
 // Request parsing failures. Each is a precise deny, never a gRPC error.
 var (
-	errBadRequest = errors.New("request: missing or oversized attributes")
+	// ErrBadRequest: missing or oversized attributes. A transport that
+	// finds the request's description incomplete or ambiguous passes it to
+	// Engine.Decide.
+	ErrBadRequest = errors.New("request: missing or oversized attributes")
 	errBadPath    = errors.New("request: path is ambiguous or malformed")
 )
 
-// NewRequest reads a CheckRequest as Envoy sends it: the headers map (or
-// header_map when Envoy is configured with encode_raw_headers), :authority
-// or host, and x-forwarded-proto. The request is returned even with
-// errBadPath so that a deny can still be shaped for it.
-func NewRequest(cr *authv3.CheckRequest) (*Request, error) {
-	h := cr.GetAttributes().GetRequest().GetHttp()
-	if h == nil {
-		return nil, errBadRequest
+// Headers are a request's headers as a decision reads them: lower-case
+// names, one value each. Repeated cookie headers (HTTP/2 splits them) are
+// joined with "; " as RFC 9113 §8.2.3 prescribes; others with ",". They
+// count every entry added, and NewRequest refuses more than maxHeaders
+// entries or maxHeaderBytes of names and values in all.
+type Headers struct {
+	m             map[string]string
+	entries, size int
+}
+
+// MakeHeaders returns empty Headers with room for n names.
+func MakeHeaders(n int) Headers { return Headers{m: make(map[string]string, n)} }
+
+// headersOf takes a map that already has one lower-case name per entry (as
+// Envoy's headers map does) as it is, without a copy.
+func headersOf(m map[string]string) Headers {
+	h := Headers{m: m, entries: len(m)}
+	if h.entries > maxHeaders {
+		return h // refused by count: not worth measuring
 	}
-	headers, ok := collectHeaders(h)
-	if !ok {
-		return nil, errBadRequest
+	for k, v := range m {
+		h.size += len(k) + len(v)
+		if h.size > maxHeaderBytes {
+			break
+		}
+	}
+	return h
+}
+
+// Add adds one header entry; name must be lower case. Beyond the limits
+// nothing more is kept: NewRequest refuses the request anyway.
+func (h *Headers) Add(name, value string) {
+	h.entries++
+	h.size += len(name) + len(value)
+	if h.over() {
+		return
+	}
+	if h.m == nil {
+		h.m = map[string]string{}
+	}
+	if prev, ok := h.m[name]; ok {
+		sep := ","
+		if name == "cookie" {
+			sep = "; "
+		}
+		value = prev + sep + value
+	}
+	h.m[name] = value
+}
+
+func (h *Headers) over() bool { return h.entries > maxHeaders || h.size > maxHeaderBytes }
+
+// NewRequest builds the Request of any transport from the original
+// request's method, scheme ("" means https), host, path with its query,
+// headers and peer address, applying the same limits and path rules to
+// all: headers within maxHeaders and maxHeaderBytes, a method, a host and
+// a path of at most maxPathBytes, or ErrBadRequest and no Request. The
+// request is returned even with errBadPath so that a deny can still be
+// shaped for it. The transport sets Policy and ID.
+func NewRequest(method, scheme, host, path string, headers Headers, peer string) (*Request, error) {
+	if headers.over() {
+		return nil, ErrBadRequest
+	}
+	if method == "" || host == "" || path == "" || len(path) > maxPathBytes {
+		return nil, ErrBadRequest
 	}
 	r := &Request{
 		// Methods are case-sensitive (RFC 9110 §9.1): "get" is not GET,
 		// exactly as http.CrossOriginProtection sees it.
-		Method:  first(h.GetMethod(), headers[":method"]),
-		Host:    strings.ToLower(first(h.GetHost(), headers[":authority"], headers["host"])),
-		RawPath: first(h.GetPath(), headers[":path"]),
-		headers: headers,
+		Method:  method,
+		Scheme:  strings.ToLower(first(scheme, "https")),
+		Host:    strings.ToLower(host),
+		RawPath: path,
+		Peer:    peer,
+		headers: headers.m,
 	}
-	r.Scheme = strings.ToLower(first(headers["x-forwarded-proto"], h.GetScheme(), headers[":scheme"], "https"))
-	if r.Method == "" || r.Host == "" || r.RawPath == "" || len(r.RawPath) > maxPathBytes {
-		return nil, errBadRequest
-	}
-	r.Policy = cr.GetAttributes().GetContextExtensions()[PolicyKey]
-	r.ID = h.GetId()
-	r.Peer = cr.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress()
 	p, q, err := normalizePath(r.RawPath)
 	r.Path, r.Query = p, q
 	return r, err
 }
 
-// collectHeaders flattens either header representation into one map,
-// bounded in count and size. Repeated cookie headers (HTTP/2 splits them)
-// are joined with "; " as RFC 9113 §8.2.3 prescribes; others with ",".
-func collectHeaders(h *authv3.AttributeContext_HttpRequest) (map[string]string, bool) {
-	if hm := h.GetHeaderMap(); hm != nil && len(hm.GetHeaders()) > 0 {
-		if len(hm.GetHeaders()) > maxHeaders {
-			return nil, false
-		}
-		out := make(map[string]string, len(hm.GetHeaders()))
-		size := 0
-		for _, hv := range hm.GetHeaders() {
-			k := strings.ToLower(hv.GetKey())
-			v := hv.GetValue()
-			if raw := hv.GetRawValue(); len(raw) > 0 {
-				v = string(raw)
-			}
-			size += len(k) + len(v)
-			if size > maxHeaderBytes {
-				return nil, false
-			}
-			if prev, ok := out[k]; ok {
-				sep := ","
-				if k == "cookie" {
-					sep = "; "
-				}
-				v = prev + sep + v
-			}
-			out[k] = v
-		}
-		return out, true
+// FromCheckRequest reads a CheckRequest as Envoy sends it: the headers map
+// (or header_map when Envoy is configured with encode_raw_headers),
+// :authority or host, and x-forwarded-proto, through NewRequest.
+func FromCheckRequest(cr *authv3.CheckRequest) (*Request, error) {
+	h := cr.GetAttributes().GetRequest().GetHttp()
+	if h == nil {
+		return nil, ErrBadRequest
 	}
-	if len(h.GetHeaders()) > maxHeaders {
-		return nil, false
+	headers := checkHeaders(h)
+	if headers.over() {
+		return nil, ErrBadRequest
 	}
-	size := 0
-	for k, v := range h.GetHeaders() {
-		size += len(k) + len(v)
-		if size > maxHeaderBytes {
-			return nil, false
+	m := headers.m
+	r, err := NewRequest(
+		first(h.GetMethod(), m[":method"]),
+		first(m["x-forwarded-proto"], h.GetScheme(), m[":scheme"]),
+		first(h.GetHost(), m[":authority"], m["host"]),
+		first(h.GetPath(), m[":path"]),
+		headers,
+		cr.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress(),
+	)
+	if r != nil {
+		r.Policy = cr.GetAttributes().GetContextExtensions()[PolicyKey]
+		r.ID = h.GetId()
+	}
+	return r, err
+}
+
+// checkHeaders reads either header representation of a CheckRequest.
+func checkHeaders(h *authv3.AttributeContext_HttpRequest) Headers {
+	hm := h.GetHeaderMap().GetHeaders()
+	if len(hm) == 0 {
+		// Envoy already lower-cases keys in this map; it is used as is.
+		return headersOf(h.GetHeaders())
+	}
+	if len(hm) > maxHeaders {
+		return Headers{entries: len(hm)}
+	}
+	out := MakeHeaders(len(hm))
+	for _, hv := range hm {
+		v := hv.GetValue()
+		if raw := hv.GetRawValue(); len(raw) > 0 {
+			v = string(raw)
+		}
+		out.Add(strings.ToLower(hv.GetKey()), v)
+		if out.over() {
+			break
 		}
 	}
-	// Envoy already lower-cases keys in this map; it is used as is, without a copy.
-	return h.GetHeaders(), true
+	return out
 }
 
 // normalizePath returns the path used to match public paths and the

@@ -71,7 +71,7 @@ var (
 	}
 	// httpModeHeaders are the contract of the HTTP authorization mode with
 	// nginx, Traefik and Caddy (authz.HeaderAction and the others in
-	// authz/httpmode.go): a header silentauth sets must never be mistaken
+	// authz/httpauthz): a header silentauth sets must never be mistaken
 	// for one of them.
 	httpModeHeaders = []string{
 		"x-silentauth-action", "x-silentauth-status", "x-silentauth-location",

@@ -7,12 +7,14 @@
 // read with URLSearchParams to know when to expect a refresh or a logout.
 //
 // Guarantees:
-//   - Read and Strip never panic, whatever the header holds.
-//   - Read looks at the first MaxHeaderBytes of a header only and does not
-//     allocate, so an attacker's cookie count costs it nothing beyond that.
+//   - Scan, Read and Upstream never panic, whatever the header holds.
+//   - One Scan of a header serves both Read's values and Upstream's rewrite.
+//     It does not allocate; values come from the first MaxHeaderBytes only,
+//     and past them Scan stops at the first name of ours.
 //   - Cookie names are compared byte for byte: "__host-sa-rt" is not ours.
-//   - Strip's result never holds a pair named exactly like one of ours,
+//   - Upstream's result never holds a pair named exactly like one of ours,
 //     wherever in the header it sits, so the upstream never sees our tokens.
+//     It allocates only when it removes something.
 //   - Set* values are built by hand, byte for byte, with Max-Age only; a value
 //     that is not cookie-octets is never emitted.
 //
@@ -38,10 +40,10 @@ const (
 	DefaultHint    = "__Host-sa-exp"
 )
 
-// MaxHeaderBytes is how much of a Cookie header Read examines. Browsers cap
-// a cookie at 4 KiB and Envoy's default header limit is 60 KiB; 16 KiB holds
-// any honest header, and bounds the work an attacker can ask of Read. Strip
-// is not bounded by it: it must remove our cookies wherever they appear.
+// MaxHeaderBytes is how much of a Cookie header Read takes values from.
+// Browsers cap a cookie at 4 KiB and Envoy's default header limit is 60 KiB;
+// 16 KiB holds any honest header. Names are matched beyond it: Upstream must
+// remove our cookies wherever they appear.
 const MaxHeaderBytes = 16 << 10
 
 // Policy is the cookie contract: names and attributes of the three cookies.
@@ -100,30 +102,53 @@ type Found struct {
 // and the Dup flag set: two copies mean someone planted one (a subdomain
 // without __Host-, or a path-scoped copy), and the caller must not guess.
 //
-// Only the first MaxHeaderBytes are read; a pair straddling that limit and
-// all pairs after it are ignored rather than read truncated. Read does not
-// allocate: the values it returns are substrings of header.
-func (p Policy) Read(header string) Found {
-	header = bounded(header)
-	var f Found
+// Values are read from the first MaxHeaderBytes only; a pair straddling that
+// limit and all pairs after it are ignored rather than read truncated. Read
+// does not allocate: the values it returns are substrings of header.
+func (p Policy) Read(header string) Found { return p.Scan(header).Found }
+
+// Jar is what one scan of a Cookie header finds: our values (Found, as Read
+// reads them) and whether any pair of the whole header is named like one of
+// ours, so that Upstream rewrites the header without searching it again.
+type Jar struct {
+	Found
+	header string
+	ours   bool // a pair named Access, Refresh or Hint, anywhere (Upstream's rule)
+}
+
+// Scan reads header once for both Read and Upstream. It does not allocate.
+func (p Policy) Scan(header string) Jar {
+	j := Jar{header: header}
 	var seenAccess, seenRefresh bool
-	for header != "" {
+	for rest, end := header, 0; rest != ""; {
 		var pair string
-		pair, header, _ = strings.Cut(header, ";")
-		name, value, ok := splitPair(pair)
-		if !ok {
-			continue
+		var cut bool
+		pair, rest, cut = strings.Cut(rest, ";")
+		end += len(pair)
+		if !j.ours && p.ours(pairName(trimOWS(pair))) {
+			j.ours = true
 		}
-		// Not "else if": should Access and Refresh share a name (Validate
-		// forbids it), both see the cookie rather than one silently.
-		if name == p.Access {
-			f.Access, f.AccessDup = keepFirst(f.Access, value, &seenAccess, f.AccessDup)
+		// Only whole pairs within the first MaxHeaderBytes carry values.
+		if end <= MaxHeaderBytes {
+			if name, value, ok := splitPair(pair); ok {
+				// Not "else if": should Access and Refresh share a name
+				// (Validate forbids it), both see the cookie rather than
+				// one silently.
+				if name == p.Access {
+					j.Access, j.AccessDup = keepFirst(j.Access, value, &seenAccess, j.AccessDup)
+				}
+				if name == p.Refresh {
+					j.Refresh, j.RefreshDup = keepFirst(j.Refresh, value, &seenRefresh, j.RefreshDup)
+				}
+			}
+		} else if j.ours {
+			break // past the values, and ours is already known
 		}
-		if name == p.Refresh {
-			f.Refresh, f.RefreshDup = keepFirst(f.Refresh, value, &seenRefresh, f.RefreshDup)
+		if cut {
+			end++
 		}
 	}
-	return f
+	return j
 }
 
 // keepFirst records one occurrence of a cookie: the first value wins, any
@@ -136,43 +161,27 @@ func keepFirst(cur, value string, seen *bool, dup bool) (string, bool) {
 	return value, dup
 }
 
-// bounded returns the whole pairs within the first MaxHeaderBytes of header.
-func bounded(header string) string {
-	if len(header) <= MaxHeaderBytes {
-		return header
-	}
-	if header[MaxHeaderBytes] == ';' {
-		return header[:MaxHeaderBytes]
-	}
-	// The pair at the limit is cut: drop it, a truncated token must not be
-	// mistaken for a whole one.
-	h := header[:MaxHeaderBytes]
-	if i := strings.LastIndexByte(h, ';'); i >= 0 {
-		return h[:i]
-	}
-	return ""
-}
-
-// Strip returns header without every pair named exactly Access, Refresh or
-// Hint, and whether it removed any. It is what the upstream sees, so it scans
-// the whole header, not only MaxHeaderBytes. A pair without "=" is matched on
-// its whole text, since some server parsers (net/http among them) read "x" as
-// a cookie named x.
+// Upstream returns the scanned header without every pair named exactly
+// Access, Refresh or Hint, and whether it removed any. It is what the
+// upstream sees, so it covers the whole header, not only MaxHeaderBytes. A
+// pair without "=" is matched on its whole text, since some server parsers
+// (net/http among them) read "x" as a cookie named x.
 //
-// When nothing is removed, header is returned unchanged. Otherwise the kept
-// pairs, trimmed, are joined with "; " (empty pairs dropped), and rest is ""
-// when nothing remains, so the caller can remove the header instead.
+// When nothing is removed, the header is returned unchanged and nothing is
+// allocated. Otherwise the kept pairs, trimmed, are joined with "; " (empty
+// pairs dropped), and rest is "" when nothing remains, so the caller can
+// remove the header instead.
 //
-// Strip splits on ";" only, as browsers join cookies (RFC 6265 §5.4). An
+// Upstream splits on ";" only, as browsers join cookies (RFC 6265 §5.4). An
 // upstream that also splits on "," (RFC 2965) could find a pair hidden inside
 // another cookie's value; only the client itself can put one there.
-func (p Policy) Strip(header string) (rest string, removed bool) {
-	if !p.holdsOurs(header) {
-		return header, false // the common case allocates nothing
+func (p Policy) Upstream(j Jar) (rest string, removed bool) {
+	if !j.ours {
+		return j.header, false
 	}
 	var b strings.Builder
-	b.Grow(len(header))
-	for h := header; h != ""; {
+	b.Grow(len(j.header))
+	for h := j.header; h != ""; {
 		var pair string
 		pair, h, _ = strings.Cut(h, ";")
 		pair = trimOWS(pair)
@@ -185,18 +194,6 @@ func (p Policy) Strip(header string) (rest string, removed bool) {
 		b.WriteString(pair)
 	}
 	return b.String(), true
-}
-
-// holdsOurs reports whether any pair of header is named like one of ours.
-func (p Policy) holdsOurs(header string) bool {
-	for header != "" {
-		var pair string
-		pair, header, _ = strings.Cut(header, ";")
-		if p.ours(pairName(trimOWS(pair))) {
-			return true
-		}
-	}
-	return false
 }
 
 // ours reports whether name is exactly one of our three names. The empty

@@ -18,8 +18,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	"github.com/silentauth/silentauth/authz"
 	"github.com/silentauth/silentauth/authz/config"
+	"github.com/silentauth/silentauth/authz/httpauthz"
 	"github.com/silentauth/silentauth/internal/testenv/testpki"
 )
 
@@ -196,8 +196,8 @@ shutdown: {drain: 0s, timeout: 5s}
 // mode's headers (it does not import authz): no header silentauth is
 // configured to set may be one of them.
 func TestConfigRefusesTheHTTPModeHeaders(t *testing.T) {
-	for _, h := range []string{authz.HeaderAction, authz.HeaderStatus, authz.HeaderLocation, authz.HeaderBody,
-		authz.HeaderPolicy, authz.HeaderCookiePrefix + "1", authz.HeaderCookiePrefix + "4"} {
+	for _, h := range []string{httpauthz.HeaderAction, httpauthz.HeaderStatus, httpauthz.HeaderLocation, httpauthz.HeaderBody,
+		httpauthz.HeaderPolicy, httpauthz.HeaderCookiePrefix + "1", httpauthz.HeaderCookiePrefix + "4"} {
 		c := config.Development()
 		c.Policy.AccessTokenHeader = h
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "policy.accessTokenHeader") {

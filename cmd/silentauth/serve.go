@@ -28,6 +28,7 @@ import (
 
 	"github.com/silentauth/silentauth/authz"
 	"github.com/silentauth/silentauth/authz/config"
+	"github.com/silentauth/silentauth/authz/httpauthz"
 	"github.com/silentauth/silentauth/authz/keys"
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/sessionapi"
@@ -208,8 +209,8 @@ func publicHandler(cfg config.Completed, e *env, ring *keys.Holder, engine *auth
 	if !cfg.HTTPAuthz.Enabled {
 		return public
 	}
-	return authz.NewHTTPHandler(engine, authz.HTTPOptions{
-		Profile: authz.Profile(cfg.HTTPAuthz.Profile), TrustedProxies: cfg.TrustedProxies, Next: public,
+	return httpauthz.NewHandler(engine, httpauthz.Options{
+		Profile: httpauthz.Profile(cfg.HTTPAuthz.Profile), TrustedProxies: cfg.TrustedProxies, Next: public,
 	}, e.log, m)
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/silentauth/silentauth/authz"
 	"github.com/silentauth/silentauth/authz/config"
+	"github.com/silentauth/silentauth/authz/httpauthz"
 )
 
 const (
@@ -188,7 +189,7 @@ func TestEnvoyHTTPServiceChoices(t *testing.T) {
 	if hs == nil {
 		t.Fatal("ext_authz does not use http_service")
 	}
-	// The "envoy" profile of silentauth's HTTP mode (authz.NewHTTPHandler).
+	// The "envoy" profile of silentauth's HTTP mode (httpauthz.NewHandler).
 	if hs.GetPathPrefix() != "/authz/envoy" {
 		t.Errorf("path_prefix = %q, want /authz/envoy", hs.GetPathPrefix())
 	}
@@ -360,7 +361,7 @@ func checkFor(t *testing.T, hcm *hcmv3.HttpConnectionManager, path string) strin
 	}
 	// The HTTP mode's equivalent: the policy header of a per-route service.
 	for _, h := range per.GetCheckSettings().GetHttpService().GetAuthorizationRequest().GetHeadersToAdd() {
-		if strings.EqualFold(h.GetKey(), authz.HeaderPolicy) {
+		if strings.EqualFold(h.GetKey(), httpauthz.HeaderPolicy) {
 			return "check policy=" + h.GetValue()
 		}
 	}

@@ -120,7 +120,7 @@ func TestSessionEndpointPatternAgrees(t *testing.T) {
 		}
 		routed := re.MatchString(cleanPath(u.Path))
 		endpoint := authz.SessionEndpoint(raw, pol.RefreshPath) || authz.SessionEndpoint(raw, pol.LogoutPath)
-		_, refused := authz.NewRequest(&authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+		_, refused := authz.FromCheckRequest(&authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
 			Http: &authv3.AttributeContext_HttpRequest{Method: "POST", Host: "app.example.com", Path: raw},
 		}}})
 		switch {

@@ -1,4 +1,4 @@
-package authz
+package httpauthz
 
 import (
 	"io"
@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/silentauth/silentauth/authz"
 )
 
 // The HTTP mode is tested the way each proxy calls it: an original request
@@ -157,14 +159,14 @@ func numberedCookies(h http.Header) []string {
 
 // httpMode returns the rig's engine behind the HTTP mode, trusting the
 // proxy peer, with its registry.
-func (r *rig) httpMode(mutate ...func(*HTTPOptions)) (http.Handler, *prometheus.Registry) {
-	o := HTTPOptions{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}
+func (r *rig) httpMode(mutate ...func(*Options)) (http.Handler, *prometheus.Registry) {
+	o := Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}
 	for _, m := range mutate {
 		m(&o)
 	}
 	reg := prometheus.NewRegistry()
 	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: r.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	return NewHTTPHandler(r.engine, o, log, NewMetrics(reg, 0)), reg
+	return NewHandler(r.engine, o, log, authz.NewMetrics(reg, 0)), reg
 }
 
 func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {
@@ -339,6 +341,40 @@ func TestHTTPModeDenies(t *testing.T) {
 	}
 }
 
+// csrfCase is a request to app.example.com: method, Sec-Fetch-Site, Origin,
+// and whether Go's CrossOriginProtection with trustedOrigins passes it.
+type csrfCase struct {
+	method, site, origin string
+	pass                 bool
+}
+
+// csrfCases spans methods, Sec-Fetch-Site and Origin values, each decided
+// by net/http itself.
+func csrfCases(t *testing.T) []csrfCase {
+	cop := http.NewCrossOriginProtection()
+	for _, o := range trustedOrigins {
+		if err := cop.AddTrustedOrigin(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out []csrfCase
+	for _, m := range []string{"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"} {
+		for _, site := range []string{"", "same-origin", "none", "same-site", "cross-site"} {
+			for _, origin := range []string{"", "https://app.example.com", "https://sub.example.com", "https://admin.example.com", "https://evil.example", "https://trusted.example", "null"} {
+				hr := httptest.NewRequest(m, "https://app.example.com/api", nil)
+				if site != "" {
+					hr.Header.Set("Sec-Fetch-Site", site)
+				}
+				if origin != "" {
+					hr.Header.Set("Origin", origin)
+				}
+				out = append(out, csrfCase{m, site, origin, cop.Check(hr) == nil})
+			}
+		}
+	}
+	return out
+}
+
 // The CSRF truth table of Go's CrossOriginProtection holds through every
 // proxy: method and host travel in the forwarded headers.
 func TestHTTPModeCSRFTable(t *testing.T) {
@@ -346,8 +382,14 @@ func TestHTTPModeCSRFTable(t *testing.T) {
 	h, _ := r.httpMode()
 	at, _ := r.login("alice", nil)
 	for _, p := range allProfiles {
-		for _, c := range csrfCases {
-			kv := append([]string{"cookie", ours(at, "")}, csrfHeaders(c.site, c.origin)...)
+		for _, c := range csrfCases(t) {
+			kv := []string{"cookie", ours(at, "")}
+			if c.site != "" {
+				kv = append(kv, "sec-fetch-site", c.site)
+			}
+			if c.origin != "" {
+				kv = append(kv, "origin", c.origin)
+			}
 			a := ask(t, h, p, orig(c.method, "/api", kv...))
 			if a.allow != c.pass || (!c.pass && (a.status != 403 || a.reason != "csrf")) {
 				t.Errorf("%s %s site=%q origin=%q: allow=%v %d %s, want pass=%v", p, c.method, c.site, c.origin, a.allow, a.status, a.reason, c.pass)
@@ -361,7 +403,7 @@ func TestHTTPModeCSRFTable(t *testing.T) {
 // nothing; the decision is that of the same request without them.
 func TestHTTPModeSpoofedForwardingIgnored(t *testing.T) {
 	r := newRig(t)
-	r.withNamed(t, map[string]Route{"open": r.route("app", Policy{PublicPaths: []string{"/"}})})
+	r.withNamed(t, map[string]authz.Route{"open": r.route("app", authz.Policy{PublicPaths: []string{"/"}})})
 	h, _ := r.httpMode()
 	at, _ := r.login("alice", nil)
 
@@ -428,7 +470,7 @@ func TestHTTPModeSpoofedForwardingIgnored(t *testing.T) {
 
 func TestHTTPModeNamedPolicyFromTrustedProxy(t *testing.T) {
 	r := newRig(t)
-	r.withNamed(t, map[string]Route{"open": r.route("app", Policy{PublicPaths: []string{"/"}})})
+	r.withNamed(t, map[string]authz.Route{"open": r.route("app", authz.Policy{PublicPaths: []string{"/"}})})
 	h, _ := r.httpMode()
 	req := shape(ProfileNginx, orig("GET", "/api"))
 	req.URL.RawQuery, req.RequestURI = "policy=open", "/authz/nginx?policy=open"
@@ -466,7 +508,7 @@ func TestHTTPModeRoutes(t *testing.T) {
 	r := newRig(t)
 	next := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
 	cases := []struct {
-		profile Profile // HTTPOptions.Profile
+		profile Profile // Options.Profile
 		target  string
 		code    int // 401: reached the Engine (no credentials); 418: Next
 	}{
@@ -490,7 +532,7 @@ func TestHTTPModeRoutes(t *testing.T) {
 		{"", "/authz/envoy/api;/static/x", 400},
 	}
 	for _, c := range cases {
-		h, _ := r.httpMode(func(o *HTTPOptions) { o.Profile, o.Next = c.profile, next })
+		h, _ := r.httpMode(func(o *Options) { o.Profile, o.Next = c.profile, next })
 		req := httptest.NewRequest("GET", "http://silentauth"+c.target, nil)
 		req.RequestURI = c.target
 		req.RemoteAddr = proxyPeer
@@ -561,8 +603,8 @@ func FuzzHTTPModeNginx(f *testing.F) {
 	r := newRig(f)
 	// Logged as in production, into nothing: r.logs would grow with every
 	// input.
-	h := NewHTTPHandler(r.engine, HTTPOptions{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}},
-		slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug})), NewMetrics(prometheus.NewRegistry(), 0))
+	h := NewHandler(r.engine, Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}},
+		slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug})), authz.NewMetrics(prometheus.NewRegistry(), 0))
 	f.Fuzz(func(t *testing.T, method, uri, host string) {
 		// Built by hand: httptest.NewRequest parses a request line each
 		// time, a third of an input's cost.
@@ -576,7 +618,11 @@ func FuzzHTTPModeNginx(f *testing.F) {
 			t.Fatalf("nginx answer %d", rec.Code)
 		}
 		if rec.Code == 200 {
-			p, _, err := normalizePath(uri)
+			r, err := authz.NewRequest("GET", "", "app.example.com", uri, authz.Headers{}, "")
+			p := ""
+			if r != nil {
+				p = r.Path
+			}
 			if err != nil || !(p == "/healthz" || strings.HasPrefix(p, "/static/")) {
 				t.Fatalf("%q %q allowed without credentials (path %q, %v)", method, uri, p, err)
 			}
@@ -608,6 +654,55 @@ func TestHTTPModeReuseEventNamesTheClient(t *testing.T) {
 	for _, want := range []string{`"event":"refresh_token_reuse"`, `"client_address":"192.0.2.44"`, `"user_agent":"stolen/1.0"`} {
 		if !strings.Contains(r.logs.String(), want) {
 			t.Fatalf("log lacks %s:\n%s", want, r.logs.String())
+		}
+	}
+}
+
+// endpointSpellings are spellings of the session endpoints a client may
+// send; each is answered as the endpoint (the authz package's table holds
+// the ordinary look-alikes too).
+var endpointSpellings = []struct{ path string }{
+	{"/auth/refresh"}, {"/AUTH/REFRESH"}, {"/Auth/Refresh?next=1"}, {"/auth/%72efresh"}, {"/auth/%52%45FRESH"},
+	{"/auth//refresh"}, {"//auth/refresh"}, {"/auth/./refresh"}, {"/x/../auth/refresh"}, {"/AUTH/LOGOUT"}, {"/auth/%6cogout"},
+}
+
+// The HTTP mode decides the same way through every profile, whether the
+// proxy asks about the request (forward auth) or routes it straight to
+// silentauth (/authz/envoy, as the Caddy and Traefik snippets do for the
+// endpoints): an endpoint spelling is answered 204, never allowed with
+// upstream headers.
+func TestHTTPModeSessionEndpointSpellings(t *testing.T) {
+	for _, p := range allProfiles {
+		for _, c := range endpointSpellings {
+			r := newRig(t)
+			h, _ := r.httpMode()
+			_, rt := r.login("alice", nil)
+			a := ask(t, h, p, orig("POST", c.path, "cookie", ours("", rt), "sec-fetch-site", "same-origin"))
+			if a.allow || a.status != 204 || len(a.setCookie) != 3 || a.header.Get("Authorization") != "" {
+				t.Errorf("%s: POST %s: allow=%v status %d, %d cookies, authorization %v", p, c.path, a.allow, a.status, len(a.setCookie), a.header.Get("Authorization") != "")
+			}
+		}
+	}
+}
+
+// The HTTP mode answers through the same Decision: Envoy's http_service is
+// told to remove each spelling.
+func TestHTTPModeRemovesSpellings(t *testing.T) {
+	r := newRig(t)
+	h, _ := r.httpMode()
+	at, _ := r.login("alice", nil)
+	a := ask(t, h, ProfileEnvoy, orig("GET", "/api", "authorization", "Bearer "+at, "X_User_Id", "mallory", "x-user_role", "admin"))
+	if !a.allow || a.header.Get(headerRemove) != "x-user_role,x_user_id" || a.upstream.Get("X-User-Id") != "alice" {
+		t.Errorf("allow=%v %s %q x-user-id %q", a.allow, headerRemove, a.header.Get(headerRemove), a.upstream.Get("X-User-Id"))
+	}
+}
+
+// Every header that describes another request is read only from trusted
+// proxies: the Engine never sees it.
+func TestDescribingHeadersAreForwarding(t *testing.T) {
+	for _, n := range describing {
+		if !isForwarding(strings.ToLower(n)) {
+			t.Errorf("%s describes the original request but reaches the Engine", n)
 		}
 	}
 }

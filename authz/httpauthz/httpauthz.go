@@ -1,4 +1,14 @@
-package authz
+// Package httpauthz is silentauth's HTTP authorization mode: the same
+// authz.Engine behind a plain HTTP endpoint, for proxies that ask an
+// authorization service over HTTP (nginx auth_request, Traefik ForwardAuth,
+// Caddy forward_auth, Envoy's ext_authz http_service). The handler builds
+// the authz.Request straight from what the proxy forwards (authz.NewRequest,
+// with the limits and path rules of every transport; forwarded headers
+// only from trusted proxies), decides with the Engine, records the decision
+// with an authz.Observer like the gRPC server does, and writes the Decision
+// in the shape that proxy understands. Manifests for each proxy live in
+// manifests/proxies/.
+package httpauthz
 
 import (
 	"log/slog"
@@ -10,18 +20,8 @@ import (
 	"strings"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/silentauth/silentauth/authz"
 )
-
-// The HTTP authorization mode: the same Engine behind a plain HTTP
-// endpoint, for proxies that ask an authorization service over HTTP
-// (nginx auth_request, Traefik ForwardAuth, Caddy forward_auth, Envoy's
-// ext_authz http_service). The handler turns what the proxy forwards into
-// the Request a CheckRequest would give (NewRequest, with its limits and
-// path rules), decides with the Engine, and writes the Decision in the
-// shape that proxy understands. Manifests for each proxy live in
-// manifests/proxies/.
 
 // Profile names how one proxy forwards the original request and how it
 // acts on the answer.
@@ -50,8 +50,8 @@ const (
 	ProfileCaddy Profile = "caddy"
 )
 
-// HTTPOptions configure the HTTP authorization mode.
-type HTTPOptions struct {
+// Options configure the HTTP authorization mode.
+type Options struct {
 	// Prefix is the path the handler serves; default "/authz".
 	Prefix string
 	// Profile answers requests to Prefix itself: nginx, traefik or caddy
@@ -122,30 +122,30 @@ var profiles = map[Profile]forwarding{
 	ProfileCaddy: {method: "X-Forwarded-Method", uri: "X-Forwarded-Uri", host: "X-Forwarded-Host", numbered: true},
 }
 
-// httpHandler is the HTTP mode. It is safe for concurrent use.
-type httpHandler struct {
-	engine  *Engine
-	opts    HTTPOptions
-	log     *slog.Logger
-	servers map[Profile]*Server // metrics and the decision log, per profile
+// handler is the HTTP mode. It is safe for concurrent use.
+type handler struct {
+	engine *authz.Engine
+	opts   Options
+	log    *slog.Logger
+	obs    map[Profile]*authz.Observer // metrics and the decision log, per profile
 }
 
-// NewHTTPHandler returns the HTTP authorization mode deciding with e. Its
+// NewHandler returns the HTTP authorization mode deciding with e. Its
 // decisions are counted in m and logged like Check's, with transport=http
 // and the profile.
-func NewHTTPHandler(e *Engine, o HTTPOptions, log *slog.Logger, m *Metrics) http.Handler {
+func NewHandler(e *authz.Engine, o Options, log *slog.Logger, m *authz.Metrics) http.Handler {
 	if o.Prefix == "" {
 		o.Prefix = "/authz"
 	}
 	o.Prefix = strings.TrimSuffix(o.Prefix, "/")
-	h := &httpHandler{engine: e, opts: o, log: log, servers: make(map[Profile]*Server, len(profiles))}
+	h := &handler{engine: e, opts: o, log: log, obs: make(map[Profile]*authz.Observer, len(profiles))}
 	for p := range profiles {
-		h.servers[p] = NewServer(e, log.With("transport", "http", "profile", string(p)), m)
+		h.obs[p] = authz.NewObserver(log.With("transport", "http", "profile", string(p)), m)
 	}
 	return h
 }
 
-func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	uri := r.RequestURI
 	if !strings.HasPrefix(uri, "/") {
@@ -161,20 +161,16 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	cr, ferr := h.checkRequest(r, p, rest)
-	req, err := NewRequest(cr)
-	if ferr != nil {
-		err = ferr
-	}
+	req, err := h.request(r, p, rest)
 	d := h.engine.Decide(r.Context(), req, err)
-	h.servers[p].observe(r.Context(), req, d, time.Since(start))
+	h.obs[p].Observe(r.Context(), req, d, time.Since(start))
 	h.write(w, p, req, d)
 }
 
 // route picks the profile from the request URI: Prefix itself (the
 // default profile), Prefix/nginx, /traefik, /caddy (any query is the auth
 // URI's own), or Prefix/envoy followed by the original path and query.
-func (h *httpHandler) route(uri string) (p Profile, rest string, ok bool) {
+func (h *handler) route(uri string) (p Profile, rest string, ok bool) {
 	rest, ok = strings.CutPrefix(uri, h.opts.Prefix)
 	if !ok || (rest != "" && rest[0] != '/' && rest[0] != '?') {
 		return "", "", false
@@ -201,11 +197,12 @@ func (h *httpHandler) route(uri string) (p Profile, rest string, ok bool) {
 	return "", "", false
 }
 
-// checkRequest describes the original request as Envoy would in a
-// CheckRequest, so that NewRequest applies the same limits and path rules
-// to it. Forwarded headers count only from a trusted proxy; an error means
-// a trusted proxy sent an incomplete or ambiguous description.
-func (h *httpHandler) checkRequest(r *http.Request, p Profile, rest string) (*authv3.CheckRequest, error) {
+// request builds the original request from the auth request through
+// authz.NewRequest, which applies the limits and path rules of every
+// transport. Forwarded headers count only from a trusted proxy; an error
+// means a trusted proxy sent an incomplete or ambiguous description (the
+// Request is still returned when it could be built, for the log).
+func (h *handler) request(r *http.Request, p Profile, rest string) (*authz.Request, error) {
 	fw := profiles[p]
 	method, path, host := r.Method, rest, r.Host
 	if fw.method != "" {
@@ -240,10 +237,10 @@ func (h *httpHandler) checkRequest(r *http.Request, p Profile, rest string) (*au
 				host = fhost
 			}
 			if !okM || !okU || !okH || !validMethod(method) || path == "" {
-				err = errBadRequest
+				err = authz.ErrBadRequest
 			}
 			if q, ok := strings.CutPrefix(rest, "?"); ok {
-				policy = queryValue(q, PolicyKey)
+				policy = queryValue(q, authz.PolicyKey)
 			}
 		} else {
 			// The proxy must write the header itself, replacing a
@@ -253,7 +250,7 @@ func (h *httpHandler) checkRequest(r *http.Request, p Profile, rest string) (*au
 			// ambiguous, refused rather than guessed.
 			var okP bool
 			if policy, okP = single(r.Header, HeaderPolicy); !okP {
-				err = errBadRequest
+				err = authz.ErrBadRequest
 			}
 		}
 	} else if forwardedBy(r.Header) {
@@ -261,35 +258,30 @@ func (h *httpHandler) checkRequest(r *http.Request, p Profile, rest string) (*au
 			"peer", r.RemoteAddr, "profile", string(p))
 	}
 
-	hm := &corev3.HeaderMap{Headers: make([]*corev3.HeaderValue, 0, len(r.Header)+1)}
+	headers := authz.MakeHeaders(len(r.Header))
 	for name, values := range r.Header {
 		lname := strings.ToLower(name)
 		if isForwarding(lname) {
+			// Read above, from trusted proxies only; the Engine never
+			// sees them.
 			continue
 		}
 		for _, v := range values {
-			hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: lname, Value: v})
+			headers.Add(lname, v)
 		}
 	}
-	// The only forwarded header the Engine reads, and only as decided here.
-	hm.Headers = append(hm.Headers, &corev3.HeaderValue{Key: "x-forwarded-proto", Value: scheme})
-	cr := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-		Source: &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{
-			SocketAddress: &corev3.SocketAddress{Address: peer},
-		}}},
-		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Id: r.Header.Get("X-Request-Id"), Method: method, Host: host, Path: path,
-			Scheme: scheme, Protocol: r.Proto, HeaderMap: hm,
-		}},
-	}}
-	if policy != "" {
-		cr.Attributes.ContextExtensions = map[string]string{PolicyKey: policy}
+	req, rerr := authz.NewRequest(method, scheme, host, path, headers, peer)
+	if req != nil {
+		req.Policy, req.ID = policy, r.Header.Get("X-Request-Id")
 	}
-	return cr, err
+	if err == nil {
+		err = rerr
+	}
+	return req, err
 }
 
 // trusted reports whether the peer is one of the trusted proxies.
-func (h *httpHandler) trusted(remoteAddr string) bool {
+func (h *handler) trusted(remoteAddr string) bool {
 	ap, err := netip.ParseAddrPort(remoteAddr)
 	if err != nil {
 		return false
@@ -304,17 +296,33 @@ func (h *httpHandler) trusted(remoteAddr string) bool {
 }
 
 // isForwarding reports the headers through which a proxy describes the
-// original request or selects a policy. The Engine never sees them: they
-// are read above, from trusted proxies only.
+// original request or selects a policy (every name in describing, and the
+// X-Forwarded-For and -Proto family). The Engine never sees them: they are
+// read in request, from trusted proxies only.
 func isForwarding(lname string) bool {
 	return strings.HasPrefix(lname, "x-forwarded-") || strings.HasPrefix(lname, "x-original-") ||
-		lname == "forwarded" || lname == "x-silentauth-policy"
+		lname == "forwarded" || strings.EqualFold(lname, HeaderPolicy)
 }
+
+// describing lists the headers that describe another request: each
+// profile's method, URI and host headers, and HeaderPolicy.
+var describing = func() []string {
+	names := []string{HeaderPolicy}
+	for _, p := range []Profile{ProfileNginx, ProfileTraefik, ProfileCaddy} {
+		fw := profiles[p]
+		for _, n := range []string{fw.method, fw.uri, fw.host} {
+			if !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	return names
+}()
 
 // forwardedBy reports whether a request carries headers that describe
 // another request: worth a warning when the peer is not trusted.
 func forwardedBy(h http.Header) bool {
-	for _, name := range []string{"X-Original-Method", "X-Original-Uri", "X-Forwarded-Method", "X-Forwarded-Uri", "X-Forwarded-Host", HeaderPolicy} {
+	for _, name := range describing {
 		if len(h.Values(name)) > 0 {
 			return true
 		}
@@ -366,7 +374,7 @@ func queryValue(q, key string) string {
 // Decision's status, headers, cookies and body; for nginx it is 401 or 403
 // with X-Silentauth-* instructions that its error_page turns into the
 // real answer.
-func (h *httpHandler) write(w http.ResponseWriter, p Profile, r *Request, d Decision) {
+func (h *handler) write(w http.ResponseWriter, p Profile, r *authz.Request, d authz.Decision) {
 	fw := profiles[p]
 	hdr := w.Header()
 	if d.Allow {
@@ -430,15 +438,15 @@ func (h *httpHandler) write(w http.ResponseWriter, p Profile, r *Request, d Deci
 // states every header the Engine may touch: authorization and cookie keep
 // the client's value unless the Engine set or removed them; claim headers
 // are present only when the Engine set them (client copies are removed).
-func upstreamView(r *Request, d Decision) []Header {
-	out := make([]Header, 0, len(d.Upstream)+2)
+func upstreamView(r *authz.Request, d authz.Decision) []authz.Header {
+	out := make([]authz.Header, 0, len(d.Upstream)+2)
 	out = append(out, d.Upstream...)
 	for _, name := range []string{"authorization", "cookie"} {
-		if slices.ContainsFunc(d.Upstream, func(h Header) bool { return h.Name == name }) || slices.Contains(d.Remove, name) {
+		if slices.ContainsFunc(d.Upstream, func(h authz.Header) bool { return h.Name == name }) || slices.Contains(d.Remove, name) {
 			continue
 		}
 		if v := r.Header(name); v != "" {
-			out = append(out, Header{name, v})
+			out = append(out, authz.Header{Name: name, Value: v})
 		}
 	}
 	return out
