@@ -117,15 +117,3 @@ func (s *shard) evictOne() {
 	}
 	delete(s.m, victim)
 }
-
-// len returns the number of entries, for tests.
-func (c *cache) len() int {
-	n := 0
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.RLock()
-		n += len(s.m)
-		s.mu.RUnlock()
-	}
-	return n
-}

@@ -734,3 +734,15 @@ func TestClaimsText(t *testing.T) {
 		}
 	}
 }
+
+// len returns the number of entries.
+func (c *cache) len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		n += len(s.m)
+		s.mu.RUnlock()
+	}
+	return n
+}

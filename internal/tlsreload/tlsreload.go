@@ -50,20 +50,6 @@ var (
 	ErrPEM      = errors.New("tlsreload: malformed PEM (half-written file?)")
 )
 
-// Option adjusts a Reloader before its first load.
-type Option func(*Reloader)
-
-// WithClock replaces time.Now, so tests drive the interval without sleeping.
-func WithClock(now func() time.Time) Option {
-	return func(r *Reloader) { r.now = now }
-}
-
-// WithInterval sets how often, at most, the files are checked; d <= 0
-// checks on every handshake. Default DefaultInterval.
-func WithInterval(d time.Duration) Option {
-	return func(r *Reloader) { r.interval = d }
-}
-
 // Reloader serves a certificate pair from files, re-reading them when their
 // modification time, size or identity (a new inode, as when a Kubernetes
 // Secret volume swaps its ..data symlink) changes, checked at most once per
@@ -98,7 +84,13 @@ type state struct {
 // New loads certFile and keyFile (PEM; the chain leaf first) and, when
 // clientCAFile is not "", the CA bundle that client certificates must chain
 // to. It fails if any of them does not load. A nil logger discards.
-func New(certFile, keyFile, clientCAFile string, logger *slog.Logger, opts ...Option) (*Reloader, error) {
+func New(certFile, keyFile, clientCAFile string, logger *slog.Logger) (*Reloader, error) {
+	return newReloader(certFile, keyFile, clientCAFile, logger, time.Now)
+}
+
+// newReloader is New with the clock that decides when the files are
+// checked again.
+func newReloader(certFile, keyFile, clientCAFile string, logger *slog.Logger, now func() time.Time) (*Reloader, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -107,11 +99,8 @@ func New(certFile, keyFile, clientCAFile string, logger *slog.Logger, opts ...Op
 		keyFile:  keyFile,
 		caFile:   clientCAFile,
 		logger:   logger,
-		now:      time.Now,
+		now:      now,
 		interval: DefaultInterval,
-	}
-	for _, o := range opts {
-		o(r)
 	}
 
 	// Stat before reading: a change between the two is seen at the next check.

@@ -152,7 +152,7 @@ func setup(t *testing.T, f files) (*tlsreload.Reloader, *fakeclock.Clock, *logBu
 	t.Helper()
 	clk := fakeclock.New(time.Now())
 	logs := &logBuffer{}
-	r, err := tlsreload.New(f.cert, f.key, f.ca, slog.New(slog.NewJSONHandler(logs, nil)), tlsreload.WithClock(clk.Now))
+	r, err := tlsreload.NewWithClock(f.cert, f.key, f.ca, slog.New(slog.NewJSONHandler(logs, nil)), clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -38,7 +39,7 @@ func TestMemoryPerFamily(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := t.Context()
 	rdb := srv.Client(t)
-	st := NewFromClient(redis.NewClient(&redis.Options{Addr: srv.Addr()}), "", nil)
+	st := &Store{c: redis.NewClient(&redis.Options{Addr: srv.Addr()}), prefix: DefaultKeyPrefix, now: time.Now}
 	t.Cleanup(func() { _ = st.Close() })
 
 	f := typicalFamily(t, st)

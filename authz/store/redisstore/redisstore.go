@@ -103,19 +103,6 @@ func New(o Options) (*Store, error) {
 	return &Store{c: redis.NewUniversalClient(o.universal()), prefix: o.KeyPrefix, now: o.Now}, nil
 }
 
-// NewFromClient returns a Store over c (tests, or a caller who builds the
-// client itself). prefix defaults to DefaultKeyPrefix, now to time.Now. Close
-// closes c.
-func NewFromClient(c redis.UniversalClient, prefix string, now func() time.Time) *Store {
-	if prefix == "" {
-		prefix = DefaultKeyPrefix
-	}
-	if now == nil {
-		now = time.Now
-	}
-	return &Store{c: c, prefix: prefix, now: now}
-}
-
 // Ping checks that Redis answers (one node, for a Cluster), for health
 // checks.
 func (s *Store) Ping(ctx context.Context) error {
