@@ -311,7 +311,7 @@ func (w *Watcher) Status() (ready bool, message string) {
 func (w *Watcher) upsert(obj any) {
 	s, ok := obj.(*corev1.Secret)
 	if !ok || s.Namespace != w.o.Namespace || s.Name != w.o.Name {
-		return // the field selector should make this impossible; fakes do not apply it
+		return // the field selector rules this out, unless a client ignores it
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
