@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -42,7 +41,9 @@ func stateAt(e Entry, until, now time.Time) State {
 
 // activated reports whether e's activate-at has come by now (whatever its
 // retire-at).
-func activated(e Entry, now time.Time) bool { return e.ActivateAt.IsZero() || !now.Before(e.ActivateAt) }
+func activated(e Entry, now time.Time) bool {
+	return e.ActivateAt.IsZero() || !now.Before(e.ActivateAt)
+}
 
 // newer orders the active keys: the latest activate-at signs, ties broken
 // by the greatest name, so every replica picks the same key.
@@ -150,21 +151,15 @@ func newKeyring(ms []*member) (*Keyring, error) {
 // hash of the body, so the same set of keys gives the same ETag on every
 // replica.
 func (r *Keyring) jwksAt(now time.Time) (body []byte, etag string) {
-	var buf strings.Builder
-	buf.WriteString(`{"keys":[`)
-	n := 0
+	body = append(body, `{"keys":[`...)
+	sep := ""
 	for _, m := range r.members {
-		if !m.verifiesAt(now) {
-			continue
+		if m.verifiesAt(now) {
+			body = append(append(body, sep...), m.jwk...)
+			sep = ","
 		}
-		if n > 0 {
-			buf.WriteByte(',')
-		}
-		buf.Write(m.jwk)
-		n++
 	}
-	buf.WriteString(`]}`)
-	body = []byte(buf.String())
+	body = append(body, `]}`...)
 	sum := sha256.Sum256(body)
 	return body, `"` + hex.EncodeToString(sum[:16]) + `"`
 }
