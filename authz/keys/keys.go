@@ -36,7 +36,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -278,26 +277,14 @@ func Generate(alg Alg) (*Key, error) {
 // Secret (NewSecretKeyring); keyrings of NewKeyring and LoadDir have one key
 // that signs and verification-only others, forever.
 //
-// Everything time-dependent is computed once, when the keyring is built: the
-// signer as a function of time (a handful of intervals), and when each key
-// stops verifying. Signer, Lookup and JWKS then cost a map lookup or a
-// binary search over a few times; JWKS bodies are assembled on first use
-// for each set of visible keys and memoized.
+// Signer, States, Degraded and JWKS evaluate each key's lifecycle at the
+// time asked, over at most MaxSecretKeys keys (usually three); Lookup is a
+// map lookup and a comparison with the key's end of verification, computed
+// once when the keyring is built.
 type Keyring struct {
 	members []*member          // JWKS order
 	byKID   map[string]*member // every key, including those gone by now
 	algs    []string           // distinct algorithms of every key
-
-	// The signer is signers[i] from signBreaks[i-1] (inclusive) to
-	// signBreaks[i] (exclusive); degraded[i] when no key is active then.
-	signBreaks []time.Time
-	signers    []*member
-	degraded   []bool
-
-	// The JWKS in visible-set interval i publishes the members whose
-	// visIdx ≥ i; bodies[i] memoizes it.
-	visBreaks []time.Time
-	bodies    []atomic.Pointer[jwksBody]
 }
 
 // NewKeyring builds a keyring. active must hold a private key; others are
@@ -321,7 +308,6 @@ func NewKeyring(active *Key, others ...*Key) (*Keyring, error) {
 	}
 
 	var members []*member
-	seen := make(map[string]bool, 1+len(others))
 	add := func(k *Key, verifyOnly bool) error {
 		if k == nil {
 			return fmt.Errorf("%w: nil key", ErrInvalidKey)
@@ -329,10 +315,6 @@ func NewKeyring(active *Key, others ...*Key) (*Keyring, error) {
 		if err := checkKey(k); err != nil {
 			return err
 		}
-		if seen[k.ID] {
-			return fmt.Errorf("%w: %s", ErrDuplicateKID, k.ID)
-		}
-		seen[k.ID] = true
 		c := *k
 		members = append(members, &member{key: &c, entry: Entry{Key: &c}, verifyOnly: verifyOnly})
 		return nil
@@ -352,7 +334,7 @@ func NewKeyring(active *Key, others ...*Key) (*Keyring, error) {
 			return nil, err
 		}
 	}
-	return newKeyring(members, []*member{members[0]}, nil, []bool{false})
+	return newKeyring(members)
 }
 
 // checkKey refuses a Key whose fields disagree, so a hand-built Key cannot
@@ -482,7 +464,8 @@ func readBounded(path string) (data []byte, isDir bool, err error) {
 // active most recently, and Degraded says so. The returned Key must not be
 // modified.
 func (r *Keyring) Signer(now time.Time) *Key {
-	return r.signers[segment(r.signBreaks, now)].key
+	s, _ := signerAt(r.members, now)
+	return s.key
 }
 
 // Lookup returns the key with kid if it may verify tokens at now: a key in
@@ -497,14 +480,9 @@ func (r *Keyring) Lookup(kid string, now time.Time) (*Key, bool) {
 	return m.key, true
 }
 
-// Algs lists the distinct algorithms of the keys in the ring (for the
-// parser's allow-list), whatever their state: Lookup refuses the keys that
-// may not verify. For NewKeyring the active key's comes first. The slice is
-// the caller's.
-func (r *Keyring) Algs() []string { return slices.Clone(r.algs) }
-
-// HasAlg reports whether a key in the ring, whatever its state, uses alg:
-// Algs without the copy.
+// HasAlg reports whether a key in the ring, whatever its state, uses alg
+// (the verifier's allow-list of algorithms): Lookup refuses the keys that
+// may not verify.
 func (r *Keyring) HasAlg(alg string) bool { return slices.Contains(r.algs, alg) }
 
 // Keys lists every key, including keys gone by now: for NewKeyring and
@@ -528,10 +506,7 @@ func (r *Keyring) Keys() []*Key {
 // Time only ever removes keys from the JWKS; keys are added by a new
 // keyring (a Secret update). So a client caching the JWKS for max-age at
 // worst keeps a key that no longer verifies.
-func (r *Keyring) JWKS(now time.Time) (body []byte, etag string) {
-	b := r.jwksAt(now)
-	return slices.Clone(b.body), b.etag
-}
+func (r *Keyring) JWKS(now time.Time) (body []byte, etag string) { return r.jwksAt(now) }
 
 // Source yields the current keyring, or nil before the first one is loaded.
 type Source interface {
@@ -552,32 +527,18 @@ func (h *Holder) Keyring() *Keyring { return h.p.Load() }
 // Store replaces the current keyring.
 func (h *Holder) Store(r *Keyring) { h.p.Store(r) }
 
-// HandlerOption configures JWKSHandler.
-type HandlerOption func(*handlerOptions)
-
-type handlerOptions struct {
-	now func() time.Time
+// JWKSHandler serves the current keyring's JWKS, with the keys published
+// at the time of each request, with Cache-Control max-age and ETag /
+// If-None-Match support (RFC 9110 §13.1.2, weak comparison, "*"); 503
+// before the first keyring. Only GET and HEAD are allowed (405 with Allow
+// otherwise).
+func JWKSHandler(src Source, maxAge time.Duration) http.Handler {
+	return jwksHandler(src, maxAge, time.Now)
 }
 
-// WithClock makes JWKSHandler ask now for the time that decides which keys
-// are published (default time.Now).
-func WithClock(now func() time.Time) HandlerOption {
-	return func(o *handlerOptions) {
-		if now != nil {
-			o.now = now
-		}
-	}
-}
-
-// JWKSHandler serves the current keyring's JWKS at the handler's clock
-// (WithClock; default time.Now) with Cache-Control max-age and ETag /
-// If-None-Match support; 503 before the first keyring. Only GET and HEAD
-// are allowed (405 with Allow otherwise).
-func JWKSHandler(src Source, maxAge time.Duration, opts ...HandlerOption) http.Handler {
-	o := handlerOptions{now: time.Now}
-	for _, opt := range opts {
-		opt(&o)
-	}
+// jwksHandler is JWKSHandler with the clock that decides which keys are
+// published.
+func jwksHandler(src Source, maxAge time.Duration, now func() time.Time) http.Handler {
 	cacheControl := fmt.Sprintf("public, max-age=%d", max(0, int64(maxAge/time.Second)))
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		h := w.Header()
@@ -594,34 +555,14 @@ func JWKSHandler(src Source, maxAge time.Duration, opts ...HandlerOption) http.H
 			io.WriteString(w, `{"error":"no signing keys loaded yet"}`+"\n")
 			return
 		}
-		b := r.jwksAt(o.now())
-		h.Set("ETag", b.etag)
+		body, etag := r.jwksAt(now())
+		// ServeContent answers If-None-Match (weak comparison, "*") with a
+		// 304 that keeps ETag and Cache-Control (RFC 9110 §15.4.5), sets
+		// Content-Length, and omits the body for HEAD.
+		h.Set("ETag", etag)
 		h.Set("Cache-Control", cacheControl)
-		if etagMatches(req.Header.Values("If-None-Match"), b.etag) {
-			// RFC 9110 §15.4.5: a 304 repeats ETag and Cache-Control, no body.
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
 		h.Set("Content-Type", "application/jwk-set+json") // RFC 7517 §8.5.1
-		h.Set("Content-Length", strconv.Itoa(len(b.body)))
 		h.Set("X-Content-Type-Options", "nosniff")
-		w.WriteHeader(http.StatusOK)
-		if req.Method != http.MethodHead {
-			w.Write(b.body)
-		}
+		http.ServeContent(w, req, "", time.Time{}, bytes.NewReader(body))
 	})
-}
-
-// etagMatches applies If-None-Match (RFC 9110 §13.1.2): "*" or a list of
-// entity tags compared weakly, so W/"x" matches "x".
-func etagMatches(headers []string, etag string) bool {
-	for _, v := range headers {
-		for tag := range strings.SplitSeq(v, ",") {
-			tag = strings.TrimSpace(tag)
-			if tag == "*" || strings.TrimPrefix(tag, "W/") == etag {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -229,8 +229,8 @@ func ParseSecret(data map[string][]byte, annotations map[string]string) ([]Entry
 	entries := make([]Entry, 0, len(byName))
 	for _, name := range slices.Sorted(maps.Keys(byName)) {
 		e := byName[name]
-		if !e.RetireAt.IsZero() && !e.ActivateAt.IsZero() && !e.RetireAt.After(e.ActivateAt) {
-			report(name, AnnotationPrefix+name+RetireAtSuffix, fmt.Errorf("%s is not after activate-at %s", stamp(e.RetireAt), stamp(e.ActivateAt)))
+		if err := e.checkTimes(); err != nil {
+			report(name, AnnotationPrefix+name+RetireAtSuffix, err)
 			continue
 		}
 		if bad[name] {
@@ -260,17 +260,8 @@ func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 // plain RFC 3339 for whole seconds. It refuses an invalid name, a key
 // without its private half, and retire-at not after activate-at.
 func EncodeEntry(e Entry) (dataKey string, pem []byte, annotations map[string]string, err error) {
-	if !ValidName(e.Name) {
-		return "", nil, nil, fmt.Errorf("%w: name %s is not 1–40 of a-z, 0-9 and - (starting and ending with a letter or digit)", ErrSecretFormat, quoteValue(e.Name))
-	}
-	if e.Key == nil || e.Key.Signer == nil {
-		return "", nil, nil, fmt.Errorf("%w: entry %s has no private key", ErrInvalidKey, e.Name)
-	}
-	if err := checkKey(e.Key); err != nil {
+	if err := e.check(); err != nil {
 		return "", nil, nil, err
-	}
-	if !e.RetireAt.IsZero() && !e.ActivateAt.IsZero() && !e.RetireAt.After(e.ActivateAt) {
-		return "", nil, nil, fmt.Errorf("%w: entry %s: retire-at %s is not after activate-at %s", ErrSecretFormat, e.Name, stamp(e.RetireAt), stamp(e.ActivateAt))
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(e.Key.Signer)
 	if err != nil {
@@ -304,17 +295,37 @@ func (l Lifecycle) Keep() time.Duration { return l.AccessTTL + l.Leeway }
 // retiring. It looks at e alone: a Keyring may keep a gone key verifying
 // while it is still the only key that signs (see Keyring.Degraded).
 func (l Lifecycle) StateAt(e Entry, now time.Time) State {
-	retires := !e.RetireAt.IsZero()
-	switch {
-	case retires && !now.Before(e.RetireAt.Add(l.Keep())):
-		return StateGone
-	case retires && !now.Before(e.RetireAt):
-		return StateRetiring
-	case !e.ActivateAt.IsZero() && now.Before(e.ActivateAt):
-		return StateNext
-	default:
-		return StateActive
+	var until time.Time
+	if !e.RetireAt.IsZero() {
+		until = e.RetireAt.Add(l.Keep())
 	}
+	return stateAt(e, until, now)
+}
+
+// check refuses an entry that EncodeEntry cannot write or NewSecretKeyring
+// cannot use: an invalid name, a key without its private half or whose
+// fields disagree, and retire-at not after activate-at.
+func (e Entry) check() error {
+	if !ValidName(e.Name) {
+		return fmt.Errorf("%w: name %s is not 1–40 of a-z, 0-9 and - (starting and ending with a letter or digit)", ErrSecretFormat, quoteValue(e.Name))
+	}
+	if err := checkSigner(e.Key); err != nil {
+		return fmt.Errorf("entry %s: %w", e.Name, err)
+	}
+	if err := e.checkTimes(); err != nil {
+		return fmt.Errorf("%w: entry %s: retire-at %w", ErrSecretFormat, e.Name, err)
+	}
+	return nil
+}
+
+// checkTimes refuses retire-at not after activate-at: the key would never
+// sign, and a typo in either time must not go unnoticed. The error is
+// about the retire-at annotation and does not name it.
+func (e Entry) checkTimes() error {
+	if !e.RetireAt.IsZero() && !e.ActivateAt.IsZero() && !e.RetireAt.After(e.ActivateAt) {
+		return fmt.Errorf("%s is not after activate-at %s", stamp(e.RetireAt), stamp(e.ActivateAt))
+	}
+	return nil
 }
 
 // NewSecretKeyring builds a keyring whose Signer, Lookup and JWKS follow
@@ -342,25 +353,14 @@ func NewSecretKeyring(entries []Entry, l Lifecycle, now time.Time) (*Keyring, er
 	}
 	members := make([]*member, 0, len(entries))
 	names := make(map[string]bool, len(entries))
-	kids := make(map[string]string, len(entries))
 	for _, e := range entries {
-		if !ValidName(e.Name) {
-			return nil, fmt.Errorf("%w: name %s is not 1–40 of a-z, 0-9 and -", ErrSecretFormat, quoteValue(e.Name))
+		if err := e.check(); err != nil {
+			return nil, err
 		}
 		if names[e.Name] {
 			return nil, fmt.Errorf("%w: two entries named %s", ErrSecretFormat, e.Name)
 		}
 		names[e.Name] = true
-		if err := checkSigner(e.Key); err != nil {
-			return nil, fmt.Errorf("entry %s: %w", e.Name, err)
-		}
-		if prev, dup := kids[e.Key.ID]; dup {
-			return nil, fmt.Errorf("%w: %s and %s hold the same key %s", ErrDuplicateKID, prev, e.Name, e.Key.ID)
-		}
-		kids[e.Key.ID] = e.Name
-		if !e.RetireAt.IsZero() && !e.ActivateAt.IsZero() && !e.RetireAt.After(e.ActivateAt) {
-			return nil, fmt.Errorf("%w: entry %s: retire-at %s is not after activate-at %s", ErrSecretFormat, e.Name, stamp(e.RetireAt), stamp(e.ActivateAt))
-		}
 		k := *e.Key
 		e.Key = &k
 		if e.PublishedAt.IsZero() {
@@ -372,11 +372,18 @@ func NewSecretKeyring(entries []Entry, l Lifecycle, now time.Time) (*Keyring, er
 	// ETags on every replica, whatever the time.
 	slices.SortFunc(members, func(a, b *member) int { return strings.Compare(a.entry.Name, b.entry.Name) })
 
-	if !slices.ContainsFunc(members, func(m *member) bool { return activated(m, now) }) {
+	r, err := newKeyring(members)
+	if err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(members, func(m *member) bool { return activated(m.entry, now) }) {
 		first := slices.MinFunc(members, func(a, b *member) int { return a.entry.ActivateAt.Compare(b.entry.ActivateAt) })
 		return nil, fmt.Errorf("%w: no key is active at %s; the first, %s, activates at %s", ErrNoActiveKey, stamp(now), first.entry.Name, stamp(first.entry.ActivateAt))
 	}
-	return newTimedKeyring(members, l)
+	for _, m := range members {
+		m.until = verifiesUntil(m, members, l)
+	}
+	return r, nil
 }
 
 // checkSigner refuses a nil key, a key without its private half, and a key

@@ -590,7 +590,7 @@ func TestJWKSHandlerClock(t *testing.T) {
 	var h Holder
 	h.Store(r)
 	now := t0
-	handler := JWKSHandler(&h, time.Minute, WithClock(func() time.Time { return now }))
+	handler := jwksHandler(&h, time.Minute, func() time.Time { return now })
 	get := func(etag string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodGet, "/.well-known/jwks.json", nil)
 		if etag != "" {
@@ -622,7 +622,7 @@ func BenchmarkJWKSHandler(b *testing.B) {
 	r := must(NewSecretKeyring([]Entry{{Name: "k1", Key: mustKey(b, p256Key()), RetireAt: t0.Add(hour)}, {Name: "k2", Key: mustKey(b, edKey())}}, lc, t0))
 	var h Holder
 	h.Store(r)
-	handler := JWKSHandler(&h, time.Minute, WithClock(func() time.Time { return t0 }))
+	handler := jwksHandler(&h, time.Minute, func() time.Time { return t0 })
 	req := httptest.NewRequest(http.MethodGet, "/.well-known/jwks.json", nil)
 	for b.Loop() {
 		handler.ServeHTTP(httptest.NewRecorder(), req)

@@ -30,7 +30,8 @@ type secretClient interface {
 
 // clientFactory connects to the cluster o selects and returns the Secrets
 // of the namespace to use: o.Namespace, else the context's, else
-// "default". Tests inject a fake clientset's Secrets through it.
+// "default". The commands depend on it, not on kubeClient, so they run
+// against any implementation of secretClient.
 type clientFactory func(o kubeOptions) (secretClient, string, error)
 
 // kubeClient connects the way kubectl does: the usual kubeconfig loading

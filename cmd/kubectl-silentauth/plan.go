@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/silentauth/silentauth/authz/config"
 	"github.com/silentauth/silentauth/authz/keys"
 )
 
@@ -19,10 +20,14 @@ import (
 // needs --force.
 const minLead = 30 * time.Minute
 
-// The server's defaults (tokens.accessTTL, tokens.leeway). They only set
-// how long a retired key keeps verifying, which the plans mention but do
-// not depend on; `keys list` takes them as flags.
-var defaultLifecycle = keys.Lifecycle{AccessTTL: 15 * time.Minute, Leeway: 30 * time.Second}
+// defaultLifecycle is the server's default tokens.accessTTL and
+// tokens.leeway, read from its configuration defaults so the two cannot
+// drift. They only set how long a retired key keeps verifying, which the
+// plans mention but do not depend on; `keys list` takes them as flags.
+var defaultLifecycle = func() keys.Lifecycle {
+	t := config.Default().Tokens
+	return keys.Lifecycle{AccessTTL: t.AccessTTL, Leeway: t.Leeway}
+}()
 
 // errRefused marks a change the planner will not make; the message says
 // why and what to do instead.
@@ -47,7 +52,8 @@ func (c change) empty() bool { return len(c.add)+len(c.set)+len(c.remove) == 0 }
 
 // planner decides what a command changes and whether that is safe. Its
 // methods are pure functions of the entries read from the Secret and of
-// Now, so the rules are tested without a cluster.
+// Now: the same Secret at the same time always gives the same plan, which
+// is what --dry-run shows.
 type planner struct {
 	Now       time.Time
 	Lifecycle keys.Lifecycle

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -126,57 +127,9 @@ shutdown: {drain: 0s, timeout: 5s}
 	k1 := kidOf(t, bs[0].at)
 
 	// Continuous traffic, every user's jar updated from each answer.
-	var checks, failed, logouts, refreshes atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	// halt stops the traffic before the test ends, however it ends.
-	halt := sync.OnceFunc(func() { close(stop); wg.Wait() })
-	defer halt()
-	for _, b := range bs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				b.mu.Lock()
-				cookie := "__Host-sa-at=" + b.at + "; __Host-sa-rt=" + b.rt
-				b.mu.Unlock()
-				resp, err := client.Check(context.Background(), envoyRequest("GET", "/api", "cookie", cookie))
-				checks.Add(1)
-				if err != nil || resp.GetOkResponse() == nil {
-					failed.Add(1)
-					t.Logf("failed check: %v %v", err, resp.GetDeniedResponse().GetBody())
-				}
-				set := setCookies(resp)
-				b.mu.Lock()
-				if at, _ := cookieOf(set, "__Host-sa-at"); at != "" {
-					b.at = at
-					refreshes.Add(1)
-				}
-				if rt, attrs := cookieOf(set, "__Host-sa-rt"); rt != "" {
-					b.rt = rt
-				} else if strings.Contains(attrs, "Max-Age=0") {
-					logouts.Add(1)
-				}
-				b.lastKid = kidOf(t, strings.TrimPrefix(upstream(resp)["authorization"], "Bearer "))
-				b.mu.Unlock()
-				time.Sleep(20 * time.Millisecond) // pacing of a user, not a wait for a condition
-			}
-		}()
-	}
-	signingKid := func() map[string]bool {
-		out := map[string]bool{}
-		for _, b := range bs {
-			b.mu.Lock()
-			out[b.lastKid] = true
-			b.mu.Unlock()
-		}
-		return out
-	}
+	tr := startTraffic(t, client, bs)
+	defer tr.halt()
+	signingKid := tr.signingKids
 	jwks := func() string { _, body := get(t, "http://"+p.addrs["public"]+"/.well-known/jwks.json"); return body }
 
 	// Rotate with a 3 s lead: the new key is published first, signs from
@@ -212,12 +165,80 @@ shutdown: {drain: 0s, timeout: 5s}
 	})
 	kp("keys", "revoke", "k2", "--yes")
 	waitFor(t, 20*time.Second, "k2 gone from the JWKS", func() bool { return !strings.Contains(jwks(), k2) })
-	before := refreshes.Load()
-	waitFor(t, 20*time.Second, "more traffic after the revoke", func() bool { return refreshes.Load() > before+users })
+	before := tr.refreshes.Load()
+	waitFor(t, 20*time.Second, "more traffic after the revoke", func() bool { return tr.refreshes.Load() > before+users })
+	tr.stopAndCheck(t, "rotation under load")
+}
 
-	halt()
-	t.Logf("rotation under load: %d checks, %d refreshes, %d failed, %d forced logouts", checks.Load(), refreshes.Load(), failed.Load(), logouts.Load())
-	if failed.Load() != 0 || logouts.Load() != 0 {
-		t.Fatalf("%d failed checks, %d forced logouts; want none", failed.Load(), logouts.Load())
+// traffic is users browsing: each browser sends Checks with its cookies and
+// updates its jar from every answer, like a browser, until halt.
+type traffic struct {
+	bs                                 []*browser
+	checks, failed, logouts, refreshes atomic.Int64
+	halt                               func() // stops the traffic and waits for it; safe to call again
+}
+
+func startTraffic(t *testing.T, client authv3.AuthorizationClient, bs []*browser) *traffic {
+	tr := &traffic{bs: bs}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	tr.halt = sync.OnceFunc(func() { close(stop); wg.Wait() })
+	for _, b := range bs {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				b.mu.Lock()
+				cookie := "__Host-sa-at=" + b.at + "; __Host-sa-rt=" + b.rt
+				b.mu.Unlock()
+				resp, err := client.Check(context.Background(), envoyRequest("GET", "/api", "cookie", cookie))
+				tr.checks.Add(1)
+				if err != nil || resp.GetOkResponse() == nil {
+					tr.failed.Add(1)
+					t.Logf("failed check: %v %v", err, resp.GetDeniedResponse().GetBody())
+				}
+				set := setCookies(resp)
+				b.mu.Lock()
+				if at, _ := cookieOf(set, "__Host-sa-at"); at != "" {
+					b.at = at
+					tr.refreshes.Add(1)
+				}
+				if rt, attrs := cookieOf(set, "__Host-sa-rt"); rt != "" {
+					b.rt = rt
+				} else if strings.Contains(attrs, "Max-Age=0") {
+					tr.logouts.Add(1)
+				}
+				b.lastKid = kidOf(t, strings.TrimPrefix(upstream(resp)["authorization"], "Bearer "))
+				b.mu.Unlock()
+				time.Sleep(20 * time.Millisecond) // pacing of a user, not a wait for a condition
+			}
+		})
+	}
+	return tr
+}
+
+// signingKids returns the kids of the access tokens the browsers last sent
+// upstream.
+func (tr *traffic) signingKids() map[string]bool {
+	out := map[string]bool{}
+	for _, b := range tr.bs {
+		b.mu.Lock()
+		out[b.lastKid] = true
+		b.mu.Unlock()
+	}
+	return out
+}
+
+// stopAndCheck halts the traffic and fails the test if any Check failed or
+// logged anyone out.
+func (tr *traffic) stopAndCheck(t *testing.T, what string) {
+	t.Helper()
+	tr.halt()
+	t.Logf("%s: %d checks, %d refreshes, %d failed, %d forced logouts", what, tr.checks.Load(), tr.refreshes.Load(), tr.failed.Load(), tr.logouts.Load())
+	if tr.failed.Load() != 0 || tr.logouts.Load() != 0 {
+		t.Fatalf("%d failed checks, %d forced logouts; want none", tr.failed.Load(), tr.logouts.Load())
 	}
 }

@@ -96,7 +96,7 @@ const (
 // entries were removed is loaded, revoking those keys at once, and Status
 // warns about the leftovers.
 //
-// Status, WaitForFirst and Run are safe for concurrent use.
+// Status and Run are safe for concurrent use.
 type Watcher struct {
 	o        Options
 	ref      string // namespace/name, for messages and the informer's store key
@@ -105,11 +105,8 @@ type Watcher struct {
 	metrics  watchMetrics
 	log      *slog.Logger
 
-	snap      atomic.Pointer[snapshot]
-	changed   atomic.Pointer[chan struct{}] // closed and replaced on every publish
-	first     chan struct{}                 // closed by the first usable keyring
-	firstOnce sync.Once
-	running   atomic.Bool
+	snap    atomic.Pointer[snapshot]
+	running atomic.Bool
 
 	mu           sync.Mutex // serializes loads, deletes and ticks; guards the fields below
 	lastRV       string     // resourceVersion last handled; "" after a delete
@@ -179,9 +176,8 @@ func NewWatcher(o Options) (*Watcher, error) {
 	}
 
 	w := &Watcher{
-		o:     o,
-		ref:   o.Namespace + "/" + o.Name,
-		first: make(chan struct{}),
+		o:   o,
+		ref: o.Namespace + "/" + o.Name,
 		metrics: watchMetrics{
 			reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "silentauth_keyring_reloads_total",
@@ -207,9 +203,7 @@ func NewWatcher(o Options) (*Watcher, error) {
 			}
 		}
 	}
-	ch := make(chan struct{})
-	w.changed.Store(&ch)
-	w.publish(&snapshot{problem: "connecting to the API server"})
+	w.snap.Store(&snapshot{problem: "connecting to the API server"})
 
 	// One Secret: the field selector lets RBAC limit us to it (resourceNames
 	// only authorizes list and watch when the request names the object).
@@ -313,33 +307,11 @@ func (w *Watcher) Status() (ready bool, message string) {
 	return true, msg
 }
 
-// WaitForFirst returns nil once the first usable keyring is in the Holder,
-// or, when ctx ends first, an error carrying Status's message.
-func (w *Watcher) WaitForFirst(ctx context.Context) error {
-	select {
-	case <-w.first:
-		return nil
-	case <-ctx.Done():
-		_, msg := w.Status()
-		return fmt.Errorf("keys: %s: %w", msg, context.Cause(ctx))
-	}
-}
-
-// publish makes s what Status reports and wakes whoever waits on changes.
-func (w *Watcher) publish(s *snapshot) {
-	w.snap.Store(s)
-	ch := make(chan struct{})
-	close(*w.changed.Swap(&ch))
-}
-
-// changes returns a channel closed at the next publish (tests wait on it).
-func (w *Watcher) changes() <-chan struct{} { return *w.changed.Load() }
-
 // upsert handles an added or updated Secret.
 func (w *Watcher) upsert(obj any) {
 	s, ok := obj.(*corev1.Secret)
 	if !ok || s.Namespace != w.o.Namespace || s.Name != w.o.Name {
-		return // the field selector should make this impossible; fakes do not apply it
+		return // the field selector rules this out, unless a client ignores it
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -401,8 +373,7 @@ func (w *Watcher) load(s *corev1.Secret) {
 		w.log.Warn("key Secret has leftover annotations; the keys they name are revoked", "resourceVersion", s.ResourceVersion, "problems", warning)
 	}
 	w.o.Holder.Store(ring)
-	w.publish(&snapshot{good: &loaded{ring: ring, at: now, rv: s.ResourceVersion}, warning: warning})
-	w.firstOnce.Do(func() { close(w.first) })
+	w.snap.Store(&snapshot{good: &loaded{ring: ring, at: now, rv: s.ResourceVersion}, warning: warning})
 }
 
 // refuse records that the Secret version rv cannot be used. w.mu is held.
@@ -418,7 +389,7 @@ func (w *Watcher) refuse(prev *snapshot, rv string, err error) {
 	} else {
 		w.log.Error("key Secret refused; not ready until it is fixed", "resourceVersion", rv, "problems", problems)
 	}
-	w.publish(&next)
+	w.snap.Store(&next)
 }
 
 // deleted handles a deleted Secret: the last good keyring stays.
@@ -442,7 +413,7 @@ func (w *Watcher) deleted(obj any) {
 	} else {
 		w.log.Error("key Secret deleted; not ready until it is recreated")
 	}
-	w.publish(&next)
+	w.snap.Store(&next)
 }
 
 // initialListDone runs once the handler has seen the first list: without
@@ -460,7 +431,7 @@ func (w *Watcher) initialListDone() {
 	next := *prev
 	next.problem, next.apiErr = "not found", ""
 	w.log.Warn("key Secret not found; not ready until it is created")
-	w.publish(&next)
+	w.snap.Store(&next)
 }
 
 // apiError is the informer's watch error handler: it records the error for
@@ -484,7 +455,7 @@ func (w *Watcher) apiError(_ context.Context, _ *cache.Reflector, err error) {
 		}
 		next := *prev
 		next.apiErr = msg
-		w.publish(&next)
+		w.snap.Store(&next)
 		w.mu.Unlock()
 	}
 }

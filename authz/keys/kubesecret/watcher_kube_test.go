@@ -109,11 +109,7 @@ func TestWatcherKubeAPIServer(t *testing.T) {
 
 	// First load. RBAC reaches the authorizer through its informer, so the
 	// first list may be forbidden for a moment; the reflector retries.
-	first, cancel := context.WithTimeout(ctx, kubeWait)
-	defer cancel()
-	if err := w.WaitForFirst(first); err != nil {
-		t.Fatal(err)
-	}
+	wait("the first keyring", func() bool { return holder.Keyring() != nil })
 	ring := holder.Keyring()
 	if ring.Signer(time.Now()).ID != k1.ID {
 		t.Fatal("k1 does not sign")
