@@ -83,6 +83,15 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 go_tool kube-apiserver "$kube_version" "$kube" k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
 
+# kubectl, the operators' tool, at the same release: the README's
+# plain-kubectl rotation recipe is run by a test. Its own scratch module
+# shares the build cache with kube-apiserver (about a minute more).
+if [ "$(module_version scripts/tools/kubectl k8s.io/kubernetes)" != "$kube_version" ]; then
+  echo "tools.sh: scripts/tools/kubectl/go.mod must pin k8s.io/kubernetes $kube_version, as $kube/go.mod does" >&2
+  exit 1
+fi
+go_tool kubectl "$kube_version" scripts/tools/kubectl k8s.io/kubernetes/cmd/kubectl "$kube_ldflags"
+
 etcd=scripts/tools/etcd
 etcd_version=$(module_version "$etcd" go.etcd.io/etcd/server/v3)
 go_tool etcd "$etcd_version" "$etcd" go.etcd.io/etcd/server/v3
@@ -91,6 +100,9 @@ go_tool etcd "$etcd_version" "$etcd" go.etcd.io/etcd/server/v3
 # redis-server (and redis-cli) for the Redis store's tests and the
 # multi-replica end-to-end tests.
 need_deb redis-server redis-server
+# openssl and jq, which the README's plain-kubectl recipe uses.
+need_deb openssl openssl
+need_deb jq jq
 
 # helm for test/deploy (chart lint, template, install, upgrade), and the
 # istio.io/api module whose CRDs the Istio objects are validated against.

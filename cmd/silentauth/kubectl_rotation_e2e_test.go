@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/silentauth/silentauth/authz/keys"
 	"github.com/silentauth/silentauth/internal/testenv/kubetest"
+	"github.com/silentauth/silentauth/internal/testenv/toolsdir"
 )
 
 // recipeStep is one command of the README's plain-kubectl rotation.
@@ -122,10 +124,10 @@ func (sh *shell) run(t *testing.T, command string) (string, int) {
 // Secret the server takes without complaint, the new key signs only from
 // its activate-at, and refreshes keep working once the old key is gone.
 func TestREADMEKubectlRotation(t *testing.T) {
-	for _, tool := range []string{"kubectl", "openssl", "jq"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed", tool)
-		}
+	// The recipe's programs, the pinned kubectl first on PATH.
+	path := os.Getenv("PATH")
+	for _, tool := range []string{"openssl", "jq", "kubectl"} {
+		path = filepath.Dir(toolsdir.Need(t, tool)) + string(os.PathListSeparator) + path
 	}
 	env := kubetest.Start(t)
 	ns := env.NewNamespace(t)
@@ -192,7 +194,7 @@ shutdown: {drain: 0s, timeout: 5s}
 	}
 
 	work := t.TempDir()
-	sh := newShell(t, work, []string{"HOME=" + work, "PATH=" + os.Getenv("PATH"), "KUBECONFIG=" + adminKubeconfig})
+	sh := newShell(t, work, []string{"HOME=" + work, "PATH=" + path, "KUBECONFIG=" + adminKubeconfig})
 	for _, st := range steps {
 		if st.later {
 			waitFor(t, 40*time.Second, "k1 gone from the JWKS, as the README says to wait", func() bool { return !strings.Contains(jwks(), k1) })

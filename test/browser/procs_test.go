@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/silentauth/silentauth/internal/testenv/toolsdir"
 )
 
 // tools are the binaries the tests run, found by TestMain.
@@ -90,10 +92,7 @@ func requireTools(t *testing.T) {
 	if tools.missing == "" {
 		return
 	}
-	if os.Getenv("SILENTAUTH_REQUIRE_INTEGRATION") == "1" {
-		t.Fatalf("%s: run make tools", tools.missing)
-	}
-	t.Skipf("%s (run make tools); set SILENTAUTH_REQUIRE_INTEGRATION=1 to fail instead of skipping", tools.missing)
+	toolsdir.Missing(t, "%s: run make tools", tools.missing)
 }
 
 // requireTool skips t when the named binary is missing, or fails it when
@@ -103,10 +102,7 @@ func requireTool(t *testing.T, name, path string) {
 	if path != "" {
 		return
 	}
-	if os.Getenv("SILENTAUTH_REQUIRE_INTEGRATION") == "1" {
-		t.Fatalf("%s not found: run make tools", name)
-	}
-	t.Skipf("%s not found (run make tools); set SILENTAUTH_REQUIRE_INTEGRATION=1 to fail instead of skipping", name)
+	toolsdir.Missing(t, "%s not found: run make tools", name)
 }
 
 const apiToken = "browser-session-api-token-0123456789"

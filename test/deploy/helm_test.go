@@ -66,16 +66,8 @@ func repoRoot(t testing.TB) string {
 func chartDir(t testing.TB) string { return filepath.Join(repoRoot(t), "charts", "silentauth") }
 
 // skipOrFail ends t for want of something only the integration setup
-// brings, as kubetest does: a skip, or a failure under
-// SILENTAUTH_REQUIRE_INTEGRATION=1.
-func skipOrFail(t testing.TB, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("SILENTAUTH_REQUIRE_INTEGRATION") == "1" {
-		t.Fatalf("%s (SILENTAUTH_REQUIRE_INTEGRATION=1 makes this a failure)", msg)
-	}
-	t.Skipf("%s; set SILENTAUTH_REQUIRE_INTEGRATION=1 to fail instead of skipping", msg)
-}
+// brings (package toolsdir's rule).
+var skipOrFail = toolsdir.Missing
 
 // helmBin finds helm where `make tools` puts it (package toolsdir).
 func helmBin(t testing.TB) string {

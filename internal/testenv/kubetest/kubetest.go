@@ -36,6 +36,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/silentauth/silentauth/internal/testenv/toolsdir"
+
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -160,10 +162,7 @@ func Shared(t testing.TB) *Env {
 // skipOrFail ends t for want of something only the integration setup brings.
 func skipOrFail(t testing.TB, err error) {
 	t.Helper()
-	if os.Getenv("SILENTAUTH_REQUIRE_INTEGRATION") == "1" {
-		t.Fatalf("kubetest: %v (SILENTAUTH_REQUIRE_INTEGRATION=1 makes this a failure)", err)
-	}
-	t.Skipf("kubetest: %v; set SILENTAUTH_REQUIRE_INTEGRATION=1 to fail instead of skipping", err)
+	toolsdir.Missing(t, "kubetest: %v", err)
 }
 
 // launch starts etcd, waits until it is healthy, then starts kube-apiserver

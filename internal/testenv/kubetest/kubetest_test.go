@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/silentauth/silentauth/internal/testenv/toolsdir"
+
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -173,10 +175,7 @@ func TestTokenReview(t *testing.T) {
 // ServiceAccount's token.
 func TestKubectl(t *testing.T) {
 	t.Parallel()
-	kubectl, err := exec.LookPath("kubectl")
-	if err != nil {
-		skipOrFail(t, err)
-	}
+	kubectl := toolsdir.Need(t, "kubectl")
 	env := Shared(t)
 	ns := env.NewNamespace(t)
 	adminKubeconfig := env.AdminKubeconfig(t)

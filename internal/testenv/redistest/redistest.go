@@ -32,6 +32,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/silentauth/silentauth/internal/testenv/toolsdir"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/silentauth/silentauth/internal/testenv/testproc"
@@ -302,22 +304,11 @@ func (c *Cluster) Client(t testing.TB) *redis.ClusterClient {
 	return cc
 }
 
-// binary finds name in /usr/bin, then on PATH, or ends t: skipped, or failed
-// when SILENTAUTH_REQUIRE_INTEGRATION=1.
+// binary finds name where `make tools` puts it (package toolsdir), or ends t:
+// skipped, or failed when SILENTAUTH_REQUIRE_INTEGRATION=1.
 func binary(t testing.TB, name string) string {
 	t.Helper()
-	path := filepath.Join("/usr/bin", name)
-	if fi, err := os.Stat(path); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-		return path
-	}
-	if path, err := exec.LookPath(name); err == nil {
-		return path
-	}
-	if os.Getenv("SILENTAUTH_REQUIRE_INTEGRATION") == "1" {
-		t.Fatalf("%s not found: run `make tools`", name)
-	}
-	t.Skipf("redistest: %s not found (run `make tools`); set SILENTAUTH_REQUIRE_INTEGRATION=1 to fail instead of skipping", name)
-	return ""
+	return toolsdir.Need(t, name)
 }
 
 // freePort asks the kernel for a free loopback port. The listener is closed
