@@ -12,35 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/silentauth/silentauth/authz/access"
 	"github.com/silentauth/silentauth/authz/cookie"
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/token"
 )
-
-// Policy is what a protected application asks of its requests.
-type Policy struct {
-	// LoginURL receives page navigations without a session ("" = 401).
-	LoginURL string
-	// ReturnToParam carries the same-origin path back from the login page.
-	ReturnToParam string
-	// PublicPaths pass without a token: exact paths, or prefixes ending in "/".
-	PublicPaths []string
-	// ClaimHeaders maps a lower-case upstream header to the claim it carries.
-	ClaimHeaders map[string]string
-	// TrustedOrigins may send cookie-authenticated unsafe requests from
-	// another origin.
-	TrustedOrigins []string
-	// RefreshPath and LogoutPath are answered inside Check, in any case
-	// (isEndpoint).
-	RefreshPath, LogoutPath string
-	// AccessTokenHeader returns a refreshed access token to bearer-style
-	// clients ("" = never).
-	AccessTokenHeader string
-	// RequiredClaims admits only tokens holding each named claim with one
-	// of the listed values (any value when the list is empty); a claim
-	// holding a list matches when any element does. Others get 403.
-	RequiredClaims map[string][]string
-}
 
 // Options are an Engine's parts. Every field is required except Now and
 // Named.
@@ -49,7 +25,7 @@ type Options struct {
 	// names no policy.
 	Verifier *token.Verifier
 	Minter   *token.Minter
-	Policy   Policy
+	Policy   access.Policy
 	// Named routes are selected per Envoy route with
 	// check_settings.context_extensions {policy: NAME}, so one silentauth
 	// serves several applications.
@@ -67,7 +43,7 @@ type Options struct {
 type Route struct {
 	Verifier *token.Verifier
 	Minter   *token.Minter
-	Policy   Policy
+	Policy   access.Policy
 }
 
 // PolicyKey is the context_extensions key that names a policy.
@@ -89,7 +65,7 @@ type Engine struct {
 type route struct {
 	*Engine
 	name     string
-	policy   Policy
+	policy   access.Policy
 	verifier *token.Verifier
 	minter   *token.Minter
 	cop      *http.CrossOriginProtection
@@ -384,7 +360,7 @@ func (e *route) allow(r *Request, jar cookie.Jar, raw string, claims *token.Clai
 	// The policy's required claims come last: a refused request still
 	// receives the cookies of a rotation that already happened, so the
 	// browser never falls behind the store.
-	if !e.policy.admits(claims) {
+	if !e.admits(claims) {
 		d := e.deny(r, errClaims)
 		d.SetCookie, d.Subject, d.Session = setCookie, claims.Subject, claims.SessionID
 		return d
@@ -563,8 +539,8 @@ func (e *route) loginLocation(r *Request) string {
 
 // admits reports whether c holds every claim the policy requires, with
 // one of its accepted values.
-func (p Policy) admits(c *token.Claims) bool {
-	for name, accepted := range p.RequiredClaims {
+func (e *route) admits(c *token.Claims) bool {
+	for name, accepted := range e.policy.RequiredClaims {
 		v, ok := rawClaim(c, name)
 		if !ok {
 			return false

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/silentauth/silentauth/authz/access"
 	"github.com/silentauth/silentauth/authz/cookie"
 	"github.com/silentauth/silentauth/authz/keys"
 	"github.com/silentauth/silentauth/authz/session"
@@ -97,7 +98,7 @@ func newRigWithStore(t testing.TB, wrap func(store.Store) store.Store, mutate ..
 		Minter:   r.minter, Sessions: r.sessions, Cookies: r.cookies,
 		RefreshBefore: time.Minute,
 		Now:           r.clock.Now,
-		Policy: Policy{
+		Policy: access.Policy{
 			LoginURL: "/login", ReturnToParam: "return_to",
 			PublicPaths:  []string{"/healthz", "/static/"},
 			ClaimHeaders: map[string]string{"x-user-id": "sub", "x-user-role": "role"},

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/silentauth/silentauth/authz/access"
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/token"
 )
@@ -21,7 +22,7 @@ func (r *rig) withNamed(t *testing.T, named map[string]Route) {
 	r.engine = e
 }
 
-func (r *rig) route(audience string, p Policy) Route {
+func (r *rig) route(audience string, p access.Policy) Route {
 	return Route{
 		Verifier: token.NewVerifier(token.VerifierOptions{Issuer: "silentauth", Audiences: []string{audience}, Leeway: 30 * time.Second, Keys: r.ring, Now: r.clock.Now, MaxTokenBytes: 8192, CacheSize: 100}),
 		Minter:   token.NewMinter(token.MinterOptions{Issuer: "silentauth", Audience: audience, TTL: testAccessTTL, Keys: r.ring, Now: r.clock.Now}),
@@ -40,7 +41,7 @@ func routed(policy, method, path string, kv ...string) *Request {
 func TestPerRoutePolicies(t *testing.T) {
 	r := newRig(t)
 	r.withNamed(t, map[string]Route{
-		"admin": r.route("admin-app", Policy{
+		"admin": r.route("admin-app", access.Policy{
 			LoginURL: "/admin/login", ReturnToParam: "next", RefreshPath: "/auth/refresh", LogoutPath: "/auth/logout",
 			PublicPaths:    []string{"/admin/health"},
 			RequiredClaims: map[string][]string{"role": {"admin", "owner"}},
@@ -99,7 +100,7 @@ func TestPerRoutePolicies(t *testing.T) {
 func TestPerRouteRefresh(t *testing.T) {
 	r := newRig(t)
 	r.withNamed(t, map[string]Route{
-		"admin": r.route("admin-app", Policy{RefreshPath: "/auth/refresh", LogoutPath: "/auth/logout", RequiredClaims: map[string][]string{"role": {"admin"}}}),
+		"admin": r.route("admin-app", access.Policy{RefreshPath: "/auth/refresh", LogoutPath: "/auth/logout", RequiredClaims: map[string][]string{"role": {"admin"}}}),
 	})
 	adminMinter := r.engine.named["admin"].minter
 	_, adminRT := r.loginFor("admin", adminMinter, "alice", map[string]any{"role": "admin"})
@@ -133,7 +134,7 @@ func shopAndAdmin(t *testing.T, r *rig, accepts func(policy, from string) bool) 
 	}
 	r.sessions = session.New(r.store, testLifetimes, r.clock.Now, opts...)
 	r.opts.Sessions = r.sessions
-	paths := Policy{RefreshPath: "/auth/refresh", LogoutPath: "/auth/logout"}
+	paths := access.Policy{RefreshPath: "/auth/refresh", LogoutPath: "/auth/logout"}
 	admin := paths
 	admin.LoginURL, admin.ReturnToParam = "/admin/login", "return_to"
 	r.withNamed(t, map[string]Route{"shop": r.route("shop-app", paths), "admin": r.route("admin-app", admin)})

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/silentauth/silentauth/authz/access"
 	"github.com/silentauth/silentauth/authz/cookie"
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/store/redisstore"
@@ -153,39 +154,11 @@ type Cookies struct {
 	SameSite string `yaml:"sameSite"`
 }
 
-// Policy decides what a request needs.
+// Policy is the top-level policy: the access rules of access.Policy (with
+// their defaults documented there) and the policies whose sessions it
+// accepts.
 type Policy struct {
-	// LoginURL receives page navigations without a valid session, with the
-	// original same-origin path in ReturnToParam. Default "" (401 instead).
-	LoginURL string `yaml:"loginURL" log:"url"`
-	// ReturnToParam names the query parameter carrying the return path.
-	// Default "return_to".
-	ReturnToParam string `yaml:"returnToParam"`
-	// PublicPaths pass without a token. An entry ending in "/" matches that
-	// prefix; others match exactly, on the normalised path without query.
-	// Default none.
-	PublicPaths []string `yaml:"publicPaths"`
-	// ClaimHeaders maps an upstream header to the claim it carries, e.g.
-	// x-user-id: sub. Client-sent copies are always removed. Headers with a
-	// meaning of their own (credentials, framing, hop-by-hop, those of
-	// silentauth's answers, x-silentauth-*) are refused. Default none.
-	ClaimHeaders map[string]string `yaml:"claimHeaders"`
-	// TrustedOrigins may send unsafe cookie-authenticated requests from
-	// another origin (scheme://host[:port]). Default none.
-	TrustedOrigins []string `yaml:"trustedOrigins"`
-	// RefreshPath is answered inside Check: POST refreshes now. Default "/auth/refresh".
-	RefreshPath string `yaml:"refreshPath"`
-	// LogoutPath is answered inside Check: POST revokes and clears. Default "/auth/logout".
-	LogoutPath string `yaml:"logoutPath"`
-	// AccessTokenHeader returns a refreshed access token to bearer-style
-	// clients; never one of the HTTP authorization mode's instructions to
-	// the proxy (X-Silentauth-Action and the others). Default
-	// "x-silentauth-access-token".
-	AccessTokenHeader string `yaml:"accessTokenHeader"`
-	// RequiredClaims admits only tokens holding each named claim with one
-	// of the listed values (any value for an empty list; a list claim
-	// matches when any element does); others get 403. Default none.
-	RequiredClaims map[string][]string `yaml:"requiredClaims"`
+	access.Policy `yaml:",inline"`
 	// AcceptSessionsFrom names the policies whose sessions this policy's
 	// routes may refresh into its own audience. A session belongs to the
 	// policy it was started for, and on any other route it is refused (401,
@@ -299,13 +272,8 @@ func Default() Config {
 		Keys: Keys{
 			JWKSMaxAge: 5 * time.Minute,
 		},
-		Cookies: Cookies{Policy: cookie.Default(), SameSite: "Lax"},
-		Policy: Policy{
-			ReturnToParam:     "return_to",
-			RefreshPath:       "/auth/refresh",
-			LogoutPath:        "/auth/logout",
-			AccessTokenHeader: "x-silentauth-access-token",
-		},
+		Cookies:    Cookies{Policy: cookie.Default(), SameSite: "Lax"},
+		Policy:     Policy{Policy: access.Default()},
 		SessionAPI: SessionAPI{Audience: "silentauth"},
 		Store:      Store{Backend: storeMemory, Redis: Redis{Options: redisstore.DefaultOptions()}},
 		Log:        Log{Level: "info", Format: "json", CheckLinesPerSecond: 20},

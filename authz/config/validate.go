@@ -15,6 +15,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/silentauth/silentauth/authz/access"
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/store/redisstore"
 )
@@ -32,43 +33,13 @@ const (
 	maxCacheSize  = 10_000_000
 	storeMemory   = "memory"
 	storeRedis    = "redis"
-	defaultHTTPS  = "443"
-	defaultHTTP   = "80"
 )
 
 var (
-	sameSiteValues  = []string{"Lax", "Strict", "None"}
-	storeBackends   = []string{storeMemory, storeRedis}
-	logLevels       = []string{"debug", "info", "warn", "error"}
-	logFormats      = []string{"json", "text"}
-	reservedHeaders = map[string]string{
-		// Credentials and routing: an upstream must never take these from us.
-		"authorization": "carries credentials",
-		"cookie":        "carries credentials",
-		"set-cookie":    "sets cookies",
-		"host":          "routes the request",
-		// What silentauth's own answers carry: in the HTTP authorization
-		// mode the headers for the upstream travel in the same answer as
-		// these, so a claim of that name would overwrite them or be
-		// overwritten.
-		"location":         "carries silentauth's redirects",
-		"www-authenticate": "carries silentauth's 401 challenges",
-		"cache-control":    "keeps silentauth's answers out of caches",
-		"content-type":     "describes silentauth's answer bodies",
-		"allow":            "lists the methods of silentauth's session endpoints",
-		// Framing and hop-by-hop headers (RFC 9110 §7.6.1): rewriting them
-		// desynchronises proxies (request smuggling).
-		"content-length":      "frames the message",
-		"transfer-encoding":   "frames the message",
-		"connection":          "is hop-by-hop",
-		"keep-alive":          "is hop-by-hop",
-		"proxy-connection":    "is hop-by-hop",
-		"proxy-authenticate":  "is hop-by-hop",
-		"proxy-authorization": "is hop-by-hop",
-		"te":                  "is hop-by-hop",
-		"trailer":             "is hop-by-hop",
-		"upgrade":             "is hop-by-hop",
-	}
+	sameSiteValues = []string{"Lax", "Strict", "None"}
+	storeBackends  = []string{storeMemory, storeRedis}
+	logLevels      = []string{"debug", "info", "warn", "error"}
+	logFormats     = []string{"json", "text"}
 	// httpModeHeaders are the contract of the HTTP authorization mode with
 	// nginx, Traefik and Caddy (authz.HeaderAction and the others in
 	// authz/httpauthz): a header silentauth sets must never be mistaken
@@ -78,10 +49,6 @@ var (
 		"x-silentauth-body", "x-silentauth-policy",
 	}
 )
-
-// silentauthPrefix starts the headers of silentauth's own contract: those
-// of the HTTP authorization mode and policy.accessTokenHeader.
-const silentauthPrefix = "x-silentauth-"
 
 // Validate checks every field of c and every rule between fields, and
 // returns all problems at once (errors.Join), each prefixed by the field's
@@ -392,58 +359,30 @@ func sameSite(s string) (http.SameSite, bool) {
 	return http.SameSiteLaxMode, false
 }
 
+// validatePolicy checks the top-level policy by access.Policy's own rules,
+// then each named policy: its name, and the fields it sets by the same
+// rules, its claim headers against the top-level policy.accessTokenHeader
+// it inherits. In the HTTP authorization mode the access-token header
+// travels beside the mode's instructions to the proxy, so it may not be
+// one of them.
 func (c *Config) validatePolicy(p *problems) {
-	pol := c.Policy
-	if msg := loginURLProblem(pol.LoginURL); msg != "" {
-		p.add("policy.loginURL", "%s", msg)
+	p.join(c.Policy.Validate("policy"))
+	h := c.Policy.AccessTokenHeader
+	if lower := strings.ToLower(h); access.HeaderProblem(h) == "" &&
+		(slices.Contains(httpModeHeaders, lower) || strings.HasPrefix(lower, access.SilentauthPrefix+"cookie-")) {
+		p.add("policy.accessTokenHeader", "%q is reserved: the HTTP authorization mode tells the proxy what to do with it", h)
 	}
-	switch {
-	case pol.ReturnToParam == "":
-		p.add("policy.returnToParam", "must not be empty")
-	case !isUnreserved(pol.ReturnToParam):
-		// A token may hold "&", "=", "+" or "%", which would break the
-		// query string; RFC 3986 unreserved characters never need encoding.
-		p.add("policy.returnToParam", "%q must be made of letters, digits, \"-\", \".\", \"_\" and \"~\"", pol.ReturnToParam)
-	}
-	for i, pp := range pol.PublicPaths {
-		if msg := pathProblem(pp); msg != "" {
-			p.add(fmt.Sprintf("policy.publicPaths[%d]", i), "%s", msg)
+	for _, name := range slices.Sorted(maps.Keys(c.Policies)) {
+		n, at := c.Policies[name], "policies."+name
+		if !isPolicyName(name) {
+			p.add(at, "name must be 1-63 characters of a-z, 0-9 and \"-\"")
 		}
-	}
-	c.validateClaimHeaders(p)
-	for i, o := range pol.TrustedOrigins {
-		if msg := originProblem(o); msg != "" {
-			p.add(fmt.Sprintf("policy.trustedOrigins[%d]", i), "%s", msg)
+		route := access.Policy{
+			LoginURL: n.LoginURL, PublicPaths: n.PublicPaths, ClaimHeaders: n.ClaimHeaders,
+			RequiredClaims: n.RequiredClaims, AccessTokenHeader: h,
 		}
+		p.join(route.ValidateRoute(at, "policy.accessTokenHeader"))
 	}
-	if msg := pathProblem(pol.RefreshPath); msg != "" {
-		p.add("policy.refreshPath", "%s", msg)
-	}
-	if msg := pathProblem(pol.LogoutPath); msg != "" {
-		p.add("policy.logoutPath", "%s", msg)
-	}
-	if strings.EqualFold(pol.RefreshPath, pol.LogoutPath) {
-		// The endpoints are matched case-insensitively (authz.SessionEndpoint).
-		p.add("policy.logoutPath", "must differ from policy.refreshPath (%q), compared without regard to case", pol.RefreshPath)
-	}
-	if msg := accessTokenHeaderProblem(pol.AccessTokenHeader); msg != "" {
-		p.add("policy.accessTokenHeader", "%s", msg)
-	}
-}
-
-// accessTokenHeaderProblem describes why name cannot carry refreshed access
-// tokens to bearer clients, or returns "". It may be an x-silentauth-
-// header (the default is x-silentauth-access-token), only not one of the
-// HTTP mode's instructions to the proxy.
-func accessTokenHeaderProblem(name string) string {
-	if msg := headerProblem(name); msg != "" {
-		return msg
-	}
-	lower := strings.ToLower(name)
-	if slices.Contains(httpModeHeaders, lower) || strings.HasPrefix(lower, silentauthPrefix+"cookie-") {
-		return fmt.Sprintf("%q is reserved: the HTTP authorization mode tells the proxy what to do with it", name)
-	}
-	return ""
 }
 
 // lowerKeys lower-cases header names. Two names differing only by case
@@ -463,226 +402,12 @@ func lowerKeys(headers map[string]string) map[string]string {
 	return lower
 }
 
-func (c *Config) validateClaimHeaders(p *problems) {
-	claimHeadersProblems(p, "policy.claimHeaders", c.Policy.ClaimHeaders, c.Policy.AccessTokenHeader)
-	requiredClaimsProblems(p, "policy.requiredClaims", c.Policy.RequiredClaims)
-	for _, name := range slices.Sorted(maps.Keys(c.Policies)) {
-		n, at := c.Policies[name], "policies."+name
-		if !isPolicyName(name) {
-			p.add(at, "name must be 1-63 characters of a-z, 0-9 and \"-\"")
-		}
-		if msg := loginURLProblem(n.LoginURL); msg != "" {
-			p.add(at+".loginURL", "%s", msg)
-		}
-		for i, pp := range n.PublicPaths {
-			if msg := pathProblem(pp); msg != "" {
-				p.add(fmt.Sprintf("%s.publicPaths[%d]", at, i), "%s", msg)
-			}
-		}
-		claimHeadersProblems(p, at+".claimHeaders", n.ClaimHeaders, c.Policy.AccessTokenHeader)
-		requiredClaimsProblems(p, at+".requiredClaims", n.RequiredClaims)
-	}
-}
-
 func isPolicyName(s string) bool {
 	if s == "" || len(s) > 63 {
 		return false
 	}
 	for _, r := range s {
 		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-func requiredClaimsProblems(p *problems, at string, required map[string][]string) {
-	for _, name := range slices.Sorted(maps.Keys(required)) {
-		if strings.TrimSpace(name) == "" {
-			p.add(at, "claim names must not be empty")
-		}
-		for i, v := range required[name] {
-			if v == "" {
-				p.add(fmt.Sprintf("%s.%s[%d]", at, name, i), "must not be empty")
-			}
-		}
-	}
-}
-
-// claimHeadersProblems reports the claim headers of one policy that cannot
-// be set upstream. accessTokenHeader is policy.accessTokenHeader: in the
-// HTTP authorization mode it travels in the same answer as the claim
-// headers, so no claim header may share its name.
-func claimHeadersProblems(p *problems, at string, headers map[string]string, accessTokenHeader string) {
-	names := slices.Sorted(maps.Keys(headers))
-	for i, name := range names {
-		path := at + "." + name
-		lower := strings.ToLower(name)
-		switch msg := headerProblem(name); {
-		case msg != "":
-			p.add(path, "%s", msg)
-		case strings.HasPrefix(lower, silentauthPrefix):
-			p.add(path, "%q is reserved: x-silentauth- headers belong to silentauth (the HTTP authorization mode and policy.accessTokenHeader)", name)
-		case strings.EqualFold(name, accessTokenHeader):
-			p.add(path, "same header as policy.accessTokenHeader (%q)", accessTokenHeader)
-		}
-		for _, prev := range names[:i] {
-			if strings.EqualFold(prev, name) {
-				p.add(path, "same header as %s.%s (header names ignore case)", at, prev)
-			}
-		}
-		if strings.TrimSpace(headers[name]) == "" {
-			p.add(path, "must name a claim")
-		}
-	}
-}
-
-// headerProblem describes why name cannot be a header silentauth sets, or
-// returns "".
-func headerProblem(name string) string {
-	lower := strings.ToLower(name)
-	switch {
-	case name == "":
-		return "must not be empty"
-	case strings.HasPrefix(name, ":"):
-		return fmt.Sprintf("%q is an HTTP/2 pseudo-header", name)
-	case !isToken(name):
-		return fmt.Sprintf("%q is not a valid header name (RFC 9110: token characters only)", name)
-	case reservedHeaders[lower] != "":
-		return fmt.Sprintf("%q is reserved: it %s", name, reservedHeaders[lower])
-	case strings.HasPrefix(lower, "x-envoy-"):
-		return fmt.Sprintf("%q is reserved: x-envoy- headers belong to Envoy", name)
-	}
-	return ""
-}
-
-// pathProblem describes why p cannot be matched against a normalised
-// request path, or returns "". Encoded separators, backslashes, ";" and dot
-// segments are refused outright: they are how path-confusion bypasses are
-// built (a public "/static/" must never cover "/static/..%2fadmin").
-func pathProblem(p string) string {
-	if !strings.HasPrefix(p, "/") {
-		return fmt.Sprintf("%q must start with \"/\"", p)
-	}
-	if strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
-		return fmt.Sprintf("%q must not contain spaces, control or non-ASCII characters", p)
-	}
-	for _, bad := range []string{"?", "#", `\`, ";"} {
-		if strings.Contains(p, bad) {
-			return fmt.Sprintf("%q must not contain %q", p, bad)
-		}
-	}
-	lower := strings.ToLower(p)
-	for _, enc := range []string{"%2f", "%5c", "%3b", "%2e", "%25", "%00"} {
-		if strings.Contains(lower, enc) {
-			return fmt.Sprintf("%q must not contain the encoding %q", p, enc)
-		}
-	}
-	for seg := range strings.SplitSeq(p[1:], "/") {
-		if seg == "." || seg == ".." {
-			return fmt.Sprintf("%q must not contain the dot segment %q", p, seg)
-		}
-	}
-	if strings.Contains(p, "//") {
-		return fmt.Sprintf("%q must not contain an empty segment (\"//\")", p)
-	}
-	return ""
-}
-
-// loginURLProblem describes why s cannot be the login redirect, or returns "".
-func loginURLProblem(s string) string {
-	if s == "" {
-		return ""
-	}
-	if strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		return fmt.Sprintf("%q must not contain spaces or control characters", s)
-	}
-	if strings.Contains(s, `\`) {
-		// Browsers read "\" as "/": "/\evil.example" leaves the site.
-		return fmt.Sprintf("%q must not contain %q", s, `\`)
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return fmt.Sprintf("%q is not a URL (%v)", s, err)
-	}
-	if strings.Contains(s, "#") {
-		return fmt.Sprintf("%q must not contain a fragment: the return path is added as a query parameter", s)
-	}
-	if u.Scheme == "" {
-		// "//evil.example/login" is scheme-relative: it leaves the site.
-		if !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") {
-			return fmt.Sprintf("%q must be an absolute path such as /login or an http(s) URL", s)
-		}
-		return ""
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Sprintf("%q must be an absolute path or an http or https URL", s)
-	}
-	if u.Host == "" {
-		return fmt.Sprintf("%q must name a host", s)
-	}
-	if u.User != nil {
-		return fmt.Sprintf("%q must not contain user information", u.Redacted())
-	}
-	return ""
-}
-
-// originProblem describes why o cannot be a trusted origin, or returns "".
-// The rules are those of net/http.CrossOriginProtection.AddTrustedOrigin,
-// plus what makes an origin never match what a browser sends (user info, a
-// default port).
-func originProblem(o string) string {
-	u, err := url.Parse(o)
-	switch {
-	case err != nil:
-		return fmt.Sprintf("%q is not an origin (%v)", o, err)
-	case u.Scheme == "":
-		return fmt.Sprintf("%q must be scheme://host[:port]: scheme is required", o)
-	case u.Host == "":
-		return fmt.Sprintf("%q must be scheme://host[:port]: host is required", o)
-	case u.Path != "" || u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(o, "?#"):
-		return fmt.Sprintf("%q must be scheme://host[:port]: path, query and fragment are not allowed", o)
-	case u.User != nil:
-		return fmt.Sprintf("%q must be scheme://host[:port]: user information is not allowed", u.Redacted())
-	}
-	if port := u.Port(); port != "" {
-		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-			return fmt.Sprintf("%q: port must be a number from 1 to 65535", o)
-		}
-		if u.Scheme == "https" && port == defaultHTTPS || u.Scheme == "http" && port == defaultHTTP {
-			return fmt.Sprintf("%q: omit the default port; browsers never send it in Origin", o)
-		}
-	}
-	return ""
-}
-
-// isToken reports whether s is a non-empty RFC 9110 token, the syntax of
-// header names, cookie names (RFC 6265 §4.1.1) and our query parameter.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		switch {
-		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// isUnreserved reports whether s is non-empty and made of RFC 3986
-// unreserved characters only: a query parameter name that needs no encoding.
-func isUnreserved(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		b := s[i]
-		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || strings.IndexByte("-._~", b) >= 0) {
 			return false
 		}
 	}
@@ -774,7 +499,7 @@ func (c Config) Warnings() []string {
 		}
 		for i, pp := range pol.publicPaths {
 			at := fmt.Sprintf("%s.publicPaths[%d]", pol.at, i)
-			if pathProblem(pp) != "" {
+			if access.PathProblem(pp) != "" {
 				continue
 			}
 			if pp == "/" {
@@ -790,7 +515,7 @@ func (c Config) Warnings() []string {
 		for i, o := range pol.trustedOrigins {
 			at := fmt.Sprintf("%s.trustedOrigins[%d]", pol.at, i)
 			switch {
-			case originProblem(o) != "":
+			case access.OriginProblem(o) != "":
 			case strings.Contains(o, "*"):
 				add(at, "%q: origins match exactly, \"*\" is no wildcard; list each origin", o)
 			case insecureHTTP(o):

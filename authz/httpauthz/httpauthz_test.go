@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/silentauth/silentauth/authz"
+	"github.com/silentauth/silentauth/authz/access"
 )
 
 // The HTTP mode is tested the way each proxy calls it: an original request
@@ -403,7 +404,7 @@ func TestHTTPModeCSRFTable(t *testing.T) {
 // nothing; the decision is that of the same request without them.
 func TestHTTPModeSpoofedForwardingIgnored(t *testing.T) {
 	r := newRig(t)
-	r.withNamed(t, map[string]authz.Route{"open": r.route("app", authz.Policy{PublicPaths: []string{"/"}})})
+	r.withNamed(t, map[string]authz.Route{"open": r.route("app", access.Policy{PublicPaths: []string{"/"}})})
 	h, _ := r.httpMode()
 	at, _ := r.login("alice", nil)
 
@@ -470,7 +471,7 @@ func TestHTTPModeSpoofedForwardingIgnored(t *testing.T) {
 
 func TestHTTPModeNamedPolicyFromTrustedProxy(t *testing.T) {
 	r := newRig(t)
-	r.withNamed(t, map[string]authz.Route{"open": r.route("app", authz.Policy{PublicPaths: []string{"/"}})})
+	r.withNamed(t, map[string]authz.Route{"open": r.route("app", access.Policy{PublicPaths: []string{"/"}})})
 	h, _ := r.httpMode()
 	req := shape(ProfileNginx, orig("GET", "/api"))
 	req.URL.RawQuery, req.RequestURI = "policy=open", "/authz/nginx?policy=open"

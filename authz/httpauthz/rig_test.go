@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/silentauth/silentauth/authz"
+	"github.com/silentauth/silentauth/authz/access"
 	"github.com/silentauth/silentauth/authz/cookie"
 	"github.com/silentauth/silentauth/authz/keys"
 	"github.com/silentauth/silentauth/authz/session"
@@ -77,7 +78,7 @@ func newRigWithStore(t testing.TB, wrap func(store.Store) store.Store, mutate ..
 		Minter:   r.minter, Sessions: r.sessions, Cookies: testCookies,
 		RefreshBefore: time.Minute,
 		Now:           r.clock.Now,
-		Policy: authz.Policy{
+		Policy: access.Policy{
 			LoginURL: "/login", ReturnToParam: "return_to",
 			PublicPaths:  []string{"/healthz", "/static/"},
 			ClaimHeaders: map[string]string{"x-user-id": "sub", "x-user-role": "role"},
@@ -111,7 +112,7 @@ func (r *rig) withNamed(t *testing.T, named map[string]authz.Route) {
 	r.engine = e
 }
 
-func (r *rig) route(audience string, p authz.Policy) authz.Route {
+func (r *rig) route(audience string, p access.Policy) authz.Route {
 	return authz.Route{
 		Verifier: r.verifier(audience),
 		Minter:   token.NewMinter(token.MinterOptions{Issuer: "silentauth", Audience: audience, TTL: testAccessTTL, Keys: r.ring, Now: r.clock.Now}),

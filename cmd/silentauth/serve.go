@@ -451,18 +451,12 @@ func routes(cfg config.Completed, ring keys.Source) (authz.Route, map[string]aut
 }
 
 func route(cfg config.Completed, r config.Route, ring keys.Source) authz.Route {
-	p := r.Policy
 	return authz.Route{
 		Minter: token.NewMinter(token.MinterOptions{Issuer: cfg.Issuer, Audience: r.Audience, TTL: cfg.Tokens.AccessTTL, Keys: ring}),
 		Verifier: token.NewVerifier(token.VerifierOptions{
 			Issuer: cfg.Issuer, Audiences: []string{r.Audience}, Leeway: cfg.Tokens.Leeway, Keys: ring,
 			MaxTokenBytes: cfg.Tokens.MaxBytes, CacheSize: cfg.Tokens.CacheSize,
 		}),
-		Policy: authz.Policy{
-			LoginURL: p.LoginURL, ReturnToParam: p.ReturnToParam,
-			PublicPaths: p.PublicPaths, ClaimHeaders: p.ClaimHeaders, RequiredClaims: p.RequiredClaims,
-			TrustedOrigins: p.TrustedOrigins, RefreshPath: p.RefreshPath,
-			LogoutPath: p.LogoutPath, AccessTokenHeader: p.AccessTokenHeader,
-		},
+		Policy: r.Policy.Policy,
 	}
 }

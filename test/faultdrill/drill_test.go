@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/silentauth/silentauth/authz"
+	"github.com/silentauth/silentauth/authz/access"
 	"github.com/silentauth/silentauth/authz/keys"
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/sessionapi"
@@ -166,7 +167,7 @@ func newDrill(t *testing.T) *drill {
 	}
 	ring.Store(kr)
 	log := slog.New(slog.NewJSONHandler(d.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	policy := authz.Policy{
+	policy := access.Policy{
 		LoginURL: "/login", ReturnToParam: "return_to",
 		ClaimHeaders: map[string]string{"x-user-id": "sub"},
 		RefreshPath:  "/auth/refresh", LogoutPath: "/auth/logout",
