@@ -10,6 +10,7 @@ import (
 	"github.com/silentauth/silentauth/authz/cookie"
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/store/redisstore"
+	"github.com/silentauth/silentauth/authz/token"
 )
 
 // Config is the whole configuration. The comment on each field names its
@@ -91,20 +92,14 @@ type TLS struct {
 // Enabled reports whether TLS is configured.
 func (t TLS) Enabled() bool { return t.CertFile != "" }
 
-// Tokens configures access tokens.
+// Tokens configures access tokens: their own settings, and when the
+// engine refreshes them.
 type Tokens struct {
-	// AccessTTL is the access-token lifetime. Default 15m.
-	AccessTTL time.Duration `yaml:"accessTTL"`
-	// Leeway is the clock skew tolerated on exp, nbf and iat. Default 30s.
-	Leeway time.Duration `yaml:"leeway"`
+	token.Settings `yaml:",inline"`
 	// RefreshBefore refreshes a token that expires within this window, so an
 	// upstream never receives a token that dies in flight. Must be under half
 	// of AccessTTL. Default 60s.
 	RefreshBefore time.Duration `yaml:"refreshBefore"`
-	// MaxBytes caps a token's size before any parsing. Default 8192.
-	MaxBytes int `yaml:"maxBytes"`
-	// CacheSize bounds the verified-token cache (entries). Default 10000.
-	CacheSize int `yaml:"cacheSize"`
 }
 
 // Keys says where signing keys come from: a directory (Dir) or a
@@ -261,13 +256,7 @@ func Default() Config {
 			SessionAPI: Listener{Address: ":9003"},
 			Admin:      Listener{Address: ":9090"},
 		},
-		Tokens: Tokens{
-			AccessTTL:     15 * time.Minute,
-			Leeway:        30 * time.Second,
-			RefreshBefore: 60 * time.Second,
-			MaxBytes:      8192,
-			CacheSize:     10000,
-		},
+		Tokens:   Tokens{Settings: token.DefaultSettings(), RefreshBefore: 60 * time.Second},
 		Sessions: session.DefaultLifetimes(),
 		Keys: Keys{
 			JWKSMaxAge: 5 * time.Minute,

@@ -64,7 +64,7 @@ var defaultRE = regexp.MustCompile(`\bDefault ("(?:[^"\\]|\\.)*"|[A-Za-z0-9_]+)`
 func TestDocCommentsNameDefaults(t *testing.T) {
 	// Config embeds the options of the packages that own them.
 	docs := fieldDocs(t, "config.go")
-	for _, file := range []string{"../access/access.go", "../cookie/cookie.go", "../session/session.go", "../store/redisstore/options.go"} {
+	for _, file := range []string{"../access/access.go", "../cookie/cookie.go", "../session/session.go", "../token/settings.go", "../store/redisstore/options.go"} {
 		maps.Copy(docs, fieldDocs(t, file))
 	}
 	var walk func(v reflect.Value, path string)

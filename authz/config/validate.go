@@ -22,15 +22,7 @@ import (
 
 // Bounds enforced by Validate.
 const (
-	// maxAccessTTL keeps access tokens short-lived; it is far under
-	// session.MaxLifetime, so the access cookie's Max-Age never reaches
-	// the cap browsers put on cookies.
-	maxAccessTTL  = 24 * time.Hour
-	maxLeeway     = 5 * time.Minute
 	maxJWKSMaxAge = time.Hour
-	minTokenBytes = 1024
-	maxTokenBytes = 65536
-	maxCacheSize  = 10_000_000
 	storeMemory   = "memory"
 	storeRedis    = "redis"
 )
@@ -222,30 +214,13 @@ func isWildcard(host string) bool {
 
 func (c *Config) validateTokens(p *problems) {
 	t := c.Tokens
-	switch {
-	case t.AccessTTL <= 0:
-		p.add("tokens.accessTTL", "must be positive (got %v)", t.AccessTTL)
-	case t.AccessTTL > maxAccessTTL:
-		p.add("tokens.accessTTL", "must be at most %v (got %v)", maxAccessTTL, t.AccessTTL)
-	}
-	switch {
-	case t.Leeway < 0:
-		p.add("tokens.leeway", "must not be negative (got %v)", t.Leeway)
-	case t.Leeway > maxLeeway:
-		p.add("tokens.leeway", "must be at most %v (got %v)", maxLeeway, t.Leeway)
-	}
+	p.join(t.Settings.Validate("tokens"))
 	switch {
 	case t.RefreshBefore < 0:
 		p.add("tokens.refreshBefore", "must not be negative (got %v)", t.RefreshBefore)
 	case t.AccessTTL > 0 && t.RefreshBefore >= t.AccessTTL/2:
 		// Otherwise every token would be refreshed for most of its life.
 		p.add("tokens.refreshBefore", "must be under half of tokens.accessTTL (%v)", t.AccessTTL)
-	}
-	if t.MaxBytes < minTokenBytes || t.MaxBytes > maxTokenBytes {
-		p.add("tokens.maxBytes", "must be from %d to %d (got %d)", minTokenBytes, maxTokenBytes, t.MaxBytes)
-	}
-	if t.CacheSize < 1 || t.CacheSize > maxCacheSize {
-		p.add("tokens.cacheSize", "must be from 1 to %d (got %d)", maxCacheSize, t.CacheSize)
 	}
 }
 

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/silentauth/silentauth/authz/config"
 	"github.com/silentauth/silentauth/authz/keys"
+	"github.com/silentauth/silentauth/authz/token"
 )
 
 // minLead is the shortest time between publishing a key and letting it
@@ -21,13 +21,10 @@ import (
 const minLead = 30 * time.Minute
 
 // defaultLifecycle is the server's default tokens.accessTTL and
-// tokens.leeway, read from its configuration defaults so the two cannot
+// tokens.leeway, from the token package's defaults so the two cannot
 // drift. They only set how long a retired key keeps verifying, which the
 // plans mention but do not depend on; `keys list` takes them as flags.
-var defaultLifecycle = func() keys.Lifecycle {
-	t := config.Default().Tokens
-	return keys.Lifecycle{AccessTTL: t.AccessTTL, Leeway: t.Leeway}
-}()
+var defaultLifecycle = token.DefaultSettings().Lifecycle()
 
 // errRefused marks a change the planner will not make; the message says
 // why and what to do instead.

@@ -59,7 +59,7 @@ func watchSecretKeys(ctx context.Context, cfg config.Completed, kube *rest.Confi
 	}
 	w, err := kubesecret.NewWatcher(kubesecret.Options{
 		Secrets: secrets, Namespace: ns, Name: cfg.Keys.Secret.Name,
-		Lifecycle: keys.Lifecycle{AccessTTL: cfg.Tokens.AccessTTL, Leeway: cfg.Tokens.Leeway},
+		Lifecycle: cfg.Tokens.Lifecycle(),
 		Holder:    ring, Log: log.With("component", "keyring"), Registerer: e.reg, Now: time.Now,
 	})
 	if err != nil {
