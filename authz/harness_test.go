@@ -5,14 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"maps"
 	"net"
-	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,8 +22,8 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/silentauth/silentauth/authz/access"
 	"github.com/silentauth/silentauth/authz/cookie"
+	"github.com/silentauth/silentauth/authz/internal/authztest"
 	"github.com/silentauth/silentauth/authz/keys"
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/store"
@@ -39,6 +36,7 @@ import (
 // with a fake clock.
 type rig struct {
 	t        testing.TB
+	parts    *authztest.Parts
 	clock    *fakeclock.Clock
 	ring     *keys.Holder
 	key      *keys.Key
@@ -53,14 +51,11 @@ type rig struct {
 	logs     *strings.Builder
 }
 
-var testCookies = cookie.Policy{
-	Access: "__Host-sa-at", Refresh: "__Host-sa-rt", Hint: "__Host-sa-exp",
-	Path: "/", Secure: true, SameSite: http.SameSiteLaxMode,
-}
+var testCookies = authztest.Cookies
 
 const (
-	testAccessTTL = 15 * time.Minute
-	testGrace     = 30 * time.Second
+	testAccessTTL = authztest.AccessTTL
+	testGrace     = authztest.Grace
 )
 
 func newRig(t testing.TB, mutate ...func(*Options)) *rig {
@@ -69,67 +64,31 @@ func newRig(t testing.TB, mutate ...func(*Options)) *rig {
 }
 
 // testLifetimes are the rig's session lifetimes.
-var testLifetimes = session.Lifetimes{Idle: 30 * 24 * time.Hour, Absolute: 90 * 24 * time.Hour, Grace: testGrace}
+var testLifetimes = authztest.Lifetimes
 
 // newRigWithStore is newRig with the memory store seen through wrap (nil:
 // no wrapper), e.g. a faultStore that counts or fails calls.
 func newRigWithStore(t testing.TB, wrap func(store.Store) store.Store, mutate ...func(*Options)) *rig {
 	t.Helper()
-	r := &rig{t: t, clock: fakeclock.New(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)), ring: &keys.Holder{}, cookies: testCookies}
-	k, err := keys.Generate(keys.ES256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := keys.NewKeyring(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.key = k
-	r.ring.Store(kr)
-	r.mem = memstore.New(r.clock.Now)
-	r.store = r.mem
-	if wrap != nil {
-		r.store = wrap(r.mem)
-	}
-	r.sessions = session.New(r.store, testLifetimes, r.clock.Now)
-	r.minter = token.NewMinter(token.MinterOptions{Issuer: "silentauth", Audience: "app", TTL: testAccessTTL, Keys: r.ring, Now: r.clock.Now})
+	p := authztest.New(t, wrap)
+	r := &rig{t: t, parts: p, clock: p.Clock, ring: p.Ring, key: p.Key, mem: p.Mem, store: p.Store, sessions: p.Sessions, minter: p.Minter, cookies: testCookies}
 	o := Options{
-		Verifier: token.NewVerifier(token.VerifierOptions{Issuer: "silentauth", Audiences: []string{"app"}, Leeway: 30 * time.Second, Keys: r.ring, Now: r.clock.Now, MaxTokenBytes: 8192, CacheSize: 100}),
-		Minter:   r.minter, Sessions: r.sessions, Cookies: r.cookies,
-		RefreshBefore: time.Minute,
-		Now:           r.clock.Now,
-		Policy: access.Policy{
-			LoginURL: "/login", ReturnToParam: "return_to",
-			PublicPaths:  []string{"/healthz", "/static/"},
-			ClaimHeaders: map[string]string{"x-user-id": "sub", "x-user-role": "role"},
-			RefreshPath:  "/auth/refresh", LogoutPath: "/auth/logout",
-			AccessTokenHeader: "x-silentauth-access-token",
-		},
+		Verifier: p.Verifier("app"), Minter: r.minter, Sessions: r.sessions, Cookies: r.cookies,
+		RefreshBefore: time.Minute, Now: r.clock.Now, Policy: authztest.Policy(),
 	}
 	for _, m := range mutate {
 		m(&o)
 	}
 	r.opts = o
-	r.engine, err = NewEngine(o)
-	if err != nil {
+	var err error
+	if r.engine, err = NewEngine(o); err != nil {
 		t.Fatal(err)
 	}
 	r.logs = &strings.Builder{}
 	reg := prometheus.NewRegistry()
-	r.server = NewServer(r.engine, slog.New(slog.NewJSONHandler(&lockedWriter{w: r.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})), NewMetrics(reg, 0))
+	r.server = NewServer(r.engine, slog.New(slog.NewJSONHandler(&authztest.LockedWriter{W: r.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})), NewMetrics(reg, 0))
 	t.Cleanup(func() { checkReasonsKnown(t, reg) })
 	return r
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // login starts a session for the default policy as the session API would
@@ -143,15 +102,7 @@ func (r *rig) login(subject string, claims map[string]any) (access, refresh stri
 // minter (that policy's), and returns its tokens.
 func (r *rig) loginFor(policy string, minter *token.Minter, subject string, claims map[string]any) (access, refresh string) {
 	r.t.Helper()
-	iss, err := r.sessions.Start(context.Background(), subject, policy, claims)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	access, _, err = minter.Mint(subject, iss.Family.ID, iss.Family.Claims)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return access, iss.RefreshToken
+	return authztest.Login(r.t, r.sessions, policy, minter, subject, claims)
 }
 
 // client serves r.server over an in-memory gRPC connection (bufconn).

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/silentauth/silentauth/authz/internal/authztest"
 )
 
 // limitRig is a pair of Servers (gRPC and an HTTP profile) sharing one set
@@ -24,7 +25,7 @@ func newLimitRig(perSecond int) limitRig {
 	buf := &strings.Builder{}
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg, perSecond)
-	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewJSONHandler(&authztest.LockedWriter{W: buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return limitRig{buf, NewServer(nil, log, m), NewServer(nil, log.With("transport", "http"), m), reg}
 }
 

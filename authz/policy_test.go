@@ -7,7 +7,6 @@ import (
 
 	"github.com/silentauth/silentauth/authz/access"
 	"github.com/silentauth/silentauth/authz/session"
-	"github.com/silentauth/silentauth/authz/token"
 )
 
 // withNamed rebuilds the rig's engine with named per-route policies.
@@ -24,8 +23,8 @@ func (r *rig) withNamed(t *testing.T, named map[string]Route) {
 
 func (r *rig) route(audience string, p access.Policy) Route {
 	return Route{
-		Verifier: token.NewVerifier(token.VerifierOptions{Issuer: "silentauth", Audiences: []string{audience}, Leeway: 30 * time.Second, Keys: r.ring, Now: r.clock.Now, MaxTokenBytes: 8192, CacheSize: 100}),
-		Minter:   token.NewMinter(token.MinterOptions{Issuer: "silentauth", Audience: audience, TTL: testAccessTTL, Keys: r.ring, Now: r.clock.Now}),
+		Verifier: r.parts.Verifier(audience),
+		Minter:   r.parts.MinterFor(audience),
 		Policy:   p,
 	}
 }

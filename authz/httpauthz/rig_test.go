@@ -4,22 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
-	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/silentauth/silentauth/authz"
 	"github.com/silentauth/silentauth/authz/access"
-	"github.com/silentauth/silentauth/authz/cookie"
+	"github.com/silentauth/silentauth/authz/internal/authztest"
 	"github.com/silentauth/silentauth/authz/keys"
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/store"
-	"github.com/silentauth/silentauth/authz/store/memstore"
 	"github.com/silentauth/silentauth/authz/token"
 	"github.com/silentauth/silentauth/internal/testenv/fakeclock"
 )
@@ -28,6 +24,7 @@ import (
 // clock, as the authz package's own tests build it.
 type rig struct {
 	t        testing.TB
+	parts    *authztest.Parts
 	clock    *fakeclock.Clock
 	ring     *keys.Holder
 	opts     authz.Options
@@ -37,12 +34,9 @@ type rig struct {
 	logs     *strings.Builder
 }
 
-var testCookies = cookie.Policy{
-	Access: "__Host-sa-at", Refresh: "__Host-sa-rt", Hint: "__Host-sa-exp",
-	Path: "/", Secure: true, SameSite: http.SameSiteLaxMode,
-}
+var testCookies = authztest.Cookies
 
-const testAccessTTL = 15 * time.Minute
+const testAccessTTL = authztest.AccessTTL
 
 var trustedOrigins = []string{"https://trusted.example", "https://admin.example.com"}
 
@@ -57,39 +51,17 @@ func newRig(t testing.TB, mutate ...func(*authz.Options)) *rig {
 // no wrapper).
 func newRigWithStore(t testing.TB, wrap func(store.Store) store.Store, mutate ...func(*authz.Options)) *rig {
 	t.Helper()
-	r := &rig{t: t, clock: fakeclock.New(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)), ring: &keys.Holder{}, logs: &strings.Builder{}}
-	k, err := keys.Generate(keys.ES256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := keys.NewKeyring(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.ring.Store(kr)
-	var st store.Store = memstore.New(r.clock.Now)
-	if wrap != nil {
-		st = wrap(st)
-	}
-	r.sessions = session.New(st, session.Lifetimes{Idle: 30 * 24 * time.Hour, Absolute: 90 * 24 * time.Hour, Grace: 30 * time.Second}, r.clock.Now)
-	r.minter = token.NewMinter(token.MinterOptions{Issuer: "silentauth", Audience: "app", TTL: testAccessTTL, Keys: r.ring, Now: r.clock.Now})
+	p := authztest.New(t, wrap)
+	r := &rig{t: t, parts: p, clock: p.Clock, ring: p.Ring, sessions: p.Sessions, minter: p.Minter, logs: &strings.Builder{}}
 	o := authz.Options{
-		Verifier: r.verifier("app"),
-		Minter:   r.minter, Sessions: r.sessions, Cookies: testCookies,
-		RefreshBefore: time.Minute,
-		Now:           r.clock.Now,
-		Policy: access.Policy{
-			LoginURL: "/login", ReturnToParam: "return_to",
-			PublicPaths:  []string{"/healthz", "/static/"},
-			ClaimHeaders: map[string]string{"x-user-id": "sub", "x-user-role": "role"},
-			RefreshPath:  "/auth/refresh", LogoutPath: "/auth/logout",
-			AccessTokenHeader: "x-silentauth-access-token",
-		},
+		Verifier: r.verifier("app"), Minter: r.minter, Sessions: r.sessions, Cookies: testCookies,
+		RefreshBefore: time.Minute, Now: r.clock.Now, Policy: authztest.Policy(),
 	}
 	for _, m := range mutate {
 		m(&o)
 	}
 	r.opts = o
+	var err error
 	if r.engine, err = authz.NewEngine(o); err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +69,7 @@ func newRigWithStore(t testing.TB, wrap func(store.Store) store.Store, mutate ..
 }
 
 func (r *rig) verifier(audience string) *token.Verifier {
-	return token.NewVerifier(token.VerifierOptions{Issuer: "silentauth", Audiences: []string{audience}, Leeway: 30 * time.Second, Keys: r.ring, Now: r.clock.Now, MaxTokenBytes: 8192, CacheSize: 100})
+	return r.parts.Verifier(audience)
 }
 
 // withNamed rebuilds the rig's engine with named per-route policies.
@@ -115,7 +87,7 @@ func (r *rig) withNamed(t *testing.T, named map[string]authz.Route) {
 func (r *rig) route(audience string, p access.Policy) authz.Route {
 	return authz.Route{
 		Verifier: r.verifier(audience),
-		Minter:   token.NewMinter(token.MinterOptions{Issuer: "silentauth", Audience: audience, TTL: testAccessTTL, Keys: r.ring, Now: r.clock.Now}),
+		Minter:   r.parts.MinterFor(audience),
 		Policy:   p,
 	}
 }
@@ -124,31 +96,12 @@ func (r *rig) route(audience string, p access.Policy) authz.Route {
 // and returns its tokens.
 func (r *rig) login(subject string, claims map[string]any) (access, refresh string) {
 	r.t.Helper()
-	iss, err := r.sessions.Start(context.Background(), subject, "", claims)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	access, _, err = r.minter.Mint(subject, iss.Family.ID, iss.Family.Claims)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return access, iss.RefreshToken
+	return authztest.Login(r.t, r.sessions, "", r.minter, subject, claims)
 }
 
 // logger writes JSON lines into r.logs.
 func (r *rig) logger() *slog.Logger {
-	return slog.New(slog.NewJSONHandler(&lockedWriter{w: r.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+	return slog.New(slog.NewJSONHandler(&authztest.LockedWriter{W: r.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // ours is the Cookie header a browser holding our access and refresh
