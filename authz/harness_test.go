@@ -30,6 +30,7 @@ import (
 	"github.com/silentauth/silentauth/authz/store/memstore"
 	"github.com/silentauth/silentauth/authz/token"
 	"github.com/silentauth/silentauth/internal/testenv/fakeclock"
+	"github.com/silentauth/silentauth/internal/testenv/logbuf"
 )
 
 // rig is a complete Check server over a real keyring and memory store,
@@ -48,7 +49,7 @@ type rig struct {
 	engine   *Engine
 	server   *Server
 	cookies  cookie.Policy
-	logs     *strings.Builder
+	logs     *logbuf.Buffer
 }
 
 var testCookies = authztest.Cookies
@@ -84,9 +85,9 @@ func newRigWithStore(t testing.TB, wrap func(store.Store) store.Store, mutate ..
 	if r.engine, err = NewEngine(o); err != nil {
 		t.Fatal(err)
 	}
-	r.logs = &strings.Builder{}
+	r.logs = &logbuf.Buffer{}
 	reg := prometheus.NewRegistry()
-	r.server = NewServer(r.engine, slog.New(slog.NewJSONHandler(&authztest.LockedWriter{W: r.logs}, &slog.HandlerOptions{Level: slog.LevelDebug})), NewMetrics(reg, 0))
+	r.server = NewServer(r.engine, slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), NewMetrics(reg, 0))
 	t.Cleanup(func() { checkReasonsKnown(t, reg) })
 	return r
 }

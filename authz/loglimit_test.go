@@ -10,22 +10,23 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/silentauth/silentauth/authz/internal/authztest"
+
+	"github.com/silentauth/silentauth/internal/testenv/logbuf"
 )
 
 // limitRig is a pair of Servers (gRPC and an HTTP profile) sharing one set
 // of metrics, logging JSON lines to one buffer.
 type limitRig struct {
-	buf       *strings.Builder
+	buf       *logbuf.Buffer
 	grpc, web *Server
 	reg       *prometheus.Registry
 }
 
 func newLimitRig(perSecond int) limitRig {
-	buf := &strings.Builder{}
+	buf := &logbuf.Buffer{}
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg, perSecond)
-	log := slog.New(slog.NewJSONHandler(&authztest.LockedWriter{W: buf}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return limitRig{buf, NewServer(nil, log, m), NewServer(nil, log.With("transport", "http"), m), reg}
 }
 

@@ -17,7 +17,6 @@ import (
 
 	"github.com/silentauth/silentauth/authz"
 	"github.com/silentauth/silentauth/authz/access"
-	"github.com/silentauth/silentauth/authz/internal/authztest"
 )
 
 // The HTTP mode is tested the way each proxy calls it: an original request
@@ -167,7 +166,7 @@ func (r *rig) httpMode(mutate ...func(*Options)) (http.Handler, *prometheus.Regi
 		m(&o)
 	}
 	reg := prometheus.NewRegistry()
-	log := slog.New(slog.NewJSONHandler(&authztest.LockedWriter{W: r.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return NewHandler(r.engine, o, log, authz.NewMetrics(reg, 0)), reg
 }
 

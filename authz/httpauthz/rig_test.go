@@ -18,6 +18,7 @@ import (
 	"github.com/silentauth/silentauth/authz/store"
 	"github.com/silentauth/silentauth/authz/token"
 	"github.com/silentauth/silentauth/internal/testenv/fakeclock"
+	"github.com/silentauth/silentauth/internal/testenv/logbuf"
 )
 
 // rig is an Engine over a real keyring and memory store, with a fake
@@ -31,7 +32,7 @@ type rig struct {
 	sessions *session.Manager
 	minter   *token.Minter
 	engine   *authz.Engine
-	logs     *strings.Builder
+	logs     *logbuf.Buffer
 }
 
 var testCookies = authztest.Cookies
@@ -52,7 +53,7 @@ func newRig(t testing.TB, mutate ...func(*authz.Options)) *rig {
 func newRigWithStore(t testing.TB, wrap func(store.Store) store.Store, mutate ...func(*authz.Options)) *rig {
 	t.Helper()
 	p := authztest.New(t, wrap)
-	r := &rig{t: t, parts: p, clock: p.Clock, ring: p.Ring, sessions: p.Sessions, minter: p.Minter, logs: &strings.Builder{}}
+	r := &rig{t: t, parts: p, clock: p.Clock, ring: p.Ring, sessions: p.Sessions, minter: p.Minter, logs: &logbuf.Buffer{}}
 	o := authz.Options{
 		Verifier: r.verifier("app"), Minter: r.minter, Sessions: r.sessions, Cookies: testCookies,
 		RefreshBefore: time.Minute, Now: r.clock.Now, Policy: authztest.Policy(),
@@ -101,7 +102,7 @@ func (r *rig) login(subject string, claims map[string]any) (access, refresh stri
 
 // logger writes JSON lines into r.logs.
 func (r *rig) logger() *slog.Logger {
-	return slog.New(slog.NewJSONHandler(&authztest.LockedWriter{W: r.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return slog.New(slog.NewJSONHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // ours is the Cookie header a browser holding our access and refresh

@@ -24,21 +24,9 @@ import (
 	"time"
 
 	"github.com/silentauth/silentauth/internal/testenv/fakeclock"
+	"github.com/silentauth/silentauth/internal/testenv/logbuf"
 	"github.com/silentauth/silentauth/internal/tlsreload"
 )
-
-// logBuffer collects JSON logs written from handshake goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // pair is a certificate with its key, as PEM and as parsed.
 type pair struct {
@@ -148,10 +136,10 @@ func writeFiles(t *testing.T, p *pair, ca []byte) files {
 }
 
 // setup starts a reloader on f behind a real TLS listener on 127.0.0.1.
-func setup(t *testing.T, f files) (*tlsreload.Reloader, *fakeclock.Clock, *logBuffer, string) {
+func setup(t *testing.T, f files) (*tlsreload.Reloader, *fakeclock.Clock, *logbuf.Buffer, string) {
 	t.Helper()
 	clk := fakeclock.New(time.Now())
-	logs := &logBuffer{}
+	logs := &logbuf.Buffer{}
 	r, err := tlsreload.NewWithClock(f.cert, f.key, f.ca, slog.New(slog.NewJSONHandler(logs, nil)), clk.Now)
 	if err != nil {
 		t.Fatal(err)

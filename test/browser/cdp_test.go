@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/silentauth/silentauth/internal/testenv/logbuf"
 )
 
 // A minimal Chrome DevTools Protocol client over --remote-debugging-pipe:
@@ -131,7 +133,7 @@ type chromium struct {
 	*cdp
 	cmd    *exec.Cmd
 	done   chan struct{}
-	stderr *lockedBuffer
+	stderr *logbuf.Buffer
 }
 
 // startChromium starts Chromium headless with a fresh profile and closes it
@@ -154,7 +156,7 @@ func startChromium(t *testing.T, bin string) *chromium {
 		"--disable-dev-shm-usage", "--mute-audio", "--hide-scrollbars", "--window-size=1100,820",
 		"--user-data-dir="+profile, "--remote-debugging-pipe", "about:blank")
 	cmd.ExtraFiles = []*os.File{cmdR, outW}
-	b := &chromium{cmd: cmd, done: make(chan struct{}), stderr: &lockedBuffer{}}
+	b := &chromium{cmd: cmd, done: make(chan struct{}), stderr: &logbuf.Buffer{}}
 	cmd.Stdout, cmd.Stderr = b.stderr, b.stderr
 	// Its own process group: renderer and GPU processes go with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -322,22 +324,4 @@ func (b *chromium) cookies(ctx context.Context, host string) (map[string]browser
 		}
 	}
 	return out, nil
-}
-
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

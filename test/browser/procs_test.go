@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/silentauth/silentauth/internal/testenv/logbuf"
 	"github.com/silentauth/silentauth/internal/testenv/toolsdir"
 )
 
@@ -110,7 +111,7 @@ const apiToken = "browser-session-api-token-0123456789"
 // silentauth is a running silentauth.
 type silentauth struct {
 	addrs map[string]string // listener → address
-	logs  *lockedBuffer
+	logs  *logbuf.Buffer
 	done  chan struct{}
 }
 
@@ -154,7 +155,7 @@ func startSilentauth(t *testing.T, yaml string) *silentauth {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &silentauth{addrs: map[string]string{}, logs: &lockedBuffer{}, done: make(chan struct{})}
+	s := &silentauth{addrs: map[string]string{}, logs: &logbuf.Buffer{}, done: make(chan struct{})}
 	ready := make(chan struct{})
 	var mu sync.Mutex
 	go func() {
@@ -214,7 +215,7 @@ func (s *silentauth) metric(t *testing.T, series string) float64 {
 // nginx is a running nginx.
 type nginx struct {
 	addr string // host:port it listens on
-	logs *lockedBuffer
+	logs *logbuf.Buffer
 }
 
 // startNginx runs nginx as a foreground process with conf (the http block's
@@ -233,7 +234,7 @@ func startNginx(t *testing.T, conf string) *nginx {
 	// could take it first: try a few.
 	for attempt := 0; attempt < 3; attempt++ {
 		port := freePort(t)
-		n = &nginx{addr: "127.0.0.1:" + strconv.Itoa(port), logs: &lockedBuffer{}}
+		n = &nginx{addr: "127.0.0.1:" + strconv.Itoa(port), logs: &logbuf.Buffer{}}
 		user := ""
 		if os.Geteuid() == 0 {
 			// Workers would otherwise run as nobody and could not read
@@ -281,7 +282,7 @@ type daemon struct {
 // waits until it listens on d.addr; it stops the process when t ends,
 // logging its output if t failed. It returns false, the process stopped,
 // when another process took the port first: the caller then tries another.
-func (d daemon) run(t *testing.T, cmd *exec.Cmd, logs *lockedBuffer) bool {
+func (d daemon) run(t *testing.T, cmd *exec.Cmd, logs *logbuf.Buffer) bool {
 	t.Helper()
 	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -390,7 +391,7 @@ func startCaddy(t *testing.T, s *stack) string {
 		cmd := exec.Command(tools.caddy, "run", "--config", path, "--adapter", "caddyfile")
 		cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
 		d := daemon{name: "caddy", addr: addr, ready: 15 * time.Second, quit: syscall.SIGTERM, inUse: "address already in use"}
-		if d.run(t, cmd, &lockedBuffer{}) {
+		if d.run(t, cmd, &logbuf.Buffer{}) {
 			return "http://" + addr
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/silentauth/silentauth/internal/testenv/logbuf"
 	"github.com/silentauth/silentauth/internal/testenv/redistest"
 	"github.com/silentauth/silentauth/internal/testenv/toolsdir"
 )
@@ -519,7 +520,7 @@ func (u *upstreamLog) last() upstreamRequest {
 type traefik struct {
 	addr    string // the websecure entry point, host:port
 	version string
-	logs    *lockedBuffer
+	logs    *logbuf.Buffer
 }
 
 // traefikDynamic is the shipped dynamic configuration.
@@ -560,7 +561,7 @@ func startTraefik(t *testing.T, bin, silentauthAddr, appAddr string) *traefik {
 		}
 	}
 	for attempt := 0; attempt < 3; attempt++ {
-		p := &traefik{addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), version: version, logs: &lockedBuffer{}}
+		p := &traefik{addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), version: version, logs: &logbuf.Buffer{}}
 		api := "127.0.0.1:" + strconv.Itoa(freePort(t))
 		// The static configuration: the entry point the manifest's routers
 		// name, with the aliasHeadersStrategy its comments ask for, and the

@@ -35,6 +35,7 @@ import (
 	"github.com/silentauth/silentauth/authz/store"
 	"github.com/silentauth/silentauth/authz/store/redisstore"
 	"github.com/silentauth/silentauth/authz/token"
+	"github.com/silentauth/silentauth/internal/testenv/logbuf"
 	"github.com/silentauth/silentauth/internal/testenv/redistest"
 )
 
@@ -136,7 +137,7 @@ type drill struct {
 	managers []*session.Manager
 	regs     []*prometheus.Registry
 	clients  []authv3.AuthorizationClient
-	logs     *lockedBuffer
+	logs     *logbuf.Buffer
 	served   sync.Map // request id → served, from every replica
 	waits    sync.Map // request id → time its Check waited on the store
 	stalls   *stallMeter
@@ -147,7 +148,7 @@ type drill struct {
 
 func newDrill(t *testing.T) *drill {
 	redis := redistest.StartPersistent(t)
-	d := &drill{t: t, redis: redis, proxy: newSlowProxy(t, redis.Addr()), logs: &lockedBuffer{}, stalls: newStallMeter()}
+	d := &drill{t: t, redis: redis, proxy: newSlowProxy(t, redis.Addr()), logs: &logbuf.Buffer{}, stalls: newStallMeter()}
 	t.Cleanup(d.stalls.close)
 	var err error
 	d.direct, err = redisstore.New(redisstore.Options{Mode: redisstore.Standalone, Addrs: []string{redis.Addr()}})
@@ -513,30 +514,6 @@ func (d *drill) decisions() map[string]float64 {
 		}
 	}
 	return out
-}
-
-// lockedBuffer collects the servers' log lines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Len()
-}
-
-func (l *lockedBuffer) From(off int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return string(l.b.Bytes()[off:])
 }
 
 // after returns a fault that waits d, then does f.

@@ -7,9 +7,7 @@ package authztest
 
 import (
 	"context"
-	"io"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -112,16 +110,4 @@ func Login(t testing.TB, sessions *session.Manager, policy string, minter *token
 		t.Fatal(err)
 	}
 	return access, iss.RefreshToken
-}
-
-// LockedWriter serialises writes to W, for a log several goroutines write.
-type LockedWriter struct {
-	mu sync.Mutex
-	W  io.Writer
-}
-
-func (l *LockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.W.Write(b)
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/silentauth/silentauth/authz/keys"
 	"github.com/silentauth/silentauth/internal/testenv/kubetest"
+	"github.com/silentauth/silentauth/internal/testenv/logbuf"
 )
 
 // TestMain stops the kube-apiserver that kubetest.Shared starts.
@@ -77,7 +78,7 @@ func TestWatcherKubeAPIServer(t *testing.T) {
 	sa := kubeClient(t, saConfig)
 
 	holder := &keys.Holder{}
-	logs := &logBuffer{}
+	logs := &logbuf.Buffer{}
 	w, err := NewWatcher(Options{
 		Secrets: secretsOf(t, saConfig, ns), Namespace: ns, Name: testSecret, Lifecycle: lc, Holder: holder,
 		Log: slog.New(slog.NewJSONHandler(logs, nil)), Registerer: prometheus.NewRegistry(),
@@ -219,7 +220,7 @@ func TestWatcherKubeForbidden(t *testing.T) {
 	waitUntil(t, w, kubeWait, "forbidden", func() bool {
 		ready, msg := w.Status()
 		return !ready && strings.Contains(msg, "forbidden")
-	}, &logBuffer{})
+	}, &logbuf.Buffer{})
 	stop()
 	if err := <-done; err != nil {
 		t.Errorf("Run = %v", err)

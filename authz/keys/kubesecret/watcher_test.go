@@ -1,18 +1,16 @@
 package kubesecret
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -28,25 +26,13 @@ import (
 
 	"github.com/silentauth/silentauth/authz/keys"
 	"github.com/silentauth/silentauth/internal/testenv/fakeclock"
+	"github.com/silentauth/silentauth/internal/testenv/logbuf"
 )
 
 const (
 	testNS     = "auth"
 	testSecret = "silentauth-keys"
 )
-
-// logBuffer collects JSON log lines written from several goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-func (b *logBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
 
 // secretOf renders entries as a Secret, the way kubectl-silentauth writes it.
 func secretOf(t testing.TB, name string, entries ...keys.Entry) *corev1.Secret {
@@ -74,12 +60,12 @@ type rig struct {
 	holder *keys.Holder
 	clock  *fakeclock.Clock
 	reg    *prometheus.Registry
-	logs   *logBuffer
+	logs   *logbuf.Buffer
 }
 
 func newRig(t *testing.T, objs ...runtime.Object) *rig {
 	t.Helper()
-	r := &rig{t: t, client: fake.NewClientset(objs...), holder: &keys.Holder{}, clock: fakeclock.New(t0), reg: prometheus.NewRegistry(), logs: &logBuffer{}}
+	r := &rig{t: t, client: fake.NewClientset(objs...), holder: &keys.Holder{}, clock: fakeclock.New(t0), reg: prometheus.NewRegistry(), logs: &logbuf.Buffer{}}
 	w, err := NewWatcher(Options{
 		Secrets: fakeSecrets(r.client, testNS), Namespace: testNS, Name: testSecret, Lifecycle: lc, Holder: r.holder,
 		Log:        slog.New(slog.NewJSONHandler(r.logs, nil)),
