@@ -249,6 +249,10 @@ func TestValidate(t *testing.T) {
 		{"serviceAccount bad namespace", func(c *Config) { c.SessionAPI.ServiceAccounts = []string{"ok/a", "Shop/frontend"} }, `sessionAPI.serviceAccounts[1]: "Shop/frontend": namespace "Shop" is not a DNS-1123 label`},
 		{"serviceAccount empty name", func(c *Config) { c.SessionAPI.ServiceAccounts = []string{"shop/"} }, `name "" is not a DNS-1123 subdomain`},
 		{"serviceAccount bad name", func(c *Config) { c.SessionAPI.ServiceAccounts = []string{"shop/front_end"} }, `name "front_end" is not a DNS-1123 subdomain`},
+		{"serviceAccount empty namespace", func(c *Config) { c.SessionAPI.ServiceAccounts = []string{"/login"} }, `namespace "" is not a DNS-1123 label`},
+		{"serviceAccount namespace with a dot", func(c *Config) { c.SessionAPI.ServiceAccounts = []string{"shop.x/login"} }, `namespace "shop.x" is not a DNS-1123 label`},
+		{"serviceAccount name starting with a dash", func(c *Config) { c.SessionAPI.ServiceAccounts = []string{"shop/-login"} }, `name "-login" is not a DNS-1123 subdomain`},
+		{"serviceAccount name with an empty label", func(c *Config) { c.SessionAPI.ServiceAccounts = []string{"shop/a..b"} }, `name "a..b" is not a DNS-1123 subdomain`},
 		{"serviceAccount duplicate", func(c *Config) { c.SessionAPI.ServiceAccounts = []string{"a/b", "c/d", "a/b"} }, `sessionAPI.serviceAccounts[2]: same as sessionAPI.serviceAccounts[0] ("a/b")`},
 		{"session audience empty", func(c *Config) { c.SessionAPI.Audience = " " }, "sessionAPI.audience: must not be empty"},
 

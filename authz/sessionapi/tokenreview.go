@@ -111,9 +111,9 @@ func NewReviewer(cfg *rest.Config) (Reviewer, error) {
 }
 
 // NewTokenReview returns an Authenticator that admits the ServiceAccounts
-// in allowed ("namespace/name") presenting a token for audience. Entries
-// that are not "namespace/name" match nothing; configuration validation
-// should report them with CheckServiceAccounts. now defaults to time.Now.
+// in allowed ("namespace/name") presenting a token for audience. The
+// configuration checks the entries (DNS-1123 names); one that is not
+// "namespace/name" matches nothing. now defaults to time.Now.
 func NewTokenReview(review Reviewer, audience string, allowed []string, now func() time.Time) *TokenReview {
 	if now == nil {
 		now = time.Now
@@ -133,58 +133,12 @@ func NewTokenReview(review Reviewer, audience string, allowed []string, now func
 	return t
 }
 
-// CheckServiceAccounts reports every entry of an allow-list that is not
-// "namespace/name" with both parts valid DNS labels or subdomains.
-func CheckServiceAccounts(allowed []string) error {
-	var errs []error
-	for i, a := range allowed {
-		if _, _, err := splitServiceAccount(a); err != nil {
-			errs = append(errs, fmt.Errorf("[%d] %q: %w", i, a, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
 func splitServiceAccount(s string) (ns, name string, err error) {
 	ns, name, ok := strings.Cut(s, "/")
-	if !ok || strings.Contains(name, "/") {
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
 		return "", "", errors.New(`must be "namespace/name"`)
 	}
-	if !dnsLabel(ns) {
-		return "", "", errors.New("namespace must be a DNS label (RFC 1123)")
-	}
-	if !dnsSubdomain(name) {
-		return "", "", errors.New("name must be a DNS subdomain (RFC 1123)")
-	}
 	return ns, name, nil
-}
-
-// dnsLabel reports whether s is an RFC 1123 label as Kubernetes names
-// namespaces: 1–63 of [a-z0-9-], starting and ending with a letter or digit.
-func dnsLabel(s string) bool {
-	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-// dnsSubdomain reports whether s is an RFC 1123 subdomain as Kubernetes
-// names ServiceAccounts: dot-separated labels, at most 253 characters.
-func dnsSubdomain(s string) bool {
-	if len(s) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(s, ".") {
-		if !dnsLabel(label) {
-			return false
-		}
-	}
-	return true
 }
 
 // Authenticate implements Authenticator. The caller is the ServiceAccount's

@@ -312,30 +312,6 @@ func TestAnyOf(t *testing.T) {
 	}
 }
 
-func TestCheckServiceAccounts(t *testing.T) {
-	tests := []struct {
-		in []string
-		ok bool
-	}{
-		{[]string{"shop/login", "ops/admin.v2"}, true},
-		{nil, true},
-		{[]string{"login"}, false},
-		{[]string{"shop/"}, false},
-		{[]string{"/login"}, false},
-		{[]string{"shop/login/x"}, false},
-		{[]string{"Shop/login"}, false},
-		{[]string{"shop.x/login"}, false}, // a namespace is a label: no dots
-		{[]string{"shop/-login"}, false},
-		{[]string{"shop/a..b"}, false},
-		{[]string{"shop/login", "bad"}, false},
-	}
-	for _, tc := range tests {
-		if err := CheckServiceAccounts(tc.in); (err == nil) != tc.ok {
-			t.Errorf("CheckServiceAccounts(%q) = %v, want ok=%v", tc.in, err, tc.ok)
-		}
-	}
-}
-
 func TestExpiry(t *testing.T) {
 	enc := base64.RawURLEncoding.EncodeToString
 	tests := []struct {
