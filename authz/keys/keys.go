@@ -22,6 +22,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -59,6 +60,7 @@ var (
 	ErrDuplicateKID   = errors.New("keys: duplicate kid")               // two keys with one thumbprint
 	ErrNoActiveKey    = errors.New("keys: no usable active key")        // missing, ambiguous or public-only
 	ErrInvalidKey     = errors.New("keys: key fields are inconsistent") // hand-built Key whose ID/Alg/Public disagree
+	ErrNoPrivateKey   = errors.New("keys: verification-only key")       // Secret needs the private key
 )
 
 // MaxPEMBytes bounds the input of ParsePEM and the size of each file LoadDir
@@ -75,6 +77,22 @@ type Key struct {
 	Alg    Alg              // the only algorithm this key signs or verifies
 	Signer crypto.Signer    // private key; nil for a verification-only key
 	Public crypto.PublicKey // *ecdsa.PublicKey, ed25519.PublicKey or *rsa.PublicKey
+}
+
+// Secret derives a 32-byte symmetric key for purpose from the private key
+// (HKDF-SHA256 over its PKCS#8 encoding, salted with the kid), so that every
+// replica holding the same Secret derives the same value and a key
+// rotation rotates it too. Different purposes give unrelated keys. It
+// returns ErrNoPrivateKey for a verification-only key.
+func (k *Key) Secret(purpose string) ([]byte, error) {
+	if k.Signer == nil {
+		return nil, ErrNoPrivateKey
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k.Signer)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnsupportedKey, err)
+	}
+	return hkdf.Key(sha256.New, der, []byte(k.ID), purpose, 32)
 }
 
 // NewKey binds a private key to its algorithm (P-256 → ES256, Ed25519 → EdDSA,
@@ -475,6 +493,17 @@ func (r *Keyring) Signer(now time.Time) *Key {
 func (r *Keyring) Lookup(kid string, now time.Time) (*Key, bool) {
 	m, ok := r.byKID[kid]
 	if !ok || !m.verifiesAt(now) {
+		return nil, false
+	}
+	return m.key, true
+}
+
+// Key returns the key with kid whatever its state, as long as it is in
+// the ring: values sealed under a key (package seal) stay readable until
+// the key leaves the Secret. The returned Key must not be modified.
+func (r *Keyring) Key(kid string) (*Key, bool) {
+	m, ok := r.byKID[kid]
+	if !ok {
 		return nil, false
 	}
 	return m.key, true
