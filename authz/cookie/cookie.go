@@ -114,7 +114,22 @@ type Jar struct {
 	Found
 	header string
 	ours   bool // a pair named Access, Refresh or Hint, anywhere (Upstream's rule)
+	logins [MaxLogins]Login
+	nLogin int
 }
+
+// MaxLogins is how many login-flow cookies one scan reports; the engine
+// keeps fewer pending (oidc.maxPendingLogins), so more means a client
+// that made them up.
+const MaxLogins = 10
+
+// Login is one login flow's cookie as a request carries it: the flow's
+// state (the cookie name after LoginPrefix) and its sealed value.
+type Login struct{ State, Value string }
+
+// Logins returns the login-flow cookies the scan found, in header order
+// (at most MaxLogins, within MaxHeaderBytes).
+func (j *Jar) Logins() []Login { return j.logins[:j.nLogin] }
 
 // Scan reads header once for both Read and Upstream. It does not allocate.
 func (p Policy) Scan(header string) Jar {
@@ -139,6 +154,10 @@ func (p Policy) Scan(header string) Jar {
 				}
 				if name == p.Refresh {
 					j.Refresh, j.RefreshDup = keepFirst(j.Refresh, value, &seenRefresh, j.RefreshDup)
+				}
+				if state, ok := strings.CutPrefix(name, p.LoginPrefix()); ok && state != "" && j.nLogin < MaxLogins {
+					j.logins[j.nLogin] = Login{State: state, Value: value}
+					j.nLogin++
 				}
 			}
 		} else if j.ours {
@@ -196,10 +215,37 @@ func (p Policy) Upstream(j Jar) (rest string, removed bool) {
 	return b.String(), true
 }
 
-// ours reports whether name is exactly one of our three names. The empty
-// name is never ours, even when a Policy field is empty.
+// ours reports whether name is exactly one of our three names, or a login
+// flow's. The empty name is never ours, even when a Policy field is empty.
 func (p Policy) ours(name string) bool {
-	return name != "" && (name == p.Access || name == p.Refresh || name == p.Hint)
+	return name != "" && (name == p.Access || name == p.Refresh || name == p.Hint || strings.HasPrefix(name, p.LoginPrefix()))
+}
+
+// LoginPrefix starts the name of a login flow's cookie, which ends with the
+// flow's state: one cookie per flow, so that several tabs logging in at
+// once each find their own. __Host- whenever the cookies are Secure: a
+// flow cookie is always host-only with Path=/, whatever Domain the session
+// cookies use, since the provider sends the browser back to the host that
+// started the flow.
+func (p Policy) LoginPrefix() string {
+	if p.Secure {
+		return "__Host-sa-login-"
+	}
+	return "sa-login-"
+}
+
+// SetLogin returns the Set-Cookie value of a login flow's cookie: HttpOnly,
+// host-only, Path=/, for ttl, and SameSite=Lax whatever the session
+// cookies use, because the browser comes back from the provider with a
+// top-level cross-site navigation, which Strict would strip it from.
+func (p Policy) SetLogin(state, value string, ttl time.Duration) string {
+	return p.write(p.LoginPrefix()+state, value, int64(ttl/time.Second), true, "", "/", http.SameSiteLaxMode)
+}
+
+// ClearLogin returns the Set-Cookie value that deletes the login flow's
+// cookie of state.
+func (p Policy) ClearLogin(state string) string {
+	return p.write(p.LoginPrefix()+state, "", 0, true, "", "/", http.SameSiteLaxMode)
 }
 
 // pairName is the trimmed text before the first "=", or the whole pair.
@@ -316,19 +362,24 @@ func isCookieOctet(c byte) bool {
 // String, which silently drops invalid bytes, quotes values holding a space
 // or comma, and reports problems through the global log package.
 func (p Policy) set(name, value string, age int64, httpOnly bool) string {
+	return p.write(name, value, age, httpOnly, p.Domain, p.path(), p.SameSite)
+}
+
+// write is set with the Domain, Path and SameSite given.
+func (p Policy) write(name, value string, age int64, httpOnly bool, domain, path string, site http.SameSite) string {
 	if !ValidValue(value) {
 		value, age = "", 0
 	}
 	var b strings.Builder
-	b.Grow(len(name) + len(value) + len(p.Domain) + len(p.Path) + 80)
+	b.Grow(len(name) + len(value) + len(domain) + len(path) + 80)
 	b.WriteString(name)
 	b.WriteByte('=')
 	b.WriteString(value)
 	b.WriteString("; Path=")
-	b.WriteString(p.path())
-	if p.Domain != "" {
+	b.WriteString(path)
+	if domain != "" {
 		b.WriteString("; Domain=")
-		b.WriteString(p.Domain)
+		b.WriteString(domain)
 	}
 	b.WriteString("; Max-Age=")
 	b.WriteString(strconv.FormatInt(age, 10))
@@ -339,7 +390,7 @@ func (p Policy) set(name, value string, age int64, httpOnly bool) string {
 		b.WriteString("; Secure")
 	}
 	b.WriteString("; SameSite=")
-	b.WriteString(sameSite(p.SameSite))
+	b.WriteString(sameSite(site))
 	return b.String()
 }
 
@@ -426,6 +477,9 @@ func (p Policy) Validate(path string) error {
 		if !validName(n.name) {
 			add(ErrName, n.field, "%q is not a valid cookie name (RFC 6265: token characters only)", n.name)
 			continue
+		}
+		if strings.HasPrefix(strings.ToLower(n.name), strings.ToLower(p.LoginPrefix())) {
+			add(ErrSameName, n.field, "%q starts like the login flows' cookies (%s<state>)", n.name, p.LoginPrefix())
 		}
 		for _, m := range names[:i] {
 			switch {

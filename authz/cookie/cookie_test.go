@@ -333,3 +333,46 @@ func TestSetSession(t *testing.T) {
 
 // strip is the upstream rewrite of one header, as Check makes it.
 func strip(header string) (string, bool) { return p.Upstream(p.Scan(header)) }
+
+// Each login flow has its own cookie named after its state: one scan finds
+// every one (bounded), the upstream never sees them, and Set/Clear make
+// host-only, Path=/, HttpOnly, Lax cookies whatever the session cookies'
+// Domain, Path and SameSite.
+func TestLoginCookies(t *testing.T) {
+	h := "a=1; __Host-sa-login-S1=v1; __Host-sa-rt=RT; __Host-sa-login-=empty; __Host-sa-login-S2=\"v2\"; __host-sa-login-S3=case"
+	j := p.Scan(h)
+	if got, want := j.Logins(), []Login{{"S1", "v1"}, {"S2", "v2"}}; !slices.Equal(got, want) {
+		t.Errorf("Logins = %v, want %v", got, want)
+	}
+	if rest, removed := p.Upstream(j); !removed || rest != "a=1; __host-sa-login-S3=case" {
+		t.Errorf("Upstream = %q, %v", rest, removed)
+	}
+	var many strings.Builder
+	for i := range MaxLogins + 5 {
+		fmt.Fprintf(&many, "__Host-sa-login-s%d=v; ", i)
+	}
+	j = p.Scan(many.String())
+	if n := len(j.Logins()); n != MaxLogins {
+		t.Errorf("%d login cookies reported, want the first %d", n, MaxLogins)
+	}
+	if n := testing.AllocsPerRun(10, func() { p.Scan(h) }); n != 0 {
+		t.Errorf("Scan with login cookies allocated %v times", n)
+	}
+
+	wide := Policy{Access: "sa-at", Refresh: "sa-rt", Hint: "sa-exp", Domain: "example.com", Path: "/app", Secure: true, SameSite: http.SameSiteStrictMode}
+	if got, want := wide.SetLogin("S1", "v1", 10*time.Minute), "__Host-sa-login-S1=v1; Path=/; Max-Age=600; HttpOnly; Secure; SameSite=Lax"; got != want {
+		t.Errorf("SetLogin = %q, want %q", got, want)
+	}
+	if got, want := wide.ClearLogin("S1"), "__Host-sa-login-S1=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax"; got != want {
+		t.Errorf("ClearLogin = %q, want %q", got, want)
+	}
+	clash := p
+	clash.Hint = "__Host-sa-login-hint"
+	if err := clash.Validate("cookies"); err == nil || !strings.Contains(err.Error(), "cookies.hint: \"__Host-sa-login-hint\" starts like the login flows' cookies") {
+		t.Errorf("a session cookie named like a login flow's: Validate = %v", err)
+	}
+	plain := Policy{Access: "at", Refresh: "rt", Hint: "exp", Path: "/"}
+	if got := plain.SetLogin("S1", "v1", time.Minute); !strings.HasPrefix(got, "sa-login-S1=v1;") {
+		t.Errorf("without Secure: SetLogin = %q, want the sa-login- prefix (no __Host-)", got)
+	}
+}
