@@ -8,6 +8,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	// The Mozilla root certificates, used only where the system has none:
+	// the image is built FROM scratch, and must still reach a public
+	// identity provider over TLS. oidc.caFile adds a private CA.
+	_ "golang.org/x/crypto/x509roots/fallback"
 )
 
 func main() {
