@@ -96,6 +96,17 @@ etcd=scripts/tools/etcd
 etcd_version=$(module_version "$etcd" go.etcd.io/etcd/server/v3)
 go_tool etcd "$etcd_version" "$etcd" go.etcd.io/etcd/server/v3
 
+# Dex v2.45.1, the OpenID Connect provider the login tests sign in to
+# (internal/testenv/dextest), built from its module at the release's commit
+# (Dex tags no Go module versions). No cgo: the tests use Dex's memory
+# storage, and without cgo only its SQLite storage is left out. Its login
+# pages and themes are embedded (package web), so the binary runs without a
+# source checkout. A cold build (empty Go build cache) took 1m45s on two cores;
+# a cached run skips it in well under a second. The -X flag is Dex's own
+# release stamp (its Makefile's), so `dex version` and its startup log name
+# the release; keep it in step with the pin in scripts/tools/dex/go.mod.
+go_tool dex "$(module_version scripts/tools/dex github.com/dexidp/dex)" scripts/tools/dex github.com/dexidp/dex/cmd/dex "-X main.version=v2.45.1"
+
 # Debian packages, one line each: need_deb PACKAGE BINARY.
 # redis-server (and redis-cli) for the Redis store's tests and the
 # multi-replica end-to-end tests.
