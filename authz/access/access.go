@@ -356,3 +356,14 @@ func isUnreserved(s string) bool {
 	}
 	return true
 }
+
+// IsPublic reports whether the normalised path p matches one of
+// PublicPaths: exactly, or under an entry that ends in "/".
+func (p Policy) IsPublic(path string) bool {
+	for _, pp := range p.PublicPaths {
+		if path == pp || (strings.HasSuffix(pp, "/") && strings.HasPrefix(path, pp)) {
+			return true
+		}
+	}
+	return false
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/silentauth/silentauth/authz/access"
 	"github.com/silentauth/silentauth/authz/cookie"
+	"github.com/silentauth/silentauth/authz/oidc"
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/store/redisstore"
 	"github.com/silentauth/silentauth/authz/token"
@@ -43,6 +44,11 @@ type Config struct {
 	HTTPAuthz HTTPAuthz `yaml:"httpAuthz"`
 	// SessionAPI says who may start sessions.
 	SessionAPI SessionAPI `yaml:"sessionAPI"`
+	// OIDC logs users in through their own OpenID Connect provider; see
+	// oidc.Options for each field and its default. Off while issuerURL is
+	// "". The client secret comes from oidc.clientSecretFile or
+	// SILENTAUTH_OIDC_CLIENT_SECRET.
+	OIDC oidc.Options `yaml:"oidc"`
 	// Store selects where refresh-token families live.
 	Store Store `yaml:"store"`
 	// Log configures logging.
@@ -263,6 +269,7 @@ func Default() Config {
 		},
 		Cookies:    Cookies{Policy: cookie.Default(), SameSite: "Lax"},
 		Policy:     Policy{Policy: access.Default()},
+		OIDC:       oidc.Default(),
 		SessionAPI: SessionAPI{Audience: "silentauth"},
 		Store:      Store{Backend: storeMemory, Redis: Redis{Options: redisstore.DefaultOptions()}},
 		Log:        Log{Level: "info", Format: "json", CheckLinesPerSecond: 20},

@@ -57,14 +57,14 @@ func TestDevelopmentChangesOnlyWhatItSays(t *testing.T) {
 
 // defaultRE finds the value a doc comment names: `Default "x"`, `Default 15m`,
 // `Default none`.
-var defaultRE = regexp.MustCompile(`\bDefault ("(?:[^"\\]|\\.)*"|[A-Za-z0-9_]+)`)
+var defaultRE = regexp.MustCompile(`\bDefault ("(?:[^"\\]|\\.)*"|\[[^\]]*\]|\{[^}]*\}|[A-Za-z0-9_]+(?:\.[0-9]+[A-Za-z]*)?)`)
 
 // TestDocCommentsNameDefaults pins Default to the comments in config.go: each
 // field's comment names its default, and Default returns exactly that.
 func TestDocCommentsNameDefaults(t *testing.T) {
 	// Config embeds the options of the packages that own them.
 	docs := fieldDocs(t, "config.go")
-	for _, file := range []string{"../access/access.go", "../cookie/cookie.go", "../session/session.go", "../token/settings.go", "../store/redisstore/options.go"} {
+	for _, file := range []string{"../access/access.go", "../cookie/cookie.go", "../session/session.go", "../token/settings.go", "../oidc/options.go", "../store/redisstore/options.go"} {
 		maps.Copy(docs, fieldDocs(t, file))
 	}
 	var walk func(v reflect.Value, path string)
@@ -134,6 +134,13 @@ func checkDocDefault(t *testing.T, path, named string, v reflect.Value) {
 			t.Fatalf("%s: doc default %q: %v", path, named, err)
 		}
 		want = n
+	case strings.HasPrefix(named, "[") || strings.HasPrefix(named, "{"):
+		// A list or a map, in YAML flow style.
+		p := reflect.New(v.Type())
+		if err := yaml.Unmarshal([]byte(named), p.Interface()); err != nil {
+			t.Fatalf("%s: doc default %s: %v", path, named, err)
+		}
+		want = p.Elem().Interface()
 	default:
 		t.Fatalf("%s: cannot compare doc default %q with %s", path, named, v.Type())
 	}

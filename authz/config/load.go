@@ -131,33 +131,7 @@ func decode(c *Config, data []byte, file string) (problems []error, err error) {
 	}
 	problems = append(unknownFields(&doc, file), problems...)
 	// "publicPaths: []" and an absent publicPaths mean the same: none.
-	if len(c.Policy.PublicPaths) == 0 {
-		c.Policy.PublicPaths = nil
-	}
-	if len(c.Policy.TrustedOrigins) == 0 {
-		c.Policy.TrustedOrigins = nil
-	}
-	if len(c.Policy.ClaimHeaders) == 0 {
-		c.Policy.ClaimHeaders = nil
-	}
-	if len(c.Policy.RequiredClaims) == 0 {
-		c.Policy.RequiredClaims = nil
-	}
-	if len(c.Policy.AcceptSessionsFrom) == 0 {
-		c.Policy.AcceptSessionsFrom = nil
-	}
-	if len(c.Policies) == 0 {
-		c.Policies = nil
-	}
-	if len(c.SessionAPI.ServiceAccounts) == 0 {
-		c.SessionAPI.ServiceAccounts = nil
-	}
-	if len(c.Store.Redis.Addrs) == 0 {
-		c.Store.Redis.Addrs = nil
-	}
-	if len(c.HTTPAuthz.TrustedProxies) == 0 {
-		c.HTTPAuthz.TrustedProxies = nil
-	}
+	nilEmpty(reflect.ValueOf(c).Elem())
 	return problems, nil
 }
 
@@ -252,4 +226,20 @@ func withDurationHint(msg string) error {
 		return fmt.Errorf(`%s (durations are written like "30s", "15m" or "720h")`, msg)
 	}
 	return errors.New(msg)
+}
+
+// nilEmpty sets every empty list and map among v's fields, through nested
+// structs, to nil, so that a file's "[]" or "{}" and an absent key decode
+// alike.
+func nilEmpty(v reflect.Value) {
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch {
+		case !f.CanSet():
+		case f.Kind() == reflect.Struct:
+			nilEmpty(f)
+		case (f.Kind() == reflect.Slice || f.Kind() == reflect.Map) && f.Len() == 0:
+			f.SetZero()
+		}
+	}
 }

@@ -71,6 +71,7 @@ func (c Config) Validate() error {
 	c.validateSessionSharing(&p)
 	c.validateHTTPAuthz(&p)
 	c.validateSessionAPI(&p)
+	c.validateOIDC(&p)
 	if !slices.Contains(storeBackends, c.Store.Backend) {
 		p.add("store.backend", "must be one of %s (got %q)", strings.Join(storeBackends, ", "), c.Store.Backend)
 	}
@@ -590,5 +591,30 @@ func (c *Config) validateRedis(p *problems) {
 	}
 	if !r.TLS.Enabled && (r.TLS.CAFile != "" || r.TLS.CertFile != "" || r.TLS.ServerName != "") {
 		p.add(at+"tls.enabled", "must be true when other tls fields are set")
+	}
+}
+
+// validateOIDC checks the oidc section by its own rules and, when provider
+// login is on, that its callback path is one Check can answer: not a
+// policy's session endpoint, and not a public path (which would pass to
+// the upstream instead).
+func (c *Config) validateOIDC(p *problems) {
+	o := c.OIDC
+	p.join(o.Validate("oidc"))
+	if !o.Enabled() {
+		return
+	}
+	for _, name := range append([]string{""}, slices.Sorted(maps.Keys(c.Policies))...) {
+		r, _ := c.Resolved(name)
+		path := "policy"
+		if name != "" {
+			path = "policies." + name
+		}
+		switch {
+		case strings.EqualFold(o.CallbackPath, r.RefreshPath), strings.EqualFold(o.CallbackPath, r.LogoutPath):
+			p.add("oidc.callbackPath", "%q is also %s's refresh or logout path", o.CallbackPath, path)
+		case r.IsPublic(o.CallbackPath):
+			p.add("oidc.callbackPath", "%q is a public path of %s: the callback must be answered by silentauth", o.CallbackPath, path)
+		}
 	}
 }

@@ -42,8 +42,8 @@ type Options struct {
 	// (SILENTAUTH_OIDC_CLIENT_SECRET); the caller resolves it and hands the
 	// value to New. Default "" (public client: PKCE only).
 	ClientSecretFile string `yaml:"clientSecretFile"`
-	// Scopes asked for; must include "openid". Default openid, email,
-	// profile, offline_access.
+	// Scopes asked for; must include "openid". Default [openid, email,
+	// profile, offline_access].
 	Scopes []string `yaml:"scopes"`
 	// AuthParams are extra authorization request parameters, e.g. Google's
 	// access_type=offline and prompt=consent. The protocol's own (state,
