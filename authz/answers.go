@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/silentauth/silentauth/authz/oidc"
+	"github.com/silentauth/silentauth/authz/seal"
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/token"
 )
@@ -41,6 +43,7 @@ const (
 	reasonEndpointRefreshedGrace = "endpoint_refreshed_grace"
 	reasonEndpointLogout         = "endpoint_logout"
 	reasonEndpointLogoutReuse    = "endpoint_logout_reuse"
+	reasonLoginCompleted         = "login_completed"
 )
 
 // answer is how one kind of failure is told to the client.
@@ -107,6 +110,22 @@ var answers = []struct {
 	// for its own application; this policy's login page may start one.
 	{session.ErrOtherPolicy, answer{http.StatusUnauthorized, "invalid_token", "session_other_policy", false, true, slog.LevelInfo, "valid_session_other_policy", ""}},
 
+	// Provider login: the callback (a page load) is told precisely what
+	// went wrong; nothing of a session exists yet, so nothing is cleared.
+	{errLoginState, answer{http.StatusBadRequest, "invalid_request", "login_state", false, false, slog.LevelInfo, "", ""}},
+	{oidc.ErrProviderError, answer{http.StatusForbidden, "access_denied", "login_provider_error", false, false, slog.LevelInfo, "", ""}},
+	{oidc.ErrExchange, answer{http.StatusBadRequest, "invalid_grant", "login_code", false, false, slog.LevelInfo, "", ""}},
+	{oidc.ErrNonce, answer{http.StatusUnauthorized, "invalid_token", "login_nonce", false, false, slog.LevelWarn, "", ""}},
+	{oidc.ErrIDToken, answer{http.StatusUnauthorized, "invalid_token", "login_id_token", false, false, slog.LevelWarn, "", ""}},
+	{oidc.ErrEmailDomain, answer{http.StatusForbidden, "forbidden", "login_email_domain", false, false, slog.LevelInfo, "", ""}},
+	{oidc.ErrClaims, answer{http.StatusForbidden, "forbidden", "login_claims", false, false, slog.LevelInfo, "", ""}},
+	{oidc.ErrUnavailable, answer{http.StatusServiceUnavailable, "temporarily_unavailable", "provider_unavailable", false, false, slog.LevelWarn, "", ""}},
+	// The provider's refresh of a session: a grant it ended logs the user
+	// out (the family is already revoked); an outage never does.
+	{session.ErrProviderGrant, answer{http.StatusUnauthorized, "invalid_token", "provider_grant_ended", true, true, slog.LevelInfo, "", ""}},
+	{session.ErrProviderUnavailable, answer{http.StatusServiceUnavailable, "temporarily_unavailable", "provider_unavailable", false, false, slog.LevelWarn, "valid_provider_unavailable", ""}},
+	{seal.ErrNoKey, answer{http.StatusServiceUnavailable, "temporarily_unavailable", "no_keyring", false, false, slog.LevelError, "", ""}},
+
 	// Access tokens (RFC 8725, RFC 9068).
 	{token.ErrNoKeyring, answer{http.StatusServiceUnavailable, "temporarily_unavailable", "no_keyring", false, false, slog.LevelError, "", ""}},
 	{token.ErrTooLarge, answer{http.StatusUnauthorized, "invalid_token", "token_too_large", false, true, slog.LevelInfo, "", ""}},
@@ -155,7 +174,7 @@ func (a answer) jsonBody() string {
 // through a denied response too).
 func reasons() [2][]string {
 	allow := []string{reasonValid, reasonPublic, reasonRefreshed, reasonRefreshedGrace}
-	deny := []string{unavailable.reason, reasonEndpointRefreshed, reasonEndpointRefreshedGrace, reasonEndpointLogout, reasonEndpointLogoutReuse}
+	deny := []string{unavailable.reason, reasonEndpointRefreshed, reasonEndpointRefreshedGrace, reasonEndpointLogout, reasonEndpointLogoutReuse, reasonLoginCompleted}
 	for _, a := range answers {
 		deny = append(deny, a.reason)
 		if a.still != "" {

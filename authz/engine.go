@@ -35,6 +35,9 @@ type Options struct {
 	Cookies  cookie.Policy
 	// RefreshBefore refreshes tokens that expire within this window.
 	RefreshBefore time.Duration
+	// Login logs users in through an identity provider; nil sends page
+	// loads without a session to Policy.LoginURL (or answers 401).
+	Login *Login
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -57,6 +60,7 @@ type Engine struct {
 	now           func() time.Time
 	def           *route
 	named         map[string]*route
+	login         *Login // nil: no provider login
 }
 
 // route is the Engine seen through one policy: every step of the story is
@@ -90,6 +94,7 @@ func NewEngine(o Options) (*Engine, error) {
 		refreshBefore: o.RefreshBefore,
 		now:           o.Now,
 		named:         make(map[string]*route, len(o.Named)),
+		login:         o.Login,
 	}
 	if e.now == nil {
 		e.now = time.Now
@@ -124,6 +129,15 @@ func (e *Engine) newRoute(name string, rt Route) (*route, error) {
 	return r, nil
 }
 
+// routeFor returns the route of policy, the default one for "" or a name
+// that is not configured (a login flow names the policy it started on).
+func (e *Engine) routeFor(policy string) *route {
+	if rt, ok := e.named[policy]; ok {
+		return rt
+	}
+	return e.def
+}
+
 // Decide answers one request under the policy its Envoy route names (the
 // default policy when it names none). A name that is not configured is a
 // deployment mistake: the request is refused, never let through.
@@ -150,10 +164,13 @@ func (e *route) decide(ctx context.Context, r *Request, reqErr error) Decision {
 	// needs to rewrite it for the upstream.
 	jar := e.cookies.Scan(r.Header("cookie"))
 	found := jar.Found
+	r.jar = &jar
 
 	// The session endpoints are answered here, never routed to an upstream,
 	// in every spelling a proxy may route to them (isEndpoint).
 	switch {
+	case e.login != nil && isEndpoint(r.Path, e.login.Options.CallbackPath):
+		return e.callback(ctx, r, &jar)
 	case isEndpoint(r.Path, e.policy.RefreshPath):
 		return e.refreshEndpoint(ctx, r, found)
 	case isEndpoint(r.Path, e.policy.LogoutPath):
@@ -487,6 +504,14 @@ func (e *route) deny(r *Request, err error) Decision {
 	if a.clear {
 		d.SetCookie = e.cookies.Clear()
 	}
+	if a.login && e.login != nil && r != nil && isNavigation(r) {
+		// Provider login: the flow starts here. Cookies the answer
+		// clears (a dead session) are cleared alongside.
+		l := e.startLogin(r, r.jar)
+		l.Reason, l.Err, l.Level, l.Event = d.Reason, err, d.Level, d.Event
+		l.SetCookie = append(d.SetCookie, l.SetCookie...)
+		return l
+	}
 	if a.login && e.policy.LoginURL != "" && r != nil && isNavigation(r) {
 		d.Status = http.StatusFound
 		d.Response = append(d.Response, Header{"location", e.loginLocation(r)})
@@ -570,16 +595,9 @@ func claimMatches(v any, accepted []string) bool {
 	return ok && slices.Contains(accepted, s)
 }
 
-// public reports whether p matches a public path: exactly, or under a
-// prefix that ends in "/".
-func (e *route) public(p string) bool {
-	for _, pp := range e.policy.PublicPaths {
-		if p == pp || (strings.HasSuffix(pp, "/") && strings.HasPrefix(p, pp)) {
-			return true
-		}
-	}
-	return false
-}
+// public reports whether the normalised path p is public under the
+// route's policy.
+func (e *route) public(p string) bool { return e.policy.IsPublic(p) }
 
 // crossOrigin applies exactly the rules of Go's http.CrossOriginProtection
 // (Sec-Fetch-Site, then Origin against Host, trusted origins) to the

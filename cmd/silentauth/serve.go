@@ -30,8 +30,10 @@ import (
 	"github.com/silentauth/silentauth/authz/config"
 	"github.com/silentauth/silentauth/authz/httpauthz"
 	"github.com/silentauth/silentauth/authz/keys"
+	"github.com/silentauth/silentauth/authz/oidc"
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/sessionapi"
+	"github.com/silentauth/silentauth/authz/store"
 	"github.com/silentauth/silentauth/authz/token"
 	internalhealth "github.com/silentauth/silentauth/internal/health"
 	"github.com/silentauth/silentauth/internal/tlsreload"
@@ -55,11 +57,19 @@ func serve(ctx context.Context, cfg config.Completed, getenv func(string) string
 		return err
 	}
 	defer closeStore()
-	sessions := session.New(st, cfg.Sessions, time.Now, session.AcceptSessions(cfg.SessionSharing()))
+	login, provider, err := providerLogin(ctx, cfg, env, ring, st)
+	if err != nil {
+		return err
+	}
+	opts := []session.Option{session.AcceptSessions(cfg.SessionSharing())}
+	if login != nil {
+		opts = append(opts, session.WithProvider(login.Refresher(provider, time.Now, env.log), cfg.OIDC.RefreshLease))
+	}
+	sessions := session.New(st, cfg.Sessions, time.Now, opts...)
 	// Rotations whose caller left and refresh-token confirmations finish
 	// before the store closes.
 	defer sessions.Wait()
-	srv, err := newServers(cfg, env, ring, sessions, auth)
+	srv, err := newServers(cfg, env, ring, sessions, auth, login)
 	if err != nil {
 		return err
 	}
@@ -146,11 +156,12 @@ type servers struct {
 // newServers builds the Engine over every route and the servers that
 // answer with it: gRPC Check and health, the public JWKS (and the HTTP
 // authorization mode), the session API and the admin endpoints.
-func newServers(cfg config.Completed, e *env, ring *keys.Holder, sessions *session.Manager, auth *apiAuth) (*servers, error) {
+func newServers(cfg config.Completed, e *env, ring *keys.Holder, sessions *session.Manager, auth *apiAuth, login *authz.Login) (*servers, error) {
 	def, named := routes(cfg, ring)
 	engine, err := authz.NewEngine(authz.Options{
 		Verifier: def.Verifier, Minter: def.Minter, Policy: def.Policy, Named: named,
 		Sessions: sessions, Cookies: cfg.CookiePolicy, RefreshBefore: cfg.Tokens.RefreshBefore,
+		Login: login,
 	})
 	if err != nil {
 		return nil, err
@@ -459,4 +470,33 @@ func route(cfg config.Completed, r config.Route, ring keys.Source) authz.Route {
 		}),
 		Policy: r.Policy.Policy,
 	}
+}
+
+// providerLogin connects to the identity provider of the oidc section
+// (discovery, refreshed hourly until ctx ends) and returns the Check's
+// provider login, or nil when the section is off. The client secret comes
+// from oidc.clientSecretFile, else SILENTAUTH_OIDC_CLIENT_SECRET.
+func providerLogin(ctx context.Context, cfg config.Completed, e *env, ring *keys.Holder, st store.Store) (*authz.Login, *oidc.Provider, error) {
+	if !cfg.OIDC.Enabled() {
+		return nil, nil, nil
+	}
+	secret := e.getenv("SILENTAUTH_OIDC_CLIENT_SECRET")
+	if f := cfg.OIDC.ClientSecretFile; f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, nil, fmt.Errorf("oidc.clientSecretFile: %w", err)
+		}
+		secret = strings.TrimSpace(string(b))
+	}
+	p, err := oidc.New(ctx, cfg.OIDC, secret, e.log.With("component", "oidc"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("oidc: %w", err)
+	}
+	go p.Run(ctx)
+	fp := ""
+	if secret != "" {
+		fp = authz.Fingerprint(secret)
+	}
+	e.log.Info("provider login", "issuer", cfg.OIDC.IssuerURL, "clientID", cfg.OIDC.ClientID, "clientSecret", fp, "callbackPath", cfg.OIDC.CallbackPath)
+	return &authz.Login{Provider: p, Keys: ring, Options: cfg.OIDC, Store: st}, p, nil
 }
