@@ -66,7 +66,9 @@ var errAgain = errors.New("session: read the family again")
 // commit, the next request takes the lease once it runs out and refreshes
 // again from the tokens in the store, which the provider then still
 // accepts. A holder that dies before calling just delays the refresh by
-// the lease. lease ≤ 0 means DefaultProviderLease (10s).
+// the lease. lease ≤ 0 means DefaultProviderLease (10s). LeaseUntil is
+// written by the holder's clock and read by the others': replicas' clocks
+// must agree to well within the lease.
 //
 // Should a holder commit after its lease ran out and another request took
 // over, the first commit wins: a commit is made only while the family
