@@ -96,11 +96,20 @@ func TestProviderCallBoundedByLease(t *testing.T) {
 // deadline: ErrProviderUnavailable at the deadline (the store is not
 // failing), and after the holder's commit, the same successor.
 func TestProviderWaiterBoundedByDeadline(t *testing.T) {
+	for _, sf := range []bool{true, false} {
+		t.Run(fmt.Sprint("singleflight=", sf), func(t *testing.T) { testProviderWaiterBoundedByDeadline(t, sf) })
+	}
+}
+
+func testProviderWaiterBoundedByDeadline(t *testing.T, sf bool) {
 	synctest.Test(t, func(t *testing.T) {
 		p := &storetest.FakeProvider{Delay: 2 * time.Second}
 		mem := memstore.New(nil)
 		a := session.New(mem, lt, nil, session.WithProvider(p, 5*time.Second))
 		b := session.New(mem, lt, nil, session.WithProvider(p, 5*time.Second))
+		if !sf {
+			session.NoSingleflight(b)
+		}
 		s0 := providerLogin(t, a, p)
 		holder := make(chan session.Issued, 1)
 		go func() {

@@ -458,24 +458,31 @@ func (m *Manager) Refresh(ctx context.Context, rt, policy string) (Issued, error
 	key := sha256.Sum256([]byte(rt))
 	var leader atomic.Bool
 	k := policy + "\x00" + string(key[:])
-	// The flight's stage, shared by its callers and its work, tells a
-	// caller whose context ends what it was waiting for.
-	fl := m.flights.hold(k)
-	defer m.flights.release(k)
+	// With a provider, the flight's stage, shared by its callers and its
+	// work, tells a caller whose context ends what it was waiting for.
+	var fl *flight
+	if m.provider != nil {
+		fl = m.flights.hold(k)
+		defer m.flights.release(k)
+	}
 	ch := m.sf.DoChan(k, func() (any, error) {
 		leader.Store(true)
 		m.bg.Add(1)
 		defer m.bg.Done()
-		fl := m.flights.hold(k)
-		defer m.flights.release(k)
-		fl.inProvider.Store(false)
-		return m.refresh(ctx, t, policy, &fl.inProvider)
+		var inProvider *atomic.Bool
+		if m.provider != nil {
+			fl := m.flights.hold(k)
+			defer m.flights.release(k)
+			fl.inProvider.Store(false)
+			inProvider = &fl.inProvider
+		}
+		return m.refresh(ctx, t, policy, inProvider)
 	})
 	select {
 	case <-ctx.Done():
 		// Nobody can receive the answer any more. What was started
 		// finishes without us; a lost answer is harmless (package doc).
-		if fl.inProvider.Load() {
+		if fl != nil && fl.inProvider.Load() {
 			// Waiting for the provider, or for another request's
 			// lease: not the store's fault.
 			return Issued{}, fmt.Errorf("session: refresh: %w: %w", ErrProviderUnavailable, ctx.Err())
