@@ -77,7 +77,10 @@ var errAgain = errors.New("session: read the family again")
 // are dropped (the provider's reuse window covers the one used twice).
 //
 // The provider's answer ErrProviderGrant revokes the family (RevokeReason
-// "provider") and Refresh returns an error matching ErrProviderGrant. Any
+// "provider") and Refresh returns an error matching ErrProviderGrant,
+// unless the family holds other provider tokens by then (a late holder's
+// spent tokens, refused: the session stands and the request decides
+// again). Any
 // other failure releases the lease (best effort) and Refresh returns an
 // error matching ErrProviderUnavailable, the family otherwise unchanged.
 // Families without provider tokens, Managers without WithProvider, and
@@ -176,13 +179,7 @@ func (m *Manager) renewProvider(ctx context.Context, leased *store.Family, t tok
 	cancel()
 	switch {
 	case errors.Is(err, ErrProviderGrant):
-		// The grant is gone: the session it backs ends. As with
-		// ErrReuse, the sentinel promises a revoked family; a store
-		// fault that prevented the revocation is returned instead.
-		if _, rerr := m.revoke(ctx, leased, reasonProvider); rerr != nil && !errors.Is(rerr, ErrUnknown) {
-			return Issued{}, fmt.Errorf("session: refresh: the provider ended the grant, but revoking the family failed: %w", rerr)
-		}
-		return Issued{}, fmt.Errorf("session: refresh: %w: %v", ErrProviderGrant, err)
+		return Issued{}, m.revokeGrant(ctx, leased, err)
 	case err == nil && len(sealed) == 0:
 		err = errors.New("no tokens returned")
 		fallthrough
@@ -250,6 +247,41 @@ func (m *Manager) commitProvider(ctx context.Context, leased *store.Family, t to
 		f = g
 	}
 	return Issued{}, fmt.Errorf("session: refresh: commit provider tokens: %d attempts: %w", maxAttempts, store.ErrConflict)
+}
+
+// revokeGrant revokes the family after the provider refused the tokens
+// leased holds (cause), and returns an error matching ErrProviderGrant. As
+// with ErrReuse, the sentinel promises a revoked family: a store fault
+// that prevented the revocation is returned instead. If the family holds
+// other provider tokens by now, the refusal was of spent tokens (this
+// request outlived its lease and another committed a refresh first): the
+// session is not revoked, and errAgain has the caller decide again.
+func (m *Manager) revokeGrant(ctx context.Context, leased *store.Family, cause error) error {
+	f := leased
+	for range maxAttempts {
+		switch {
+		case !bytes.Equal(f.Provider, leased.Provider):
+			return errAgain
+		case f.RevokedAt.IsZero():
+			next := *f
+			next.RevokedAt, next.RevokeReason = m.now(), reasonProvider
+			next.Version = f.Version + 1
+			err := m.swap(ctx, f.Version, &next)
+			switch {
+			case errors.Is(err, store.ErrConflict):
+				g, err := m.get(ctx, f.ID)
+				if err != nil {
+					return err
+				}
+				f = g
+				continue
+			case err != nil && !errors.Is(err, store.ErrNotFound):
+				return fmt.Errorf("session: refresh: the provider ended the grant, but revoking the family failed: %w", err)
+			}
+		}
+		return fmt.Errorf("session: refresh: %w: %v", ErrProviderGrant, cause)
+	}
+	return fmt.Errorf("session: refresh: revoke after the provider ended the grant: %d attempts: %w", maxAttempts, store.ErrConflict)
 }
 
 // releaseLease clears the lease this request took on leased, best effort:

@@ -155,11 +155,30 @@ func (r refresherFunc) RefreshProvider(ctx context.Context, f *store.Family) ([]
 // while another replica takes over: the first commit wins, the late
 // holder's tokens are dropped, and both requests end with the same
 // successor.
+//
+// The late holder's answer may also be the provider refusing the tokens it
+// presented, spent meanwhile by the replica that took over: that does not
+// revoke the session either.
 func TestProviderFirstCommitWins(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error // the late holder's answer
+	}{
+		{"late tokens dropped", nil},
+		{"late refusal ignored", fmt.Errorf("invalid_grant: %w", session.ErrProviderGrant)},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testProviderFirstCommitWins(t, tc.err) })
+	}
+}
+
+func testProviderFirstCommitWins(t *testing.T, lateErr error) {
 	synctest.Test(t, func(t *testing.T) {
 		mem := memstore.New(nil)
 		slow := refresherFunc(func(context.Context, *store.Family) ([]byte, time.Time, error) {
 			time.Sleep(2 * lease) // a provider that ignores the context
+			if lateErr != nil {
+				return nil, time.Time{}, lateErr
+			}
 			return []byte("from-slow"), time.Now().Add(time.Hour), nil
 		})
 		fast := refresherFunc(func(context.Context, *store.Family) ([]byte, time.Time, error) {
@@ -190,8 +209,8 @@ func TestProviderFirstCommitWins(t *testing.T) {
 			t.Fatalf("late holder = rotated %t, same %t; want the first commit's successor", is.Rotated, is.RefreshToken == taken.RefreshToken)
 		}
 		f, _ := mem.Get(t.Context(), s0.Family.ID)
-		if string(f.Provider) != "from-fast" || f.Generation != 2 || !f.LeaseUntil.IsZero() {
-			t.Fatalf("family: provider %q, generation %d, lease %v; want the first commit", f.Provider, f.Generation, f.LeaseUntil)
+		if string(f.Provider) != "from-fast" || f.Generation != 2 || !f.LeaseUntil.IsZero() || !f.RevokedAt.IsZero() {
+			t.Fatalf("family: provider %q, generation %d, lease %v, revoked %v; want the first commit, live", f.Provider, f.Generation, f.LeaseUntil, f.RevokedAt)
 		}
 	})
 }
