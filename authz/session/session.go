@@ -69,6 +69,15 @@
 // The compare-and-swap is the guarantee; an in-process singleflight only
 // saves work when one replica sees the same token many times at once.
 //
+// # Provider tokens
+//
+// A family started by provider login (StartLogin with Provider tokens)
+// also carries the identity provider's sealed tokens. With a
+// ProviderRefresher (WithProvider), the rotation of such a family once its
+// ProviderRefreshAt has come refreshes them too, under one lease across
+// replicas, and commits both in one compare-and-swap. See WithProvider for
+// the rules.
+//
 // Store failures other than the store sentinels are returned wrapped with
 // %w and match none of this package's sentinels. After one, Failing
 // reports true for a few seconds, so callers can skip optional refreshes.
@@ -108,6 +117,14 @@ var (
 	// nothing was changed. Not a verdict on the token: an outage.
 	ErrDeadline    = errors.New("session: no time left before the request's deadline")
 	ErrOtherPolicy = errors.New("session: family started for another policy") // changes nothing
+	// ErrProviderGrant: the identity provider ended the grant behind the
+	// family (its refresh token was refused as invalid): the family is
+	// now revoked, RevokeReason "provider".
+	ErrProviderGrant = errors.New("session: the identity provider ended the grant")
+	// ErrProviderUnavailable: the identity provider, or the request that
+	// holds the family's provider lease, could not answer in time. Nothing
+	// changed: not a verdict on the token, an outage.
+	ErrProviderUnavailable = errors.New("session: identity provider unavailable")
 )
 
 // ReuseError is the ErrReuse of one family: which secret came back. It
@@ -129,10 +146,11 @@ func (e *ReuseError) Is(target error) bool { return target == ErrReuse }
 
 // Revocation reasons written to store.Family.RevokeReason.
 const (
-	reasonLogout  = "logout"
-	reasonReuse   = "reuse"
-	reasonAPI     = "api"
-	reasonSubject = "subject"
+	reasonLogout   = "logout"
+	reasonReuse    = "reuse"
+	reasonAPI      = "api"
+	reasonSubject  = "subject"
+	reasonProvider = "provider"
 )
 
 const (
@@ -247,6 +265,49 @@ type Manager struct {
 	faultAt atomic.Int64
 	seen    seen
 	bg      sync.WaitGroup // rotations and confirmations in flight
+	// provider refreshes the provider tokens of families started by
+	// provider login (nil: never), one request per family at a time,
+	// holding a lease of this long (see provider.go).
+	provider ProviderRefresher
+	lease    time.Duration
+	flights  flights
+}
+
+// flights holds the state of each singleflight call in progress, shared by
+// its callers and its work: one record per key while anyone holds it.
+type flights struct {
+	mu sync.Mutex
+	m  map[string]*flight
+}
+
+type flight struct {
+	held       int
+	inProvider atomic.Bool // the work waits for or calls the identity provider
+}
+
+func (fs *flights) hold(k string) *flight {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.m == nil {
+		fs.m = make(map[string]*flight)
+	}
+	f := fs.m[k]
+	if f == nil {
+		f = new(flight)
+		fs.m[k] = f
+	}
+	f.held++
+	return f
+}
+
+func (fs *flights) release(k string) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if f := fs.m[k]; f != nil {
+		if f.held--; f.held == 0 {
+			delete(fs.m, k)
+		}
+	}
 }
 
 // Option configures a Manager.
@@ -320,16 +381,39 @@ func (i Issued) SessionEnd() time.Time {
 // = the default policy), and returns its first refresh token (Rotated is
 // true: the token is new). Claims are deep-copied (see store.Family.Clone).
 func (m *Manager) Start(ctx context.Context, subject, policy string, claims map[string]any) (Issued, error) {
-	if subject == "" {
+	return m.StartLogin(ctx, Login{Subject: subject, Policy: policy, Claims: claims})
+}
+
+// Login is what a new family starts from.
+type Login struct {
+	Subject string         // who logged in; required
+	Policy  string         // the policy the session is started for ("" = the default policy)
+	Claims  map[string]any // copied into every access token; deep-copied
+	// Provider, ProviderSID and ProviderRefreshAt are the identity
+	// provider's sealed tokens, its session id and when to refresh the
+	// tokens first, for a session started by provider login (see
+	// store.Family); empty otherwise.
+	Provider          []byte
+	ProviderSID       string
+	ProviderRefreshAt time.Time
+}
+
+// StartLogin creates a family for l and returns its first refresh token
+// (Rotated is true: the token is new).
+func (m *Manager) StartLogin(ctx context.Context, l Login) (Issued, error) {
+	if l.Subject == "" {
 		return Issued{}, errors.New("session: start: empty subject")
 	}
 	secret := newSecret()
 	now := m.now()
 	absolute := now.Add(m.l.Absolute)
 	f := (&store.Family{
-		Subject:           subject,
-		Policy:            policy,
-		Claims:            claims,
+		Subject:           l.Subject,
+		Policy:            l.Policy,
+		Claims:            l.Claims,
+		Provider:          l.Provider,
+		ProviderSID:       l.ProviderSID,
+		ProviderRefreshAt: l.ProviderRefreshAt,
 		CreatedAt:         now,
 		IdleExpiresAt:     minTime(now.Add(m.l.Idle), absolute),
 		AbsoluteExpiresAt: absolute,
@@ -367,29 +451,50 @@ func (m *Manager) Refresh(ctx context.Context, rt, policy string) (Issued, error
 		return Issued{}, fmt.Errorf("session: refresh: %w", err)
 	}
 	if m.sf == nil {
-		return m.refresh(ctx, t, policy)
+		return m.refresh(ctx, t, policy, nil)
 	}
 	// The policy is part of the key: a follower asking for another policy
 	// must not receive a successor its policy may not have.
 	key := sha256.Sum256([]byte(rt))
 	var leader atomic.Bool
-	ch := m.sf.DoChan(policy+"\x00"+string(key[:]), func() (any, error) {
+	k := policy + "\x00" + string(key[:])
+	// With a provider, the flight's stage, shared by its callers and its
+	// work, tells a caller whose context ends what it was waiting for.
+	var fl *flight
+	if m.provider != nil {
+		fl = m.flights.hold(k)
+		defer m.flights.release(k)
+	}
+	ch := m.sf.DoChan(k, func() (any, error) {
 		leader.Store(true)
 		m.bg.Add(1)
 		defer m.bg.Done()
-		return m.refresh(ctx, t, policy)
+		var inProvider *atomic.Bool
+		if m.provider != nil {
+			fl := m.flights.hold(k)
+			defer m.flights.release(k)
+			fl.inProvider.Store(false)
+			inProvider = &fl.inProvider
+		}
+		return m.refresh(ctx, t, policy, inProvider)
 	})
 	select {
 	case <-ctx.Done():
 		// Nobody can receive the answer any more. What was started
 		// finishes without us; a lost answer is harmless (package doc).
+		if fl != nil && fl.inProvider.Load() {
+			// Waiting for the provider, or for another request's
+			// lease: not the store's fault.
+			return Issued{}, fmt.Errorf("session: refresh: %w: %w", ErrProviderUnavailable, ctx.Err())
+		}
 		// A deadline that passed while the store worked is its slowness.
 		return Issued{}, m.fault(fmt.Errorf("session: refresh: %w", ctx.Err()))
 	case res := <-ch:
 		is, _ := res.Val.(Issued)
 		if res.Shared && !leader.Load() && isContextErr(res.Err) && ctx.Err() == nil {
-			// The leader's caller left before its swap began; ours has not.
-			return m.refresh(ctx, t, policy)
+			// The leader's caller left before its swap began, or while
+			// it waited for the provider; ours has not.
+			return m.refresh(ctx, t, policy, nil)
 		}
 		if res.Shared && !leader.Load() {
 			// A follower got the leader's successor: for it, as for a
@@ -403,9 +508,11 @@ func (m *Manager) Refresh(ctx context.Context, rt, policy string) (Issued, error
 	}
 }
 
-func (m *Manager) refresh(ctx context.Context, t token, policy string) (Issued, error) {
+// refresh is Refresh without the coalescing. It sets inProvider (if not
+// nil) once it waits for or calls the identity provider.
+func (m *Manager) refresh(ctx context.Context, t token, policy string, inProvider *atomic.Bool) (Issued, error) {
 	h := hashSecret(t.secret[:])
-	for range maxAttempts {
+	for attempt := 0; attempt < maxAttempts; attempt++ {
 		start := time.Now()
 		f, err := m.get(ctx, t.id)
 		if err != nil {
@@ -425,6 +532,30 @@ func (m *Manager) refresh(ctx context.Context, t token, policy string) (Issued, 
 		case current:
 			if err := ctx.Err(); err != nil {
 				return Issued{}, fmt.Errorf("session: refresh: %w", err)
+			}
+			if m.providerDue(f, now) {
+				if inProvider != nil {
+					inProvider.Store(true)
+				}
+				if now.Before(f.LeaseUntil) {
+					// Another request refreshes the provider tokens:
+					// wait for its commit, then decide again (our
+					// secret is then the previous one: the same
+					// successor, no provider call). Not an attempt.
+					if err := m.awaitLease(ctx, f); err != nil {
+						return Issued{}, err
+					}
+					attempt--
+					continue
+				}
+				if !timeFor(ctx, took) {
+					return Issued{}, ErrDeadline
+				}
+				is, err := m.refreshProvider(ctx, f, t, now)
+				if errors.Is(err, errAgain) {
+					continue
+				}
+				return is, err
 			}
 			if !timeFor(ctx, took) {
 				return Issued{}, ErrDeadline

@@ -59,7 +59,22 @@ type Family struct {
 	CurrentSeen bool
 
 	RevokedAt    time.Time // zero while the family is live
-	RevokeReason string    // "logout", "reuse", "api", "subject"
+	RevokeReason string    // "logout", "reuse", "api", "subject", "provider"
+
+	// Provider holds the identity provider's tokens of a session started
+	// by provider login, sealed by the server: opaque to the store and to
+	// package session. nil for other sessions.
+	Provider []byte
+	// ProviderSID is the provider's session id (the ID token's sid), kept
+	// for back-channel logout.
+	ProviderSID string
+	// ProviderRefreshAt is when the provider tokens must next be
+	// refreshed (zero: never).
+	ProviderRefreshAt time.Time
+	// LeaseUntil: while it is in the future, one request owns the
+	// provider refresh of this family and the others wait for its commit
+	// (see package session).
+	LeaseUntil time.Time
 
 	// Version increases by one with every swap; the CAS compares it.
 	Version uint64
@@ -102,6 +117,7 @@ func (f *Family) Clone() *Family {
 		}
 	}
 	c.Successor = bytes.Clone(f.Successor)
+	c.Provider = bytes.Clone(f.Provider)
 	return &c
 }
 
@@ -158,4 +174,12 @@ type Store interface {
 	Swap(ctx context.Context, expected uint64, next *Family) error
 	// Subject lists the families of subject, live or revoked, not expired.
 	Subject(ctx context.Context, subject string) ([]*Family, error)
+	// Claim records key until until and reports true to the first caller,
+	// false to every later one while the record lives: single-use markers
+	// (an OIDC login's state, a logout token's jti). Like a family, the
+	// record lives through the instant until itself and is gone once the
+	// store's clock is past it; after that the key can be claimed again,
+	// so until must outlast whatever the marker guards. Keys live apart
+	// from family ids. An until not after now is an error.
+	Claim(ctx context.Context, key string, until time.Time) (bool, error)
 }

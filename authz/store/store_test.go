@@ -27,6 +27,7 @@ func TestCloneIsDeep(t *testing.T) {
 				"obj":   map[string]any{"inner": map[string]any{"v": []byte{3}}},
 			},
 			Secrets: [][]byte{{1}, {2}}, Successor: []byte{9}, Version: 3,
+			Provider: []byte{5, 6}, ProviderSID: "sid-1", ProviderRefreshAt: now, LeaseUntil: now,
 		}
 	}
 	f := orig()
@@ -48,6 +49,7 @@ func TestCloneIsDeep(t *testing.T) {
 		{"secret bytes", func(c *Family) { c.Secrets[0][0] = 7 }},
 		{"secrets slice", func(c *Family) { c.Secrets[1] = nil }},
 		{"successor", func(c *Family) { c.Successor[0] = 7 }},
+		{"provider tokens", func(c *Family) { c.Provider[0] = 7 }},
 	}
 	for _, tc := range tests {
 		c := f.Clone()

@@ -40,6 +40,7 @@ type Store struct {
 
 	mu       sync.Mutex
 	families map[string]*store.Family       // id → family
+	claims   map[string]time.Time           // Claim's key → until
 	subjects map[string]map[string]struct{} // subject → ids
 	writes   int                            // writes since the last sweep
 	sweepAt  int                            // writes that trigger the next sweep
@@ -53,6 +54,7 @@ func New(now func() time.Time) *Store {
 	return &Store{
 		now:      now,
 		families: make(map[string]*store.Family),
+		claims:   make(map[string]time.Time),
 		subjects: make(map[string]map[string]struct{}),
 		sweepAt:  minSweepEvery,
 	}
@@ -131,8 +133,26 @@ func (s *Store) Subject(_ context.Context, subject string) ([]*store.Family, err
 	return out, nil
 }
 
-// Sweep drops every family whose AbsoluteExpiresAt has passed and returns
-// how many it dropped. It is O(number of families) under the lock.
+// Claim implements store.Store. A claim counts as a write for the
+// amortised sweep, which drops claims past their until with the families.
+func (s *Store) Claim(_ context.Context, key string, until time.Time) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if !until.After(now) {
+		return false, fmt.Errorf("memstore: claim: until %v is not after now %v", until, now)
+	}
+	if u, ok := s.claims[key]; ok && !now.After(u) {
+		return false, nil
+	}
+	s.claims[key] = until
+	s.wroteLocked(now)
+	return true, nil
+}
+
+// Sweep drops every family whose AbsoluteExpiresAt has passed, and every
+// claim past its until, and returns how many families it dropped. It is
+// O(number of families and claims) under the lock.
 func (s *Store) Sweep() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -147,8 +167,13 @@ func (s *Store) sweepLocked(now time.Time) int {
 			n++
 		}
 	}
+	for k, u := range s.claims {
+		if now.After(u) {
+			delete(s.claims, k)
+		}
+	}
 	s.writes = 0
-	s.sweepAt = max(len(s.families), minSweepEvery)
+	s.sweepAt = max(len(s.families)+len(s.claims), minSweepEvery)
 	return n
 }
 

@@ -121,3 +121,19 @@ func TestCreateRejectsBadInput(t *testing.T) {
 		}
 	}
 }
+
+// Claims nobody asks about again are dropped by Sweep, like families.
+func TestSweepDropsClaims(t *testing.T) {
+	clk := fakeclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	s := New(clk.Now)
+	for i := range 10 {
+		if ok, err := s.Claim(t.Context(), fmt.Sprint("k", i), clk.Now().Add(time.Duration(i+1)*time.Minute)); err != nil || !ok {
+			t.Fatalf("Claim = %t, %v", ok, err)
+		}
+	}
+	clk.Advance(5*time.Minute + time.Second)
+	s.Sweep()
+	if len(s.claims) != 5 {
+		t.Fatalf("%d claims kept, want the 5 not yet past", len(s.claims))
+	}
+}

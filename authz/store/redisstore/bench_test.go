@@ -2,11 +2,13 @@ package redisstore_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/store"
 	"github.com/silentauth/silentauth/authz/store/memstore"
 	"github.com/silentauth/silentauth/authz/store/redisstore"
+	"github.com/silentauth/silentauth/authz/store/storetest"
 	"github.com/silentauth/silentauth/internal/testenv/redistest"
 )
 
@@ -23,6 +25,37 @@ func BenchmarkRefreshRedis(b *testing.B) { benchRefresh(b, redisBench(b)) }
 func BenchmarkRefreshMemoryParallel(b *testing.B) { benchRefreshParallel(b, memstore.New(nil)) }
 
 func BenchmarkRefreshRedisParallel(b *testing.B) { benchRefreshParallel(b, redisBench(b)) }
+
+// A rotation that also refreshes the provider tokens (a fake provider
+// answering at once, due again at once): the lease and the commit make it
+// a GET and two EVALSHAs.
+func BenchmarkRefreshWithProviderMemory(b *testing.B) { benchRefreshProvider(b, memstore.New(nil)) }
+
+func BenchmarkRefreshWithProviderRedis(b *testing.B) { benchRefreshProvider(b, redisBench(b)) }
+
+func benchRefreshProvider(b *testing.B, st store.Store) {
+	p := &storetest.FakeProvider{}
+	m := session.New(st, session.Lifetimes{}, nil, session.WithProvider(p, 0))
+	s, err := m.StartLogin(b.Context(), session.Login{
+		Subject: "00u1abcd2EFGH3ijk4l5", Claims: map[string]any{"email": "ada@example.com", "groups": []any{"eng"}},
+		Provider: p.Issue(), ProviderSID: "08a8684b-db88-4b73-90a9-3cd1661f5466", ProviderRefreshAt: time.Now(),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rt := s.RefreshToken
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := m.Refresh(b.Context(), rt, "")
+		if err != nil || !s.Rotated {
+			b.Fatal(err)
+		}
+		rt = s.RefreshToken
+	}
+	if p.Calls() < int64(b.N) || p.Reuses() != 0 {
+		b.Fatalf("%d provider calls, %d reuses for %d rotations", p.Calls(), p.Reuses(), b.N)
+	}
+}
 
 func redisBench(b *testing.B) store.Store {
 	srv := redistest.Start(b)

@@ -24,12 +24,22 @@ import (
 // The payload holds, in this order: Subject, CreatedAt, IdleExpiresAt,
 // AbsoluteExpiresAt, PreviousUntil, RevokedAt, RevokeReason, Secrets,
 // Successor, Claims as JSON (empty for none), Generation (uvarint), a flags
-// byte (bit 0: CurrentSeen) and Policy. The ID is the key's, not repeated.
+// byte, the provider fields its bits announce, and Policy. The ID is the
+// key's, not repeated.
+//
+// The flags byte: bit 0 CurrentSeen; bits 1 to 4 announce, in this order,
+// Provider (byte string), ProviderSID (string), ProviderRefreshAt and
+// LeaseUntil (times), each written only when not empty (a session without
+// provider login pays nothing for them).
+//
 // Fields came last as they were added, so older records still decode:
 // records that end after Claims read as Generation 0 with CurrentSeen set
-// (the rules they were written under) and Policy "". Policy is written only
-// when it is not empty, and a present but empty Policy is corrupt, so every
-// family has exactly one encoding. A byte string is a uvarint length and the bytes. A time is a
+// (the rules they were written under) and Policy ""; records written before
+// the provider fields have none of bits 1 to 4 and read them as empty.
+// Policy is written only when it is not empty. A present but empty field
+// (Policy, or one a flag bit announces) is corrupt, and so is an unknown
+// flag bit, so every family has exactly one encoding. A byte string is a
+// uvarint length and the bytes. A time is a
 // uvarint n, 0 for the zero time, else its nanoseconds plus one followed by
 // a varint of its Unix seconds. Secrets are a uvarint count and, unless 0, a
 // uvarint width: w > 0 means every secret is w bytes and they follow back to
@@ -52,8 +62,15 @@ const maxValue = 1 << 20
 
 var errCorrupt = errors.New("corrupt record")
 
-// flagCurrentSeen is bit 0 of the flags byte: store.Family.CurrentSeen.
-const flagCurrentSeen = 1
+// The flags byte's bits (see the layout above).
+const (
+	flagCurrentSeen       = 1 << 0 // store.Family.CurrentSeen
+	flagProvider          = 1 << 1 // Provider follows
+	flagProviderSID       = 1 << 2 // ProviderSID follows
+	flagProviderRefreshAt = 1 << 3 // ProviderRefreshAt follows
+	flagLeaseUntil        = 1 << 4 // LeaseUntil follows
+	flagsKnown            = flagCurrentSeen | flagProvider | flagProviderSID | flagProviderRefreshAt | flagLeaseUntil
+)
 
 // tagOf is the record header's subject tag.
 func tagOf(subject string) [tagLen]byte {
@@ -88,10 +105,10 @@ func encode(f *store.Family) ([]byte, error) {
 			return nil, fmt.Errorf("claims: %w", err)
 		}
 	}
-	// 171: the varints (8 lengths and counts, 5 times, the generation) at
+	// 231: the varints (10 lengths and counts, 7 times, the generation) at
 	// their longest, and the flags byte.
-	size := headerLen + 171 + len(f.Subject) + len(f.Policy) + len(f.RevokeReason) + len(f.Successor) + len(claims) +
-		len(f.Secrets)*binary.MaxVarintLen64
+	size := headerLen + 231 + len(f.Subject) + len(f.Policy) + len(f.RevokeReason) + len(f.Successor) + len(claims) +
+		len(f.Provider) + len(f.ProviderSID) + len(f.Secrets)*binary.MaxVarintLen64
 	for _, s := range f.Secrets {
 		size += len(s)
 	}
@@ -109,10 +126,33 @@ func encode(f *store.Family) ([]byte, error) {
 	b = appendBytes(b, claims)
 	b = binary.AppendUvarint(b, f.Generation)
 	var flags byte
-	if f.CurrentSeen {
-		flags |= flagCurrentSeen
+	for _, bit := range []struct {
+		set  bool
+		flag byte
+	}{
+		{f.CurrentSeen, flagCurrentSeen},
+		{len(f.Provider) > 0, flagProvider},
+		{f.ProviderSID != "", flagProviderSID},
+		{!f.ProviderRefreshAt.IsZero(), flagProviderRefreshAt},
+		{!f.LeaseUntil.IsZero(), flagLeaseUntil},
+	} {
+		if bit.set {
+			flags |= bit.flag
+		}
 	}
 	b = append(b, flags)
+	if flags&flagProvider != 0 {
+		b = appendBytes(b, f.Provider)
+	}
+	if flags&flagProviderSID != 0 {
+		b = appendString(b, f.ProviderSID)
+	}
+	if flags&flagProviderRefreshAt != 0 {
+		b = appendTime(b, f.ProviderRefreshAt)
+	}
+	if flags&flagLeaseUntil != 0 {
+		b = appendTime(b, f.LeaseUntil)
+	}
 	if f.Policy != "" {
 		b = appendString(b, f.Policy)
 	}
@@ -182,10 +222,31 @@ func decode(id string, b []byte) (*store.Family, error) {
 	if len(r.b) > 0 {
 		f.Generation = r.uvarint()
 		flags := r.byte()
-		if flags&^flagCurrentSeen != 0 {
+		if flags&^flagsKnown != 0 {
 			r.fail("flags")
 		}
 		f.CurrentSeen = flags&flagCurrentSeen != 0
+		// Each announced field must be there and not empty: one encoding.
+		if flags&flagProvider != 0 {
+			if f.Provider = r.bytes(); f.Provider == nil {
+				r.fail("empty provider tokens")
+			}
+		}
+		if flags&flagProviderSID != 0 {
+			if f.ProviderSID = string(r.bytes()); f.ProviderSID == "" {
+				r.fail("empty provider sid")
+			}
+		}
+		if flags&flagProviderRefreshAt != 0 {
+			if f.ProviderRefreshAt = r.time(); f.ProviderRefreshAt.IsZero() {
+				r.fail("zero provider refresh time")
+			}
+		}
+		if flags&flagLeaseUntil != 0 {
+			if f.LeaseUntil = r.time(); f.LeaseUntil.IsZero() {
+				r.fail("zero lease")
+			}
+		}
 	}
 	if len(r.b) > 0 && r.err == nil { // absent in records older than Policy
 		if f.Policy = string(r.bytes()); f.Policy == "" && r.err == nil {

@@ -39,7 +39,10 @@ func TestCodecRoundTrip(t *testing.T) {
 	epoch := &store.Family{ID: "e", CreatedAt: time.Unix(0, 0), AbsoluteExpiresAt: time.Unix(-1, 1), Version: 1}
 	named := sampleFamily()
 	named.ID, named.Policy, named.Generation, named.CurrentSeen = "n", "shop", 1<<40, true
-	for _, f := range []*store.Family{full, bare, odd, epoch, named} {
+	provider := providerFamily() // every provider field, and a policy after them
+	leaseOnly := &store.Family{ID: "l", Provider: []byte{1}, LeaseUntil: time.Unix(1, 2), Version: 1}
+	sidOnly := &store.Family{ID: "s", ProviderSID: "sid", Policy: "p", Version: 1}
+	for _, f := range []*store.Family{full, bare, odd, epoch, named, provider, leaseOnly, sidOnly} {
 		rec, err := encode(f)
 		if err != nil {
 			t.Fatal(err)
@@ -49,13 +52,15 @@ func TestCodecRoundTrip(t *testing.T) {
 			t.Fatalf("%s: decode: %v", f.ID, err)
 		}
 		for _, tm := range [][2]time.Time{{f.CreatedAt, got.CreatedAt}, {f.IdleExpiresAt, got.IdleExpiresAt},
-			{f.AbsoluteExpiresAt, got.AbsoluteExpiresAt}, {f.PreviousUntil, got.PreviousUntil}, {f.RevokedAt, got.RevokedAt}} {
+			{f.AbsoluteExpiresAt, got.AbsoluteExpiresAt}, {f.PreviousUntil, got.PreviousUntil}, {f.RevokedAt, got.RevokedAt},
+			{f.ProviderRefreshAt, got.ProviderRefreshAt}, {f.LeaseUntil, got.LeaseUntil}} {
 			if !tm[0].Equal(tm[1]) || tm[0].IsZero() != tm[1].IsZero() {
 				t.Errorf("%s: time %v round-trips to %v", f.ID, tm[0], tm[1])
 			}
 		}
 		want := *f
 		want.CreatedAt, want.IdleExpiresAt, want.AbsoluteExpiresAt, want.PreviousUntil, want.RevokedAt = got.CreatedAt, got.IdleExpiresAt, got.AbsoluteExpiresAt, got.PreviousUntil, got.RevokedAt
+		want.ProviderRefreshAt, want.LeaseUntil = got.ProviderRefreshAt, got.LeaseUntil
 		if !reflect.DeepEqual(got, &want) {
 			t.Errorf("%s: round trip\n got %+v\nwant %+v", f.ID, got, &want)
 		}
@@ -93,6 +98,62 @@ func TestDecodeRecordWithoutPolicy(t *testing.T) {
 	}
 	if rec, _ := encode(want); !bytes.Equal(rec, append(old, 0, flagCurrentSeen)) {
 		t.Fatalf("re-encoded:\n got %x\nwant %x and generation 0, flags 1", rec, old)
+	}
+}
+
+// providerFamily is sampleFamily started by provider login, mid-refresh.
+func providerFamily() *store.Family {
+	f := sampleFamily()
+	f.ID, f.Policy, f.Generation, f.CurrentSeen = "p", "shop", 1<<40, true
+	f.Provider = bytes.Repeat([]byte{0xab}, 700)
+	f.ProviderSID = "08a8684b-db88-4b73-90a9-3cd1661f5466"
+	f.ProviderRefreshAt = f.CreatedAt.Add(5 * time.Minute)
+	f.LeaseUntil = f.CreatedAt.Add(time.Minute + 5*time.Nanosecond)
+	return f
+}
+
+// A record written before the provider fields (testdata: a named family of
+// generation 2^40 encoded by that version) still decodes, with every
+// provider field empty, and a family without provider login encodes to
+// exactly that record again: such sessions pay nothing for the new fields.
+func TestDecodeRecordWithoutProvider(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "record-before-provider.hex"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decode("AAAAAAAAAAAAAAAAAAAAAA", old)
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	if got.Provider != nil || got.ProviderSID != "" || !got.ProviderRefreshAt.IsZero() || !got.LeaseUntil.IsZero() {
+		t.Fatalf("provider fields of an old record: %x %q %v %v", got.Provider, got.ProviderSID, got.ProviderRefreshAt, got.LeaseUntil)
+	}
+	if got.Policy != "shop" || got.Generation != 1<<40 || !got.CurrentSeen {
+		t.Fatalf("decoded policy %q, generation %d, seen %t", got.Policy, got.Generation, got.CurrentSeen)
+	}
+	if rec, _ := encode(got); !bytes.Equal(rec, old) {
+		t.Fatalf("re-encoded:\n got %x\nwant %x", rec, old)
+	}
+}
+
+// The provider fields cost what they hold: a length or a time each, and
+// nothing when empty.
+func TestProviderFieldsCompact(t *testing.T) {
+	plain, _ := encode(sampleFamily())
+	f := sampleFamily()
+	f.Provider = bytes.Repeat([]byte{1}, 100)
+	withTokens, _ := encode(f)
+	if got := len(withTokens) - len(plain); got != 101 {
+		t.Errorf("100 bytes of provider tokens add %d bytes, want 101", got)
+	}
+	f.LeaseUntil = time.Unix(1_900_000_000, 0)
+	withLease, _ := encode(f)
+	if got := len(withLease) - len(withTokens); got > 6 {
+		t.Errorf("a lease adds %d bytes, want at most 6", got)
 	}
 }
 
@@ -145,12 +206,26 @@ func TestDecodeRejectsCorrupt(t *testing.T) {
 		{"empty policy present", append(bytes.Clone(rec), 0)}, // "" is written as no policy at all
 		{"policy longer than the record", append(bytes.Clone(rec), 9, 's')},
 		{"bytes after the policy", append(bytes.Clone(rec), 1, 's', 0)},
+		{"unknown flag", flagged(rec, 1<<5, nil)},
+		{"announced provider tokens missing", flagged(rec, flagProvider, nil)},
+		{"announced provider tokens empty", flagged(rec, flagProvider, []byte{0})},
+		{"announced provider sid empty", flagged(rec, flagProviderSID, []byte{0})},
+		{"announced refresh time zero", flagged(rec, flagProviderRefreshAt, []byte{0})},
+		{"announced lease zero", flagged(rec, flagLeaseUntil, []byte{0})},
 	}
 	for _, tc := range tests {
 		if _, err := decode("id", tc.rec); !errors.Is(err, errCorrupt) {
 			t.Errorf("%s: %v, want errCorrupt", tc.name, err)
 		}
 	}
+}
+
+// flagged returns rec (ending in its flags byte: no policy) with flag set
+// and then tail appended.
+func flagged(rec []byte, flag byte, tail []byte) []byte {
+	b := bytes.Clone(rec)
+	b[len(b)-1] |= flag
+	return append(b, tail...)
 }
 
 func TestExpiryMillis(t *testing.T) {
@@ -177,7 +252,7 @@ func TestExpiryMillis(t *testing.T) {
 // FuzzDecode: a record read from Redis never panics the decoder, and what
 // decodes encodes back to a record that decodes to the same family.
 func FuzzDecode(f *testing.F) {
-	for _, fam := range []*store.Family{sampleFamily(), {ID: "x", Version: 1}, {ID: "p", Policy: "shop", Version: 1}} {
+	for _, fam := range []*store.Family{sampleFamily(), {ID: "x", Version: 1}, {ID: "p", Policy: "shop", Version: 1}, providerFamily()} {
 		rec, _ := encode(fam)
 		f.Add(rec)
 	}

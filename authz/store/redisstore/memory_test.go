@@ -33,6 +33,9 @@ func typicalFamily(t testing.TB, st store.Store) *store.Family {
 	return s.Family
 }
 
+// providerSealed is the size of typical sealed provider tokens.
+const providerSealed = 600
+
 // TestMemoryPerFamily measures what a typical family costs in Redis, the
 // chosen record beside the alternatives, and pins an upper bound.
 func TestMemoryPerFamily(t *testing.T) {
@@ -102,6 +105,29 @@ func TestMemoryPerFamily(t *testing.T) {
 	}
 	perFamily := (usedMemory(t, rdb) - before) / n
 
+	// The same family started by provider login: sealed provider tokens
+	// (a refresh token and an ID token of about 500 bytes, sealed), the
+	// provider's sid and the next refresh time.
+	p := f.Clone()
+	p.ID, p.Version = "provider-login-family0", 1
+	p.Provider = make([]byte, providerSealed)
+	p.ProviderSID = "08a8684b-db88-4b73-90a9-3cd1661f5466"
+	p.ProviderRefreshAt = p.CreatedAt.Add(5 * time.Minute)
+	if err := st.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	prec, err := encode(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	provider := usage(st.familyKey(p.ID))
+	p.LeaseUntil = p.CreatedAt.Add(10 * time.Second)
+	p.Version = 2
+	if err := st.Swap(ctx, 1, p); err != nil {
+		t.Fatal(err)
+	}
+	leased := usage(st.familyKey(p.ID))
+
 	claims, _ := json.Marshal(f.Claims)
 	t.Logf("record %d bytes: 16 hashes of 32, successor %d, claims %d as JSON, the rest header, subject, times",
 		len(rec), len(f.Successor), len(claims))
@@ -109,6 +135,13 @@ func TestMemoryPerFamily(t *testing.T) {
 		family, hash, hashEnc, asJSON, len(js))
 	t.Logf("MEMORY USAGE subject index: %d bytes holding one family, %d bytes more per further family", index, indexEntry)
 	t.Logf("used_memory per family, %d families of %d subjects, index included: %d bytes", n, n, perFamily)
+	t.Logf("provider login: record %d bytes (+%d for %d bytes of sealed tokens, sid, refresh time), MEMORY USAGE %d bytes (+%d), %d while leased",
+		len(prec), len(prec)-len(rec), providerSealed, provider, provider-family, leased)
+	// The record grows by the tokens and about 50 bytes; MEMORY USAGE by
+	// more, as the string moves up jemalloc's size classes.
+	if over := provider - family; over > providerSealed+256 {
+		t.Errorf("provider fields cost %d bytes for %d bytes of sealed tokens: more than budgeted", over, providerSealed)
+	}
 	if family > 1024 || perFamily > 1536 {
 		t.Errorf("a typical family costs %d bytes (%d with its index and overhead): more than budgeted", family, perFamily)
 	}

@@ -5,6 +5,7 @@
 //
 //	<prefix>fam:{<family id>}       the family: one string, expires at AbsoluteExpiresAt
 //	<prefix>sub:{<subject tag>}     the subject index: sorted set of family ids scored by expiry
+//	<prefix>once:<key>              a Claim marker: "1", expires at its until
 //
 // The prefix defaults to "silentauth:". The braces are Redis Cluster hash
 // tags: every key of one family hashes to the slot of its id. The subject
@@ -16,6 +17,10 @@
 // about 750 bytes, 856 bytes by MEMORY USAGE. A subject index costs 136
 // bytes holding one family, 30 bytes per further family. All in, with one
 // session per user, Redis's used_memory grows by about 1.1 KiB per session.
+// A session started by provider login adds its sealed provider tokens and
+// about 50 bytes (sid, refresh time, lease) to the record: with 600 bytes
+// of sealed tokens, a 1399-byte record, 1624 bytes by MEMORY USAGE (+768,
+// jemalloc's size classes included). A Claim marker is a key of its own.
 //
 // # Atomicity
 //
@@ -252,6 +257,31 @@ func (s *Store) Subject(ctx context.Context, subject string) ([]*store.Family, e
 	return out, nil
 }
 
+// Claim implements store.Store: one script that sets the marker (SET … PXAT
+// until) unless a live one is there. until is rounded up to the
+// millisecond, so a marker never lapses early.
+func (s *Store) Claim(ctx context.Context, key string, until time.Time) (bool, error) {
+	now := s.now()
+	if !until.After(now) {
+		return false, fmt.Errorf("redisstore: claim: until %v is not after now %v", until, now)
+	}
+	exp, err := expiryMillis(until)
+	if err != nil {
+		return false, fmt.Errorf("redisstore: claim: %w", err)
+	}
+	res, err := claimScript.Run(ctx, s.c, []string{s.claimKey(key)}, exp, now.UnixMilli()).Text()
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("redisstore: claim: %w", err)
+	case res == "ok":
+		return true, nil
+	case res == "taken":
+		return false, nil
+	default:
+		return false, fmt.Errorf("redisstore: claim: unexpected script answer %q", res)
+	}
+}
+
 // index adds family id to subject's index with the family's expiry.
 func (s *Store) index(ctx context.Context, subject, id string, exp, now int64) error {
 	res, err := indexScript.Run(ctx, s.c, []string{s.subjectKey(subjectTag(subject))}, exp, id, now).Text()
@@ -316,6 +346,10 @@ func missing(err error) bool { return err == redis.Nil }
 func (s *Store) familyKey(id string) string { return s.prefix + "fam:{" + id + "}" }
 
 func (s *Store) subjectKey(tag string) string { return s.prefix + "sub:{" + tag + "}" }
+
+// claimKey names a Claim marker. No hash tag: a marker is one key, alone
+// in its script, so a Cluster may put it in any slot.
+func (s *Store) claimKey(key string) string { return s.prefix + "once:" + key }
 
 // expiryMillis is t in Unix milliseconds, rounded up so Redis never drops
 // a family before its AbsoluteExpiresAt.

@@ -340,3 +340,39 @@ func TestForeignRecord(t *testing.T) {
 		}
 	}
 }
+
+// A Claim marker is one small key under the prefix, apart from families,
+// that Redis itself drops at its until (rounded up to the millisecond):
+// 72 bytes by MEMORY USAGE for a 28-byte key (Redis 7).
+func TestClaimOnTheServer(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	ctx := t.Context()
+	st := open(t, redisstore.Options{Mode: redisstore.Standalone, Addrs: []string{srv.Addr()}})
+	until := time.Now().Add(time.Minute).Truncate(time.Millisecond).Add(300 * time.Microsecond)
+	if ok, err := st.Claim(ctx, "state:abc", until); err != nil || !ok {
+		t.Fatalf("Claim = %t, %v; want true", ok, err)
+	}
+	key := "silentauth:once:state:abc"
+	if v, err := rdb.Get(ctx, key).Result(); err != nil || v != "1" {
+		t.Fatalf("GET %s = %q, %v; want \"1\"", key, v, err)
+	}
+	wantAt := until.Truncate(time.Millisecond).Add(time.Millisecond)
+	if at := rdb.PExpireTime(ctx, key).Val(); at.Milliseconds() != wantAt.UnixMilli() {
+		t.Fatalf("PEXPIRETIME %d ms, want %d", at.Milliseconds(), wantAt.UnixMilli())
+	}
+	n, err := rdb.MemoryUsage(ctx, key).Result()
+	t.Logf("MEMORY USAGE of a marker: %d bytes", n)
+	if err != nil || n > 96 {
+		t.Fatalf("MEMORY USAGE %s = %d, %v; want a small key", key, n, err)
+	}
+	// Redis itself drops a marker at its until, whatever the store's clock
+	// says: a 50 ms marker carries a 50 ms TTL (asserted, not slept on).
+	short := time.Now().Add(50 * time.Millisecond)
+	if ok, err := st.Claim(ctx, "jti:short", short); err != nil || !ok {
+		t.Fatalf("Claim = %t, %v; want true", ok, err)
+	}
+	if pttl := rdb.PTTL(ctx, "silentauth:once:jti:short").Val(); pttl <= 0 || pttl > 51*time.Millisecond {
+		t.Fatalf("PTTL of a 50 ms marker: %v", pttl)
+	}
+}

@@ -53,6 +53,23 @@ end
 return 'ok'
 `)
 
+// claimScript records a single-use marker unless a live one holds the key.
+// Like createScript it follows the store's clock rather than Redis's: a
+// marker whose until has passed by the store's clock counts as absent even
+// if Redis has not dropped it yet, so a claim means the same on every
+// backend. PXAT only reclaims the memory.
+//
+//	KEYS[1] marker key
+//	ARGV[1] until (ms), ARGV[2] now (ms)
+var claimScript = redis.NewScript(`
+local exp = redis.call('PEXPIRETIME', KEYS[1])
+if exp == -1 or exp >= tonumber(ARGV[2]) then
+  return 'taken'
+end
+redis.call('SET', KEYS[1], '1', 'PXAT', ARGV[1])
+return 'ok'
+`)
+
 // indexScript adds a family to its subject's index (a sorted set of family
 // ids scored by expiry), drops the entries already expired, and has the
 // index expire with its longest-lived family.

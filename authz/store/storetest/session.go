@@ -21,7 +21,8 @@ var lifetimes = session.Lifetimes{Idle: time.Hour, Absolute: 4 * time.Hour, Grac
 // RunSession drives session.Manager over the backend newStore builds: the
 // refresh rules of RFC 9700 §4.14.2 must hold whatever keeps the records,
 // including when replicas (one Manager each, so no shared singleflight)
-// race on the same token.
+// race on the same token, and so must the provider-token refresh under one
+// lease (session.WithProvider, with FakeProvider).
 func RunSession(t *testing.T, newStore NewStore) {
 	tests := []struct {
 		name string
@@ -33,6 +34,12 @@ func RunSession(t *testing.T, newStore NewStore) {
 		{"AbsoluteExpiry", testSessionExpiry},
 		{"Policy", testSessionPolicy},
 		{"ClaimsExact", testSessionClaimsExact},
+		{"ProviderRefreshOnceAcrossReplicas", testProviderRefreshOnceAcrossReplicas},
+		{"ProviderGrantEndedRevokes", testProviderGrantEnded},
+		{"ProviderOutageChangesNothing", testProviderOutage},
+		{"ProviderLeaseOfDeadHolderRunsOut", testProviderDeadHolder},
+		{"ProviderAnswerCommittedAfterCallerLeft", testProviderCallerLeaves},
+		{"ProviderRefreshOnlyWhenDue", testProviderNotDue},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

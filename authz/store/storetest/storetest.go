@@ -62,6 +62,10 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Subject", testSubject},
 		{"ExpiryPastAbsolute", testExpiry},
 		{"Race100", testRace},
+		{"ClaimOnce", testClaimOnce},
+		{"ClaimExpiry", testClaimExpiry},
+		{"ClaimApartFromFamilies", testClaimApartFromFamilies},
+		{"ClaimRace100", testClaimRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -102,6 +106,10 @@ func sample(id, subject string, now time.Time) *store.Family {
 		Successor:         []byte{0x00, 0x01, 0xfe, 0xff, '"', '\\', 0x80},
 		Generation:        1 << 40,
 		CurrentSeen:       true,
+		Provider:          []byte{0x00, 0xff, 's', 'e', 'a', 'l', 'e', 'd', 0x80},
+		ProviderSID:       "08a8684b-db88-4b73-90a9-3cd1661f5466",
+		ProviderRefreshAt: now.Add(5 * time.Minute),
+		LeaseUntil:        now.Add(7 * time.Second),
 		Version:           1,
 	}
 }
@@ -118,6 +126,10 @@ func next(f *store.Family, now time.Time) *store.Family {
 	n.Claims["level"] = json.Number("4")
 	n.Generation = f.Generation + 1
 	n.CurrentSeen = !f.CurrentSeen
+	n.Provider = []byte("sealed-provider-v2")
+	n.ProviderSID = f.ProviderSID + "-2"
+	n.ProviderRefreshAt = now.Add(10 * time.Minute)
+	n.LeaseUntil = time.Time{} // a commit releases the lease
 	n.Version = f.Version + 1
 	return n
 }
@@ -150,6 +162,8 @@ func diff(want, got *store.Family) string {
 		{"AbsoluteExpiresAt", want.AbsoluteExpiresAt, got.AbsoluteExpiresAt},
 		{"PreviousUntil", want.PreviousUntil, got.PreviousUntil},
 		{"RevokedAt", want.RevokedAt, got.RevokedAt},
+		{"ProviderRefreshAt", want.ProviderRefreshAt, got.ProviderRefreshAt},
+		{"LeaseUntil", want.LeaseUntil, got.LeaseUntil},
 	} {
 		if !tm.got.Equal(tm.want) {
 			add(tm.field, tm.want, tm.got)
@@ -178,6 +192,12 @@ func diff(want, got *store.Family) string {
 	}
 	if got.CurrentSeen != want.CurrentSeen {
 		add("CurrentSeen", want.CurrentSeen, got.CurrentSeen)
+	}
+	if !bytes.Equal(got.Provider, want.Provider) {
+		add("Provider", want.Provider, got.Provider)
+	}
+	if got.ProviderSID != want.ProviderSID {
+		add("ProviderSID", want.ProviderSID, got.ProviderSID)
 	}
 	return strings.Join(d, "; ")
 }
@@ -224,6 +244,21 @@ func testRoundTrip(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 		t.Fatalf("Swap: %v", err)
 	}
 	mustMatch(t, st, next(d, clk.Now()))
+
+	// A family without provider login keeps every provider field empty,
+	// and a swap can empty them again.
+	p := sample("fam-p", "alice", clk.Now())
+	p.Provider, p.ProviderSID, p.ProviderRefreshAt, p.LeaseUntil = nil, "", time.Time{}, time.Time{}
+	mustCreate(t, st, p)
+	mustMatch(t, st, p)
+	withLease := sample("fam-l", "alice", clk.Now())
+	mustCreate(t, st, withLease)
+	cleared := withLease.Clone()
+	cleared.LeaseUntil, cleared.ProviderRefreshAt, cleared.Version = time.Time{}, time.Time{}, 2
+	if err := st.Swap(t.Context(), 1, cleared.Clone()); err != nil {
+		t.Fatalf("Swap: %v", err)
+	}
+	mustMatch(t, st, cleared)
 }
 
 func testCreateExists(t *testing.T, st store.Store, clk *fakeclock.Clock) {
@@ -260,6 +295,7 @@ func mutate(f *store.Family) {
 	f.Secrets[0][0] ^= 0xff
 	f.Secrets[1] = []byte("x")
 	f.Successor[0] ^= 0xff
+	f.Provider[0] ^= 0xff
 	f.AbsoluteExpiresAt = f.AbsoluteExpiresAt.Add(1000 * time.Hour)
 	f.Version = 99
 }
@@ -505,4 +541,97 @@ func testRace(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 		t.Fatalf("winner %d, %d conflicts; want one winner and %d conflicts", winner, conflicts, n-1)
 	}
 	mustMatch(t, st, written[winner])
+}
+
+// mustClaim fails the test unless Claim(key, until) answers want.
+func mustClaim(t *testing.T, st store.Store, key string, until time.Time, want bool) {
+	t.Helper()
+	got, err := st.Claim(t.Context(), key, until)
+	if err != nil {
+		t.Fatalf("Claim(%q): %v", key, err)
+	}
+	if got != want {
+		t.Fatalf("Claim(%q) = %t, want %t", key, got, want)
+	}
+}
+
+// testClaimOnce: the first Claim of a key wins, every later one loses,
+// whatever until it asks for; other keys are independent. An until not
+// after now is refused.
+func testClaimOnce(t *testing.T, st store.Store, clk *fakeclock.Clock) {
+	until := clk.Now().Add(10 * time.Minute)
+	mustClaim(t, st, "state:abc", until, true)
+	mustClaim(t, st, "state:abc", until, false)
+	mustClaim(t, st, "state:abc", until.Add(time.Hour), false)
+	mustClaim(t, st, "state:abd", until, true)
+	mustClaim(t, st, "STATE:abc", until, true)
+	mustClaim(t, st, "", until, true)
+	mustClaim(t, st, "", until, false)
+	for _, u := range []time.Time{clk.Now(), clk.Now().Add(-time.Second), {}} {
+		if ok, err := st.Claim(t.Context(), "state:past", u); err == nil || ok {
+			t.Errorf("Claim until %v = %t, %v; want an error", u, ok, err)
+		}
+	}
+	mustClaim(t, st, "state:past", until, true) // the refusals recorded nothing
+}
+
+// testClaimExpiry: a marker lives through its until (like a family's
+// absolute expiry) and is gone after it, by the store's clock; then the key
+// can be claimed again.
+func testClaimExpiry(t *testing.T, st store.Store, clk *fakeclock.Clock) {
+	until := clk.Now().Add(time.Minute)
+	mustClaim(t, st, "jti:1", until, true)
+	mustClaim(t, st, "jti:2", until.Add(time.Hour), true)
+	clk.Set(until)
+	mustClaim(t, st, "jti:1", until.Add(time.Minute), false) // at the instant: still held
+	clk.Advance(time.Millisecond)
+	mustClaim(t, st, "jti:1", clk.Now().Add(time.Minute), true) // past it: free again
+	mustClaim(t, st, "jti:1", clk.Now().Add(time.Minute), false)
+	mustClaim(t, st, "jti:2", clk.Now().Add(time.Minute), false) // the longer marker lives on
+}
+
+// testClaimApartFromFamilies: markers and families never share a name: a
+// key equal to a family's id neither sees nor changes the family.
+func testClaimApartFromFamilies(t *testing.T, st store.Store, clk *fakeclock.Clock) {
+	f := sample("fam-a", "alice", clk.Now())
+	mustCreate(t, st, f)
+	mustClaim(t, st, "fam-a", clk.Now().Add(time.Minute), true)
+	mustMatch(t, st, f)
+	g := sample("fam-b", "alice", clk.Now())
+	mustClaim(t, st, "fam-b", clk.Now().Add(time.Minute), true)
+	mustCreate(t, st, g)
+	mustMatch(t, st, g)
+}
+
+// testClaimRace: 100 goroutines claim one key at once; exactly one wins.
+func testClaimRace(t *testing.T, st store.Store, clk *fakeclock.Clock) {
+	const n = 100
+	until := clk.Now().Add(time.Minute)
+	var (
+		start sync.WaitGroup
+		done  sync.WaitGroup
+		won   [n]bool
+		errs  [n]error
+	)
+	start.Add(n)
+	for i := range n {
+		done.Go(func() {
+			start.Done()
+			start.Wait()
+			won[i], errs[i] = st.Claim(context.Background(), "state:race", until)
+		})
+	}
+	done.Wait()
+	winners := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("goroutine %d: %v", i, errs[i])
+		}
+		if won[i] {
+			winners++
+		}
+	}
+	if winners != 1 {
+		t.Fatalf("%d goroutines won the claim, want exactly 1", winners)
+	}
 }
