@@ -96,6 +96,16 @@ type Provider struct {
 	challenges []string
 	fault      Fault
 	rewrite    func(map[string]any)
+	issued     []string
+}
+
+// IssuedTokens lists every token the token endpoint has handed out
+// (access, refresh and ID tokens), for tests that prove none is stored or
+// logged in clear.
+func (p *Provider) IssuedTokens() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.issued...)
 }
 
 // Start runs a provider until the test ends.
@@ -265,17 +275,22 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 			<-r.Context().Done()
 			return
 		}
-		if rewrite == nil {
-			next.ServeHTTP(w, r)
-			return
-		}
 		rec := httptest.NewRecorder()
 		next.ServeHTTP(rec, r)
 		out := rec.Body.Bytes()
 		var m map[string]any
 		if rec.Code == http.StatusOK && json.Unmarshal(out, &m) == nil {
-			rewrite(m)
-			out, _ = json.Marshal(m)
+			if rewrite != nil {
+				rewrite(m)
+				out, _ = json.Marshal(m)
+			}
+			p.mu.Lock()
+			for _, k := range []string{"access_token", "refresh_token", "id_token"} {
+				if tok, ok := m[k].(string); ok && tok != "" {
+					p.issued = append(p.issued, tok)
+				}
+			}
+			p.mu.Unlock()
 		}
 		for k, v := range rec.Header() {
 			w.Header()[k] = v
