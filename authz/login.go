@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -41,6 +42,11 @@ type Login struct {
 	Options oidc.Options
 	// Store claims each flow's state once.
 	Store store.Store
+	// Log receives what the operator must know of the provider's answers
+	// (nil: discarded).
+	Log *slog.Logger
+
+	noRefresh sync.Once
 }
 
 // LoginProvider is the identity provider as the Check uses it (an
@@ -200,6 +206,14 @@ func (e *route) callback(ctx context.Context, r *Request, jar *cookie.Jar) Decis
 	login, err := e.login.Provider.Exchange(ctx, redirect, q.Get("code"), f.Verifier, f.Nonce)
 	if err != nil {
 		return denyFlow(err)
+	}
+	if login.Tokens.RefreshToken == "" {
+		e.login.noRefresh.Do(func() {
+			if e.login.Log != nil {
+				e.login.Log.Warn("the identity provider issues no refresh token: its tokens are never refreshed, and sessions live to their own lifetime "+
+					"(ask for the offline_access scope, or Google's authParams access_type=offline and prompt=consent)", "issuer", e.login.Options.IssuerURL)
+			}
+		})
 	}
 	provider, err := login.Tokens.MarshalBinary()
 	if err != nil {

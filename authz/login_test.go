@@ -2,16 +2,21 @@ package authz
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/silentauth/silentauth/authz/oidc"
 	"github.com/silentauth/silentauth/authz/session"
+	"github.com/silentauth/silentauth/authz/store/redisstore"
+	"github.com/silentauth/silentauth/internal/testenv/logbuf"
 	"github.com/silentauth/silentauth/internal/testenv/oidctest"
+	"github.com/silentauth/silentauth/internal/testenv/redistest"
 )
 
 const callbackURL = "https://app.example.com/auth/callback"
@@ -324,5 +329,104 @@ func TestOIDCProviderRefreshInRotation(t *testing.T) {
 	}
 	if f := lr.family(claims.SessionID); f.RevokedAt.IsZero() || f.RevokeReason != "provider" {
 		t.Errorf("family not revoked by the provider: %+v", f.RevokeReason)
+	}
+}
+
+// A provider that issues no refresh token still logs users in: the
+// session lives to its own lifetime, its provider tokens are never
+// refreshed (no call at the provider), and the operator is told once.
+func TestOIDCProviderWithoutRefreshToken(t *testing.T) {
+	lr := newLoginRig(t)
+	var logs logbuf.Buffer
+	lr.engine.login.Log = slog.New(slog.NewJSONHandler(&logs, nil))
+	lr.op.RewriteTokenResponses(func(m map[string]any) { delete(m, "refresh_token") })
+	var rt string
+	for range 2 {
+		authURL, flow := lr.start(t, "/")
+		d, v := lr.finish(t, authURL, flow)
+		if v.status != 302 || d.Reason != reasonLoginCompleted {
+			t.Fatalf("login without a provider refresh token: status %d reason %s (%v)", v.status, d.Reason, d.Err)
+		}
+		rt, _ = cookieValue(v.setCookie, testCookies.Refresh)
+	}
+	if n := strings.Count(logs.String(), "issues no refresh token"); n != 1 {
+		t.Errorf("operator told %d times, want once:\n%s", n, logs.String())
+	}
+	lr.clock.Advance(time.Hour)
+	if d, v := lr.run(t, req("GET", "/", page("/", ours("", rt))...)); !v.allow || d.Reason != reasonRefreshed {
+		t.Fatalf("rotation: status %d reason %s (%v)", v.status, d.Reason, d.Err)
+	}
+	if g := lr.op.Grants()["refresh_token"]; g != 0 {
+		t.Errorf("provider saw %d refresh grants, want none", g)
+	}
+}
+
+// 50 parallel page loads presenting the same refresh cookie at the moment
+// the provider's tokens are due, spread over two replicas sharing one real
+// Redis: all are allowed with the same successor, and the provider (strict
+// one-time refresh tokens) sees exactly one refresh and no reuse.
+func TestOIDCProviderRefreshOnceAcrossReplicas(t *testing.T) {
+	lr := newLoginRig(t)
+	srv := redistest.Start(t)
+	opts := redisstore.DefaultOptions()
+	opts.Addrs, opts.Now = []string{srv.Addr()}, lr.clock.Now
+	st, err := redisstore.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	login := lr.engine.login
+	replica := func() *Engine {
+		l := &Login{Provider: login.Provider, Options: login.Options, Keys: login.Keys, Store: st}
+		sessions := session.New(st, testLifetimes, lr.clock.Now,
+			session.WithProvider(l.Refresher(lr.p, lr.clock.Now, slog.New(slog.DiscardHandler)), login.Options.RefreshLease))
+		o := lr.opts
+		o.Sessions, o.Login = sessions, l
+		e, err := NewEngine(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	replicas := []*Engine{replica(), replica()}
+	lr.engine = replicas[0]
+	authURL, flow := lr.start(t, "/")
+	_, v := lr.finish(t, authURL, flow)
+	rt, _ := cookieValue(v.setCookie, testCookies.Refresh)
+	at, _ := cookieValue(v.setCookie, testCookies.Access)
+	claims, _ := lr.engine.def.verifier.Verify(at)
+	f, err := st.Get(t.Context(), claims.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr.clock.Set(f.ProviderRefreshAt.Add(time.Second))
+
+	const n = 50
+	successors := make(chan string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			r, err := FromCheckRequest(req("GET", "/", page("/", ours("", rt))...))
+			d := replicas[i%2].Decide(ctx, r, err)
+			got, _ := cookieValue(d.SetCookie, testCookies.Refresh)
+			if !d.Allow {
+				got = "denied: " + d.Reason
+			}
+			successors <- got
+		})
+	}
+	wg.Wait()
+	close(successors)
+	seen := map[string]int{}
+	for s := range successors {
+		seen[s]++
+	}
+	if len(seen) != 1 {
+		t.Fatalf("50 requests over two replicas got %d different answers: %v", len(seen), seen)
+	}
+	if g, reuses := lr.op.Grants()["refresh_token"], lr.op.Reuses(); g != 1 || reuses != 0 {
+		t.Fatalf("provider saw %d refresh grants and %d reuses, want exactly 1 and 0", g, reuses)
 	}
 }

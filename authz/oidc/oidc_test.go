@@ -394,7 +394,6 @@ func TestOIDCOptionsValidateReportsEveryProblem(t *testing.T) {
 		Claims:              map[string]string{"sub": "email", "team": ""},
 		AllowedEmailDomains: []string{"@corp.test"},
 		RefreshInterval:     -1,
-		AccessTokenHeader:   "authorization",
 		LoginTTL:            time.Hour,
 		MaxPendingLogins:    11,
 		RefreshLease:        time.Minute,
@@ -407,7 +406,7 @@ func TestOIDCOptionsValidateReportsEveryProblem(t *testing.T) {
 	for _, want := range []string{
 		"oidc.issuerURL:", "oidc.clientID:", "oidc.scopes:", "oidc.scopes[1]:", "oidc.authParams.Code_Challenge_Method:", "oidc.authParams.redirect_uri:",
 		"oidc.callbackPath:", "oidc.redirectURL:", "oidc.subjectClaim:", "oidc.claims.sub:", "oidc.claims.team:", "oidc.allowedEmailDomains[0]:",
-		"oidc.refreshInterval:", "oidc.accessTokenHeader:", "oidc.loginTTL:", "oidc.maxPendingLogins:", "oidc.refreshLease:", "oidc.providerTimeout:",
+		"oidc.refreshInterval:", "oidc.loginTTL:", "oidc.maxPendingLogins:", "oidc.refreshLease:", "oidc.providerTimeout:",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)

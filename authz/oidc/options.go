@@ -83,9 +83,6 @@ type Options struct {
 	// CAFile is a PEM bundle trusted for the provider, added to the system
 	// roots (a private provider). Default "" (system roots).
 	CAFile string `yaml:"caFile"`
-	// AccessTokenHeader carries the provider's current access token to the
-	// upstream. Default "" (none).
-	AccessTokenHeader string `yaml:"accessTokenHeader"`
 	// LoginTTL is how long a login flow may take, at most MaxLoginTTL.
 	// Default 10m.
 	LoginTTL time.Duration `yaml:"loginTTL"`
@@ -215,11 +212,6 @@ func (o Options) Validate(path string) error {
 	}
 	if o.RefreshInterval < 0 {
 		errs.add(at("refreshInterval"), "must not be negative (got %v)", o.RefreshInterval)
-	}
-	if o.AccessTokenHeader != "" {
-		if msg := access.HeaderProblem(o.AccessTokenHeader); msg != "" {
-			errs.add(at("accessTokenHeader"), "%s", msg)
-		}
 	}
 	if o.LoginTTL <= 0 || o.LoginTTL > MaxLoginTTL {
 		errs.add(at("loginTTL"), "must be positive and at most %v (got %v)", MaxLoginTTL, o.LoginTTL)

@@ -95,9 +95,10 @@ func WithProvider(p ProviderRefresher, lease time.Duration) Option {
 }
 
 // providerDue reports whether rotating f at now must refresh its provider
-// tokens first.
+// tokens first. A zero ProviderRefreshAt means never (the provider issued
+// no refresh token, or its tokens no longer open).
 func (m *Manager) providerDue(f *store.Family, now time.Time) bool {
-	return m.provider != nil && f.Provider != nil && !now.Before(f.ProviderRefreshAt)
+	return m.provider != nil && f.Provider != nil && !f.ProviderRefreshAt.IsZero() && !now.Before(f.ProviderRefreshAt)
 }
 
 // awaitLease waits until family f (as read, leased by another request)

@@ -498,5 +498,5 @@ func providerLogin(ctx context.Context, cfg config.Completed, e *env, ring *keys
 		fp = authz.Fingerprint(secret)
 	}
 	e.log.Info("provider login", "issuer", cfg.OIDC.IssuerURL, "clientID", cfg.OIDC.ClientID, "clientSecret", fp, "callbackPath", cfg.OIDC.CallbackPath)
-	return &authz.Login{Provider: p, Keys: ring, Options: cfg.OIDC, Store: st}, p, nil
+	return &authz.Login{Provider: p, Keys: ring, Options: cfg.OIDC, Store: st, Log: e.log}, p, nil
 }
