@@ -38,4 +38,8 @@ type Decision struct {
 	// Event names a security event (see the answers table); its log line
 	// is never dropped.
 	Event string
+
+	// login marks a deny of a page load that provider login answers
+	// instead (decide starts the flow).
+	login bool
 }

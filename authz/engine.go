@@ -163,14 +163,24 @@ func (e *route) decide(ctx context.Context, r *Request, reqErr error) Decision {
 	// The Cookie header is scanned once: our values, and what Upstream
 	// needs to rewrite it for the upstream.
 	jar := e.cookies.Scan(r.Header("cookie"))
+	d := e.story(ctx, r, jar)
+	if d.login {
+		// No usable session on a page load: the provider logs the user in.
+		return e.startLogin(r, jar, d)
+	}
+	return d
+}
+
+// story is the decision once the request is known to be well formed and
+// its Cookie header scanned into jar.
+func (e *route) story(ctx context.Context, r *Request, jar cookie.Jar) Decision {
 	found := jar.Found
-	r.jar = &jar
 
 	// The session endpoints are answered here, never routed to an upstream,
 	// in every spelling a proxy may route to them (isEndpoint).
 	switch {
 	case e.login != nil && isEndpoint(r.Path, e.login.Options.CallbackPath):
-		return e.callback(ctx, r, &jar)
+		return e.callback(ctx, r, jar)
 	case isEndpoint(r.Path, e.policy.RefreshPath):
 		return e.refreshEndpoint(ctx, r, found)
 	case isEndpoint(r.Path, e.policy.LogoutPath):
@@ -505,12 +515,7 @@ func (e *route) deny(r *Request, err error) Decision {
 		d.SetCookie = e.cookies.Clear()
 	}
 	if a.login && e.login != nil && r != nil && isNavigation(r) {
-		// Provider login: the flow starts here. Cookies the answer
-		// clears (a dead session) are cleared alongside.
-		l := e.startLogin(r, r.jar)
-		l.Reason, l.Err, l.Level, l.Event = d.Reason, err, d.Level, d.Event
-		l.SetCookie = append(d.SetCookie, l.SetCookie...)
-		return l
+		d.login = true // decide starts a provider login instead
 	}
 	if a.login && e.policy.LoginURL != "" && r != nil && isNavigation(r) {
 		d.Status = http.StatusFound

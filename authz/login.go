@@ -95,7 +95,7 @@ func random(n int) string {
 // maxPendingLogins-1 are dropped, oldest first, so that headers never
 // grow past what proxies accept; a flow cookie that does not open is
 // dropped too.
-func (e *route) startLogin(r *Request, jar *cookie.Jar) Decision {
+func (e *route) startLogin(r *Request, jar cookie.Jar, denied Decision) Decision {
 	l := e.login
 	now := e.now()
 	state := random(16)
@@ -105,15 +105,15 @@ func (e *route) startLogin(r *Request, jar *cookie.Jar) Decision {
 	if err != nil {
 		return e.deny(r, err)
 	}
-	d := Decision{Status: http.StatusFound, Level: slog.LevelInfo}
+	d := Decision{Status: http.StatusFound, Reason: denied.Reason, Err: denied.Err, Level: denied.Level, Event: denied.Event}
+	// Cookies the deny clears (a session that is over) go alongside.
+	d.SetCookie = denied.SetCookie
 	d.Response = []Header{
 		{"cache-control", "no-store"},
 		{"location", l.Provider.AuthURL(l.Options.RedirectURLFor(r.Scheme, r.Host), state, f.Nonce, f.Verifier)},
 	}
 	d.SetCookie = append(d.SetCookie, e.cookies.SetLogin(state, base64.RawURLEncoding.EncodeToString(sealed), l.Options.LoginTTL))
-	if jar != nil {
-		d.SetCookie = append(d.SetCookie, e.dropLogins(jar.Logins(), l.Options.MaxPendingLogins-1)...)
-	}
+	d.SetCookie = append(d.SetCookie, e.dropLogins(e.cookies.Logins(jar), l.Options.MaxPendingLogins-1)...)
 	return d
 }
 
@@ -165,7 +165,7 @@ func (e *route) openFlow(c cookie.Login) (flow, error) {
 // three cookies are set, the flow cookie is cleared, and the browser goes
 // back to the page it first asked for (a path on this host: no open
 // redirect).
-func (e *route) callback(ctx context.Context, r *Request, jar *cookie.Jar) Decision {
+func (e *route) callback(ctx context.Context, r *Request, jar cookie.Jar) Decision {
 	if r.Method != http.MethodGet {
 		return e.deny(r, errMethod)
 	}
@@ -174,7 +174,8 @@ func (e *route) callback(ctx context.Context, r *Request, jar *cookie.Jar) Decis
 		return e.deny(r, errLoginState)
 	}
 	state := q.Get("state")
-	i := slices.IndexFunc(jar.Logins(), func(c cookie.Login) bool { return c.State == state })
+	pending := e.cookies.Logins(jar)
+	i := slices.IndexFunc(pending, func(c cookie.Login) bool { return c.State == state })
 	if state == "" || i < 0 {
 		return e.deny(r, errLoginState)
 	}
@@ -184,7 +185,7 @@ func (e *route) callback(ctx context.Context, r *Request, jar *cookie.Jar) Decis
 		d.SetCookie = append(d.SetCookie, clearFlow)
 		return d
 	}
-	f, err := e.openFlow(jar.Logins()[i])
+	f, err := e.openFlow(pending[i])
 	now := e.now()
 	if err != nil || now.After(f.Created.Add(e.login.Options.LoginTTL)) {
 		return denyFlow(errLoginState)

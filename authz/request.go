@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"github.com/silentauth/silentauth/authz/cookie"
 )
 
 // Limits applied to a request before anything is parsed.
@@ -37,9 +36,6 @@ type Request struct {
 	// address; a trusted proxy's forwarded address in HTTP mode), for logs.
 	Peer    string
 	headers map[string]string
-	// jar is the one scan of the Cookie header, once the decision has
-	// made it (nil before).
-	jar *cookie.Jar
 }
 
 // Header returns the value of the lower-case header name, or "".

@@ -114,8 +114,10 @@ type Jar struct {
 	Found
 	header string
 	ours   bool // a pair named Access, Refresh or Hint, anywhere (Upstream's rule)
-	logins [MaxLogins]Login
-	nLogin int
+	// login is 1 + the offset of the first login flow's pair within the
+	// values' reach, 0 when there is none: the login paths read them from
+	// there (Logins), and every other request carries no more than this.
+	login int
 }
 
 // MaxLogins is how many login-flow cookies one scan reports; the engine
@@ -127,9 +129,35 @@ const MaxLogins = 10
 // state (the cookie name after LoginPrefix) and its sealed value.
 type Login struct{ State, Value string }
 
-// Logins returns the login-flow cookies the scan found, in header order
-// (at most MaxLogins, within MaxHeaderBytes).
-func (j *Jar) Logins() []Login { return j.logins[:j.nLogin] }
+// Logins returns the login-flow cookies of the scanned header, in header
+// order: at most MaxLogins, within MaxHeaderBytes, with values read as
+// Read reads ours. It reads on from where Scan saw the first one, and only
+// the login paths ask.
+func (p Policy) Logins(j Jar) []Login {
+	if j.login == 0 {
+		return nil
+	}
+	var out []Login
+	prefix := p.LoginPrefix()
+	for rest, end := j.header[j.login-1:], j.login-1; rest != "" && len(out) < MaxLogins; {
+		var pair string
+		var cut bool
+		pair, rest, cut = strings.Cut(rest, ";")
+		end += len(pair)
+		if end > MaxHeaderBytes {
+			break
+		}
+		if name, value, ok := splitPair(pair); ok {
+			if state, ok := strings.CutPrefix(name, prefix); ok && state != "" {
+				out = append(out, Login{State: state, Value: value})
+			}
+		}
+		if cut {
+			end++
+		}
+	}
+	return out
+}
 
 // Scan reads header once for both Read and Upstream. It does not allocate.
 func (p Policy) Scan(header string) Jar {
@@ -155,9 +183,8 @@ func (p Policy) Scan(header string) Jar {
 				if name == p.Refresh {
 					j.Refresh, j.RefreshDup = keepFirst(j.Refresh, value, &seenRefresh, j.RefreshDup)
 				}
-				if state, ok := strings.CutPrefix(name, p.LoginPrefix()); ok && state != "" && j.nLogin < MaxLogins {
-					j.logins[j.nLogin] = Login{State: state, Value: value}
-					j.nLogin++
+				if j.login == 0 && strings.HasPrefix(name, p.LoginPrefix()) && len(name) > len(p.LoginPrefix()) {
+					j.login = 1 + end - len(pair)
 				}
 			}
 		} else if j.ours {

@@ -341,7 +341,7 @@ func strip(header string) (string, bool) { return p.Upstream(p.Scan(header)) }
 func TestLoginCookies(t *testing.T) {
 	h := "a=1; __Host-sa-login-S1=v1; __Host-sa-rt=RT; __Host-sa-login-=empty; __Host-sa-login-S2=\"v2\"; __host-sa-login-S3=case"
 	j := p.Scan(h)
-	if got, want := j.Logins(), []Login{{"S1", "v1"}, {"S2", "v2"}}; !slices.Equal(got, want) {
+	if got, want := p.Logins(j), []Login{{"S1", "v1"}, {"S2", "v2"}}; !slices.Equal(got, want) {
 		t.Errorf("Logins = %v, want %v", got, want)
 	}
 	if rest, removed := p.Upstream(j); !removed || rest != "a=1; __host-sa-login-S3=case" {
@@ -352,7 +352,7 @@ func TestLoginCookies(t *testing.T) {
 		fmt.Fprintf(&many, "__Host-sa-login-s%d=v; ", i)
 	}
 	j = p.Scan(many.String())
-	if n := len(j.Logins()); n != MaxLogins {
+	if n := len(p.Logins(j)); n != MaxLogins {
 		t.Errorf("%d login cookies reported, want the first %d", n, MaxLogins)
 	}
 	if n := testing.AllocsPerRun(10, func() { p.Scan(h) }); n != 0 {
