@@ -2,6 +2,9 @@ package oidc_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -118,6 +121,10 @@ func TestOIDCForgedAndExpiredIDTokens(t *testing.T) {
 			c["iss"] = "https://evil.test"
 			return rig.Sign(c)
 		}},
+		// RFC 8725 §3.1, §3.2: no unsigned token, and no HMAC keyed with
+		// the client secret, which the client itself knows.
+		{"alg none", func(rig *oidctest.Provider, c map[string]any) string { return unsigned(c) }},
+		{"HS256 with the client secret", func(rig *oidctest.Provider, c map[string]any) string { return hs256(c, rig.ClientSecret) }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -442,4 +449,22 @@ func BenchmarkOIDCRefresh(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// unsigned is an ID token with alg none.
+func unsigned(claims map[string]any) string {
+	return b64json(map[string]any{"alg": "none", "typ": "JWT"}) + "." + b64json(claims) + "."
+}
+
+// hs256 is an ID token MACed with secret.
+func hs256(claims map[string]any, secret string) string {
+	signing := b64json(map[string]any{"alg": "HS256", "typ": "JWT"}) + "." + b64json(claims)
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(signing))
+	return signing + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func b64json(v any) string {
+	b, _ := json.Marshal(v)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
