@@ -150,6 +150,25 @@ func TestInstallAndUpgrade(t *testing.T) {
 	}
 	checkSecretUnchanged(t, ctx, client, ns, rotated, "second upgrade")
 
+	// Provider login: the client secret's Secret is mounted, and the live
+	// config names its file.
+	helm(t, append([]string{"upgrade", "silentauth"}, append(install, "-f", "charts/silentauth/examples/oidc-values.yaml")...)...)
+	live, err := client.AppsV1().Deployments(ns).Get(ctx, fullname, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := mountedFrom(live.Spec.Template.Spec, live.Spec.Template.Spec.Containers[0], "/var/run/secrets/silentauth/oidc-client/client-secret"); v == nil || v.Secret == nil || v.Secret.SecretName != "silentauth-oidc" {
+		t.Errorf("after the oidc upgrade the client secret is not mounted from Secret silentauth-oidc: %+v", v)
+	}
+	cm, err := client.CoreV1().ConfigMaps(ns).Get(ctx, fullname, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(cm.Data["config.yaml"], "clientSecretFile: /var/run/secrets/silentauth/oidc-client/client-secret") {
+		t.Errorf("after the oidc upgrade config.yaml lacks oidc.clientSecretFile:\n%s", cm.Data["config.yaml"])
+	}
+	checkSecretUnchanged(t, ctx, client, ns, rotated, "oidc upgrade")
+
 	// Uninstalling keeps the keys; installing again reuses them.
 	helm(t, "uninstall", "silentauth", "--namespace", ns, "--kubeconfig", kc)
 	checkSecretUnchanged(t, ctx, client, ns, rotated, "uninstall")

@@ -48,6 +48,8 @@ var valueSets = []struct {
 	{"redis-3-replicas", withCaller("--set", "store.backend=redis,store.redis.addrs={redis.redis.svc:6379},replicaCount=3,store.redis.passwordSecret.name=redis-auth")},
 	{"redis-tls", withCaller("--set", "store.backend=redis,store.redis.mode=cluster,store.redis.addrs={r-0:6379,r-1:6379},store.redis.tls.enabled=true,store.redis.tls.caSecret.name=redis-ca,store.redis.tls.clientCertSecret=redis-client")},
 	{"tls", []string{"-f", "charts/silentauth/examples/tls-values.yaml"}},
+	{"oidc", []string{"-f", "charts/silentauth/examples/oidc-values.yaml"}},
+	{"oidc-private-ca", withCaller("--set", "config.oidc.issuerURL=https://dex.auth.svc:5556/dex,config.oidc.clientID=silentauth,oidcClientSecret.name=dex-client,oidcClientSecret.key=secret,oidcCASecret.name=dex-ca")},
 	{"tls-own-ca", withCaller("--set", "grpcTLS.secretName=grpc-tls,grpcTLS.clientCA.enabled=true,grpcTLS.clientCA.secretName=envoy-ca,grpcTLS.clientCA.key=bundle.pem")},
 	{"ed25519-key", withCaller("--set", "keys.secret.algorithm=ed25519")},
 	{"rsa-key", withCaller("--set", "keys.secret.algorithm=rsa")},
@@ -329,7 +331,7 @@ func checkMountedFiles(t *testing.T, m manifest, cfg map[string]any) {
 	d := as[appsv1.Deployment](t, m.one(t, "Deployment"))
 	pod := d.Spec.Template.Spec
 	for _, f := range []string{"listen.grpc.tls.certFile", "listen.grpc.tls.keyFile", "listen.grpc.tls.clientCAFile", "sessionAPI.tokenFile", "store.redis.passwordFile",
-		"store.redis.tls.caFile", "store.redis.tls.certFile", "store.redis.tls.keyFile"} {
+		"store.redis.tls.caFile", "store.redis.tls.certFile", "store.redis.tls.keyFile", "oidc.clientSecretFile", "oidc.caFile"} {
 		file := str(cfg, f)
 		if file == "" {
 			continue
@@ -599,6 +601,15 @@ func TestSchemaRefusesBadValues(t *testing.T) {
 		{"caller not namespace/name", "config.sessionAPI.serviceAccounts={web}", []string{"/config/sessionAPI/serviceAccounts/0"}},
 		{"unknown key algorithm", "keys.secret.algorithm=dsa", []string{"/keys/secret/algorithm"}},
 		{"existing SA without name", "serviceAccount.create=false", []string{"/serviceAccount/name"}},
+		{"oidc without client", "config.oidc.issuerURL=https://sso.example.com", []string{"/config/oidc", "missing property 'clientID'"}},
+		{"oidc with an empty client", "config.oidc.issuerURL=https://sso.example.com,config.oidc.clientID=", []string{"/config/oidc/clientID"}},
+		{"oidc issuer over http", "config.oidc.issuerURL=http://sso.example.com,config.oidc.clientID=a", []string{"/config/oidc/issuerURL"}},
+		{"oidc scopes without openid", "config.oidc.issuerURL=https://sso.example.com,config.oidc.clientID=a,config.oidc.scopes={email}", []string{"/config/oidc/scopes"}},
+		{"oidc misspelt field", "config.oidc.issuerUrl=https://sso.example.com", []string{"/config/oidc", "additional properties 'issuerUrl' not allowed"}},
+		{"oidc duration without unit", "config.oidc.refreshLease=2", []string{"/config/oidc/refreshLease"}},
+		{"oidc too many pending logins", "config.oidc.maxPendingLogins=11", []string{"/config/oidc/maxPendingLogins", "maximum"}},
+		{"oidc client secret without oidc", "oidcClientSecret.name=sso", []string{"/config", "oidc"}},
+		{"oidc CA without oidc", "oidcCASecret.name=sso-ca", []string{"/config", "oidc"}},
 	} {
 		_, stderr, err := helmRun(t, "template", "silentauth", "charts/silentauth", "--set", tc.set)
 		if err == nil {
@@ -637,6 +648,8 @@ func TestTemplateGuards(t *testing.T) {
 		{[]string{"--set", "config.keys.secret.name=other"}, "config.keys.secret is set by the chart"},
 		{[]string{"--set", "config.store.backend=redis"}, "config.store.backend is set by the chart"},
 		{[]string{"--set", "config.sessionAPI.tokenFile=/x"}, "use the value sessionAPITokenSecret instead"},
+		{[]string{"--set", "config.oidc.clientSecretFile=/x"}, "config.oidc.clientSecretFile is set by the chart; use the value oidcClientSecret instead"},
+		{[]string{"--set", "config.oidc.caFile=/x"}, "config.oidc.caFile is set by the chart; use the value oidcCASecret instead"},
 	} {
 		args := tc.args
 		if !strings.Contains(tc.want, "session-API caller") && !strings.Contains(tc.want, "login handlers") {
@@ -881,5 +894,92 @@ func TestSidecarManifest(t *testing.T) {
 	}
 	if !names["silentauth"] || len(names) != 2 {
 		t.Errorf("containers = %v, want the app and silentauth", names)
+	}
+}
+
+// TestOIDC: provider login from values. The client secret comes from the
+// named Secret, mounted read-only into the silentauth container alone and
+// named in config.yaml as oidc.clientSecretFile, never from a value; the
+// Istio policy sends the callback through Check; NOTES print the redirect
+// URI to register.
+func TestOIDC(t *testing.T) {
+	t.Parallel()
+	m := render(t, "-f", "charts/silentauth/examples/oidc-values.yaml", "--set", "oidcCASecret.name=sso-ca")
+	cfg := renderedConfig(t, m)
+	for dotted, want := range map[string]string{
+		"oidc.issuerURL":        "https://sso.example.com/realms/main",
+		"oidc.clientID":         "silentauth",
+		"oidc.clientSecretFile": "/var/run/secrets/silentauth/oidc-client/client-secret",
+		"oidc.caFile":           "/var/run/secrets/silentauth/oidc-ca/ca.crt",
+	} {
+		if got := str(cfg, dotted); got != want {
+			t.Errorf("%s = %q, want %q", dotted, got, want)
+		}
+	}
+	d := as[appsv1.Deployment](t, m.one(t, "Deployment"))
+	pod := d.Spec.Template.Spec
+	for file, secret := range map[string]string{str(cfg, "oidc.clientSecretFile"): "silentauth-oidc", str(cfg, "oidc.caFile"): "sso-ca"} {
+		v := mountedFrom(pod, pod.Containers[0], file)
+		if v == nil || v.Secret == nil || v.Secret.SecretName != secret {
+			t.Errorf("%s: not mounted from Secret %s (volume %+v)", file, secret, v)
+			continue
+		}
+		for _, vm := range pod.Containers[0].VolumeMounts {
+			if vm.Name == v.Name && !vm.ReadOnly {
+				t.Errorf("volume %s mounted writable", v.Name)
+			}
+		}
+		if mode := v.Secret.DefaultMode; mode == nil || *mode&0o007 != 0 {
+			t.Errorf("volume %s: mode %v readable by others", v.Name, mode)
+		}
+	}
+	// The secret's value is nowhere in the release: only the Secret's name.
+	for _, u := range m {
+		if u.GetKind() == "Secret" && u.GetName() != keysSecret {
+			t.Errorf("the chart renders Secret %s", u.GetName())
+		}
+	}
+
+	// Without oidc values: no oidc section, no mount.
+	plain := render(t, caller...)
+	if v := field(renderedConfig(t, plain), "oidc"); v != nil {
+		t.Errorf("oidc section without oidc values: %v", v)
+	}
+	for _, v := range as[appsv1.Deployment](t, plain.one(t, "Deployment")).Spec.Template.Spec.Volumes {
+		if strings.HasPrefix(v.Name, "oidc") {
+			t.Errorf("volume %s without oidc values", v.Name)
+		}
+	}
+
+	// Istio: the callback path goes through Check even when paths are narrowed.
+	istio := render(t, "-f", "charts/silentauth/examples/istio-values.yaml",
+		"--set", "config.oidc.issuerURL=https://sso.example.com,config.oidc.clientID=silentauth,config.oidc.callbackPath=/sso/done",
+		"--set", "istio.authorizationPolicy.paths={/app/*}")
+	rules, _, _ := unstructured.NestedSlice(istio.one(t, "AuthorizationPolicy").Object, "spec", "rules")
+	paths, _, _ := unstructured.NestedStringSlice(rules[0].(map[string]any)["to"].([]any)[0].(map[string]any), "operation", "paths")
+	if want := []string{"/app/*", "/auth/refresh", "/auth/logout", "/sso/done"}; !slices.Equal(paths, want) {
+		t.Errorf("AuthorizationPolicy paths = %q, want %q", paths, want)
+	}
+
+	// NOTES: the redirect URI to register, derived or as configured.
+	for _, tc := range []struct {
+		set, want string
+	}{
+		{"", "https://<host>/auth/callback"},
+		{"config.oidc.callbackPath=/sso/done", "https://<host>/sso/done"},
+		{"config.oidc.redirectURL=https://app.example.com/auth/callback", "https://app.example.com/auth/callback"},
+	} {
+		args := []string{"install", "silentauth", "charts/silentauth", "--dry-run=client", "-f", "charts/silentauth/examples/oidc-values.yaml"}
+		if tc.set != "" {
+			args = append(args, "--set", tc.set)
+		}
+		out := helm(t, args...)
+		notes := out[strings.Index(out, "NOTES:"):]
+		if !strings.Contains(notes, "Register this redirect URI") || !strings.Contains(notes, "     "+tc.want+"\n") {
+			t.Errorf("--set %q: NOTES lack the redirect URI %s:\n%s", tc.set, tc.want, notes)
+		}
+	}
+	if out := helm(t, "install", "silentauth", "charts/silentauth", "--dry-run=client", "--set", caller[1]); strings.Contains(out, "redirect URI") {
+		t.Error("NOTES name a redirect URI without oidc")
 	}
 }

@@ -76,6 +76,8 @@ sessionAPIToken: /var/run/secrets/silentauth/session-api
 redisPassword: /var/run/secrets/silentauth/redis
 redisCA: /var/run/secrets/silentauth/redis-ca
 redisClientCert: /var/run/secrets/silentauth/redis-client
+oidcClientSecret: /var/run/secrets/silentauth/oidc-client
+oidcCA: /var/run/secrets/silentauth/oidc-ca
 {{- end }}
 
 {{/*
@@ -113,7 +115,9 @@ repeated here for `--skip-schema-validation`.
   (list "store.redis.tls.caFile" "store.redis.tls.caSecret")
   (list "store.redis.tls.certFile" "store.redis.tls.clientCertSecret")
   (list "store.redis.tls.keyFile" "store.redis.tls.clientCertSecret")
-  (list "sessionAPI.tokenFile" "sessionAPITokenSecret") }}
+  (list "sessionAPI.tokenFile" "sessionAPITokenSecret")
+  (list "oidc.clientSecretFile" "oidcClientSecret")
+  (list "oidc.caFile" "oidcCASecret") }}
 {{- range $owned }}
 {{- $path := index . 0 }}
 {{- $node := $c }}
@@ -181,13 +185,35 @@ over them.
 {{- if $v.sessionAPITokenSecret.name }}
 {{- $_ := set $computed "sessionAPI" (dict "tokenFile" (printf "%s/%s" $paths.sessionAPIToken $v.sessionAPITokenSecret.key)) }}
 {{- end }}
+{{- $oidc := dict }}
+{{- if $v.oidcClientSecret.name }}
+{{- $_ := set $oidc "clientSecretFile" (printf "%s/%s" $paths.oidcClientSecret $v.oidcClientSecret.key) }}
+{{- end }}
+{{- if $v.oidcCASecret.name }}
+{{- $_ := set $oidc "caFile" (printf "%s/%s" $paths.oidcCA $v.oidcCASecret.key) }}
+{{- end }}
+{{- if $oidc }}
+{{- $_ := set $computed "oidc" $oidc }}
+{{- end }}
 {{- mustMergeOverwrite $computed (deepCopy ($v.config | default dict)) | toYaml }}
 {{- end }}
 
-{{/* The refresh and logout paths, answered inside Check. */}}
+{{/* The refresh and logout paths, and the provider-login callback when
+config.oidc is on: answered inside Check. */}}
 {{- define "silentauth.authPaths" -}}
 {{- $policy := (.Values.config | default dict).policy | default dict }}
-{{- list ($policy.refreshPath | default "/auth/refresh") ($policy.logoutPath | default "/auth/logout") | toJson }}
+{{- $paths := list ($policy.refreshPath | default "/auth/refresh") ($policy.logoutPath | default "/auth/logout") }}
+{{- $oidc := (.Values.config | default dict).oidc | default dict }}
+{{- if $oidc.issuerURL }}
+{{- $paths = append $paths ($oidc.callbackPath | default "/auth/callback") }}
+{{- end }}
+{{- $paths | toJson }}
+{{- end }}
+
+{{/* The redirect URI to register at the provider (config.oidc). */}}
+{{- define "silentauth.oidcRedirect" -}}
+{{- $oidc := (.Values.config | default dict).oidc | default dict }}
+{{- $oidc.redirectURL | default (printf "https://<host>%s" ($oidc.callbackPath | default "/auth/callback")) }}
 {{- end }}
 
 {{/* The meshConfig extensionProviders entry. */}}
