@@ -44,9 +44,11 @@ func Resolve(base Config, path string, getenv func(string) string, o *Overrides)
 	o.Apply(&c)
 	c = c.Normalized()
 	errs = append(errs, c.Validate())
-	if !c.Development && c.SessionAPI.TokenFile == "" && len(c.SessionAPI.ServiceAccounts) == 0 &&
+	// Someone must be able to start sessions: the app through the session
+	// API, or the identity provider.
+	if !c.Development && !c.OIDC.Enabled() && c.SessionAPI.TokenFile == "" && len(c.SessionAPI.ServiceAccounts) == 0 &&
 		(getenv == nil || strings.TrimSpace(getenv("SILENTAUTH_API_TOKEN")) == "") {
-		errs = append(errs, errors.New("sessionAPI.tokenFile: required outside development unless SILENTAUTH_API_TOKEN or sessionAPI.serviceAccounts is set"))
+		errs = append(errs, errors.New("sessionAPI.tokenFile: required outside development unless SILENTAUTH_API_TOKEN, sessionAPI.serviceAccounts or oidc.issuerURL is set"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err

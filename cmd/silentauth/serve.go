@@ -390,6 +390,12 @@ func sessionAPIAuth(cfg config.Completed, getenv func(string) string, kube *rest
 		auths = append(auths, sessionapi.NewTokenReview(review, cfg.SessionAPI.Audience, cfg.SessionAPI.ServiceAccounts, time.Now))
 		log.Info("session API authentication", "method", "tokenreview", "audience", cfg.SessionAPI.Audience, "serviceAccounts", cfg.SessionAPI.ServiceAccounts)
 	}
+	if secret == "" && len(auths) == 0 && cfg.OIDC.Enabled() && !cfg.Development {
+		// Users log in through the provider; no app starts sessions.
+		log.Info("session API authentication", "method", "none", "note", "no caller configured: every call is refused; sessions start through provider login")
+		a.Authenticator = sessionapi.AnyOf()
+		return a, nil
+	}
 	if secret == "" && len(auths) == 0 {
 		if !cfg.Development {
 			return nil, errors.New("sessionAPI: set sessionAPI.tokenFile, SILENTAUTH_API_TOKEN or sessionAPI.serviceAccounts")

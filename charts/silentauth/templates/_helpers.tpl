@@ -98,8 +98,8 @@ repeated here for `--skip-schema-validation`.
 {{- $c := $v.config | default dict }}
 {{- $envToken := false }}
 {{- range $v.extraEnv }}{{ if eq .name "SILENTAUTH_API_TOKEN" }}{{ $envToken = true }}{{ end }}{{ end }}
-{{- if not (or (($c.sessionAPI | default dict).serviceAccounts) $v.sessionAPITokenSecret.name $envToken) }}
-{{- fail "no session-API caller: set config.sessionAPI.serviceAccounts to your login handlers' ServiceAccounts (--set 'config.sessionAPI.serviceAccounts={shop/web}'), or sessionAPITokenSecret.name to a Secret holding a bearer token. Without one nobody can start a session, and silentauth refuses to start" }}
+{{- if not (or (($c.sessionAPI | default dict).serviceAccounts) $v.sessionAPITokenSecret.name $envToken (($c.oidc | default dict).issuerURL)) }}
+{{- fail "no session-API caller: set config.sessionAPI.serviceAccounts to your login handlers' ServiceAccounts (--set 'config.sessionAPI.serviceAccounts={shop/web}'), sessionAPITokenSecret.name to a Secret holding a bearer token, or config.oidc.issuerURL for provider login. Without one nobody can start a session, and silentauth refuses to start" }}
 {{- end }}
 {{- $owned := list
   (list "listen.grpc.address" "ports.grpc")
