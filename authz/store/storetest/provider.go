@@ -157,33 +157,7 @@ func testProviderRefreshOnceAcrossReplicas(t *testing.T, st store.Store, clk *fa
 	if err != nil {
 		t.Fatal(err)
 	}
-	var (
-		start = make(chan struct{})
-		wg    sync.WaitGroup
-		got   [n]session.Issued
-		errs  [n]error
-	)
-	for i := range n {
-		m := replicas[i%2]
-		wg.Go(func() {
-			<-start
-			got[i], errs[i] = m.Refresh(context.Background(), s0.RefreshToken, "")
-		})
-	}
-	close(start)
-	wg.Wait()
-	rotated := 0
-	for i := range n {
-		if errs[i] != nil {
-			t.Fatalf("request %d: %v", i, errs[i])
-		}
-		if got[i].Rotated {
-			rotated++
-		}
-		if got[i].RefreshToken != got[0].RefreshToken || got[i].RefreshToken == s0.RefreshToken {
-			t.Fatalf("request %d got another successor", i)
-		}
-	}
+	successor, rotated := refreshAtOnce(t, n, s0.RefreshToken, func(i int) *session.Manager { return replicas[i%2] })
 	if rotated != 1 || p.Calls() != 1 || p.Reuses() != 0 {
 		t.Fatalf("%d rotated, %d provider calls, %d provider reuses; want 1, 1, 0", rotated, p.Calls(), p.Reuses())
 	}
@@ -200,7 +174,7 @@ func testProviderRefreshOnceAcrossReplicas(t *testing.T, st store.Store, clk *fa
 			f.Provider, f.ProviderRefreshAt, f.LeaseUntil, f.Generation, f.ProviderSID)
 	}
 	// The new provider tokens are not due yet: a plain rotation.
-	if s2, err := replicas[1].Refresh(t.Context(), got[0].RefreshToken, ""); err != nil || !s2.Rotated || p.Calls() != 1 {
+	if s2, err := replicas[1].Refresh(t.Context(), successor, ""); err != nil || !s2.Rotated || p.Calls() != 1 {
 		t.Fatalf("next refresh = rotated %t, %v, %d provider calls; want a rotation without the provider", s2.Rotated, err, p.Calls())
 	}
 }

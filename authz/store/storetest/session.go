@@ -102,33 +102,9 @@ func testSessionReplicas(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	}
 	bst := &barrierStore{Store: st, n: n}
 	bst.read.Add(n)
-	var (
-		start = make(chan struct{})
-		wg    sync.WaitGroup
-		got   [n]session.Issued
-		errs  [n]error
-	)
-	for i := range n {
-		m := session.New(bst, lifetimes, clk.Now) // one per replica
-		wg.Go(func() {
-			<-start
-			got[i], errs[i] = m.Refresh(context.Background(), s0.RefreshToken, "")
-		})
-	}
-	close(start)
-	wg.Wait()
-	rotated := 0
-	for i := range n {
-		if errs[i] != nil {
-			t.Fatalf("replica %d: %v", i, errs[i])
-		}
-		if got[i].Rotated {
-			rotated++
-		}
-		if got[i].RefreshToken != got[0].RefreshToken {
-			t.Fatalf("replica %d got a different successor", i)
-		}
-	}
+	_, rotated := refreshAtOnce(t, n, s0.RefreshToken, func(int) *session.Manager {
+		return session.New(bst, lifetimes, clk.Now) // one per replica
+	})
 	if rotated != 1 {
 		t.Fatalf("%d replicas rotated, want exactly 1", rotated)
 	}
@@ -300,4 +276,39 @@ func testSessionClaimsExact(t *testing.T, st store.Store, clk *fakeclock.Clock) 
 	if err != nil || !reflect.DeepEqual(f.Claims, claims()) {
 		t.Fatalf("stored claims = %#v, %v; want %#v", f.Claims, err, claims())
 	}
+}
+
+// refreshAtOnce presents the refresh token rt to n Refresh calls released
+// together, the i-th on replica(i) (called before the release). Every call
+// must succeed with one and the same successor, never rt itself; it
+// returns that successor and how many of the calls rotated.
+func refreshAtOnce(t *testing.T, n int, rt string, replica func(i int) *session.Manager) (successor string, rotated int) {
+	t.Helper()
+	var (
+		start = make(chan struct{})
+		wg    sync.WaitGroup
+		got   = make([]session.Issued, n)
+		errs  = make([]error, n)
+	)
+	for i := range n {
+		m := replica(i)
+		wg.Go(func() {
+			<-start
+			got[i], errs[i] = m.Refresh(context.Background(), rt, "")
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("request %d: %v", i, errs[i])
+		}
+		if got[i].Rotated {
+			rotated++
+		}
+		if got[i].RefreshToken != got[0].RefreshToken || got[i].RefreshToken == rt {
+			t.Fatalf("request %d got another successor", i)
+		}
+	}
+	return got[0].RefreshToken, rotated
 }
