@@ -32,8 +32,9 @@ var (
 	dexClient = dextest.Client{ID: "silentauth", Secret: dexClientSecret, RedirectURIs: []string{dexCallback}}
 )
 
-// startDex runs Dex with alice and silentauth's client.
-func startDex(t *testing.T) *dextest.Dex {
+// startDex runs Dex with alice and silentauth's client; its refresh-token
+// grants take refreshDelay longer (a slow provider).
+func startDex(t *testing.T, refreshDelay time.Duration) *dextest.Dex {
 	t.Helper()
 	dex := dextest.Start(t, dextest.Options{
 		Users:   []dextest.User{dexAlice},
@@ -41,6 +42,7 @@ func startDex(t *testing.T) *dextest.Dex {
 		// Long enough that only refreshInterval makes the tokens due.
 		IDTokenTTL:    time.Minute,
 		ReuseInterval: 3 * time.Second,
+		RefreshDelay:  refreshDelay,
 	})
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -175,7 +177,7 @@ func header(hs []*corev3.HeaderValueOption, name string) string {
 // it.
 func TestDexLoginWithTheBinary(t *testing.T) {
 	begin := time.Now()
-	dex := startDex(t)
+	dex := startDex(t, 0)
 	dir, _ := keyDir(t)
 	p := start(t, []string{"--config", dexConfig(t, dir, dex, "")}, "SILENTAUTH_OIDC_CLIENT_SECRET="+dexClientSecret)
 	client := p.authz(t)
@@ -258,12 +260,17 @@ func TestDexLoginWithTheBinary(t *testing.T) {
 // TestDexProviderRefreshOnceAcrossReplicas races the provider refresh over
 // two binaries sharing one Redis: at the moment the provider's tokens are
 // due, 50 requests with the same refresh cookie, spread over both, each
-// under the deadline Envoy would give. All are allowed with the same new
-// refresh cookie, and Dex sees exactly one refresh-token grant: one
-// request took the family's lease, the others waited for its commit.
+// under the deadline Envoy would give. Dex answers a refresh only after
+// providerDelay, so the requests arrive while the one refresh is in
+// flight. All are allowed with the same new refresh cookie, and Dex sees
+// exactly one refresh-token grant: one request took the family's lease,
+// the others waited for its commit.
 func TestDexProviderRefreshOnceAcrossReplicas(t *testing.T) {
+	// Well under oidc.providerTimeout (1.5s) and the requests' deadline
+	// (2s); far longer than firing the 50 requests takes.
+	const providerDelay = 500 * time.Millisecond
 	begin := time.Now()
-	dex := startDex(t)
+	dex := startDex(t, providerDelay)
 	srv := redistest.Start(t)
 	dir, _ := keyDir(t)
 	cfg := dexConfig(t, dir, dex, "store:\n  backend: redis\n  redis:\n    addrs: ["+srv.Addr()+"]\n")
@@ -288,6 +295,7 @@ func TestDexProviderRefreshOnceAcrossReplicas(t *testing.T) {
 	var wg sync.WaitGroup
 	rts := make([]string, n)
 	emails := make([]string, n)
+	waited := make([]bool, n)
 	fire := time.Now()
 	for i := range n {
 		wg.Add(1)
@@ -296,7 +304,11 @@ func TestDexProviderRefreshOnceAcrossReplicas(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second) // Envoy's timeout
 			defer cancel()
 			cr := envoyRequest("GET", "/api", "cookie", cookieHdr, "sec-fetch-site", "same-origin", "sec-fetch-mode", "cors")
+			sent := time.Now()
 			resp, err := clients[i%2].Check(ctx, cr)
+			// Answered at least half the provider's delay after it was
+			// sent: it came while the refresh was in flight, and waited.
+			waited[i] = time.Since(sent) >= providerDelay/2
 			if err != nil || resp.GetOkResponse() == nil {
 				t.Errorf("request %d (replica %d): %v %v", i, i%2, resp, err)
 				return
@@ -317,13 +329,22 @@ func TestDexProviderRefreshOnceAcrossReplicas(t *testing.T) {
 			t.Errorf("request %d: upstream x-user-email %q", i, emails[i])
 		}
 	}
+	inFlight := 0
+	for _, w := range waited {
+		if w {
+			inFlight++
+		}
+	}
 	var rotations, graces float64
 	for _, p := range procs {
 		rotations += p.metric(t, `silentauth_check_decisions_total{decision="allow",reason="refreshed"}`)
 		graces += p.metric(t, `silentauth_check_decisions_total{decision="allow",reason="refreshed_grace"}`)
 	}
-	t.Logf("%d requests over 2 replicas in %v: %d successor(s), %v rotation(s), %v grace answers; Dex token requests %v",
-		n, took.Round(time.Millisecond), len(distinct), rotations, graces, dex.TokenRequests())
+	t.Logf("%d requests over 2 replicas in %v, %d of them during the refresh at Dex: %d successor(s), %v rotation(s), %v grace answers; Dex token requests %v",
+		n, took.Round(time.Millisecond), inFlight, len(distinct), rotations, graces, dex.TokenRequests())
+	if inFlight < n/2 {
+		t.Fatalf("only %d of %d requests arrived while the provider refresh was in flight: the race was not run", inFlight, n)
+	}
 	if len(distinct) != 1 || distinct[""] != 0 || distinct[rt] != 0 {
 		t.Fatalf("want one new refresh cookie for all %d requests, got %d distinct", n, len(distinct))
 	}
