@@ -54,8 +54,9 @@ shutdown:
 `
 
 const (
-	dexAccessTTL = 4 * time.Second // tokens.accessTTL above
-	dexReuse     = 2 * time.Second // Dex's refresh-token reuse interval
+	dexAccessTTL       = 4 * time.Second // tokens.accessTTL above
+	dexRefreshInterval = 3 * time.Second // oidc.refreshInterval above
+	dexReuse           = 2 * time.Second // Dex's refresh-token reuse interval
 )
 
 var dexAlice = dextest.User{Email: "alice@example.com", Password: "wonderland", Username: "alice", UserID: "u-alice"}
@@ -152,7 +153,8 @@ func jsString(s string) string {
 // who the user is. The page then stays in use over several access-token
 // lifetimes: every request succeeds while the provider's tokens are
 // refreshed inside our rotation (Dex sees refresh-token grants, none
-// refused). Then two tabs of another browser open two pages, both reach
+// refused), and parallel requests at the moment both are due make one
+// provider refresh. Then two tabs of another browser open two pages, both reach
 // Dex's form before either submits, and both end on their own page signed
 // in.
 func TestDexLoginInBrowser(t *testing.T) {
@@ -244,6 +246,7 @@ func TestDexLoginInBrowser(t *testing.T) {
 	lastRT := jar["__Host-sa-rt"].Value
 	rotations, calls := 0, 0
 	loggedIn := time.Now()
+	grants, grantSeen := 0, loggedIn // the provider's tokens were obtained no later than grantSeen
 	deadline := loggedIn.Add(60 * time.Second)
 	for rotations < 3 || s.dex.RefreshGrants() < 2 || time.Since(loggedIn) < 3*dexAccessTTL {
 		if time.Now().After(deadline) {
@@ -254,6 +257,9 @@ func TestDexLoginInBrowser(t *testing.T) {
 		calls++
 		checkResult(r, "request "+strconv.Itoa(calls))
 		noFailedGrant()
+		if g := s.dex.RefreshGrants(); g != grants {
+			grants, grantSeen = g, time.Now()
+		}
 		if rt := jarOf(b)["__Host-sa-rt"].Value; rt != lastRT {
 			lastRT = rt
 			rotations++
@@ -262,6 +268,26 @@ func TestDexLoginInBrowser(t *testing.T) {
 		// The pace of a user clicking around, not a wait for a condition.
 		time.Sleep(700 * time.Millisecond)
 	}
+	// Parallel requests once both our access token and the provider's
+	// tokens are due: all succeed, and Dex sees exactly one more
+	// refresh-token grant (one request refreshed the provider's tokens,
+	// the others got its result).
+	time.Sleep(time.Until(grantSeen.Add(dexRefreshInterval + 200*time.Millisecond)))
+	before := s.dex.RefreshGrants()
+	var batch []dexResult
+	must(p.eval(ctx, "parallel(8)", &batch))
+	if len(batch) != 8 {
+		t.Fatalf("parallel: %d results", len(batch))
+	}
+	for i, r := range batch {
+		checkResult(r, "parallel request "+strconv.Itoa(i+1))
+	}
+	if got := s.dex.RefreshGrants() - before; got != 1 {
+		t.Fatalf("8 parallel requests with the provider's tokens due made %d refresh grants at Dex; want 1", got)
+	}
+	noFailedGrant()
+	t.Logf("%5.1fs: 8 parallel requests with both our and the provider's tokens due: all allowed, one grant at Dex", time.Since(start).Seconds())
+
 	// The page loads again, still signed in.
 	must(p.navigate(ctx, s.origin+first))
 	must(p.waitFor(ctx, "the page again, still signed in", signedIn(first), 20*time.Second))
