@@ -3,6 +3,7 @@ package browser
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -154,7 +155,7 @@ func jsString(s string) string {
 // lifetimes: every request succeeds while the provider's tokens are
 // refreshed inside our rotation (Dex sees refresh-token grants, none
 // refused), and parallel requests at the moment both are due make one
-// provider refresh. Then two tabs of another browser open two pages, both reach
+// provider refresh; logout ends the session. Then two tabs of another browser open two pages, both reach
 // Dex's form before either submits, and both end on their own page signed
 // in.
 func TestDexLoginInBrowser(t *testing.T) {
@@ -295,6 +296,31 @@ func TestDexLoginInBrowser(t *testing.T) {
 	shot(p, "dex-03-after-provider-refresh.png")
 	t.Logf("%5.1fs: %d requests over %.1fs, %d rotations, %d provider refreshes at Dex, none refused",
 		time.Since(start).Seconds(), calls, time.Since(loggedIn).Seconds(), rotations, s.dex.RefreshGrants())
+
+	// Log out with the page's form: the session's cookies are cleared
+	// (without policy.loginURL the answer is 204, so the page stays), and
+	// the next page load starts a new login at Dex.
+	loggedOut := jarOf(b)["__Host-sa-rt"].Value
+	must(p.eval(ctx, "document.getElementById('logoutbtn').click()", nil))
+	for cleared := time.Now().Add(15 * time.Second); len(jarOf(b)) != 0; {
+		if time.Now().After(cleared) {
+			t.Fatalf("after logout the jar still holds %v", names(jarOf(b)))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The session is revoked, not only forgotten by the browser.
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.origin+"/api/me", nil)
+	req.Header.Set("Cookie", "__Host-sa-rt="+loggedOut)
+	resp, err := http.DefaultClient.Do(req)
+	must(err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.Contains(string(body), "refresh_revoked") {
+		t.Fatalf("the refresh cookie of the logged-out session: %d %s", resp.StatusCode, body)
+	}
+	must(p.navigate(ctx, s.origin+first))
+	must(p.waitFor(ctx, "Dex's login form after logout", atDexForm(s.dex), 20*time.Second))
+	noFailedGrant()
 
 	// 4. Two tabs of another browser (a fresh jar) log in at once: both
 	// open a page and reach Dex's form before either submits.
