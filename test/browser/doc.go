@@ -8,11 +8,18 @@
 // access-token expiries (time really passes: a browser cannot use a fake
 // clock, so the lifetimes are seconds), fires parallel requests at the
 // moment of expiry, is attacked by a same-site page on another port, and
-// logs out. The cookie jar is read from the browser itself. Without a
+// logs out. The cookie jar is read from the browser itself.
+//
+// Provider login runs in the browser too (TestDexLoginInBrowser): a real
+// Dex (internal/testenv/dextest) is the OpenID Connect provider; Chromium
+// fills in Dex's login form, lands back on the page it first asked for, and
+// keeps the session while silentauth refreshes Dex's tokens inside its own
+// rotation; two tabs log in at once. Without a
 // browser, the same answers are checked through nginx and through Caddy
 // (manifests/proxies/caddy/Caddyfile).
 //
-// nginx, chromium and caddy come from `make tools` (scripts/tools/browser.sh).
+// nginx, chromium and caddy come from `make tools` (scripts/tools/browser.sh),
+// and so does dex.
 // Without them the tests are skipped, or fail when
 // SILENTAUTH_REQUIRE_INTEGRATION=1 (CI). Screenshots of the key moments are
 // kept in the test's temporary folder, or in test/browser/artifacts/ when

@@ -223,25 +223,37 @@ type nginx struct {
 // directory, and stops it when t ends.
 func startNginx(t *testing.T, conf string) *nginx {
 	t.Helper()
+	var n *nginx
+	// The free port is found by listening and closing, so another process
+	// could take it first: try a few.
+	for attempt := 0; attempt < 3; attempt++ {
+		if n = startNginxOn(t, conf, freePort(t)); n != nil {
+			return n
+		}
+	}
+	t.Fatalf("nginx: no free port after 3 tries")
+	return nil
+}
+
+// startNginxOn is startNginx on the given port, for a test that must name
+// the origin before nginx starts (a provider's registered redirect URI).
+// It returns nil when another process took the port first.
+func startNginxOn(t *testing.T, conf string, port int) *nginx {
+	t.Helper()
 	dir := t.TempDir()
 	for _, sub := range []string{"logs", "tmp"} {
 		if err := os.Mkdir(filepath.Join(dir, sub), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	var n *nginx
-	// The free port is found by listening and closing, so another process
-	// could take it first: try a few.
-	for attempt := 0; attempt < 3; attempt++ {
-		port := freePort(t)
-		n = &nginx{addr: "127.0.0.1:" + strconv.Itoa(port), logs: &logbuf.Buffer{}}
-		user := ""
-		if os.Geteuid() == 0 {
-			// Workers would otherwise run as nobody and could not read
-			// the test's private folders.
-			user = "user root;"
-		}
-		full := fmt.Sprintf(`%s
+	n := &nginx{addr: "127.0.0.1:" + strconv.Itoa(port), logs: &logbuf.Buffer{}}
+	user := ""
+	if os.Geteuid() == 0 {
+		// Workers would otherwise run as nobody and could not read
+		// the test's private folders.
+		user = "user root;"
+	}
+	full := fmt.Sprintf(`%s
 worker_processes 1;
 events { worker_connections 256; }
 http {
@@ -254,18 +266,17 @@ http {
 %[3]s
 }
 `, user, dir, strings.ReplaceAll(conf, "LISTEN", n.addr))
-		confPath := filepath.Join(dir, "nginx.conf")
-		if err := os.WriteFile(confPath, []byte(full), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(tools.nginx, "-p", dir, "-e", "stderr", "-c", confPath,
-			"-g", "daemon off; error_log stderr; pid "+filepath.Join(dir, "nginx.pid")+";")
-		d := daemon{name: "nginx", addr: n.addr, ready: 10 * time.Second, quit: syscall.SIGQUIT, inUse: "Address already in use"}
-		if d.run(t, cmd, n.logs) {
-			return n
-		}
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(full), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("nginx: no free port after 3 tries\n%s", n.logs.String())
+	cmd := exec.Command(tools.nginx, "-p", dir, "-e", "stderr", "-c", confPath,
+		"-g", "daemon off; error_log stderr; pid "+filepath.Join(dir, "nginx.pid")+";")
+	d := daemon{name: "nginx", addr: n.addr, ready: 10 * time.Second, quit: syscall.SIGQUIT, inUse: "Address already in use"}
+	if d.run(t, cmd, n.logs) {
+		return n
+	}
+	t.Logf("nginx: port %d taken:\n%s", port, n.logs.String())
 	return nil
 }
 

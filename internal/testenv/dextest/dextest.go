@@ -83,12 +83,17 @@ type Options struct {
 	// limit (Dex's default).
 	ValidIfNotUsedFor time.Duration
 	AbsoluteLifetime  time.Duration
+
+	// RefreshDelay holds every refresh-token grant this long at the proxy
+	// before relaying it to Dex: a slow provider, so that a test can have
+	// other requests arrive while one refresh is in flight. Zero: none.
+	RefreshDelay time.Duration
 }
 
 // TokenRequest is one POST to the token endpoint that the proxy relayed.
 type TokenRequest struct {
 	GrantType string // the form's grant_type: "authorization_code", "refresh_token", …
-	Status    int    // Dex's HTTP status: 200, or 400/401 with an OAuth error
+	Status    int    // Dex's HTTP status: 200, or 400/401 with an OAuth error; 0 when the client gave up during RefreshDelay
 }
 
 // Dex is one running Dex. Its methods are safe for concurrent use.
@@ -117,7 +122,7 @@ func Start(t testing.TB, o Options) *Dex {
 	// The proxy's listener is bound first, so the issuer (which Dex must
 	// know before it starts) is the proxy's address.
 	var dexURL atomic.Pointer[url.URL] // where Dex listens, set before each launch
-	d.proxy = httptest.NewServer(front(&httputil.ReverseProxy{
+	d.proxy = httptest.NewServer(d.front(o.RefreshDelay, &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(dexURL.Load())
 			r.Out.Host = r.In.Host
@@ -267,8 +272,9 @@ func config(issuer string, o Options) (map[string]any, error) {
 }
 
 // front is the proxy's handler: it reads the grant_type of a token request
-// before relaying it, for record.
-func front(rp *httputil.ReverseProxy) http.Handler {
+// before relaying it, for record, and holds a refresh-token grant for
+// refreshDelay.
+func (d *Dex) front(refreshDelay time.Duration, rp *httputil.ReverseProxy) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && r.URL.Path == "/dex/token" {
 			body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
@@ -279,6 +285,18 @@ func front(rp *httputil.ReverseProxy) http.Handler {
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			form, _ := url.ParseQuery(string(body))
 			r = r.WithContext(context.WithValue(r.Context(), grantKey{}, form.Get("grant_type")))
+			if form.Get("grant_type") == "refresh_token" && refreshDelay > 0 {
+				select {
+				case <-time.After(refreshDelay):
+				case <-r.Context().Done():
+					// The client gave up: nothing reaches Dex, but the
+					// attempt is counted (status 0).
+					d.mu.Lock()
+					d.requests = append(d.requests, TokenRequest{GrantType: "refresh_token"})
+					d.mu.Unlock()
+					return
+				}
+			}
 		}
 		rp.ServeHTTP(w, r)
 	})

@@ -180,3 +180,46 @@ func idClaims(t *testing.T, tok *oauth2.Token) map[string]any {
 	}
 	return claims
 }
+
+// TestRefreshDelay holds a refresh-token grant at the proxy for
+// RefreshDelay, and counts one the client abandoned during it.
+func TestRefreshDelay(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	dex := dextest.Start(t, dextest.Options{Users: []dextest.User{alice}, Clients: []dextest.Client{client}, RefreshDelay: delay})
+	conf := &oauth2.Config{
+		ClientID: client.ID, ClientSecret: client.Secret, RedirectURL: redirectURI,
+		Scopes:   []string{"openid", "email", "offline_access"},
+		Endpoint: oauth2.Endpoint{AuthURL: dex.Issuer() + "/auth", TokenURL: dex.Issuer() + "/token", AuthStyle: oauth2.AuthStyleInHeader},
+	}
+	verifier := oauth2.GenerateVerifier()
+	callback := dex.Login(t, conf.AuthCodeURL("st4te", oauth2.S256ChallengeOption(verifier)), alice.Email, alice.Password)
+	began := time.Now()
+	tok, err := conf.Exchange(context.Background(), callback.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took >= delay {
+		t.Errorf("the code exchange took %v: only refresh grants are delayed", took)
+	}
+	began = time.Now()
+	if _, err := conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took < delay {
+		t.Errorf("the refresh took %v; want at least RefreshDelay, %v", took, delay)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), delay/3)
+	defer cancel()
+	if _, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+		t.Fatal("a refresh abandoned within RefreshDelay succeeded")
+	}
+	// The abandoned one is recorded when the proxy sees the client go.
+	deadline := time.Now().Add(5 * time.Second)
+	for dex.RefreshGrants() != 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	want := []dextest.TokenRequest{{"authorization_code", 200}, {"refresh_token", 200}, {"refresh_token", 0}}
+	if got := dex.TokenRequests(); !slices.Equal(got, want) {
+		t.Errorf("token requests %v; want %v", got, want)
+	}
+}
