@@ -216,7 +216,7 @@ func (e *route) callback(ctx context.Context, r *Request, jar cookie.Jar) Decisi
 			}
 		})
 	}
-	provider, err := login.Tokens.MarshalBinary()
+	provider, err := kept(login.Tokens).MarshalBinary()
 	if err != nil {
 		return denyFlow(err)
 	}
@@ -261,6 +261,15 @@ func safeReturn(p string) string {
 	return p
 }
 
+// kept is what a family keeps of the provider's tokens: the refresh token
+// (to refresh), the ID token (the logout hint) and the access token's
+// expiry (when to refresh). The access token itself is never used after
+// the login and is not stored: it would double what a family costs.
+func kept(t oidc.Tokens) oidc.Tokens {
+	t.AccessToken = ""
+	return t
+}
+
 // ProviderTokens refreshes the identity provider's tokens of a session.
 type ProviderTokens interface {
 	Refresh(ctx context.Context, t oidc.Tokens) (oidc.Tokens, error)
@@ -303,7 +312,7 @@ func (r providerRefresher) RefreshProvider(ctx context.Context, f *store.Family)
 	case err != nil:
 		return nil, time.Time{}, fmt.Errorf("%w: %w", session.ErrProviderUnavailable, err)
 	}
-	b, err := next.MarshalBinary()
+	b, err := kept(next).MarshalBinary()
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("%w: %w", session.ErrProviderUnavailable, err)
 	}

@@ -159,6 +159,7 @@ func TestOIDCLoginCompletes(t *testing.T) {
 	if len(f.Provider) == 0 || f.ProviderRefreshAt.IsZero() {
 		t.Fatalf("family keeps no provider tokens: %d bytes, refresh at %v", len(f.Provider), f.ProviderRefreshAt)
 	}
+	t.Logf("provider tokens sealed in the family: %d bytes (sid %d bytes)", len(f.Provider), len(f.ProviderSID))
 	for _, tok := range lr.op.IssuedTokens() {
 		if bytes.Contains(f.Provider, []byte(tok)) {
 			t.Fatalf("the family holds a provider token in clear")
