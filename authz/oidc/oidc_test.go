@@ -297,10 +297,16 @@ func TestOIDCRefreshProviderFaultsAreUnavailable(t *testing.T) {
 			t.Fatal(err)
 		}
 		rig.SetFault(fault)
+		before := rig.Grants()["refresh_token"]
 		// The hang ends by the client's providerTimeout (300ms here), the
 		// only deadline: the context never ends.
 		if _, err := p.Refresh(context.Background(), l.Tokens); !errors.Is(err, oidc.ErrUnavailable) {
 			t.Errorf("fault %d: err = %v, want ErrUnavailable", fault, err)
+		}
+		// Presented once: a failed request is never sent again in another
+		// client-authentication style (x/oauth2's auto-detection would).
+		if n := rig.Grants()["refresh_token"] - before; n != 1 {
+			t.Errorf("fault %d: the provider saw the refresh token %d times, want once", fault, n)
 		}
 		rig.SetFault(oidctest.NoFault)
 		// The refused answer spent nothing: the token still works.

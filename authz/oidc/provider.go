@@ -197,7 +197,8 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 		return nil, fmt.Errorf("oidc: discovery at %s/.well-known/openid-configuration failed: %w", strings.TrimSuffix(issuer, "/"), err)
 	}
 	var meta struct {
-		Algs []string `json:"id_token_signing_alg_values_supported"`
+		Algs        []string `json:"id_token_signing_alg_values_supported"`
+		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
 	}
 	if err := gp.Claims(&meta); err != nil {
 		return nil, fmt.Errorf("oidc: discovery at %s: %w", issuer, err)
@@ -207,6 +208,7 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 		algs = []string{gooidc.RS256}
 	}
 	ep := gp.Endpoint()
+	ep.AuthStyle = authStyle(meta.AuthMethods, p.secret)
 	if ep.AuthURL == "" || ep.TokenURL == "" {
 		return nil, fmt.Errorf("oidc: discovery at %s lists no authorization or token endpoint", issuer)
 	}
@@ -224,6 +226,26 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 		},
 		algs: algs,
 	}, nil
+}
+
+// authStyle fixes how the client authenticates at the token endpoint,
+// from what discovery lists (client_secret_basic when listed or when
+// nothing is listed, its default in OpenID Connect Discovery; else
+// client_secret_post; a public client sends its id in the form). Never
+// x/oauth2's auto-detection: it sends a request that failed (a timeout
+// included) a second time in the other style, which presents a one-time
+// code or refresh token twice, and a provider may take that for theft.
+func authStyle(methods []string, secret string) oauth2.AuthStyle {
+	switch {
+	case secret == "":
+		return oauth2.AuthStyleInParams
+	case len(methods) == 0 || slices.Contains(methods, "client_secret_basic"):
+		return oauth2.AuthStyleInHeader
+	case slices.Contains(methods, "client_secret_post"):
+		return oauth2.AuthStyleInParams
+	default:
+		return oauth2.AuthStyleInHeader
+	}
 }
 
 // allowedAlgs keeps the listed algorithms we accept for ID tokens: never
