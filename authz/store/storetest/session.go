@@ -162,7 +162,7 @@ func testSessionRevokeSubject(t *testing.T, st store.Store, clk *fakeclock.Clock
 	if err := m.Logout(ctx, alice[0].RefreshToken); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := m.RevokeSubject(ctx, "alice"); n != 2 || err != nil {
+	if n, err := m.RevokeSubject(ctx, "alice", session.CauseAdmin); n != 2 || err != nil {
 		t.Fatalf("RevokeSubject = %d, %v; want 2 (one was already revoked)", n, err)
 	}
 	fams, err := m.List(ctx, "alice")
