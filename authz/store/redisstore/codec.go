@@ -356,7 +356,6 @@ func (r *reader) fail(what string) {
 	r.b = nil
 }
 
-
 func (r *reader) uvarint() uint64 {
 	v, n := binary.Uvarint(r.b)
 	if n <= 0 {
