@@ -9,6 +9,7 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -101,8 +102,12 @@ func kubeTokenRequest(ctx context.Context, o kubeOptions, namespace, name, audie
 	if err != nil {
 		return "", err
 	}
+	// Do, not DoRaw: Do decodes a refusal's Status into the error.
 	raw, err := client.Post().Namespace(namespace).Resource("serviceaccounts").Name(name).SubResource("token").
-		SetHeader("Content-Type", "application/json").Body(body).DoRaw(ctx)
+		SetHeader("Content-Type", "application/json").Body(body).Do(ctx).Raw()
+	if apierrors.IsForbidden(err) {
+		return "", fmt.Errorf("%w\nYou need create on serviceaccounts/token for %s (kubectl auth can-i create serviceaccounts --subresource=token -n %s), or pass a token with --token-file", err, name, namespace)
+	}
 	if err != nil {
 		return "", err
 	}
