@@ -78,6 +78,15 @@
 // replicas, and commits both in one compare-and-swap. See WithProvider for
 // the rules.
 //
+// # Revocation
+//
+// A family ends for one of a closed set of causes (CauseReuse,
+// CauseLogout, CauseBackChannel, CauseAdmin, CauseProvider), stored as its
+// RevokeReason. Revoke ends one family, RevokeSubject every family of a
+// user, RevokeSID every family started from one provider session
+// (back-channel logout). The OnRevoke hook hears of each family once, from
+// the Manager whose compare-and-swap revoked it.
+//
 // Store failures other than the store sentinels are returned wrapped with
 // %w and match none of this package's sentinels. After one, Failing
 // reports true for a few seconds, so callers can skip optional refreshes.

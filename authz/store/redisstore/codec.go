@@ -268,9 +268,10 @@ func decode(id string, b []byte) (*store.Family, error) {
 	f.CurrentSeen = true // a record without the fields below predates them
 	if len(r.b) > 0 {
 		f.Generation = r.uvarint()
+		left := len(r.b)
 		flags := r.uvarint()
-		if flags&^flagsKnown != 0 {
-			r.fail("flags")
+		if flags&^flagsKnown != 0 || left-len(r.b) != len(binary.AppendUvarint(nil, flags)) {
+			r.fail("flags") // unknown bits, or an overlong varint: one encoding only
 		}
 		var tag []byte
 		if flags&flagSIDTag != 0 {

@@ -187,6 +187,10 @@ func TestDecodeRejectsBadSIDTag(t *testing.T) {
 	if _, err := decode("x", append(forged, tg[:]...)); err == nil {
 		t.Error("a sid tag without a sid decoded")
 	}
+	overlong := append(append([]byte(nil), plain[:len(plain)-1]...), plain[len(plain)-1]|0x80, 0x00)
+	if _, err := decode("x", overlong); err == nil || !strings.Contains(err.Error(), "flags") {
+		t.Errorf("overlong flags: %v", err)
+	}
 	unknown := append(append([]byte(nil), plain[:len(plain)-1]...), plain[len(plain)-1]|0x80, 0x04)
 	if _, err := decode("x", unknown); err == nil || !strings.Contains(err.Error(), "flags") {
 		t.Errorf("unknown flag bit 9: %v", err)
