@@ -265,9 +265,12 @@ func (m *Manager) revokeGrant(ctx context.Context, leased *store.Family, cause e
 			return errAgain
 		case f.RevokedAt.IsZero():
 			next := *f
-			next.RevokedAt, next.RevokeReason = m.now(), reasonProvider
+			next.RevokedAt, next.RevokeReason = m.now(), CauseProvider
 			next.Version = f.Version + 1
 			err := m.swap(ctx, f.Version, &next)
+			if err == nil {
+				m.revoked(&next)
+			}
 			switch {
 			case errors.Is(err, store.ErrConflict):
 				g, err := m.get(ctx, f.ID)

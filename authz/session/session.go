@@ -78,6 +78,15 @@
 // replicas, and commits both in one compare-and-swap. See WithProvider for
 // the rules.
 //
+// # Revocation
+//
+// A family ends for one of a closed set of causes (CauseReuse,
+// CauseLogout, CauseBackChannel, CauseAdmin, CauseProvider), stored as its
+// RevokeReason. Revoke ends one family, RevokeSubject every family of a
+// user, RevokeSID every family started from one provider session
+// (back-channel logout). The OnRevoke hook hears of each family once, from
+// the Manager whose compare-and-swap revoked it.
+//
 // Store failures other than the store sentinels are returned wrapped with
 // %w and match none of this package's sentinels. After one, Failing
 // reports true for a few seconds, so callers can skip optional refreshes.
@@ -98,6 +107,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/sync/singleflight"
 
@@ -119,7 +130,7 @@ var (
 	ErrOtherPolicy = errors.New("session: family started for another policy") // changes nothing
 	// ErrProviderGrant: the identity provider ended the grant behind the
 	// family (its refresh token was refused as invalid): the family is
-	// now revoked, RevokeReason "provider".
+	// now revoked, RevokeReason CauseProvider.
 	ErrProviderGrant = errors.New("session: the identity provider ended the grant")
 	// ErrProviderUnavailable: the identity provider, or the request that
 	// holds the family's provider lease, could not answer in time. Nothing
@@ -144,14 +155,80 @@ func (e *ReuseError) Error() string {
 // Is makes errors.Is(err, ErrReuse) hold.
 func (e *ReuseError) Is(target error) bool { return target == ErrReuse }
 
-// Revocation reasons written to store.Family.RevokeReason.
+// Causes of a revocation: a closed set, written to
+// store.Family.RevokeReason, passed to the OnRevoke hook and used as a
+// metric label.
 const (
-	reasonLogout   = "logout"
-	reasonReuse    = "reuse"
-	reasonAPI      = "api"
-	reasonSubject  = "subject"
-	reasonProvider = "provider"
+	CauseReuse       = "reuse"       // a superseded refresh token came back (RFC 9700 §4.14.2)
+	CauseLogout      = "logout"      // the user logged out (the logout endpoint)
+	CauseBackChannel = "backchannel" // the identity provider's back-channel logout named the session
+	CauseAdmin       = "admin"       // an operator: session API or kubectl plugin
+	CauseProvider    = "provider"    // the identity provider ended the grant (its refresh token was refused)
 )
+
+// Causes lists every cause, for metrics created up front.
+func Causes() []string {
+	return []string{CauseReuse, CauseLogout, CauseBackChannel, CauseAdmin, CauseProvider}
+}
+
+// CauseOf maps a stored RevokeReason onto the closed set of causes:
+// records revoked before it was closed say "api" or "subject" (both an
+// operator's doing, CauseAdmin). Anything else unknown reads "" (and a
+// live family's empty reason too).
+func CauseOf(reason string) string {
+	switch reason {
+	case "api", "subject":
+		return CauseAdmin
+	case CauseReuse, CauseLogout, CauseBackChannel, CauseAdmin, CauseProvider:
+		return reason
+	}
+	return ""
+}
+
+// Revocation is one family becoming revoked, as told to the OnRevoke hook.
+// It holds no token material.
+type Revocation struct {
+	Cause       string // one of the Cause constants
+	Subject     string
+	Family      string // the family id (the access token's sid)
+	ProviderSID string // the identity provider's session id, "" without provider login
+	Generation  uint64 // the family's current generation when it was revoked
+}
+
+// OnRevoke has f called once for every family that this Manager revokes,
+// whatever the cause (reuse, logout, back-channel logout, an operator,
+// the provider ending the grant), right after the revocation is stored,
+// and never twice for one family: a family someone else revoked first is
+// not reported again. f is called synchronously and concurrently and must
+// not block (a log line, a counter).
+func OnRevoke(f func(Revocation)) Option {
+	return func(m *Manager) { m.onRevoke = f }
+}
+
+// Bounds of the descriptive fields of Login (store.Family.UserAgent and
+// ClientAddress): they come from request headers, and are kept per
+// session.
+const (
+	MaxUserAgent     = 256
+	MaxClientAddress = 64
+)
+
+// clean returns s without control characters or invalid UTF-8, cut to at
+// most max bytes on a character boundary: listings show it to operators
+// (a terminal, a log), so nothing in it may steer them.
+func clean(s string, max int) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			continue // bidi overrides and zero-width characters too
+		}
+		if b.Len()+utf8.RuneLen(r) > max {
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
 
 const (
 	// maxSecrets caps store.Family.Secrets. A secret older than that many
@@ -271,6 +348,7 @@ type Manager struct {
 	provider ProviderRefresher
 	lease    time.Duration
 	flights  flights
+	onRevoke func(Revocation) // nil: nobody listens
 }
 
 // flights holds the state of each singleflight call in progress, shared by
@@ -396,6 +474,12 @@ type Login struct {
 	Provider          []byte
 	ProviderSID       string
 	ProviderRefreshAt time.Time
+	// UserAgent and ClientAddress describe where the login came from (the
+	// request's User-Agent and client IP), shown in session listings;
+	// empty when unknown. Control characters are dropped and they are cut
+	// to MaxUserAgent and MaxClientAddress bytes.
+	UserAgent     string
+	ClientAddress string
 }
 
 // StartLogin creates a family for l and returns its first refresh token
@@ -414,7 +498,10 @@ func (m *Manager) StartLogin(ctx context.Context, l Login) (Issued, error) {
 		Provider:          l.Provider,
 		ProviderSID:       l.ProviderSID,
 		ProviderRefreshAt: l.ProviderRefreshAt,
+		UserAgent:         clean(l.UserAgent, MaxUserAgent),
+		ClientAddress:     clean(l.ClientAddress, MaxClientAddress),
 		CreatedAt:         now,
+		LastUsedAt:        now,
 		IdleExpiresAt:     minTime(now.Add(m.l.Idle), absolute),
 		AbsoluteExpiresAt: absolute,
 		Secrets:           [][]byte{hashSecret(secret[:])},
@@ -638,6 +725,7 @@ func (m *Manager) rotate(f *store.Family, t token, now time.Time) (*store.Family
 	next.PreviousUntil = now.Add(m.l.Grace)
 	next.Successor = sealed
 	next.IdleExpiresAt = minTime(now.Add(m.l.Idle), f.AbsoluteExpiresAt)
+	next.LastUsedAt = now
 	next.Generation = f.Generation + 1
 	next.CurrentSeen = false
 	next.Version = f.Version + 1
@@ -648,7 +736,7 @@ func (m *Manager) rotate(f *store.Family, t token, now time.Time) (*store.Family
 // returns a *ReuseError, or the store fault that prevented the revocation
 // (then the family is not revoked and saying ErrReuse would be a lie).
 func (m *Manager) revokeReuse(ctx context.Context, f *store.Family, i int) error {
-	if _, err := m.revoke(ctx, f, reasonReuse); err != nil && !errors.Is(err, ErrUnknown) {
+	if _, err := m.revoke(ctx, f, CauseReuse); err != nil && !errors.Is(err, ErrUnknown) {
 		return err
 	}
 	e := &ReuseError{Subject: f.Subject, Family: f.ID, Current: f.Generation}
@@ -683,7 +771,7 @@ func (m *Manager) Logout(ctx context.Context, rt string) error {
 	}
 	switch i, st := m.standing(f, hashSecret(t.secret[:]), m.now()); st {
 	case current, replay:
-		_, err := m.revoke(ctx, f, reasonLogout)
+		_, err := m.revoke(ctx, f, CauseLogout)
 		return err
 	case reuse:
 		return m.revokeReuse(ctx, f, i)
@@ -779,10 +867,14 @@ func (m *Manager) fault(err error) error {
 	return err
 }
 
-// Revoke revokes family id (session API). ErrUnknown if absent. Revoking a
-// revoked family is a no-op that keeps the first reason. An empty reason
-// reads "api".
-func (m *Manager) Revoke(ctx context.Context, id, reason string) error {
+// Revoke revokes family id for cause (one of the Cause constants, else an
+// error; "" reads CauseAdmin). ErrUnknown if absent. Revoking a revoked family is a
+// no-op that keeps the first cause.
+func (m *Manager) Revoke(ctx context.Context, id, cause string) error {
+	cause = cmp.Or(cause, CauseAdmin)
+	if CauseOf(cause) != cause {
+		return fmt.Errorf("session: revoke: unknown cause %q", cause)
+	}
 	if !validID(id) {
 		return ErrUnknown // cannot exist: spare the store
 	}
@@ -792,19 +884,50 @@ func (m *Manager) Revoke(ctx context.Context, id, reason string) error {
 	if err != nil {
 		return err
 	}
-	_, err = m.revoke(ctx, f, cmp.Or(reason, reasonAPI))
+	_, err = m.revoke(ctx, f, cause)
 	return err
 }
 
-// RevokeSubject revokes every live family of subject, one by one, and
-// returns how many it revoked. Families already revoked or expired are
-// skipped and not counted. A failure on one family does not stop the
-// others; the failures are returned joined.
-func (m *Manager) RevokeSubject(ctx context.Context, subject string) (int, error) {
+// RevokeSubject revokes every live family of subject for cause (""
+// reads CauseAdmin), one by one, and returns how many it revoked.
+// Families already revoked or expired are skipped and not counted. A
+// failure on one family does not stop the others; the failures are
+// returned joined.
+func (m *Manager) RevokeSubject(ctx context.Context, subject, cause string) (int, error) {
+	cause = cmp.Or(cause, CauseAdmin)
+	if CauseOf(cause) != cause {
+		return 0, fmt.Errorf("session: revoke subject: unknown cause %q", cause)
+	}
 	fams, err := m.st.Subject(ctx, subject)
 	if err != nil {
 		return 0, m.fault(fmt.Errorf("session: revoke subject: %w", err))
 	}
+	return m.revokeAll(ctx, fams, cause)
+}
+
+// RevokeSID revokes every live family started by provider login whose
+// provider session id is sid (OpenID Connect back-channel logout names
+// the provider's session, one or more of ours), for cause (""
+// reads CauseBackChannel), and returns how many it newly revoked. An empty
+// sid revokes nothing. Failures are handled as in RevokeSubject.
+func (m *Manager) RevokeSID(ctx context.Context, sid, cause string) (int, error) {
+	cause = cmp.Or(cause, CauseBackChannel)
+	if CauseOf(cause) != cause {
+		return 0, fmt.Errorf("session: revoke sid: unknown cause %q", cause)
+	}
+	if sid == "" {
+		return 0, nil
+	}
+	fams, err := m.st.BySID(ctx, sid)
+	if err != nil {
+		return 0, m.fault(fmt.Errorf("session: revoke sid: %w", err))
+	}
+	return m.revokeAll(ctx, fams, cause)
+}
+
+// revokeAll revokes the live families among fams for cause and counts
+// those it revoked itself.
+func (m *Manager) revokeAll(ctx context.Context, fams []*store.Family, cause string) (int, error) {
 	ctx, cancel := detach(ctx)
 	defer cancel()
 	n := 0
@@ -813,7 +936,7 @@ func (m *Manager) RevokeSubject(ctx context.Context, subject string) (int, error
 		if usable(f, m.now()) != nil {
 			continue
 		}
-		switch did, err := m.revoke(ctx, f, reasonSubject); {
+		switch did, err := m.revoke(ctx, f, cause); {
 		case err == nil && did:
 			n++
 		case err != nil && !errors.Is(err, ErrUnknown): // gone meanwhile: nothing to do
@@ -862,6 +985,7 @@ func (m *Manager) revoke(ctx context.Context, f *store.Family, reason string) (b
 		err := m.swap(ctx, f.Version, &next)
 		switch {
 		case err == nil:
+			m.revoked(&next)
 			return true, nil
 		case errors.Is(err, store.ErrNotFound):
 			return false, ErrUnknown
@@ -873,6 +997,14 @@ func (m *Manager) revoke(ctx context.Context, f *store.Family, reason string) (b
 		}
 	}
 	return false, fmt.Errorf("session: revoke: %d attempts: %w", maxAttempts, store.ErrConflict)
+}
+
+// revoked tells the OnRevoke hook that this Manager has just revoked f
+// (the stored revocation: each family is revoked by one swap only).
+func (m *Manager) revoked(f *store.Family) {
+	if m.onRevoke != nil {
+		m.onRevoke(Revocation{Cause: f.RevokeReason, Subject: f.Subject, Family: f.ID, ProviderSID: f.ProviderSID, Generation: f.Generation})
+	}
 }
 
 // swap runs the store's compare-and-swap on a context detached from the

@@ -94,6 +94,11 @@ func (s *faultStore) Subject(ctx context.Context, subject string) ([]*store.Fami
 	return s.Store.Subject(ctx, subject)
 }
 
+func (s *faultStore) BySID(ctx context.Context, sid string) ([]*store.Family, error) {
+	s.calls.Add(1)
+	return s.Store.BySID(ctx, sid)
+}
+
 type fixture struct {
 	m   *session.Manager
 	st  *faultStore
@@ -536,10 +541,10 @@ func TestStoreFaults(t *testing.T) {
 		fx := newFixture(lt)
 		s := fx.start(t, "alice")
 		fx.st.swapErr = errBoom
-		if err := fx.m.Revoke(t.Context(), s.Family.ID, "api"); !errors.Is(err, errBoom) || isSentinel(err) {
+		if err := fx.m.Revoke(t.Context(), s.Family.ID, "admin"); !errors.Is(err, errBoom) || isSentinel(err) {
 			t.Fatalf("Revoke: %v", err)
 		}
-		if n, err := fx.m.RevokeSubject(t.Context(), "alice"); n != 0 || !errors.Is(err, errBoom) || isSentinel(err) {
+		if n, err := fx.m.RevokeSubject(t.Context(), "alice", session.CauseAdmin); n != 0 || !errors.Is(err, errBoom) || isSentinel(err) {
 			t.Fatalf("RevokeSubject = %d, %v", n, err)
 		}
 	})
@@ -834,7 +839,7 @@ func TestLogout(t *testing.T) {
 		present    int // generation, or randomSecret / unknownFamily
 		seen       bool
 		advance    time.Duration
-		revoked    bool // the family was revoked ("api") beforehand
+		revoked    bool // the family was revoked ("admin") beforehand
 		wantErr    error
 		wantReason string // "" means not revoked afterwards
 	}{
@@ -843,8 +848,8 @@ func TestLogout(t *testing.T) {
 		{"previous after grace, successor seen: reuse", 0, true, time.Minute, false, session.ErrReuse, "reuse"},
 		{"previous after grace, successor never seen", 0, false, time.Minute, false, nil, "logout"},
 		{"idle-expired current still logs out", 1, false, 2 * time.Hour, false, nil, "logout"},
-		{"already revoked", 1, false, 0, true, nil, "api"},
-		{"already revoked, stale token", 0, true, time.Minute, true, nil, "api"},
+		{"already revoked", 1, false, 0, true, nil, "admin"},
+		{"already revoked, stale token", 0, true, time.Minute, true, nil, "admin"},
 		{"random secret", randomSecret, false, 0, false, session.ErrUnknownSecret, ""},
 		{"unknown family", unknownFamily, false, 0, false, session.ErrUnknown, ""},
 	}
@@ -858,7 +863,7 @@ func TestLogout(t *testing.T) {
 				fx.present(t, gens[1].RefreshToken)
 			}
 			if tc.revoked {
-				if err := fx.m.Revoke(t.Context(), id, "api"); err != nil {
+				if err := fx.m.Revoke(t.Context(), id, "admin"); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -883,11 +888,11 @@ func TestRevoke(t *testing.T) {
 		wantErr          error
 		wantReason       string
 	}{
-		{"unknown id", randomB64(16), "api", session.ErrUnknown, ""},
-		{"malformed id", "not-an-id", "api", session.ErrUnknown, ""},
-		{"empty id", "", "api", session.ErrUnknown, ""},
+		{"unknown id", randomB64(16), "admin", session.ErrUnknown, ""},
+		{"malformed id", "not-an-id", "admin", session.ErrUnknown, ""},
+		{"empty id", "", "admin", session.ErrUnknown, ""},
 		{"revoke", id, "admin", nil, "admin"},
-		{"again keeps the first reason", id, "other", nil, "admin"},
+		{"again keeps the first reason", id, "logout", nil, "admin"},
 	}
 	for _, tc := range tests {
 		if err := fx.m.Revoke(t.Context(), tc.id, tc.reason); !errors.Is(err, tc.wantErr) || (err != nil && tc.wantErr == nil) {
@@ -901,7 +906,7 @@ func TestRevoke(t *testing.T) {
 		t.Fatalf("Refresh after Revoke: %v", err)
 	}
 	s2 := fx.start(t, "bob")
-	if err := fx.m.Revoke(t.Context(), s2.Family.ID, ""); err != nil || fx.stored(t, s2.Family.ID).RevokeReason != "api" {
+	if err := fx.m.Revoke(t.Context(), s2.Family.ID, ""); err != nil || fx.stored(t, s2.Family.ID).RevokeReason != "admin" {
 		t.Fatalf("Revoke with an empty reason: %v", err)
 	}
 }
@@ -931,7 +936,7 @@ func TestRevokeSubjectAndList(t *testing.T) {
 			t.Fatalf("List[%d] = %s, want oldest first", i, f.ID)
 		}
 	}
-	if n, err := fx.m.RevokeSubject(t.Context(), "alice"); n != 2 || err != nil {
+	if n, err := fx.m.RevokeSubject(t.Context(), "alice", session.CauseAdmin); n != 2 || err != nil {
 		t.Fatalf("RevokeSubject = %d, %v; want 2 (one logged out, one idle-expired)", n, err)
 	}
 	tests := []struct {
@@ -941,8 +946,8 @@ func TestRevokeSubjectAndList(t *testing.T) {
 	}{
 		{"idle-expired: skipped", alice[0], ""},
 		{"logged out before", alice[1], "logout"},
-		{"live", alice[2], "subject"},
-		{"live", alice[3], "subject"},
+		{"live", alice[2], "admin"},
+		{"live", alice[3], "admin"},
 		{"other subject", bob, ""},
 	}
 	for _, tc := range tests {
@@ -950,10 +955,10 @@ func TestRevokeSubjectAndList(t *testing.T) {
 			t.Errorf("%s: reason %q, want %q", tc.name, f.RevokeReason, tc.reason)
 		}
 	}
-	if n, err := fx.m.RevokeSubject(t.Context(), "alice"); n != 0 || err != nil {
+	if n, err := fx.m.RevokeSubject(t.Context(), "alice", session.CauseAdmin); n != 0 || err != nil {
 		t.Fatalf("second RevokeSubject = %d, %v; want 0", n, err)
 	}
-	if n, err := fx.m.RevokeSubject(t.Context(), "nobody"); n != 0 || err != nil {
+	if n, err := fx.m.RevokeSubject(t.Context(), "nobody", session.CauseAdmin); n != 0 || err != nil {
 		t.Fatalf("RevokeSubject(nobody) = %d, %v", n, err)
 	}
 }

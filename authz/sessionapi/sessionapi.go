@@ -78,6 +78,7 @@ func New(o Options) *Handler {
 	h.mux.HandleFunc("DELETE /v1/sessions/{id}", h.revoke)
 	h.mux.HandleFunc("GET /v1/subjects/{subject}/sessions", h.list)
 	h.mux.HandleFunc("DELETE /v1/subjects/{subject}/sessions", h.revokeSubject)
+	h.mux.HandleFunc("DELETE /v1/subjects/{subject}/sessions/{id}", h.revokeOfSubject)
 	return h
 }
 
@@ -307,11 +308,33 @@ func printable(s string) bool {
 
 func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if err := h.o.Sessions.Revoke(r.Context(), id, "api"); err != nil {
+	if err := h.o.Sessions.Revoke(r.Context(), id, session.CauseAdmin); err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	h.o.Log.Info("session revoked", "session", id, "caller", callerOf(r))
+	h.o.Log.Info("session revoked", "session", id, "cause", session.CauseAdmin, "caller", callerOf(r))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// revokeOfSubject revokes session id only if it belongs to subject (404
+// otherwise): an operator who names both cannot end someone else's
+// session by a mistyped id.
+func (h *Handler) revokeOfSubject(w http.ResponseWriter, r *http.Request) {
+	subject, id := r.PathValue("subject"), r.PathValue("id")
+	fams, err := h.o.Sessions.List(r.Context(), subject)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if !slices.ContainsFunc(fams, func(f *store.Family) bool { return f.ID == id }) {
+		h.fail(w, r, session.ErrUnknown)
+		return
+	}
+	if err := h.o.Sessions.Revoke(r.Context(), id, session.CauseAdmin); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	h.o.Log.Info("session revoked", "session", id, "subject", subject, "cause", session.CauseAdmin, "caller", callerOf(r))
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -324,7 +347,21 @@ type sessionInfo struct {
 	IdleExpiresAt     time.Time  `json:"idle_expires_at"`
 	AbsoluteExpiresAt time.Time  `json:"absolute_expires_at"`
 	RevokedAt         *time.Time `json:"revoked_at,omitempty"`
-	RevokeReason      string     `json:"revoke_reason,omitempty"`
+	// RevokeReason is the stored reason as it was written (records from
+	// before the closed set of causes may say "api" or "subject");
+	// RevokeCause is the same on the closed set (session.CauseOf).
+	RevokeReason string `json:"revoke_reason,omitempty"`
+	RevokeCause  string `json:"revoke_cause,omitempty"`
+	// LastUsedAt is when a refresh token of the session was last used
+	// (created_at until then; omitted for records from before it was
+	// kept).
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	// UserAgent and ClientAddress describe where the session was started,
+	// when known; ProviderSID is the identity provider's session id of a
+	// session started by provider login.
+	UserAgent     string `json:"user_agent,omitempty"`
+	ClientAddress string `json:"client_address,omitempty"`
+	ProviderSID   string `json:"provider_sid,omitempty"`
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
@@ -345,23 +382,28 @@ func info(f *store.Family) sessionInfo {
 	i := sessionInfo{
 		ID: f.ID, Subject: f.Subject, Policy: f.Policy, CreatedAt: f.CreatedAt.UTC(),
 		IdleExpiresAt: f.IdleExpiresAt.UTC(), AbsoluteExpiresAt: f.AbsoluteExpiresAt.UTC(),
-		RevokeReason: f.RevokeReason,
+		RevokeReason: f.RevokeReason, RevokeCause: session.CauseOf(f.RevokeReason),
+		UserAgent: f.UserAgent, ClientAddress: f.ClientAddress, ProviderSID: f.ProviderSID,
 	}
 	if !f.RevokedAt.IsZero() {
 		t := f.RevokedAt.UTC()
 		i.RevokedAt = &t
+	}
+	if !f.LastUsedAt.IsZero() {
+		t := f.LastUsedAt.UTC()
+		i.LastUsedAt = &t
 	}
 	return i
 }
 
 func (h *Handler) revokeSubject(w http.ResponseWriter, r *http.Request) {
 	subject := r.PathValue("subject")
-	n, err := h.o.Sessions.RevokeSubject(r.Context(), subject)
+	n, err := h.o.Sessions.RevokeSubject(r.Context(), subject, session.CauseAdmin)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	h.o.Log.Info("subject sessions revoked", "subject", subject, "revoked", n, "caller", callerOf(r))
+	h.o.Log.Info("subject sessions revoked", "subject", subject, "revoked", n, "cause", session.CauseAdmin, "caller", callerOf(r))
 	writeJSON(w, http.StatusOK, map[string]int{"revoked": n})
 }
 

@@ -278,3 +278,89 @@ func TestCreateForPolicy(t *testing.T) {
 		t.Errorf("unknown policy: %d %s", w.Code, w.Body)
 	}
 }
+
+// TestListShapeAndAdminCause: a listing carries the description of each
+// session (when it was last used, where it was started, the provider's
+// session id) under stable JSON names, and every operator revocation is
+// recorded with cause admin. Old reasons read on the closed set.
+func TestListShapeAndAdminCause(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	st := memstore.New(func() time.Time { return now })
+	f := newFixture(t, st)
+	ctx := t.Context()
+	login, err := f.sessions.StartLogin(ctx, session.Login{
+		Subject: "dana", Provider: []byte("sealed"), ProviderSID: "op-sid-1",
+		UserAgent: "Mozilla/5.0 Firefox/140.0", ClientAddress: "198.51.100.7",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := f.sessions.Start(ctx, "dana", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A record revoked before the causes were closed.
+	old, _ := st.Get(ctx, plain.Family.ID)
+	old.RevokedAt, old.RevokeReason, old.LastUsedAt, old.Version = now, "api", time.Time{}, old.Version+1
+	if err := st.Swap(ctx, old.Version-1, old); err != nil {
+		t.Fatal(err)
+	}
+
+	w := f.do("GET", "/v1/subjects/dana/sessions", "Bearer "+secret, "")
+	var list struct {
+		Sessions []map[string]any `json:"sessions"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &list); err != nil || w.Code != 200 || len(list.Sessions) != 2 {
+		t.Fatalf("list: %d %s", w.Code, w.Body)
+	}
+	byID := map[string]map[string]any{}
+	for _, s := range list.Sessions {
+		byID[s["id"].(string)] = s
+	}
+	want := map[string]any{
+		"id": login.Family.ID, "subject": "dana", "created_at": "2026-11-25T12:00:00Z", "last_used_at": "2026-11-25T12:00:00Z",
+		"idle_expires_at": "2026-12-25T12:00:00Z", "absolute_expires_at": "2027-02-23T12:00:00Z",
+		"user_agent": "Mozilla/5.0 Firefox/140.0", "client_address": "198.51.100.7", "provider_sid": "op-sid-1",
+	}
+	if got := byID[login.Family.ID]; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("provider login listed as\n%v\nwant\n%v", got, want)
+	}
+	got := byID[plain.Family.ID]
+	for name, v := range map[string]any{"revoke_reason": "api", "revoke_cause": "admin", "revoked_at": "2026-11-25T12:00:00Z"} {
+		if got[name] != v {
+			t.Errorf("old revoked record: %s = %v, want %v", name, got[name], v)
+		}
+	}
+	for _, name := range []string{"last_used_at", "user_agent", "client_address", "provider_sid", "policy"} {
+		if _, ok := got[name]; ok {
+			t.Errorf("old record lists %s: %v", name, got[name])
+		}
+	}
+
+	// One session by subject and id: another subject's id is not found.
+	other, _ := f.sessions.Start(ctx, "erik", "", nil)
+	tests := []struct {
+		path string
+		want int
+	}{
+		{"/v1/subjects/dana/sessions/" + other.Family.ID, 404},
+		{"/v1/subjects/dana/sessions/not-an-id", 404},
+		{"/v1/subjects/dana/sessions/" + login.Family.ID, 204},
+		{"/v1/subjects/dana/sessions/" + login.Family.ID, 204}, // again: still revoked, first cause kept
+		{"/v1/sessions/" + other.Family.ID, 204},
+	}
+	for _, tc := range tests {
+		if w := f.do("DELETE", tc.path, "Bearer "+secret, ""); w.Code != tc.want {
+			t.Errorf("DELETE %s = %d %s, want %d", tc.path, w.Code, errorOf(w), tc.want)
+		}
+	}
+	third, _ := f.sessions.Start(ctx, "dana", "", nil)
+	if w := f.do("DELETE", "/v1/subjects/dana/sessions", "Bearer "+secret, ""); w.Code != 200 || strings.TrimSpace(w.Body.String()) != `{"revoked":1}` {
+		t.Fatalf("revoke subject: %d %s", w.Code, w.Body)
+	}
+	for _, id := range []string{login.Family.ID, other.Family.ID, third.Family.ID} {
+		if f, _ := st.Get(ctx, id); f.RevokeReason != session.CauseAdmin {
+			t.Errorf("%s: reason %q, want admin", id, f.RevokeReason)
+		}
+	}
+}

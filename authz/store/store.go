@@ -34,7 +34,10 @@ type Family struct {
 	// accept its sessions, may refresh it. Fixed at creation.
 	Policy string
 
-	CreatedAt         time.Time
+	CreatedAt time.Time
+	// LastUsedAt is when a refresh token of the family was last used to
+	// rotate it (CreatedAt until the first rotation).
+	LastUsedAt        time.Time
 	IdleExpiresAt     time.Time // moved forward by each rotation, never past AbsoluteExpiresAt
 	AbsoluteExpiresAt time.Time // fixed at creation
 
@@ -58,15 +61,26 @@ type Family struct {
 	// the holder's next refresh into a reuse.
 	CurrentSeen bool
 
-	RevokedAt    time.Time // zero while the family is live
-	RevokeReason string    // "logout", "reuse", "api", "subject", "provider"
+	RevokedAt time.Time // zero while the family is live
+	// RevokeReason is why: one of package session's causes ("reuse",
+	// "logout", "backchannel", "admin", "provider"); records revoked
+	// before the causes were a closed set may also say "api" or "subject"
+	// (both meaning "admin").
+	RevokeReason string
+
+	// UserAgent and ClientAddress describe where the session was started
+	// (the login request's User-Agent and client IP), for listings only;
+	// package session bounds and cleans them. Fixed at creation; "" when
+	// unknown.
+	UserAgent     string
+	ClientAddress string
 
 	// Provider holds the identity provider's tokens of a session started
 	// by provider login, sealed by the server: opaque to the store and to
 	// package session. nil for other sessions.
 	Provider []byte
 	// ProviderSID is the provider's session id (the ID token's sid), kept
-	// for back-channel logout.
+	// for back-channel logout: Store.BySID finds the families by it.
 	ProviderSID string
 	// ProviderRefreshAt is when the provider tokens must next be
 	// refreshed (zero: never).
@@ -174,6 +188,11 @@ type Store interface {
 	Swap(ctx context.Context, expected uint64, next *Family) error
 	// Subject lists the families of subject, live or revoked, not expired.
 	Subject(ctx context.Context, subject string) ([]*Family, error)
+	// BySID lists the families whose ProviderSID is sid, live or revoked,
+	// not expired (OpenID Connect back-channel logout names a provider
+	// session, not a family). The index behind it follows Create and Swap
+	// like the subject index. An empty sid has no families.
+	BySID(ctx context.Context, sid string) ([]*Family, error)
 	// Claim records key until until and reports true to the first caller,
 	// false to every later one while the record lives: single-use markers
 	// (an OIDC login's state, a logout token's jti). Like a family, the

@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -38,6 +42,16 @@ type clientFactory func(o kubeOptions) (secretClient, string, error)
 // rules and overrides, with the user's own credentials (exec plugins
 // included). The plugin asks for nothing beyond what those grant.
 func kubeClient(o kubeOptions) (secretClient, string, error) {
+	client, ns, err := coreClient(o)
+	if err != nil {
+		return nil, "", err
+	}
+	return restSecrets{client, ns}, ns, nil
+}
+
+// coreClient is a REST client of the core API group as kubectl would
+// connect, and the namespace to use.
+func coreClient(o kubeOptions) (*rest.RESTClient, string, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = o.Kubeconfig
 	overrides := &clientcmd.ConfigOverrides{CurrentContext: o.Context}
@@ -62,7 +76,49 @@ func kubeClient(o kubeOptions) (secretClient, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("kubeconfig: %w", err)
 	}
-	return restSecrets{client, ns}, ns, nil
+	return client, ns, nil
+}
+
+// tokenRequester returns a token of ServiceAccount namespace/name for
+// audience, valid for ttl, asked of the cluster o selects.
+type tokenRequester func(ctx context.Context, o kubeOptions, namespace, name, audience string, ttl time.Duration) (string, error)
+
+// kubeTokenRequest is a TokenRequest (POST serviceaccounts/NAME/token)
+// with the user's kubeconfig credentials, which need create on
+// serviceaccounts/token for that ServiceAccount. The body is written and
+// read as JSON here, so the narrow core client needs no
+// authentication.k8s.io types registered.
+func kubeTokenRequest(ctx context.Context, o kubeOptions, namespace, name, audience string, ttl time.Duration) (string, error) {
+	client, _, err := coreClient(o)
+	if err != nil {
+		return "", err
+	}
+	secs := int64(ttl / time.Second)
+	req := authenticationv1.TokenRequest{
+		TypeMeta: metav1.TypeMeta{APIVersion: "authentication.k8s.io/v1", Kind: "TokenRequest"},
+		Spec:     authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: &secs},
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return "", err
+	}
+	// Do, not DoRaw: Do decodes a refusal's Status into the error.
+	raw, err := client.Post().Namespace(namespace).Resource("serviceaccounts").Name(name).SubResource("token").
+		SetHeader("Content-Type", "application/json").Body(body).Do(ctx).Raw()
+	if apierrors.IsForbidden(err) {
+		return "", fmt.Errorf("%w\nYou need create on serviceaccounts/token for %s (kubectl auth can-i create serviceaccounts --subresource=token -n %s), or pass a token with --token-file", err, name, namespace)
+	}
+	if err != nil {
+		return "", err
+	}
+	var out authenticationv1.TokenRequest
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return "", fmt.Errorf("token request: %w", err)
+	}
+	if out.Status.Token == "" {
+		return "", errors.New("token request: no token in the answer")
+	}
+	return out.Status.Token, nil
 }
 
 // restSecrets is secretClient on a REST client: the same requests as

@@ -1,7 +1,9 @@
 // Command kubectl-silentauth is the kubectl plugin that rotates
-// silentauth's signing keys in their Kubernetes Secret:
+// silentauth's signing keys in their Kubernetes Secret, and lists and ends
+// users' sessions through the session API:
 //
 //	kubectl silentauth keys list|add|activate|retire|revoke|rotate
+//	kubectl silentauth sessions list|revoke SUBJECT
 //
 // Install it on PATH (or through krew) and run "kubectl silentauth --help".
 package main

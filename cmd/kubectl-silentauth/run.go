@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -22,6 +24,7 @@ those timestamps; this plugin does it safely.
 
 Usage:
   kubectl silentauth keys COMMAND [flags]
+  kubectl silentauth sessions COMMAND SUBJECT [flags]
 
 Commands:
   keys list       show every key and its state
@@ -30,6 +33,8 @@ Commands:
   keys retire     set when a key stops signing
   keys revoke     delete a key at once (emergency)
   keys rotate     publish a successor and hand over to it 30m later
+  sessions list   show a user's sessions (through the session API)
+  sessions revoke end one or all of a user's sessions
 
 Examples:
   # The first key of a fresh install (creates the Secret; active at once)
@@ -94,15 +99,23 @@ func (g *globals) flagSet() *pflag.FlagSet {
 // cli is the plugin with its environment injected.
 type cli struct {
 	stdout, stderr io.Writer
+	stdin          io.Reader // --token-file -
 	connect        clientFactory
 	now            func() time.Time
 	generate       func(keys.Alg) (*keys.Key, error)
+	// http calls the session API; requestToken asks the cluster for a
+	// ServiceAccount token (--as-service-account).
+	http         *http.Client
+	requestToken tokenRequester
 }
 
 // run is the whole plugin: args without the program name, output on
 // stdout, the cluster through connect. Errors are the caller's to print.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, connect clientFactory) error {
-	c := &cli{stdout: stdout, stderr: stderr, connect: connect, now: time.Now, generate: keys.Generate}
+	c := &cli{
+		stdout: stdout, stderr: stderr, stdin: os.Stdin, connect: connect, now: time.Now, generate: keys.Generate,
+		http: &http.Client{Timeout: 30 * time.Second}, requestToken: kubeTokenRequest,
+	}
 	return c.run(ctx, args)
 }
 
@@ -119,6 +132,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	switch rest[0] {
 	case "keys":
 		return c.keys(ctx, g, rest[1:])
+	case "sessions":
+		return c.sessions(ctx, g, rest[1:])
 	case "help":
 		fmt.Fprint(c.stdout, rootHelp)
 		return nil

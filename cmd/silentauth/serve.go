@@ -65,6 +65,7 @@ func serve(ctx context.Context, cfg config.Completed, getenv func(string) string
 	if login != nil {
 		opts = append(opts, session.WithProvider(login.Refresher(provider, time.Now, env.log), cfg.OIDC.RefreshLease))
 	}
+	opts = append(opts, session.OnRevoke(revocationObserver(env.log, env.reg)))
 	sessions := session.New(st, cfg.Sessions, time.Now, opts...)
 	// Rotations whose caller left and refresh-token confirmations finish
 	// before the store closes.
@@ -93,6 +94,38 @@ func serve(ctx context.Context, cfg config.Completed, getenv func(string) string
 		env.log.Error("listener failed; shutting down", "error", err)
 		srv.shutdown(cfg.Shutdown, env, 0)
 		return err
+	}
+}
+
+// revocationObserver is the session Manager's OnRevoke hook: one security
+// log line per family that ends (warn for a reuse, a likely theft; info
+// otherwise) and silentauth_session_revocations_total{cause}, every cause
+// counted from 0. A reuse also has the Check's own decision line, which
+// names the client that presented the token.
+func revocationObserver(log *slog.Logger, reg prometheus.Registerer) func(session.Revocation) {
+	total := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "silentauth_session_revocations_total",
+		Help: "Sessions (refresh-token families) revoked, by cause: reuse, logout, backchannel, admin, provider.",
+	}, []string{"cause"})
+	reg.MustRegister(total)
+	counters := make(map[string]prometheus.Counter)
+	for _, c := range session.Causes() {
+		counters[c] = total.WithLabelValues(c)
+	}
+	return func(r session.Revocation) {
+		c, ok := counters[r.Cause]
+		if !ok { // not a cause (never happens: Manager refuses others)
+			c = total.WithLabelValues(r.Cause)
+		}
+		c.Inc()
+		level := slog.LevelInfo
+		if r.Cause == session.CauseReuse {
+			level = slog.LevelWarn
+		}
+		log.LogAttrs(context.Background(), level, "session revoked",
+			slog.String("event", "session_revoked"), slog.String("cause", r.Cause),
+			slog.String("subject", r.Subject), slog.String("session", r.Family),
+			slog.String("provider_sid", r.ProviderSID), slog.Uint64("generation", r.Generation))
 	}
 }
 

@@ -42,6 +42,7 @@ type Store struct {
 	families map[string]*store.Family       // id → family
 	claims   map[string]time.Time           // Claim's key → until
 	subjects map[string]map[string]struct{} // subject → ids
+	sids     map[string]map[string]struct{} // ProviderSID → ids (families with one)
 	writes   int                            // writes since the last sweep
 	sweepAt  int                            // writes that trigger the next sweep
 }
@@ -56,6 +57,7 @@ func New(now func() time.Time) *Store {
 		families: make(map[string]*store.Family),
 		claims:   make(map[string]time.Time),
 		subjects: make(map[string]map[string]struct{}),
+		sids:     make(map[string]map[string]struct{}),
 		sweepAt:  minSweepEvery,
 	}
 }
@@ -109,7 +111,7 @@ func (s *Store) Swap(_ context.Context, expected uint64, next *store.Family) err
 	if cur.Version != expected {
 		return fmt.Errorf("memstore: swap %q: version %d, expected %d: %w", next.ID, cur.Version, expected, store.ErrConflict)
 	}
-	s.dropLocked(cur) // the subject may have changed: re-index
+	s.dropLocked(cur) // the subject or the sid may have changed: re-index
 	s.putLocked(next.Clone())
 	s.wroteLocked(now)
 	return nil
@@ -120,9 +122,25 @@ func (s *Store) Swap(_ context.Context, expected uint64, next *store.Family) err
 func (s *Store) Subject(_ context.Context, subject string) ([]*store.Family, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.listLocked(s.subjects[subject]), nil
+}
+
+// BySID implements store.Store. Families come oldest first (CreatedAt,
+// then ID).
+func (s *Store) BySID(_ context.Context, sid string) ([]*store.Family, error) {
+	if sid == "" {
+		return nil, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.listLocked(s.sids[sid]), nil
+}
+
+// listLocked returns copies of the live families among ids, oldest first.
+func (s *Store) listLocked(ids map[string]struct{}) []*store.Family {
 	now := s.now()
 	var out []*store.Family
-	for id := range s.subjects[subject] {
+	for id := range ids {
 		if f, ok := s.liveLocked(id, now); ok {
 			out = append(out, f.Clone())
 		}
@@ -130,7 +148,7 @@ func (s *Store) Subject(_ context.Context, subject string) ([]*store.Family, err
 	slices.SortFunc(out, func(a, b *store.Family) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
 	})
-	return out, nil
+	return out
 }
 
 // Claim implements store.Store. A claim counts as a write for the
@@ -199,21 +217,33 @@ func (s *Store) liveLocked(id string, now time.Time) (*store.Family, bool) {
 
 func (s *Store) putLocked(f *store.Family) {
 	s.families[f.ID] = f
-	ids := s.subjects[f.Subject]
-	if ids == nil {
-		ids = make(map[string]struct{})
-		s.subjects[f.Subject] = ids
+	addIndex(s.subjects, f.Subject, f.ID)
+	if f.ProviderSID != "" {
+		addIndex(s.sids, f.ProviderSID, f.ID)
 	}
-	ids[f.ID] = struct{}{}
 }
 
-// dropLocked removes f and prunes the subject index.
+// dropLocked removes f and prunes the subject and sid indexes.
 func (s *Store) dropLocked(f *store.Family) {
 	delete(s.families, f.ID)
-	if ids := s.subjects[f.Subject]; ids != nil {
-		delete(ids, f.ID)
+	dropIndex(s.subjects, f.Subject, f.ID)
+	dropIndex(s.sids, f.ProviderSID, f.ID)
+}
+
+func addIndex(index map[string]map[string]struct{}, key, id string) {
+	ids := index[key]
+	if ids == nil {
+		ids = make(map[string]struct{})
+		index[key] = ids
+	}
+	ids[id] = struct{}{}
+}
+
+func dropIndex(index map[string]map[string]struct{}, key, id string) {
+	if ids := index[key]; ids != nil {
+		delete(ids, id)
 		if len(ids) == 0 {
-			delete(s.subjects, f.Subject)
+			delete(index, key)
 		}
 	}
 }

@@ -27,16 +27,24 @@ import (
 // byte, the provider fields its bits announce, and Policy. The ID is the
 // key's, not repeated.
 //
-// The flags byte: bit 0 CurrentSeen; bits 1 to 4 announce, in this order,
-// Provider (byte string), ProviderSID (string), ProviderRefreshAt and
-// LeaseUntil (times), each written only when not empty (a session without
-// provider login pays nothing for them).
+// The flags are a uvarint (one byte while no bit above 6 is set, the
+// single flags byte older records hold): bit 0 CurrentSeen; bits 1 to 7
+// announce, in this order, Provider (byte string), ProviderSID (string),
+// ProviderRefreshAt and LeaseUntil (times), LastUsedAt (time), UserAgent
+// and ClientAddress (strings), each written only when not empty (a session
+// without provider login pays nothing for them). Bit 8 announces a sid tag
+// (sidTag, 8 bytes) as the very last bytes of the record, after Policy: it
+// is written with every ProviderSID, and the swap script compares it
+// (GETRANGE -8 -1) to learn, without decoding, whether the sid index must
+// follow.
 //
 // Fields came last as they were added, so older records still decode:
 // records that end after Claims read as Generation 0 with CurrentSeen set
 // (the rules they were written under) and Policy ""; records written before
-// the provider fields have none of bits 1 to 4 and read them as empty.
-// Policy is written only when it is not empty. A present but empty field
+// the provider fields have none of bits 1 to 4 and read them as empty, and
+// those written before the listing fields (bits 5 to 7) or the sid tag
+// (bit 8) read as without them. Policy is written only when it is not
+// empty. A present but empty field
 // (Policy, or one a flag bit announces) is corrupt, and so is an unknown
 // flag bit, so every family has exactly one encoding. A byte string is a
 // uvarint length and the bytes. A time is a
@@ -69,8 +77,25 @@ const (
 	flagProviderSID       = 1 << 2 // ProviderSID follows
 	flagProviderRefreshAt = 1 << 3 // ProviderRefreshAt follows
 	flagLeaseUntil        = 1 << 4 // LeaseUntil follows
-	flagsKnown            = flagCurrentSeen | flagProvider | flagProviderSID | flagProviderRefreshAt | flagLeaseUntil
+	flagLastUsedAt        = 1 << 5 // LastUsedAt follows
+	flagUserAgent         = 1 << 6 // UserAgent follows
+	flagClientAddress     = 1 << 7 // ClientAddress follows
+	flagSIDTag            = 1 << 8 // the record ends with sidTag(ProviderSID)
+	flagsKnown            = flagCurrentSeen | flagProvider | flagProviderSID | flagProviderRefreshAt | flagLeaseUntil |
+		flagLastUsedAt | flagUserAgent | flagClientAddress | flagSIDTag
 )
+
+// sidTagLen is the length of a record's trailing sid tag.
+const sidTagLen = 8
+
+// sidTag is the tag ending the record of a family with a ProviderSID: the
+// first 8 bytes of SHA-256 of "sid:" and the sid (the prefix keeps it apart
+// from subject tags). Its hex names the sid's index key, so no provider
+// session id appears in key names.
+func sidTag(sid string) [sidTagLen]byte {
+	h := sha256.Sum256([]byte("sid:" + sid))
+	return [sidTagLen]byte(h[:sidTagLen])
+}
 
 // tagOf is the record header's subject tag.
 func tagOf(subject string) [tagLen]byte {
@@ -97,7 +122,11 @@ func versionHead(v uint64) string {
 }
 
 // encode returns the record of f.
-func encode(f *store.Family) ([]byte, error) {
+func encode(f *store.Family) ([]byte, error) { return encodeRecord(f, true) }
+
+// encodeRecord returns the record of f, without the sid tag if tagged is
+// false: the records written before the tag existed, which tests build.
+func encodeRecord(f *store.Family, tagged bool) ([]byte, error) {
 	var claims []byte
 	if len(f.Claims) > 0 {
 		var err error
@@ -108,7 +137,8 @@ func encode(f *store.Family) ([]byte, error) {
 	// 231: the varints (10 lengths and counts, 7 times, the generation) at
 	// their longest, and the flags byte.
 	size := headerLen + 231 + len(f.Subject) + len(f.Policy) + len(f.RevokeReason) + len(f.Successor) + len(claims) +
-		len(f.Provider) + len(f.ProviderSID) + len(f.Secrets)*binary.MaxVarintLen64
+		len(f.Provider) + len(f.ProviderSID) + len(f.UserAgent) + len(f.ClientAddress) + 3*binary.MaxVarintLen64 + 1 + sidTagLen +
+		len(f.Secrets)*binary.MaxVarintLen64
 	for _, s := range f.Secrets {
 		size += len(s)
 	}
@@ -125,22 +155,26 @@ func encode(f *store.Family) ([]byte, error) {
 	b = appendBytes(b, f.Successor)
 	b = appendBytes(b, claims)
 	b = binary.AppendUvarint(b, f.Generation)
-	var flags byte
+	var flags uint64
 	for _, bit := range []struct {
 		set  bool
-		flag byte
+		flag uint64
 	}{
 		{f.CurrentSeen, flagCurrentSeen},
 		{len(f.Provider) > 0, flagProvider},
 		{f.ProviderSID != "", flagProviderSID},
 		{!f.ProviderRefreshAt.IsZero(), flagProviderRefreshAt},
 		{!f.LeaseUntil.IsZero(), flagLeaseUntil},
+		{!f.LastUsedAt.IsZero(), flagLastUsedAt},
+		{f.UserAgent != "", flagUserAgent},
+		{f.ClientAddress != "", flagClientAddress},
+		{tagged && f.ProviderSID != "", flagSIDTag},
 	} {
 		if bit.set {
 			flags |= bit.flag
 		}
 	}
-	b = append(b, flags)
+	b = binary.AppendUvarint(b, flags)
 	if flags&flagProvider != 0 {
 		b = appendBytes(b, f.Provider)
 	}
@@ -153,8 +187,21 @@ func encode(f *store.Family) ([]byte, error) {
 	if flags&flagLeaseUntil != 0 {
 		b = appendTime(b, f.LeaseUntil)
 	}
+	if flags&flagLastUsedAt != 0 {
+		b = appendTime(b, f.LastUsedAt)
+	}
+	if flags&flagUserAgent != 0 {
+		b = appendString(b, f.UserAgent)
+	}
+	if flags&flagClientAddress != 0 {
+		b = appendString(b, f.ClientAddress)
+	}
 	if f.Policy != "" {
 		b = appendString(b, f.Policy)
+	}
+	if flags&flagSIDTag != 0 {
+		tag := sidTag(f.ProviderSID)
+		b = append(b, tag[:]...)
 	}
 	return b, nil
 }
@@ -221,9 +268,19 @@ func decode(id string, b []byte) (*store.Family, error) {
 	f.CurrentSeen = true // a record without the fields below predates them
 	if len(r.b) > 0 {
 		f.Generation = r.uvarint()
-		flags := r.byte()
-		if flags&^flagsKnown != 0 {
-			r.fail("flags")
+		left := len(r.b)
+		flags := r.uvarint()
+		if flags&^flagsKnown != 0 || left-len(r.b) != len(binary.AppendUvarint(nil, flags)) {
+			r.fail("flags") // unknown bits, or an overlong varint: one encoding only
+		}
+		var tag []byte
+		if flags&flagSIDTag != 0 {
+			// The tag ends the record: set it aside before the fields.
+			if flags&flagProviderSID == 0 || len(r.b) < sidTagLen {
+				r.fail("sid tag")
+			} else {
+				tag, r.b = r.b[len(r.b)-sidTagLen:], r.b[:len(r.b)-sidTagLen]
+			}
 		}
 		f.CurrentSeen = flags&flagCurrentSeen != 0
 		// Each announced field must be there and not empty: one encoding.
@@ -245,6 +302,26 @@ func decode(id string, b []byte) (*store.Family, error) {
 		if flags&flagLeaseUntil != 0 {
 			if f.LeaseUntil = r.time(); f.LeaseUntil.IsZero() {
 				r.fail("zero lease")
+			}
+		}
+		if flags&flagLastUsedAt != 0 {
+			if f.LastUsedAt = r.time(); f.LastUsedAt.IsZero() {
+				r.fail("zero last use")
+			}
+		}
+		if flags&flagUserAgent != 0 {
+			if f.UserAgent = string(r.bytes()); f.UserAgent == "" {
+				r.fail("empty user agent")
+			}
+		}
+		if flags&flagClientAddress != 0 {
+			if f.ClientAddress = string(r.bytes()); f.ClientAddress == "" {
+				r.fail("empty client address")
+			}
+		}
+		if tag != nil && r.err == nil {
+			if want := sidTag(f.ProviderSID); string(tag) != string(want[:]) {
+				r.fail("sid tag")
 			}
 		}
 	}
@@ -282,16 +359,6 @@ func (r *reader) fail(what string) {
 		r.err = fmt.Errorf("%w: %s", errCorrupt, what)
 	}
 	r.b = nil
-}
-
-func (r *reader) byte() byte {
-	if len(r.b) == 0 {
-		r.fail("byte")
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
 }
 
 func (r *reader) uvarint() uint64 {

@@ -5,12 +5,14 @@
 //
 //	<prefix>fam:{<family id>}       the family: one string, expires at AbsoluteExpiresAt
 //	<prefix>sub:{<subject tag>}     the subject index: sorted set of family ids scored by expiry
+//	<prefix>sid:{<sid tag>}         the provider sid index: the same, for families with a ProviderSID
 //	<prefix>once:<key>              a Claim marker: "1", expires at its until
 //
 // The prefix defaults to "silentauth:". The braces are Redis Cluster hash
 // tags: every key of one family hashes to the slot of its id. The subject
 // tag is the first 8 bytes of SHA-256(subject) in hex, so no subject (an
-// email, say) appears in key names. See codec.go for the record layout.
+// email, say) appears in key names; the sid tag likewise (see sidTag). See
+// codec.go for the record layout.
 //
 // Memory (Redis 7.0, TestMemoryPerFamily): a typical family (16 secret
 // hashes, a sealed successor, about 90 bytes of claims) is a record of
@@ -19,8 +21,15 @@
 // session per user, Redis's used_memory grows by about 1.1 KiB per session.
 // A session started by provider login adds its sealed provider tokens and
 // about 50 bytes (sid, refresh time, lease) to the record: with 600 bytes
-// of sealed tokens, a 1399-byte record, 1624 bytes by MEMORY USAGE (+768,
+// of sealed tokens, a 1418-byte record, 1624 bytes by MEMORY USAGE (+768,
 // jemalloc's size classes included). A Claim marker is a key of its own.
+//
+// The listing fields (TestMemoryOfListingFields): last use costs about 7
+// bytes of record (within the same 856 bytes of MEMORY USAGE); a 117-byte
+// user agent and an IPv4 address add 143 bytes of record, 128 of MEMORY
+// USAGE; a provider sid adds 45 bytes of record (the sid, its 8-byte tag
+// and a second flags byte), 128 of MEMORY USAGE at that size, and its sid
+// index 136 bytes per provider session.
 //
 // # Atomicity
 //
@@ -53,6 +62,16 @@
 // expires with its longest-lived family. Subject does not see a family
 // whose Create is still in flight.
 //
+// # Provider sid index
+//
+// BySID (back-channel logout) reads an index of the same shape, by the
+// family's ProviderSID, kept the same way: Create adds a family with a sid
+// to both indexes before it answers (deleting the family if either fails),
+// and Swap re-indexes when the swap script reports that the sid changed
+// (the record's trailing sid tag, see codec.go) or the expiry moved. A
+// provider family stored before this index existed is indexed at its next
+// rotation.
+//
 // # Errors
 //
 // A missing or expired family is store.ErrNotFound, a lost compare-and-swap
@@ -79,6 +98,7 @@ package redisstore
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -142,14 +162,14 @@ func (s *Store) Create(ctx context.Context, f *store.Family) error {
 	if err := answer("create", f.ID, res, err); err != nil {
 		return err
 	}
-	if err := s.index(ctx, f.Subject, f.ID, exp, now); err != nil {
+	if err := s.indexAll(ctx, f, exp, now); err != nil {
 		// Nobody holds this family's token yet: take it back rather than
 		// leave a session that RevokeSubject could not find. On a
 		// cancelled ctx too, bounded by the client's timeouts.
 		if derr := s.c.Del(context.WithoutCancel(ctx), key).Err(); derr != nil {
 			err = errors.Join(err, fmt.Errorf("delete unindexed family: %w", derr))
 		}
-		return fmt.Errorf("redisstore: create %q: subject index: %w", f.ID, err)
+		return fmt.Errorf("redisstore: create %q: index: %w", f.ID, err)
 	}
 	return nil
 }
@@ -184,13 +204,19 @@ func (s *Store) Swap(ctx context.Context, expected uint64, next *store.Family) e
 		return fmt.Errorf("redisstore: swap %q: %w", next.ID, err)
 	}
 	now := s.now().UnixMilli()
-	res, err := swapScript.Run(ctx, s.c, []string{s.familyKey(next.ID)}, versionHead(expected), rec, exp, now).Text()
+	var tag string
+	if next.ProviderSID != "" {
+		t := sidTag(next.ProviderSID)
+		tag = string(t[:])
+	}
+	res, err := swapScript.Run(ctx, s.c, []string{s.familyKey(next.ID)}, versionHead(expected), rec, exp, now, tag).Text()
 	if res == "reindex" && err == nil {
-		// The subject or the expiry changed (package session changes
-		// neither). The swap is done; only the index lags if this fails,
-		// and the old index entry is pruned when read.
-		if err := s.index(ctx, next.Subject, next.ID, exp, now); err != nil {
-			return fmt.Errorf("redisstore: swap %q: swapped, but subject index: %w", next.ID, err)
+		// The subject, the sid or the expiry changed (package session
+		// changes none of them; a record from before the sid tag reads
+		// as a changed sid once). The swap is done; only an index lags
+		// if this fails, and the old index entry is pruned when read.
+		if err := s.indexAll(ctx, next, exp, now); err != nil {
+			return fmt.Errorf("redisstore: swap %q: swapped, but index: %w", next.ID, err)
 		}
 		return nil
 	}
@@ -203,11 +229,34 @@ func (s *Store) Swap(ctx context.Context, expected uint64, next *store.Family) e
 // the families is unspecified.
 func (s *Store) Subject(ctx context.Context, subject string) ([]*store.Family, error) {
 	tag := subjectTag(subject)
-	idx := s.subjectKey(tag)
+	return s.list(ctx, "subject", tag, s.subjectKey(tag), func(f *store.Family) (bool, bool) {
+		// Stale once moved to another index (a shared tag is not stale).
+		return f.Subject == subject, subjectTag(f.Subject) != tag
+	})
+}
+
+// BySID implements store.Store like Subject, from the sid index. The order
+// of the families is unspecified.
+func (s *Store) BySID(ctx context.Context, sid string) ([]*store.Family, error) {
+	if sid == "" {
+		return nil, nil
+	}
+	t := sidTag(sid)
+	tag := hex.EncodeToString(t[:])
+	return s.list(ctx, "sid", tag, s.sidKey(tag), func(f *store.Family) (bool, bool) {
+		return f.ProviderSID == sid, f.ProviderSID == "" || sidTag(f.ProviderSID) != t
+	})
+}
+
+// list reads index idx (named op and tag in errors), then every family in
+// it (one pipeline, split by node in a Cluster), keeping those that match
+// reports as belonging, and prunes the index of ids that are gone or that
+// match reports stale.
+func (s *Store) list(ctx context.Context, op, tag, idx string, match func(*store.Family) (belongs, stale bool)) ([]*store.Family, error) {
 	now := s.now()
 	ids, err := listScript.Run(ctx, s.c, []string{idx}, now.UnixMilli()).StringSlice()
 	if err != nil {
-		return nil, wrap("subject index", tag, err)
+		return nil, wrap(op+" index", tag, err)
 	}
 	if len(ids) == 0 {
 		return nil, nil
@@ -220,7 +269,7 @@ func (s *Store) Subject(ctx context.Context, subject string) ([]*store.Family, e
 		return nil
 	})
 	if err != nil && !missing(err) { // Pipelined reports the first error, a missing key too
-		return nil, wrap("subject", tag, err)
+		return nil, wrap(op, tag, err)
 	}
 	var (
 		out   []*store.Family
@@ -233,16 +282,17 @@ func (s *Store) Subject(ctx context.Context, subject string) ([]*store.Family, e
 			stale = append(stale, id)
 			continue
 		case err != nil:
-			return nil, wrap("subject", tag, err)
+			return nil, wrap(op, tag, err)
 		}
 		f, err := s.live(id, rec)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			continue // expired: the score prunes it
 		case err != nil:
-			return nil, wrap("subject", tag, err)
-		case f.Subject != subject:
-			if subjectTag(f.Subject) != tag { // moved to another index (a shared tag is not stale)
+			return nil, wrap(op, tag, err)
+		}
+		if belongs, moved := match(f); !belongs {
+			if moved {
 				stale = append(stale, id)
 			}
 			continue
@@ -282,9 +332,24 @@ func (s *Store) Claim(ctx context.Context, key string, until time.Time) (bool, e
 	}
 }
 
-// index adds family id to subject's index with the family's expiry.
-func (s *Store) index(ctx context.Context, subject, id string, exp, now int64) error {
-	res, err := indexScript.Run(ctx, s.c, []string{s.subjectKey(subjectTag(subject))}, exp, id, now).Text()
+// indexAll adds f to its subject's index and, if it has a ProviderSID, to
+// its sid's, with the family's expiry.
+func (s *Store) indexAll(ctx context.Context, f *store.Family, exp, now int64) error {
+	if err := s.index(ctx, s.subjectKey(subjectTag(f.Subject)), f.ID, exp, now); err != nil {
+		return fmt.Errorf("subject: %w", err)
+	}
+	if f.ProviderSID != "" {
+		t := sidTag(f.ProviderSID)
+		if err := s.index(ctx, s.sidKey(hex.EncodeToString(t[:])), f.ID, exp, now); err != nil {
+			return fmt.Errorf("sid: %w", err)
+		}
+	}
+	return nil
+}
+
+// index adds family id to index key idx with the family's expiry.
+func (s *Store) index(ctx context.Context, idx, id string, exp, now int64) error {
+	res, err := indexScript.Run(ctx, s.c, []string{idx}, exp, id, now).Text()
 	if err == nil && res != "ok" {
 		err = fmt.Errorf("unexpected script answer %q", res)
 	}
@@ -346,6 +411,8 @@ func missing(err error) bool { return err == redis.Nil }
 func (s *Store) familyKey(id string) string { return s.prefix + "fam:{" + id + "}" }
 
 func (s *Store) subjectKey(tag string) string { return s.prefix + "sub:{" + tag + "}" }
+
+func (s *Store) sidKey(tag string) string { return s.prefix + "sid:{" + tag + "}" }
 
 // claimKey names a Claim marker. No hash tag: a marker is one key, alone
 // in its script, so a Cluster may put it in any slot.

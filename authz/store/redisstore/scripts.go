@@ -28,12 +28,15 @@ return 'ok'
 
 // swapScript replaces a family if its stored version is the expected one,
 // and moves its expiry along. It answers 'reindex' when the subject tag or
-// the expiry changed, so the caller updates the subject index (kept in
-// another Cluster slot, out of this script's reach).
+// the expiry changed, or when the new record has a ProviderSID whose tag
+// the old record did not end with (another sid, none, or a record written
+// before the tag), so the caller updates the subject and sid indexes (kept
+// in other Cluster slots, out of this script's reach).
 //
 //	KEYS[1] family key
 //	ARGV[1] expected format and version (versionHead), ARGV[2] record,
-//	ARGV[3] expiry (ms), ARGV[4] now (ms)
+//	ARGV[3] expiry (ms), ARGV[4] now (ms), ARGV[5] the new record's sid
+//	tag, "" when it has no ProviderSID
 var swapScript = redis.NewScript(`
 local exp = redis.call('PEXPIRETIME', KEYS[1])
 if exp == -2 or (exp >= 0 and exp < tonumber(ARGV[4])) then
@@ -46,8 +49,9 @@ end
 if string.sub(head, 1, 9) ~= ARGV[1] then
   return 'conflict'
 end
+local sidMoved = ARGV[5] ~= '' and redis.call('GETRANGE', KEYS[1], -8, -1) ~= ARGV[5]
 redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
-if string.sub(head, 10, 17) ~= string.sub(ARGV[2], 10, 17) or exp ~= tonumber(ARGV[3]) then
+if sidMoved or string.sub(head, 10, 17) ~= string.sub(ARGV[2], 10, 17) or exp ~= tonumber(ARGV[3]) then
   return 'reindex'
 end
 return 'ok'
@@ -70,11 +74,11 @@ redis.call('SET', KEYS[1], '1', 'PXAT', ARGV[1])
 return 'ok'
 `)
 
-// indexScript adds a family to its subject's index (a sorted set of family
-// ids scored by expiry), drops the entries already expired, and has the
-// index expire with its longest-lived family.
+// indexScript adds a family to an index, its subject's or its provider
+// sid's (a sorted set of family ids scored by expiry), drops the entries
+// already expired, and has the index expire with its longest-lived family.
 //
-//	KEYS[1] subject index key
+//	KEYS[1] subject or sid index key
 //	ARGV[1] expiry (ms), ARGV[2] family id, ARGV[3] now (ms)
 var indexScript = redis.NewScript(`
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
@@ -84,10 +88,10 @@ redis.call('PEXPIREAT', KEYS[1], top[2])
 return 'ok'
 `)
 
-// listScript drops the expired entries of a subject index and returns the
-// family ids left.
+// listScript drops the expired entries of a subject or sid index and
+// returns the family ids left.
 //
-//	KEYS[1] subject index key
+//	KEYS[1] subject or sid index key
 //	ARGV[1] now (ms)
 var listScript = redis.NewScript(`
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])

@@ -31,6 +31,7 @@ func RunSession(t *testing.T, newStore NewStore) {
 		{"RotateGraceReuse", testSessionLifecycle},
 		{"ReplicasRace50", testSessionReplicas},
 		{"RevokeSubject", testSessionRevokeSubject},
+		{"RevokeSID", testSessionRevokeSID},
 		{"AbsoluteExpiry", testSessionExpiry},
 		{"Policy", testSessionPolicy},
 		{"ClaimsExact", testSessionClaimsExact},
@@ -144,6 +145,62 @@ func (s *barrierStore) Swap(ctx context.Context, expected uint64, next *store.Fa
 	return err
 }
 
+// testSessionRevokeSID: back-channel logout of one provider session
+// revokes every family started from it, on two replicas at once, each
+// reported to the hook once; other provider sessions go on refreshing.
+func testSessionRevokeSID(t *testing.T, st store.Store, clk *fakeclock.Clock) {
+	ctx := t.Context()
+	var mu sync.Mutex
+	reported := map[string]int{}
+	hook := session.OnRevoke(func(r session.Revocation) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Cause == session.CauseBackChannel && r.ProviderSID == "op-sid-1" {
+			reported[r.Family]++
+		}
+	})
+	a, b := session.New(st, lifetimes, clk.Now, hook), session.New(st, lifetimes, clk.Now, hook)
+	start := func(subject, sid string) session.Issued {
+		t.Helper()
+		is, err := a.StartLogin(ctx, session.Login{Subject: subject, Provider: []byte("sealed"), ProviderSID: sid, UserAgent: "ua", ClientAddress: "192.0.2.1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return is
+	}
+	ended := []session.Issued{start("alice", "op-sid-1"), start("alice", "op-sid-1"), start("bob", "op-sid-1")}
+	other := start("alice", "op-sid-2")
+	var wg sync.WaitGroup
+	counts := make([]int, 2)
+	for i, m := range []*session.Manager{a, b} {
+		wg.Go(func() {
+			n, err := m.RevokeSID(ctx, "op-sid-1", session.CauseBackChannel)
+			if err != nil {
+				t.Errorf("RevokeSID: %v", err)
+			}
+			counts[i] = n
+		})
+	}
+	wg.Wait()
+	if counts[0]+counts[1] != 3 {
+		t.Fatalf("RevokeSID revoked %v families on the two replicas, want 3 in all", counts)
+	}
+	for _, is := range ended {
+		if _, err := a.Refresh(ctx, is.RefreshToken, ""); !errors.Is(err, session.ErrRevoked) {
+			t.Errorf("Refresh after back-channel logout: %v, want ErrRevoked", err)
+		}
+		if reported[is.Family.ID] != 1 {
+			t.Errorf("family %s reported %d times, want once", is.Family.ID, reported[is.Family.ID])
+		}
+	}
+	if _, err := a.Refresh(ctx, other.RefreshToken, ""); err != nil {
+		t.Errorf("another provider session: %v", err)
+	}
+	if n, err := a.RevokeSID(ctx, "op-sid-unknown", ""); n != 0 || err != nil {
+		t.Errorf("RevokeSID(unknown) = %d, %v", n, err)
+	}
+}
+
 func testSessionRevokeSubject(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	ctx := t.Context()
 	m := session.New(st, lifetimes, clk.Now)
@@ -162,7 +219,7 @@ func testSessionRevokeSubject(t *testing.T, st store.Store, clk *fakeclock.Clock
 	if err := m.Logout(ctx, alice[0].RefreshToken); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := m.RevokeSubject(ctx, "alice"); n != 2 || err != nil {
+	if n, err := m.RevokeSubject(ctx, "alice", session.CauseAdmin); n != 2 || err != nil {
 		t.Fatalf("RevokeSubject = %d, %v; want 2 (one was already revoked)", n, err)
 	}
 	fams, err := m.List(ctx, "alice")

@@ -60,6 +60,9 @@ func Run(t *testing.T, newStore NewStore) {
 		{"SwapWrongNextVersion", testSwapWrongNextVersion},
 		{"SwapNotFound", testSwapNotFound},
 		{"Subject", testSubject},
+		{"BySID", testBySID},
+		{"BySIDExpiry", testBySIDExpiry},
+		{"ListingFields", testListingFields},
 		{"ExpiryPastAbsolute", testExpiry},
 		{"Race100", testRace},
 		{"ClaimOnce", testClaimOnce},
@@ -99,6 +102,9 @@ func sample(id, subject string, now time.Time) *store.Family {
 			},
 		},
 		CreatedAt:         now,
+		LastUsedAt:        now.Add(3 * time.Second),
+		UserAgent:         "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0",
+		ClientAddress:     "2001:db8::17",
 		IdleExpiresAt:     now.Add(time.Hour),
 		AbsoluteExpiresAt: now.Add(2 * time.Hour),
 		Secrets:           [][]byte{bytes.Repeat([]byte{0xa1}, 32), bytes.Repeat([]byte{0x00}, 32), {0xff, 0x00, 0x7f}},
@@ -120,6 +126,7 @@ func next(f *store.Family, now time.Time) *store.Family {
 	n.Secrets = append([][]byte{bytes.Repeat([]byte{0xb2}, 32)}, n.Secrets...)
 	n.Successor = []byte("sealed-v2")
 	n.IdleExpiresAt = now.Add(90 * time.Minute)
+	n.LastUsedAt = now.Add(time.Minute)
 	n.PreviousUntil = now.Add(time.Minute)
 	n.RevokedAt = now
 	n.RevokeReason = "api"
@@ -158,6 +165,7 @@ func diff(want, got *store.Family) string {
 		want, got time.Time
 	}{
 		{"CreatedAt", want.CreatedAt, got.CreatedAt},
+		{"LastUsedAt", want.LastUsedAt, got.LastUsedAt},
 		{"IdleExpiresAt", want.IdleExpiresAt, got.IdleExpiresAt},
 		{"AbsoluteExpiresAt", want.AbsoluteExpiresAt, got.AbsoluteExpiresAt},
 		{"PreviousUntil", want.PreviousUntil, got.PreviousUntil},
@@ -198,6 +206,12 @@ func diff(want, got *store.Family) string {
 	}
 	if got.ProviderSID != want.ProviderSID {
 		add("ProviderSID", want.ProviderSID, got.ProviderSID)
+	}
+	if got.UserAgent != want.UserAgent {
+		add("UserAgent", want.UserAgent, got.UserAgent)
+	}
+	if got.ClientAddress != want.ClientAddress {
+		add("ClientAddress", want.ClientAddress, got.ClientAddress)
 	}
 	return strings.Join(d, "; ")
 }
@@ -430,6 +444,139 @@ func testSubject(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 				t.Errorf("Subject(%q) returned %s of %q", tc.subject, f.ID, f.Subject)
 			}
 		}
+	}
+}
+
+// testBySID: the sid index lists the families of one provider session,
+// revoked ones too, follows a swap that changes the sid, and knows no
+// family for "" or an unknown sid.
+func testBySID(t *testing.T, st store.Store, clk *fakeclock.Clock) {
+	now := clk.Now()
+	withSID := func(id, subject, sid string) *store.Family {
+		f := sample(id, subject, now)
+		f.ProviderSID = sid
+		return f
+	}
+	for _, f := range []*store.Family{
+		withSID("s1a", "alice", "sid-1"), withSID("s1b", "bob", "sid-1"), withSID("s2", "alice", "sid-2"),
+		withSID("none", "alice", ""), withSID("moves", "carol", "sid-1"),
+	} {
+		mustCreate(t, st, f)
+	}
+	s1a, _ := st.Get(t.Context(), "s1a")
+	revoked := s1a.Clone()
+	revoked.RevokedAt, revoked.RevokeReason, revoked.Version = now, "logout", 2
+	if err := st.Swap(t.Context(), 1, revoked); err != nil { // revoked still listed
+		t.Fatal(err)
+	}
+	moves, _ := st.Get(t.Context(), "moves")
+	moved := moves.Clone()
+	moved.ProviderSID, moved.Version = "sid-3", 2
+	if err := st.Swap(t.Context(), 1, moved); err != nil {
+		t.Fatal(err)
+	}
+	none, _ := st.Get(t.Context(), "none")
+	gained := none.Clone()
+	gained.ProviderSID, gained.Version = "sid-2", 2
+	if err := st.Swap(t.Context(), 1, gained); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		sid  string
+		want []string
+	}{
+		{"sid-1", []string{"s1a", "s1b"}},
+		{"sid-2", []string{"s2", "none"}},
+		{"sid-3", []string{"moves"}},
+		{"sid-unknown", nil},
+		{"", nil},
+	}
+	for _, tc := range tests {
+		fams, err := st.BySID(t.Context(), tc.sid)
+		if err != nil {
+			t.Fatalf("BySID(%q): %v", tc.sid, err)
+		}
+		if got := ids(fams); !sameSet(got, tc.want) {
+			t.Errorf("BySID(%q) = %v, want %v", tc.sid, got, tc.want)
+		}
+		for _, f := range fams {
+			if f.ProviderSID != tc.sid {
+				t.Errorf("BySID(%q) returned %s of sid %q", tc.sid, f.ID, f.ProviderSID)
+			}
+			if f.ID == "s1a" && f.RevokedAt.IsZero() {
+				t.Errorf("BySID(%q) returned s1a unrevoked", tc.sid)
+			}
+		}
+	}
+	// What is returned is a copy.
+	fams, _ := st.BySID(t.Context(), "sid-2")
+	for _, f := range fams {
+		mutate(f)
+	}
+	s2 := sample("s2", "alice", now)
+	s2.ProviderSID = "sid-2"
+	mustMatch(t, st, s2)
+}
+
+// testBySIDExpiry: a family leaves the sid index when its absolute
+// lifetime has passed (not at the instant itself), and the sid can be
+// used again afterwards.
+func testBySIDExpiry(t *testing.T, st store.Store, clk *fakeclock.Clock) {
+	now := clk.Now()
+	short := sample("short", "alice", now) // absolute: now+2h
+	long := sample("long", "bob", now)
+	long.AbsoluteExpiresAt = now.Add(10 * time.Hour)
+	mustCreate(t, st, short)
+	mustCreate(t, st, long)
+	sid := short.ProviderSID
+	check := func(want ...string) {
+		t.Helper()
+		fams, err := st.BySID(t.Context(), sid)
+		if err != nil {
+			t.Fatalf("BySID: %v", err)
+		}
+		if got := ids(fams); !sameSet(got, want) {
+			t.Fatalf("BySID at %v = %v, want %v", clk.Now().Sub(now), got, want)
+		}
+	}
+	clk.Advance(2 * time.Hour) // exactly at short's absolute deadline: still kept
+	check("short", "long")
+	clk.Advance(time.Second)
+	check("long")
+	clk.Advance(8 * time.Hour) // past long's too
+	check()
+	again := sample("again", "carol", clk.Now())
+	mustCreate(t, st, again)
+	check("again")
+}
+
+// testListingFields: LastUsedAt, UserAgent and ClientAddress round-trip,
+// each empty on its own, and a swap keeps or changes them.
+func testListingFields(t *testing.T, st store.Store, clk *fakeclock.Clock) {
+	now := clk.Now()
+	for i, tc := range []struct {
+		lastUsed time.Time
+		ua, addr string
+	}{
+		{time.Time{}, "", ""},
+		{now, "", ""},
+		{time.Time{}, "curl/8.5.0", ""},
+		{time.Time{}, "", "192.0.2.1"},
+		{now.Add(time.Second), strings.Repeat("é", 128), "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"},
+	} {
+		f := sample(fmt.Sprint("fam-", i), "alice", now)
+		f.LastUsedAt, f.UserAgent, f.ClientAddress = tc.lastUsed, tc.ua, tc.addr
+		if i%2 == 0 {
+			f.ProviderSID, f.Provider, f.Policy = "", nil, ""
+		}
+		mustCreate(t, st, f)
+		mustMatch(t, st, f)
+		n := f.Clone()
+		n.LastUsedAt, n.Version = now.Add(time.Hour), 2
+		if err := st.Swap(t.Context(), 1, n.Clone()); err != nil {
+			t.Fatal(err)
+		}
+		mustMatch(t, st, n)
 	}
 }
 
