@@ -227,6 +227,7 @@ func (e *route) callback(ctx context.Context, r *Request, jar cookie.Jar) Decisi
 	iss, err := e.sessions.StartLogin(ctx, session.Login{
 		Subject: login.Subject, Policy: f.Policy, Claims: login.Claims,
 		Provider: sealed, ProviderSID: login.SID, ProviderRefreshAt: login.Tokens.DueAt(e.login.Options.RefreshInterval),
+		UserAgent: r.Header("user-agent"), ClientAddress: r.Peer,
 	})
 	if err != nil {
 		return denyFlow(err)
