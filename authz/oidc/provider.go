@@ -130,6 +130,11 @@ type discovered struct {
 	verifier *gooidc.IDTokenVerifier
 	oauth    oauth2.Config
 	algs     []string
+	// logoutVerifier checks logout tokens (Back-Channel Logout).
+	logoutVerifier *gooidc.IDTokenVerifier
+	// revocation and endSession are the discovered endpoints, "" when
+	// the provider lists none (or an unusable one).
+	revocation, endSession string
 }
 
 // New validates opts, builds the HTTP client (ProviderTimeout, CAFile) and
@@ -198,6 +203,9 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 	}
 	var meta struct {
 		Algs []string `json:"id_token_signing_alg_values_supported"`
+		// RFC 8414 §2 (RFC 7009), OpenID Connect RP-Initiated Logout 1.0 §2.1.
+		Revocation string `json:"revocation_endpoint"`
+		EndSession string `json:"end_session_endpoint"`
 	}
 	if err := gp.Claims(&meta); err != nil {
 		return nil, fmt.Errorf("oidc: discovery at %s: %w", issuer, err)
@@ -216,6 +224,11 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 	return &discovered{
 		provider: gp,
 		verifier: gp.Verifier(&gooidc.Config{ClientID: p.opts.ClientID, SupportedSigningAlgs: algs, Now: p.now}),
+		// Logout tokens: expiry is judged by verifyLogout (exp was optional
+		// before Back-Channel Logout 1.0 final; iat bounds the age).
+		logoutVerifier: gp.Verifier(&gooidc.Config{ClientID: p.opts.ClientID, SupportedSigningAlgs: algs, Now: p.now, SkipExpiryCheck: true}),
+		revocation:     endpointURL(meta.Revocation),
+		endSession:     endpointURL(meta.EndSession),
 		oauth: oauth2.Config{
 			ClientID:     p.opts.ClientID,
 			ClientSecret: p.secret,

@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
@@ -37,6 +38,14 @@ import (
 
 // TokenPath is the example provider's token endpoint.
 const TokenPath = "/oauth/token"
+
+// RevocationPath and EndSessionPath are the example provider's revocation
+// (RFC 7009) and end-session (RP-Initiated Logout) endpoints, as its
+// discovery lists them.
+const (
+	RevocationPath = "/revoke"
+	EndSessionPath = "/end_session"
+)
 
 // User is a user of the provider.
 type User struct {
@@ -97,6 +106,9 @@ type Provider struct {
 	fault      Fault
 	rewrite    func(map[string]any)
 	issued     []string
+	sid        string
+	revokes    int
+	revFault   Fault
 }
 
 // IssuedTokens lists every token the token endpoint has handed out
@@ -150,6 +162,31 @@ func (p *Provider) SetFault(f Fault) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.fault = f
+}
+
+// SetRevocationFault makes the revocation endpoint misbehave until set
+// back to NoFault.
+func (p *Provider) SetRevocationFault(f Fault) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.revFault = f
+}
+
+// Revocations returns how many requests reached the revocation endpoint
+// (answered or faulted).
+func (p *Provider) Revocations() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.revokes
+}
+
+// SetSID puts sid into every ID token the token endpoint issues from now
+// on (re-signed with the provider's key), as providers that support
+// back-channel logout do; "" stops.
+func (p *Provider) SetSID(sid string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sid = sid
 }
 
 // RewriteTokenResponses passes each successful token endpoint answer,
@@ -250,6 +287,20 @@ func (p *Provider) Login(ctx context.Context, authURL, username, password string
 // middleware counts and faults the token endpoint and records reuse.
 func (p *Provider) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == RevocationPath && r.Method == http.MethodPost {
+			p.mu.Lock()
+			p.revokes++
+			fault := p.revFault
+			p.mu.Unlock()
+			switch fault {
+			case Unavailable:
+				http.Error(w, "unavailable", http.StatusServiceUnavailable)
+				return
+			case Hang:
+				<-r.Context().Done()
+				return
+			}
+		}
 		if r.URL.Path != TokenPath || r.Method != http.MethodPost {
 			next.ServeHTTP(w, r)
 			return
@@ -265,7 +316,7 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 			}
 			p.seen[rt] = true
 		}
-		fault, rewrite := p.fault, p.rewrite
+		fault, rewrite, sid := p.fault, p.rewrite, p.sid
 		p.mu.Unlock()
 		switch fault {
 		case Unavailable:
@@ -280,6 +331,12 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 		out := rec.Body.Bytes()
 		var m map[string]any
 		if rec.Code == http.StatusOK && json.Unmarshal(out, &m) == nil {
+			if idt, ok := m["id_token"].(string); ok && sid != "" {
+				c := Claims(idt)
+				c["sid"] = sid
+				m["id_token"] = p.Sign(c)
+				out, _ = json.Marshal(m)
+			}
 			if rewrite != nil {
 				rewrite(m)
 				out, _ = json.Marshal(m)
@@ -308,7 +365,28 @@ func (p *Provider) Sign(claims map[string]any) string {
 	if err != nil {
 		panic(err)
 	}
-	return sign(claims, k.Key(), k.ID())
+	return sign(claims, k.Key(), k.ID(), "JWT")
+}
+
+// SignLogout signs claims as a logout token (typ logout+jwt, OpenID
+// Connect Back-Channel Logout 1.0 §2.4) with the provider's key.
+func (p *Provider) SignLogout(claims map[string]any) string {
+	k, err := p.storage.SigningKey(context.Background())
+	if err != nil {
+		panic(err)
+	}
+	return sign(claims, k.Key(), k.ID(), "logout+jwt")
+}
+
+// LogoutClaims returns the claims of a valid logout token for the client,
+// issued at iat: iss, aud, iat, exp (two minutes later), a fresh jti and
+// the backchannel-logout event; the caller adds sid and/or sub.
+func (p *Provider) LogoutClaims(iat time.Time) map[string]any {
+	return map[string]any{
+		"iss": p.Issuer, "aud": p.ClientID, "iat": iat.Unix(), "exp": iat.Add(2 * time.Minute).Unix(),
+		"jti":    rand.Text(),
+		"events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}},
+	}
 }
 
 // Forge signs claims with a key the provider never published, under the
@@ -319,11 +397,11 @@ func (p *Provider) Forge(claims map[string]any) string {
 		panic(err)
 	}
 	k, _ := p.storage.SigningKey(context.Background())
-	return sign(claims, key, k.ID())
+	return sign(claims, key, k.ID(), "JWT")
 }
 
-func sign(claims map[string]any, key any, kid string) string {
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
+func sign(claims map[string]any, key any, kid, typ string) string {
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)).WithHeader("kid", kid))
 	if err != nil {
 		panic(err)
 	}
