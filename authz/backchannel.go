@@ -80,7 +80,7 @@ type logoutOutcome struct {
 
 func (h *backChannel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	out, err := h.logout(r)
+	out, err := h.logout(w, r)
 	if err == nil {
 		h.log.Info("back-channel logout", "outcome", "revoked", "issuer", out.issuer, "sid", out.sid, "subject", out.subject, "revoked", out.revoked)
 		w.WriteHeader(http.StatusOK)
@@ -101,7 +101,7 @@ func (h *backChannel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // logout verifies the request and revokes what its token names.
-func (h *backChannel) logout(r *http.Request) (logoutOutcome, error) {
+func (h *backChannel) logout(w http.ResponseWriter, r *http.Request) (logoutOutcome, error) {
 	var out logoutOutcome
 	if r.Method != http.MethodPost {
 		return out, errMethod
@@ -109,7 +109,7 @@ func (h *backChannel) logout(r *http.Request) (logoutOutcome, error) {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
 		return out, errMediaType
 	}
-	r.Body = http.MaxBytesReader(nil, r.Body, maxLogoutBody)
+	r.Body = http.MaxBytesReader(w, r.Body, maxLogoutBody)
 	if err := r.ParseForm(); err != nil {
 		return out, fmt.Errorf("%w: %v", errLogoutRequest, err)
 	}

@@ -113,17 +113,16 @@ func (e *route) logoutEndpoint(ctx context.Context, r *Request, found cookie.Fou
 	navigation := logoutNavigation(r)
 	location := e.policy.LoginURL
 	if e.login != nil {
+		end := ""
 		if ended != nil && len(ended.Provider) > 0 {
 			d.Subject, d.Session = ended.Subject, ended.ID
-			end, err := e.providerLogout(ctx, ended)
+			var err error
+			end, err = e.providerLogout(ctx, ended)
 			switch {
 			case err != nil:
 				d.Reason, d.Err, d.Level = reasonEndpointLogoutProviderFailed, err, slog.LevelWarn
 			case end != "" && navigation:
 				d.Reason = reasonEndpointLogoutProvider
-			}
-			if end != "" {
-				location = end
 			}
 			if err != nil && !navigation {
 				// Our side is over all the same: say that the provider's
@@ -133,9 +132,9 @@ func (e *route) logoutEndpoint(ctx context.Context, r *Request, found cookie.Fou
 				d.Body = `{"logged_out":true,"provider_logout":"failed"}`
 			}
 		}
-		if location == "" {
-			location = cmp.Or(e.login.Options.PostLogoutRedirectURL, "/")
-		}
+		// Without the provider's end-session page: where the provider
+		// would have sent the browser, else this policy's login page.
+		location = cmp.Or(end, e.login.Options.PostLogoutRedirectURL, e.policy.LoginURL, "/")
 	}
 	if navigation && location != "" {
 		d.Status = http.StatusSeeOther

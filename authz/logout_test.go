@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"context"
 	"errors"
 	"net/url"
 	"slices"
@@ -206,5 +207,63 @@ func TestLogoutPostLogoutRedirectNotAllowed(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%s: %v, want an error naming %s", tc.name, err, tc.want)
 		}
+	}
+}
+
+// A revocation endpoint that never answers holds the logout no longer
+// than providerTimeout, nor past half of the request's own deadline: the
+// answer that clears the cookies is never lost to the provider.
+func TestLogoutProviderHangs(t *testing.T) {
+	lr := newLoginRig(t, func(o *oidc.Options) { o.ProviderTimeout = 300 * time.Millisecond })
+	lr.op.SetRevocationFault(oidctest.Hang)
+	at, rt, id := lr.session(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	r, err := FromCheckRequest(req("POST", "/auth/logout", logoutPage(ours(at, rt))...))
+	began := time.Now()
+	d := lr.engine.Decide(ctx, r, err)
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("logout took %v with a hanging provider", took)
+	}
+	if d.Status != 303 || d.Reason != reasonEndpointLogoutProviderFailed || !slices.Equal(d.SetCookie, lr.cookies.Clear()) {
+		t.Errorf("status %d reason %s cookies %q", d.Status, d.Reason, d.SetCookie)
+	}
+	if lr.family(id).RevokedAt.IsZero() {
+		t.Error("family not revoked")
+	}
+
+	// A short deadline of the request itself bounds it too.
+	at, rt, _ = lr.session(t)
+	ctx, cancel = context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	r, err = FromCheckRequest(req("POST", "/auth/logout", logoutPage(ours(at, rt))...))
+	d = lr.engine.Decide(ctx, r, err)
+	if ctx.Err() != nil || d.Status != 303 {
+		t.Errorf("logout within a 200ms deadline: deadline passed %v, status %d reason %s", ctx.Err() != nil, d.Status, d.Reason)
+	}
+}
+
+// A provider that lists neither a revocation nor an end-session endpoint:
+// our logout is complete, and the form goes to the post-logout redirect
+// URL (else the policy's login page).
+func TestLogoutProviderWithoutLogoutEndpoints(t *testing.T) {
+	lr := newLoginRigWith(t, oidctest.Config{NoLogoutEndpoints: true}, withPostLogout)
+	at, rt, id := lr.session(t)
+	d, v := lr.run(t, req("POST", "/auth/logout", logoutPage(ours(at, rt))...))
+	if v.status != 303 || d.Reason != reasonEndpointLogout || v.response["location"] != postLogoutURL {
+		t.Fatalf("status %d reason %s location %q (%v)", v.status, d.Reason, v.response["location"], d.Err)
+	}
+	if lr.family(id).RevokedAt.IsZero() || lr.op.Revocations() != 0 {
+		t.Errorf("family revoked %v, revocations %d", !lr.family(id).RevokedAt.IsZero(), lr.op.Revocations())
+	}
+
+	lr = newLoginRigWith(t, oidctest.Config{NoLogoutEndpoints: true})
+	at, rt, _ = lr.session(t)
+	if _, v := lr.run(t, req("POST", "/auth/logout", logoutPage(ours(at, rt))...)); v.status != 303 || v.response["location"] != "/login" {
+		t.Errorf("without a post-logout URL: status %d location %q", v.status, v.response["location"])
+	}
+	at, rt, _ = lr.session(t)
+	if d, v := lr.run(t, req("POST", "/auth/logout", logoutFetch(ours(at, rt))...)); v.status != 204 || d.Reason != reasonEndpointLogout {
+		t.Errorf("fetch: status %d reason %s", v.status, d.Reason)
 	}
 }

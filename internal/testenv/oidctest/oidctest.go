@@ -65,6 +65,9 @@ type Config struct {
 	RedirectURIs []string
 	// Users of the provider. Default one: Alice (DefaultUser).
 	Users []User
+	// NoLogoutEndpoints leaves revocation_endpoint and
+	// end_session_endpoint out of discovery, as providers without them do.
+	NoLogoutEndpoints bool
 }
 
 // DefaultUser is the user of a Config without Users.
@@ -95,8 +98,9 @@ type Provider struct {
 	// RedirectURIs are the client's registered redirect URIs.
 	RedirectURIs []string
 
-	srv     *httptest.Server
-	storage *rigStorage
+	srv               *httptest.Server
+	storage           *rigStorage
+	noLogoutEndpoints bool
 
 	mu         sync.Mutex
 	grants     map[string]int
@@ -130,11 +134,12 @@ func Start(tb testing.TB, cfg Config) *Provider {
 		cfg.Users = []User{DefaultUser}
 	}
 	p := &Provider{
-		ClientID:     "silentauth",
-		ClientSecret: rand.Text(),
-		RedirectURIs: cfg.RedirectURIs,
-		grants:       map[string]int{},
-		seen:         map[string]bool{},
+		ClientID:          "silentauth",
+		ClientSecret:      rand.Text(),
+		RedirectURIs:      cfg.RedirectURIs,
+		grants:            map[string]int{},
+		seen:              map[string]bool{},
+		noLogoutEndpoints: cfg.NoLogoutEndpoints,
 	}
 	p.srv = httptest.NewUnstartedServer(nil)
 	p.Issuer = "http://" + p.srv.Listener.Addr().String()
@@ -287,7 +292,25 @@ func (p *Provider) Login(ctx context.Context, authURL, username, password string
 // middleware counts and faults the token endpoint and records reuse.
 func (p *Provider) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/.well-known/openid-configuration" && p.noLogoutEndpoints {
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			var m map[string]any
+			if json.Unmarshal(rec.Body.Bytes(), &m) != nil {
+				w.WriteHeader(http.StatusInternalServerError)
+				return
+			}
+			delete(m, "revocation_endpoint")
+			delete(m, "end_session_endpoint")
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(m)
+			return
+		}
 		if r.URL.Path == RevocationPath && r.Method == http.MethodPost {
+			// Read the body first: only then does the server notice a
+			// client that gives up (and end a hanging request).
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
 			p.mu.Lock()
 			p.revokes++
 			fault := p.revFault
