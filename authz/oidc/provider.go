@@ -224,8 +224,9 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 	return &discovered{
 		provider: gp,
 		verifier: gp.Verifier(&gooidc.Config{ClientID: p.opts.ClientID, SupportedSigningAlgs: algs, Now: p.now}),
-		// Logout tokens: expiry is judged by verifyLogout (exp was optional
-		// before Back-Channel Logout 1.0 final; iat bounds the age).
+		// Logout tokens: expiry is judged by VerifyLogout. Back-Channel
+		// Logout 1.0 §2.4 does not require exp (§4 only encourages a short
+		// one), so iat bounds the age and exp counts when present.
 		logoutVerifier: gp.Verifier(&gooidc.Config{ClientID: p.opts.ClientID, SupportedSigningAlgs: algs, Now: p.now, SkipExpiryCheck: true}),
 		revocation:     endpointURL(meta.Revocation),
 		endSession:     endpointURL(meta.EndSession),
