@@ -180,7 +180,13 @@ func (e *route) providerLogout(ctx context.Context, f *store.Family) (string, er
 	if errors.Is(err, oidc.ErrNoRevocation) {
 		err = nil // nothing more this provider lets us do
 	}
-	return e.login.Provider.EndSessionURL(t.IDToken), err
+	end := e.login.Provider.EndSessionURL(t.IDToken)
+	if len(end) > maxHeaderValue {
+		// An ID token too large for a Location header: the hint is
+		// optional (RP-Initiated Logout 1.0 §2), client_id still names us.
+		end = e.login.Provider.EndSessionURL("")
+	}
+	return end, err
 }
 
 // rawClaim returns claim name of c: a session claim as decoded from the
