@@ -43,7 +43,12 @@ const (
 	reasonEndpointRefreshedGrace = "endpoint_refreshed_grace"
 	reasonEndpointLogout         = "endpoint_logout"
 	reasonEndpointLogoutReuse    = "endpoint_logout_reuse"
-	reasonLoginCompleted         = "login_completed"
+	// A session of provider login ended here and the browser sent on to
+	// the provider's end_session_endpoint; or ended here while the
+	// provider's revocation endpoint failed (our side is over all the same).
+	reasonEndpointLogoutProvider       = "endpoint_logout_provider"
+	reasonEndpointLogoutProviderFailed = "endpoint_logout_provider_failed"
+	reasonLoginCompleted               = "login_completed"
 )
 
 // answer is how one kind of failure is told to the client.
@@ -119,6 +124,14 @@ var answers = []struct {
 	{oidc.ErrIDToken, answer{http.StatusUnauthorized, "invalid_token", "login_id_token", false, false, slog.LevelWarn, "", ""}},
 	{oidc.ErrEmailDomain, answer{http.StatusForbidden, "forbidden", "login_email_domain", false, false, slog.LevelInfo, "", ""}},
 	{oidc.ErrClaims, answer{http.StatusForbidden, "forbidden", "login_claims", false, false, slog.LevelInfo, "", ""}},
+	// Back-channel logout (its own HTTP handler, not Check): the provider
+	// is told why its logout token was refused (§2.8); a store outage
+	// falls through to unavailable (503), so the provider retries.
+	{errMediaType, answer{http.StatusUnsupportedMediaType, "invalid_request", "backchannel_media_type", false, false, slog.LevelInfo, "", ""}},
+	{errLogoutRequest, answer{http.StatusBadRequest, "invalid_request", "backchannel_request", false, false, slog.LevelInfo, "", ""}},
+	{oidc.ErrLogoutToken, answer{http.StatusBadRequest, "invalid_request", "backchannel_token", false, false, slog.LevelWarn, "", ""}},
+	{errLogoutReplay, answer{http.StatusBadRequest, "invalid_request", "backchannel_replay", false, false, slog.LevelWarn, "", ""}},
+	{errLogoutSID, answer{http.StatusBadRequest, "invalid_request", "backchannel_sid_required", false, false, slog.LevelWarn, "", ""}},
 	{oidc.ErrUnavailable, answer{http.StatusServiceUnavailable, "temporarily_unavailable", "provider_unavailable", false, false, slog.LevelWarn, "", ""}},
 	// The provider's refresh of a session: a grant it ended logs the user
 	// out (the family is already revoked); an outage never does.
@@ -174,7 +187,8 @@ func (a answer) jsonBody() string {
 // through a denied response too).
 func reasons() [2][]string {
 	allow := []string{reasonValid, reasonPublic, reasonRefreshed, reasonRefreshedGrace}
-	deny := []string{unavailable.reason, reasonEndpointRefreshed, reasonEndpointRefreshedGrace, reasonEndpointLogout, reasonEndpointLogoutReuse, reasonLoginCompleted}
+	deny := []string{unavailable.reason, reasonEndpointRefreshed, reasonEndpointRefreshedGrace, reasonEndpointLogout, reasonEndpointLogoutReuse,
+		reasonEndpointLogoutProvider, reasonEndpointLogoutProviderFailed, reasonLoginCompleted}
 	for _, a := range answers {
 		deny = append(deny, a.reason)
 		if a.still != "" {

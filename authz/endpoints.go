@@ -1,14 +1,20 @@
 package authz
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/silentauth/silentauth/authz/cookie"
+	"github.com/silentauth/silentauth/authz/oidc"
+	"github.com/silentauth/silentauth/authz/seal"
 	"github.com/silentauth/silentauth/authz/session"
+	"github.com/silentauth/silentauth/authz/store"
 	"github.com/silentauth/silentauth/authz/token"
 )
 
@@ -71,6 +77,12 @@ func refreshBody(raw string, c *token.Claims, iss session.Issued, e *route) stri
 // leave a session nobody can end from the browser. A store
 // outage answers 503 and keeps the cookies so the client can retry; a page
 // navigation is sent on to the login page with 303.
+//
+// A session started by provider login is ended at the provider too
+// (providerLogout): its grant is revoked there, and a page navigation goes
+// on to the provider's end_session_endpoint (OpenID Connect RP-Initiated
+// Logout 1.0), which ends the provider's own session, so that the next
+// page load does not silently log the user in again.
 func (e *route) logoutEndpoint(ctx context.Context, r *Request, found cookie.Found) Decision {
 	if r.Method != http.MethodPost {
 		return e.deny(r, errMethod)
@@ -84,8 +96,9 @@ func (e *route) logoutEndpoint(ctx context.Context, r *Request, found cookie.Fou
 		SetCookie: e.cookies.Clear(),
 		Response:  []Header{{"cache-control", "no-store"}},
 	}
+	var ended *store.Family
 	if found.Refresh != "" && !found.RefreshDup {
-		err := e.sessions.Logout(ctx, found.Refresh)
+		f, err := e.sessions.LogoutFamily(ctx, found.Refresh)
 		if err != nil && answerFor(err).outage() {
 			return e.deny(r, err)
 		}
@@ -95,12 +108,85 @@ func (e *route) logoutEndpoint(ctx context.Context, r *Request, found cookie.Fou
 			d.Reason, d.Err, d.Event = reasonEndpointLogoutReuse, err, answerFor(err).event
 			d.Subject, d.Session, d.Level = re.Subject, re.Family, answerFor(err).level
 		}
+		ended = f
 	}
-	if r.Header("sec-fetch-mode") == "navigate" && e.policy.LoginURL != "" {
+	navigation := logoutNavigation(r)
+	location := e.policy.LoginURL
+	if e.login != nil {
+		end := ""
+		if ended != nil && len(ended.Provider) > 0 {
+			d.Subject, d.Session = ended.Subject, ended.ID
+			var err error
+			end, err = e.providerLogout(ctx, ended)
+			switch {
+			case err != nil:
+				d.Reason, d.Err, d.Level = reasonEndpointLogoutProviderFailed, err, slog.LevelWarn
+			case end != "" && navigation:
+				d.Reason = reasonEndpointLogoutProvider
+			}
+			if err != nil && !navigation {
+				// Our side is over all the same: say that the provider's
+				// may not be (a 204 carries no body).
+				d.Status = http.StatusOK
+				d.Response = append(d.Response, Header{"content-type", "application/json"})
+				d.Body = `{"logged_out":true,"provider_logout":"failed"}`
+			}
+		}
+		// Without the provider's end-session page: where the provider
+		// would have sent the browser, else this policy's login page.
+		location = cmp.Or(end, e.login.Options.PostLogoutRedirectURL, e.policy.LoginURL, "/")
+	}
+	if navigation && location != "" {
 		d.Status = http.StatusSeeOther
-		d.Response = append(d.Response, Header{"location", e.policy.LoginURL})
+		d.Response = append(d.Response, Header{"location", location})
 	}
 	return d
+}
+
+// logoutNavigation reports a logout the browser loads as a page: the
+// POST of a form (Fetch Metadata, else the Accept header), which a 303
+// can take on to another page.
+func logoutNavigation(r *Request) bool {
+	if m := r.Header("sec-fetch-mode"); m != "" {
+		return m == "navigate"
+	}
+	return strings.Contains(r.Header("accept"), "text/html")
+}
+
+// providerLogout ends the provider's side of a session that provider
+// login started, f as read before our revocation: its grant is revoked at
+// the provider (best effort, within the provider timeout and at most half
+// of the request's remaining time, so that our answer, which clears the
+// cookies, is never lost to it), and the provider's end-session URL for
+// its ID token is returned ("" when the provider has none). The error is
+// the revocation's; our logout stands whatever it is.
+func (e *route) providerLogout(ctx context.Context, f *store.Family) (string, error) {
+	var t oidc.Tokens
+	plain, err := seal.Open(e.login.Keys, f.Provider, ProviderAD(f.Subject))
+	if err == nil {
+		err = t.UnmarshalBinary(plain)
+	}
+	if err != nil {
+		// Tokens whose key left the keyring: nothing to revoke or hint
+		// with; the provider's page still ends its session.
+		return e.login.Provider.EndSessionURL(""), nil
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-time.Until(deadline)/2))
+		defer cancel()
+	}
+	err = e.login.Provider.Revoke(ctx, t)
+	if errors.Is(err, oidc.ErrNoRevocation) {
+		err = nil // nothing more this provider lets us do
+	}
+	end := e.login.Provider.EndSessionURL(t.IDToken)
+	if len(end) > maxHeaderValue {
+		// An ID token too large for a Location header: the hint is
+		// optional (RP-Initiated Logout 1.0 §2), client_id still names us.
+		end = e.login.Provider.EndSessionURL("")
+	}
+	return end, err
 }
 
 // rawClaim returns claim name of c: a session claim as decoded from the

@@ -54,7 +54,16 @@ type Login struct {
 type LoginProvider interface {
 	AuthURL(redirectURL, state, nonce, verifier string) string
 	Exchange(ctx context.Context, redirectURL, code, verifier, nonce string) (*oidc.Login, error)
+	// Revoke revokes a session's grant at the provider (RFC 7009).
+	Revoke(ctx context.Context, t oidc.Tokens) error
+	// EndSessionURL is the provider's end-session request for an ID
+	// token ("" when the provider has no end_session_endpoint).
+	EndSessionURL(idTokenHint string) string
+	// VerifyLogout verifies a back-channel logout token.
+	VerifyLogout(ctx context.Context, raw string) (*oidc.LogoutToken, error)
 }
+
+var _ LoginProvider = (*oidc.Provider)(nil)
 
 // Failures of a login flow's callback that are not the provider's.
 var (

@@ -32,7 +32,15 @@ type loginRig struct {
 
 func newLoginRig(t *testing.T, mutate ...func(*oidc.Options)) *loginRig {
 	t.Helper()
-	op := oidctest.Start(t, oidctest.Config{RedirectURIs: []string{callbackURL}})
+	return newLoginRigWith(t, oidctest.Config{}, mutate...)
+}
+
+// newLoginRigWith is newLoginRig over a provider shaped by cfg (its
+// RedirectURIs are the rig's).
+func newLoginRigWith(t *testing.T, cfg oidctest.Config, mutate ...func(*oidc.Options)) *loginRig {
+	t.Helper()
+	cfg.RedirectURIs = []string{callbackURL}
+	op := oidctest.Start(t, cfg)
 	o := oidc.Default()
 	o.IssuerURL, o.ClientID, o.RedirectURL = op.Issuer, op.ClientID, callbackURL
 	o.ProviderTimeout = 2 * time.Second

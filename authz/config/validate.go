@@ -616,5 +616,8 @@ func (c *Config) validateOIDC(p *problems) {
 		case r.IsPublic(o.CallbackPath):
 			p.add("oidc.callbackPath", "%q is a public path of %s: the callback must be answered by silentauth", o.CallbackPath, path)
 		}
+		if strings.EqualFold(o.BackChannelLogoutPath, r.RefreshPath) || strings.EqualFold(o.BackChannelLogoutPath, r.LogoutPath) {
+			p.add("oidc.backChannelLogoutPath", "%q is also %s's refresh or logout path", o.BackChannelLogoutPath, path)
+		}
 	}
 }

@@ -266,6 +266,19 @@ func TestValidate(t *testing.T) {
 		}, ""},
 		{"named policy bad name", func(c *Config) { c.Policies = map[string]NamedPolicy{"Admin App": {}} }, "policies.Admin App: name must be"},
 
+		// Provider logout.
+		{"backchannel path is a logout path", func(c *Config) {
+			c.OIDC.IssuerURL, c.OIDC.ClientID, c.OIDC.BackChannelLogoutPath = "https://idp.example.com", "c", "/auth/logout"
+		}, `oidc.backChannelLogoutPath: "/auth/logout" is also policy's refresh or logout path`},
+		{"post-logout redirect not listed", func(c *Config) {
+			c.OIDC.IssuerURL, c.OIDC.ClientID = "https://idp.example.com", "c"
+			c.OIDC.PostLogoutRedirectURL, c.OIDC.PostLogoutRedirectURLs = "https://evil.example/", []string{"https://app.example.com/"}
+		}, `oidc.postLogoutRedirectURL: "https://evil.example/" is not in oidc.postLogoutRedirectURLs`},
+		{"post-logout redirect listed", func(c *Config) {
+			c.OIDC.IssuerURL, c.OIDC.ClientID = "https://idp.example.com", "c"
+			c.OIDC.PostLogoutRedirectURL, c.OIDC.PostLogoutRedirectURLs = "https://app.example.com/", []string{"https://app.example.com/"}
+		}, ""},
+
 		// Sharing sessions between policies.
 		{"accept a named policy", sharing([]string{"shop"}, "admin", "shop", "default"), ""},
 		{"accept the default policy", sharing(nil, "admin", "default"), ""},

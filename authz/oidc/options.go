@@ -97,6 +97,20 @@ type Options struct {
 	// ProviderTimeout bounds each HTTP call to the provider; it must be
 	// shorter than RefreshLease. Default 1.5s.
 	ProviderTimeout time.Duration `yaml:"providerTimeout"`
+	// PostLogoutRedirectURL is where the provider sends the browser after
+	// RP-initiated logout (post_logout_redirect_uri): an absolute URL
+	// listed in PostLogoutRedirectURLs and registered at the provider.
+	// Default "": none sent, the provider shows its own page.
+	PostLogoutRedirectURL string `yaml:"postLogoutRedirectURL"`
+	// PostLogoutRedirectURLs is the allow-list PostLogoutRedirectURL must
+	// be in (exact match), so that a configuration typo never sends users
+	// to a host nobody meant. Default none.
+	PostLogoutRedirectURLs []string `yaml:"postLogoutRedirectURLs"`
+	// BackChannelLogoutPath is where the provider POSTs its logout tokens
+	// (OpenID Connect Back-Channel Logout 1.0), on the public listener:
+	// register https://<host><BackChannelLogoutPath> at the provider.
+	// Default "/auth/backchannel-logout".
+	BackChannelLogoutPath string `yaml:"backChannelLogoutPath"`
 }
 
 // Default returns the defaults documented on each field (the section off).
@@ -110,6 +124,8 @@ func Default() Options {
 		MaxPendingLogins: 5,
 		RefreshLease:     2 * time.Second,
 		ProviderTimeout:  1500 * time.Millisecond,
+
+		BackChannelLogoutPath: "/auth/backchannel-logout",
 	}
 }
 
@@ -230,7 +246,43 @@ func (o Options) Validate(path string) error {
 		// provider's one-time refresh token twice.
 		errs.add(at("providerTimeout"), "must be shorter than %s (%v) (got %v)", at("refreshLease"), o.RefreshLease, o.ProviderTimeout)
 	}
+	if o.PostLogoutRedirectURL != "" {
+		if msg := logoutRedirectProblem(o.PostLogoutRedirectURL); msg != "" {
+			errs.add(at("postLogoutRedirectURL"), "%s", msg)
+		} else if !slices.Contains(o.PostLogoutRedirectURLs, o.PostLogoutRedirectURL) {
+			errs.add(at("postLogoutRedirectURL"), "%q is not in %s %q", o.PostLogoutRedirectURL, at("postLogoutRedirectURLs"), o.PostLogoutRedirectURLs)
+		}
+	}
+	for i, u := range o.PostLogoutRedirectURLs {
+		if msg := logoutRedirectProblem(u); msg != "" {
+			errs.add(fmt.Sprintf("%s[%d]", at("postLogoutRedirectURLs"), i), "%s", msg)
+		}
+	}
+	if msg := access.PathProblem(o.BackChannelLogoutPath); msg != "" {
+		errs.add(at("backChannelLogoutPath"), "%s", msg)
+	} else if strings.EqualFold(o.BackChannelLogoutPath, o.CallbackPath) {
+		errs.add(at("backChannelLogoutPath"), "%q is also %s", o.BackChannelLogoutPath, at("callbackPath"))
+	}
 	return errors.Join(errs...)
+}
+
+// logoutRedirectProblem describes why s cannot be a post-logout redirect
+// URL, or returns "": an absolute https URL (http only on a loopback host,
+// as for the issuer), no user information or fragment (OpenID Connect
+// RP-Initiated Logout 1.0 §3 compares it exactly with the registered one).
+func logoutRedirectProblem(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("%q is not a URL: %v", s, err)
+	case u.Host == "" || !u.IsAbs():
+		return fmt.Sprintf("%q must be an absolute URL", s)
+	case u.User != nil || u.Fragment != "" || strings.HasSuffix(s, "#"):
+		return fmt.Sprintf("%q must not carry user information or a fragment", s)
+	case u.Scheme == "https", u.Scheme == "http" && isLoopback(u.Hostname()):
+		return ""
+	}
+	return fmt.Sprintf("%q must use https (http only on 127.0.0.1, localhost or [::1])", s)
 }
 
 // issuerProblem describes why s cannot be an issuer URL, or returns "".

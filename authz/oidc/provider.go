@@ -130,6 +130,11 @@ type discovered struct {
 	verifier *gooidc.IDTokenVerifier
 	oauth    oauth2.Config
 	algs     []string
+	// logoutVerifier checks logout tokens (Back-Channel Logout).
+	logoutVerifier *gooidc.IDTokenVerifier
+	// revocation and endSession are the discovered endpoints, "" when
+	// the provider lists none (or an unusable one).
+	revocation, endSession string
 }
 
 // New validates opts, builds the HTTP client (ProviderTimeout, CAFile) and
@@ -199,6 +204,9 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 	var meta struct {
 		Algs        []string `json:"id_token_signing_alg_values_supported"`
 		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
+		// RFC 8414 §2 (RFC 7009), OpenID Connect RP-Initiated Logout 1.0 §2.1.
+		Revocation string `json:"revocation_endpoint"`
+		EndSession string `json:"end_session_endpoint"`
 	}
 	if err := gp.Claims(&meta); err != nil {
 		return nil, fmt.Errorf("oidc: discovery at %s: %w", issuer, err)
@@ -218,6 +226,12 @@ func (p *Provider) discover(ctx context.Context) (*discovered, error) {
 	return &discovered{
 		provider: gp,
 		verifier: gp.Verifier(&gooidc.Config{ClientID: p.opts.ClientID, SupportedSigningAlgs: algs, Now: p.now}),
+		// Logout tokens: expiry is judged by VerifyLogout. Back-Channel
+		// Logout 1.0 §2.4 does not require exp (§4 only encourages a short
+		// one), so iat bounds the age and exp counts when present.
+		logoutVerifier: gp.Verifier(&gooidc.Config{ClientID: p.opts.ClientID, SupportedSigningAlgs: algs, Now: p.now, SkipExpiryCheck: true}),
+		revocation:     endpointURL(meta.Revocation),
+		endSession:     endpointURL(meta.EndSession),
 		oauth: oauth2.Config{
 			ClientID:     p.opts.ClientID,
 			ClientSecret: p.secret,

@@ -753,31 +753,8 @@ func (m *Manager) revokeReuse(ctx context.Context, f *store.Family, i int) error
 // and changes nothing. Expiry does not matter: logging out of an
 // idle-expired family still revokes it.
 func (m *Manager) Logout(ctx context.Context, rt string) error {
-	t, err := parse(rt)
-	if err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("session: logout: %w", err)
-	}
-	ctx, cancel := detach(ctx)
-	defer cancel()
-	f, err := m.get(ctx, t.id)
-	if err != nil {
-		return err
-	}
-	if !f.RevokedAt.IsZero() {
-		return nil
-	}
-	switch i, st := m.standing(f, hashSecret(t.secret[:]), m.now()); st {
-	case current, replay:
-		_, err := m.revoke(ctx, f, CauseLogout)
-		return err
-	case reuse:
-		return m.revokeReuse(ctx, f, i)
-	default:
-		return ErrUnknownSecret
-	}
+	_, err := m.LogoutFamily(ctx, rt)
+	return err
 }
 
 // Presented notes that a request carried refresh token rt. The first time

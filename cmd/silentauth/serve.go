@@ -223,7 +223,7 @@ func newServers(cfg config.Completed, e *env, ring *keys.Holder, sessions *sessi
 		Auth: auth, Sessions: sessions, Minter: def.Minter, Minters: minters, Cookies: cfg.CookiePolicy, Log: e.log,
 	})
 	s.http = map[string]*http.Server{
-		"public":     newHTTPServer(publicHandler(cfg, e, ring, engine, checkMetrics), e.log),
+		"public":     newHTTPServer(publicHandler(cfg, e, ring, engine, checkMetrics, backChannel(login, sessions, e)), e.log),
 		"sessionAPI": newHTTPServer(api, e.log),
 		"admin":      newHTTPServer(adminHandler(cfg, e), e.log),
 	}
@@ -243,13 +243,26 @@ func listenerTLS(t config.TLS, name string, log *slog.Logger) (*tls.Config, erro
 	return rl.TLSConfig(), nil
 }
 
-// publicHandler serves the JWKS and, when enabled, the HTTP authorization
-// mode. The mode sits in front of the mux, not on it: ServeMux would
-// redirect the unnormalised paths Envoy's path_prefix passes on, which the
-// Engine must judge itself.
-func publicHandler(cfg config.Completed, e *env, ring *keys.Holder, engine *authz.Engine, m *authz.Metrics) http.Handler {
+// backChannel returns the back-channel logout handler of provider login,
+// or nil when provider login is off.
+func backChannel(login *authz.Login, sessions *session.Manager, e *env) http.Handler {
+	if login == nil {
+		return nil
+	}
+	return login.BackChannel(sessions, e.log.With("component", "backchannel"))
+}
+
+// publicHandler serves the JWKS, the back-channel logout endpoint of
+// provider login (bcl, nil when off) and, when enabled, the HTTP
+// authorization mode. The mode sits in front of the mux, not on it:
+// ServeMux would redirect the unnormalised paths Envoy's path_prefix
+// passes on, which the Engine must judge itself.
+func publicHandler(cfg config.Completed, e *env, ring *keys.Holder, engine *authz.Engine, m *authz.Metrics, bcl http.Handler) http.Handler {
 	public := http.NewServeMux()
 	public.Handle("/.well-known/jwks.json", keys.JWKSHandler(ring, cfg.Keys.JWKSMaxAge))
+	if bcl != nil {
+		public.Handle(cfg.OIDC.BackChannelLogoutPath, bcl)
+	}
 	if !cfg.HTTPAuthz.Enabled {
 		return public
 	}

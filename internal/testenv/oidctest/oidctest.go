@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
@@ -37,6 +38,14 @@ import (
 
 // TokenPath is the example provider's token endpoint.
 const TokenPath = "/oauth/token"
+
+// RevocationPath and EndSessionPath are the example provider's revocation
+// (RFC 7009) and end-session (RP-Initiated Logout) endpoints, as its
+// discovery lists them.
+const (
+	RevocationPath = "/revoke"
+	EndSessionPath = "/end_session"
+)
 
 // User is a user of the provider.
 type User struct {
@@ -56,6 +65,9 @@ type Config struct {
 	RedirectURIs []string
 	// Users of the provider. Default one: Alice (DefaultUser).
 	Users []User
+	// NoLogoutEndpoints leaves revocation_endpoint and
+	// end_session_endpoint out of discovery, as providers without them do.
+	NoLogoutEndpoints bool
 }
 
 // DefaultUser is the user of a Config without Users.
@@ -86,8 +98,9 @@ type Provider struct {
 	// RedirectURIs are the client's registered redirect URIs.
 	RedirectURIs []string
 
-	srv     *httptest.Server
-	storage *rigStorage
+	srv               *httptest.Server
+	storage           *rigStorage
+	noLogoutEndpoints bool
 
 	mu         sync.Mutex
 	grants     map[string]int
@@ -97,6 +110,9 @@ type Provider struct {
 	fault      Fault
 	rewrite    func(map[string]any)
 	issued     []string
+	sid        string
+	revokes    int
+	revFault   Fault
 }
 
 // IssuedTokens lists every token the token endpoint has handed out
@@ -118,11 +134,12 @@ func Start(tb testing.TB, cfg Config) *Provider {
 		cfg.Users = []User{DefaultUser}
 	}
 	p := &Provider{
-		ClientID:     "silentauth",
-		ClientSecret: rand.Text(),
-		RedirectURIs: cfg.RedirectURIs,
-		grants:       map[string]int{},
-		seen:         map[string]bool{},
+		ClientID:          "silentauth",
+		ClientSecret:      rand.Text(),
+		RedirectURIs:      cfg.RedirectURIs,
+		grants:            map[string]int{},
+		seen:              map[string]bool{},
+		noLogoutEndpoints: cfg.NoLogoutEndpoints,
 	}
 	p.srv = httptest.NewUnstartedServer(nil)
 	p.Issuer = "http://" + p.srv.Listener.Addr().String()
@@ -150,6 +167,31 @@ func (p *Provider) SetFault(f Fault) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.fault = f
+}
+
+// SetRevocationFault makes the revocation endpoint misbehave until set
+// back to NoFault.
+func (p *Provider) SetRevocationFault(f Fault) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.revFault = f
+}
+
+// Revocations returns how many requests reached the revocation endpoint
+// (answered or faulted).
+func (p *Provider) Revocations() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.revokes
+}
+
+// SetSID puts sid into every ID token the token endpoint issues from now
+// on (re-signed with the provider's key), as providers that support
+// back-channel logout do; "" stops.
+func (p *Provider) SetSID(sid string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sid = sid
 }
 
 // RewriteTokenResponses passes each successful token endpoint answer,
@@ -250,6 +292,38 @@ func (p *Provider) Login(ctx context.Context, authURL, username, password string
 // middleware counts and faults the token endpoint and records reuse.
 func (p *Provider) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/.well-known/openid-configuration" && p.noLogoutEndpoints {
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			var m map[string]any
+			if json.Unmarshal(rec.Body.Bytes(), &m) != nil {
+				w.WriteHeader(http.StatusInternalServerError)
+				return
+			}
+			delete(m, "revocation_endpoint")
+			delete(m, "end_session_endpoint")
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(m)
+			return
+		}
+		if r.URL.Path == RevocationPath && r.Method == http.MethodPost {
+			// Read the body first: only then does the server notice a
+			// client that gives up (and end a hanging request).
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			p.mu.Lock()
+			p.revokes++
+			fault := p.revFault
+			p.mu.Unlock()
+			switch fault {
+			case Unavailable:
+				http.Error(w, "unavailable", http.StatusServiceUnavailable)
+				return
+			case Hang:
+				<-r.Context().Done()
+				return
+			}
+		}
 		if r.URL.Path != TokenPath || r.Method != http.MethodPost {
 			next.ServeHTTP(w, r)
 			return
@@ -265,7 +339,7 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 			}
 			p.seen[rt] = true
 		}
-		fault, rewrite := p.fault, p.rewrite
+		fault, rewrite, sid := p.fault, p.rewrite, p.sid
 		p.mu.Unlock()
 		switch fault {
 		case Unavailable:
@@ -280,6 +354,12 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 		out := rec.Body.Bytes()
 		var m map[string]any
 		if rec.Code == http.StatusOK && json.Unmarshal(out, &m) == nil {
+			if idt, ok := m["id_token"].(string); ok && sid != "" {
+				c := Claims(idt)
+				c["sid"] = sid
+				m["id_token"] = p.Sign(c)
+				out, _ = json.Marshal(m)
+			}
 			if rewrite != nil {
 				rewrite(m)
 				out, _ = json.Marshal(m)
@@ -308,7 +388,28 @@ func (p *Provider) Sign(claims map[string]any) string {
 	if err != nil {
 		panic(err)
 	}
-	return sign(claims, k.Key(), k.ID())
+	return sign(claims, k.Key(), k.ID(), "JWT")
+}
+
+// SignLogout signs claims as a logout token (typ logout+jwt, OpenID
+// Connect Back-Channel Logout 1.0 §2.4) with the provider's key.
+func (p *Provider) SignLogout(claims map[string]any) string {
+	k, err := p.storage.SigningKey(context.Background())
+	if err != nil {
+		panic(err)
+	}
+	return sign(claims, k.Key(), k.ID(), "logout+jwt")
+}
+
+// LogoutClaims returns the claims of a valid logout token for the client,
+// issued at iat: iss, aud, iat, exp (two minutes later), a fresh jti and
+// the backchannel-logout event; the caller adds sid and/or sub.
+func (p *Provider) LogoutClaims(iat time.Time) map[string]any {
+	return map[string]any{
+		"iss": p.Issuer, "aud": p.ClientID, "iat": iat.Unix(), "exp": iat.Add(2 * time.Minute).Unix(),
+		"jti":    rand.Text(),
+		"events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}},
+	}
 }
 
 // Forge signs claims with a key the provider never published, under the
@@ -319,11 +420,11 @@ func (p *Provider) Forge(claims map[string]any) string {
 		panic(err)
 	}
 	k, _ := p.storage.SigningKey(context.Background())
-	return sign(claims, key, k.ID())
+	return sign(claims, key, k.ID(), "JWT")
 }
 
-func sign(claims map[string]any, key any, kid string) string {
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", kid))
+func sign(claims map[string]any, key any, kid, typ string) string {
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)).WithHeader("kid", kid))
 	if err != nil {
 		panic(err)
 	}
