@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/silentauth/silentauth/authz/session"
@@ -20,8 +21,8 @@ import (
 // many live families they revoked; cause is written as the families'
 // revoke reason.
 type Revoker interface {
-	RevokeSID(ctx context.Context, sid, cause string) (int, error)
-	RevokeSubject(ctx context.Context, subject, cause string) (int, error)
+	RevokeSID(ctx context.Context, sid, cause string, startedBefore time.Time) (int, error)
+	RevokeSubject(ctx context.Context, subject, cause string, startedBefore time.Time) (int, error)
 }
 
 // Failures of a back-channel logout request that are not the token's
@@ -124,22 +125,26 @@ func (h *backChannel) logout(w http.ResponseWriter, r *http.Request) (logoutOutc
 	if t.SID == "" && h.l.Options.SubjectClaim != "sub" {
 		return out, errLogoutSID
 	}
-	// Single use (§2.6 step 7 allows it; a replayed subject-wide token
-	// would otherwise end sessions started after the logout it reported).
+	// The logout ends the sessions that existed when the provider issued
+	// it (iat, give or take the clocks' skew), never one started later:
+	// so the revocation comes first and a delivery the provider repeats
+	// after a failure (503) is harmless. Then the jti is single-use
+	// (§2.6): a repeat is told it is one.
+	before := t.IssuedAt.Add(logoutSkew)
+	if t.SID != "" {
+		out.revoked, err = h.sessions.RevokeSID(ctx, t.SID, session.CauseBackChannel, before)
+	} else {
+		out.revoked, err = h.sessions.RevokeSubject(ctx, t.Subject, session.CauseBackChannel, before)
+	}
+	if err != nil {
+		return out, fmt.Errorf("authz: back-channel logout: revoke: %w", err)
+	}
 	first, err := h.l.Store.Claim(ctx, "bcl:"+t.Issuer+"\x00"+t.JTI, t.Until())
 	if err != nil {
 		return out, fmt.Errorf("authz: back-channel logout: claim jti: %w", err)
 	}
 	if !first {
 		return out, errLogoutReplay
-	}
-	if t.SID != "" {
-		out.revoked, err = h.sessions.RevokeSID(ctx, t.SID, session.CauseBackChannel)
-	} else {
-		out.revoked, err = h.sessions.RevokeSubject(ctx, t.Subject, session.CauseBackChannel)
-	}
-	if err != nil {
-		return out, fmt.Errorf("authz: back-channel logout: revoke: %w", err)
 	}
 	return out, nil
 }
@@ -158,5 +163,10 @@ func describe(err error) string {
 	}
 	return s
 }
+
+// logoutSkew is how far the provider's clock may lag ours: a session
+// started up to this long after the logout token's iat is still one the
+// logout ends.
+const logoutSkew = time.Minute
 
 var _ Revoker = (*session.Manager)(nil)

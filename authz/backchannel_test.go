@@ -21,8 +21,12 @@ import (
 // failingRevoker answers err, as a failing store would.
 type failingRevoker struct{ err error }
 
-func (r failingRevoker) RevokeSID(context.Context, string, string) (int, error)     { return 0, r.err }
-func (r failingRevoker) RevokeSubject(context.Context, string, string) (int, error) { return 0, r.err }
+func (r failingRevoker) RevokeSID(context.Context, string, string, time.Time) (int, error) {
+	return 0, r.err
+}
+func (r failingRevoker) RevokeSubject(context.Context, string, string, time.Time) (int, error) {
+	return 0, r.err
+}
 
 // backChannel is the back-channel logout handler of lr and its log.
 func (lr *loginRig) backChannel(rev Revoker) (http.Handler, *logbuf.Buffer) {
@@ -241,5 +245,70 @@ func TestBackChannelLogoutStoreFailsAndSubjectClaim(t *testing.T) {
 	c["sub"] = oidctest.DefaultUser.ID
 	if w := postLogout(h, lr.op.SignLogout(c)); w.Code != 400 || !strings.Contains(w.Body.String(), "sid required") {
 		t.Errorf("sub only with subjectClaim email: %d %s", w.Code, w.Body)
+	}
+}
+
+// flakyRevoker fails its first call, as a store that is briefly down, then
+// revokes through the session manager.
+type flakyRevoker struct {
+	Revoker
+	failed bool
+}
+
+func (r *flakyRevoker) RevokeSID(ctx context.Context, sid, cause string, before time.Time) (int, error) {
+	if !r.failed {
+		r.failed = true
+		return 0, errors.New("redis: connection refused")
+	}
+	return r.Revoker.RevokeSID(ctx, sid, cause, before)
+}
+
+// The provider delivers again after our 503, and that delivery is not
+// refused as a replay: the sessions end. A third delivery of the same
+// token is a replay (400) and changes nothing.
+func TestBackChannelLogoutDeliveredAgainAfterAFailure(t *testing.T) {
+	lr := newLoginRig(t)
+	h, _ := lr.backChannel(&flakyRevoker{Revoker: lr.sessions})
+	_, _, id := lr.sessionWithSID(t, "sid-A")
+	c := lr.op.LogoutClaims(time.Now())
+	c["sid"] = "sid-A"
+	token := lr.op.SignLogout(c)
+	if w := postLogout(h, token); w.Code != 503 {
+		t.Fatalf("first delivery, store down: %d %s", w.Code, w.Body)
+	}
+	if !lr.family(id).RevokedAt.IsZero() {
+		t.Fatal("revoked although the store failed")
+	}
+	if w := postLogout(h, token); w.Code != 200 {
+		t.Fatalf("delivery after the failure: %d %s", w.Code, w.Body)
+	}
+	if lr.family(id).RevokedAt.IsZero() {
+		t.Fatal("the session survived the delivered logout")
+	}
+	if w := postLogout(h, token); w.Code != 400 || !strings.Contains(w.Body.String(), "invalid_request") {
+		t.Errorf("third delivery: %d %s, want a replay refused", w.Code, w.Body)
+	}
+}
+
+// A logout ends the sessions that existed when the provider reported it,
+// not one the user started afterwards: a late or repeated delivery of a
+// subject-wide token never logs out the new login.
+func TestBackChannelLogoutSparesLaterSessions(t *testing.T) {
+	lr := newLoginRig(t)
+	h, _ := lr.backChannel(lr.sessions)
+	_, _, before := lr.sessionWithSID(t, "sid-A")
+	issued := time.Now()
+	lr.clock.Set(issued.Add(logoutSkew + time.Second))
+	_, _, after := lr.sessionWithSID(t, "sid-B")
+	c := lr.op.LogoutClaims(issued)
+	c["sub"] = oidctest.DefaultUser.ID
+	if w := postLogout(h, lr.op.SignLogout(c)); w.Code != 200 {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	if lr.family(before).RevokedAt.IsZero() {
+		t.Error("the session that existed at the logout survived")
+	}
+	if !lr.family(after).RevokedAt.IsZero() {
+		t.Error("a session started after the reported logout was revoked")
 	}
 }

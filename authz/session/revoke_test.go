@@ -83,7 +83,7 @@ func TestOnRevokeOncePerFamily(t *testing.T) {
 	if err := m.Revoke(ctx, admin.Family.ID, ""); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := m.RevokeSID(ctx, "op-sid", session.CauseBackChannel); n != 2 || err != nil {
+	if n, err := m.RevokeSID(ctx, "op-sid", session.CauseBackChannel, time.Time{}); n != 2 || err != nil {
 		t.Fatalf("RevokeSID = %d, %v; want 2", n, err)
 	}
 	clk.Advance(30 * time.Minute) // erin's provider tokens are due
@@ -97,11 +97,11 @@ func TestOnRevokeOncePerFamily(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n, err := m.RevokeSID(ctx, "op-sid", ""); n != 0 || err != nil {
+	if n, err := m.RevokeSID(ctx, "op-sid", "", time.Time{}); n != 0 || err != nil {
 		t.Fatalf("second RevokeSID = %d, %v; want 0", n, err)
 	}
 	for _, s := range []string{"alice", "bob", "carol", "dave", "erin"} {
-		if _, err := m.RevokeSubject(ctx, s, session.CauseAdmin); err != nil {
+		if _, err := m.RevokeSubject(ctx, s, session.CauseAdmin, time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -157,7 +157,7 @@ func TestRevokeSIDAndCauses(t *testing.T) {
 		{"s1", session.CauseBackChannel, 0, false},
 	}
 	for _, tc := range tests {
-		n, err := fx.m.RevokeSID(ctx, tc.sid, tc.cause)
+		n, err := fx.m.RevokeSID(ctx, tc.sid, tc.cause, time.Time{})
 		if n != tc.want || (err != nil) != tc.wantErr {
 			t.Errorf("RevokeSID(%q, %q) = %d, %v; want %d, error %v", tc.sid, tc.cause, n, err, tc.want, tc.wantErr)
 		}
@@ -170,7 +170,7 @@ func TestRevokeSIDAndCauses(t *testing.T) {
 	if err := fx.m.Revoke(ctx, fams[2].Family.ID, "subject"); err == nil {
 		t.Error("Revoke with an old reason string succeeded")
 	}
-	if _, err := fx.m.RevokeSubject(ctx, "alice", "nope"); err == nil {
+	if _, err := fx.m.RevokeSubject(ctx, "alice", "nope", time.Time{}); err == nil {
 		t.Error("RevokeSubject with an unknown cause succeeded")
 	}
 }

@@ -865,12 +865,16 @@ func (m *Manager) Revoke(ctx context.Context, id, cause string) error {
 	return err
 }
 
-// RevokeSubject revokes every live family of subject for cause (""
-// reads CauseAdmin), one by one, and returns how many it revoked.
-// Families already revoked or expired are skipped and not counted. A
-// failure on one family does not stop the others; the failures are
-// returned joined.
-func (m *Manager) RevokeSubject(ctx context.Context, subject, cause string) (int, error) {
+// RevokeSubject revokes every live family of subject started before
+// startedBefore (zero: whenever) for cause ("" reads CauseAdmin), one by
+// one, and returns how many it revoked. Families already revoked or
+// expired are skipped and not counted. A failure on one family does not
+// stop the others; the failures are returned joined.
+//
+// The bound lets a logout reported for a moment end the sessions that
+// existed then and no later one, so delivering the report again is
+// harmless (OpenID Connect back-channel logout retries).
+func (m *Manager) RevokeSubject(ctx context.Context, subject, cause string, startedBefore time.Time) (int, error) {
 	cause = cmp.Or(cause, CauseAdmin)
 	if CauseOf(cause) != cause {
 		return 0, fmt.Errorf("session: revoke subject: unknown cause %q", cause)
@@ -879,15 +883,16 @@ func (m *Manager) RevokeSubject(ctx context.Context, subject, cause string) (int
 	if err != nil {
 		return 0, m.fault(fmt.Errorf("session: revoke subject: %w", err))
 	}
-	return m.revokeAll(ctx, fams, cause)
+	return m.revokeAll(ctx, fams, cause, startedBefore)
 }
 
 // RevokeSID revokes every live family started by provider login whose
 // provider session id is sid (OpenID Connect back-channel logout names
 // the provider's session, one or more of ours), for cause (""
 // reads CauseBackChannel), and returns how many it newly revoked. An empty
-// sid revokes nothing. Failures are handled as in RevokeSubject.
-func (m *Manager) RevokeSID(ctx context.Context, sid, cause string) (int, error) {
+// sid revokes nothing. startedBefore and failures are as in
+// RevokeSubject.
+func (m *Manager) RevokeSID(ctx context.Context, sid, cause string, startedBefore time.Time) (int, error) {
 	cause = cmp.Or(cause, CauseBackChannel)
 	if CauseOf(cause) != cause {
 		return 0, fmt.Errorf("session: revoke sid: unknown cause %q", cause)
@@ -899,18 +904,18 @@ func (m *Manager) RevokeSID(ctx context.Context, sid, cause string) (int, error)
 	if err != nil {
 		return 0, m.fault(fmt.Errorf("session: revoke sid: %w", err))
 	}
-	return m.revokeAll(ctx, fams, cause)
+	return m.revokeAll(ctx, fams, cause, startedBefore)
 }
 
-// revokeAll revokes the live families among fams for cause and counts
-// those it revoked itself.
-func (m *Manager) revokeAll(ctx context.Context, fams []*store.Family, cause string) (int, error) {
+// revokeAll revokes the live families among fams started before
+// startedBefore (zero: all) for cause and counts those it revoked itself.
+func (m *Manager) revokeAll(ctx context.Context, fams []*store.Family, cause string, startedBefore time.Time) (int, error) {
 	ctx, cancel := detach(ctx)
 	defer cancel()
 	n := 0
 	var errs []error
 	for _, f := range fams {
-		if usable(f, m.now()) != nil {
+		if usable(f, m.now()) != nil || (!startedBefore.IsZero() && !f.CreatedAt.Before(startedBefore)) {
 			continue
 		}
 		switch did, err := m.revoke(ctx, f, cause); {

@@ -544,7 +544,7 @@ func TestStoreFaults(t *testing.T) {
 		if err := fx.m.Revoke(t.Context(), s.Family.ID, "admin"); !errors.Is(err, errBoom) || isSentinel(err) {
 			t.Fatalf("Revoke: %v", err)
 		}
-		if n, err := fx.m.RevokeSubject(t.Context(), "alice", session.CauseAdmin); n != 0 || !errors.Is(err, errBoom) || isSentinel(err) {
+		if n, err := fx.m.RevokeSubject(t.Context(), "alice", session.CauseAdmin, time.Time{}); n != 0 || !errors.Is(err, errBoom) || isSentinel(err) {
 			t.Fatalf("RevokeSubject = %d, %v", n, err)
 		}
 	})
@@ -936,7 +936,7 @@ func TestRevokeSubjectAndList(t *testing.T) {
 			t.Fatalf("List[%d] = %s, want oldest first", i, f.ID)
 		}
 	}
-	if n, err := fx.m.RevokeSubject(t.Context(), "alice", session.CauseAdmin); n != 2 || err != nil {
+	if n, err := fx.m.RevokeSubject(t.Context(), "alice", session.CauseAdmin, time.Time{}); n != 2 || err != nil {
 		t.Fatalf("RevokeSubject = %d, %v; want 2 (one logged out, one idle-expired)", n, err)
 	}
 	tests := []struct {
@@ -955,10 +955,10 @@ func TestRevokeSubjectAndList(t *testing.T) {
 			t.Errorf("%s: reason %q, want %q", tc.name, f.RevokeReason, tc.reason)
 		}
 	}
-	if n, err := fx.m.RevokeSubject(t.Context(), "alice", session.CauseAdmin); n != 0 || err != nil {
+	if n, err := fx.m.RevokeSubject(t.Context(), "alice", session.CauseAdmin, time.Time{}); n != 0 || err != nil {
 		t.Fatalf("second RevokeSubject = %d, %v; want 0", n, err)
 	}
-	if n, err := fx.m.RevokeSubject(t.Context(), "nobody", session.CauseAdmin); n != 0 || err != nil {
+	if n, err := fx.m.RevokeSubject(t.Context(), "nobody", session.CauseAdmin, time.Time{}); n != 0 || err != nil {
 		t.Fatalf("RevokeSubject(nobody) = %d, %v", n, err)
 	}
 }

@@ -398,7 +398,7 @@ func info(f *store.Family) sessionInfo {
 
 func (h *Handler) revokeSubject(w http.ResponseWriter, r *http.Request) {
 	subject := r.PathValue("subject")
-	n, err := h.o.Sessions.RevokeSubject(r.Context(), subject, session.CauseAdmin)
+	n, err := h.o.Sessions.RevokeSubject(r.Context(), subject, session.CauseAdmin, time.Time{})
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -174,7 +174,7 @@ func testSessionRevokeSID(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	counts := make([]int, 2)
 	for i, m := range []*session.Manager{a, b} {
 		wg.Go(func() {
-			n, err := m.RevokeSID(ctx, "op-sid-1", session.CauseBackChannel)
+			n, err := m.RevokeSID(ctx, "op-sid-1", session.CauseBackChannel, time.Time{})
 			if err != nil {
 				t.Errorf("RevokeSID: %v", err)
 			}
@@ -196,7 +196,7 @@ func testSessionRevokeSID(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	if _, err := a.Refresh(ctx, other.RefreshToken, ""); err != nil {
 		t.Errorf("another provider session: %v", err)
 	}
-	if n, err := a.RevokeSID(ctx, "op-sid-unknown", ""); n != 0 || err != nil {
+	if n, err := a.RevokeSID(ctx, "op-sid-unknown", "", time.Time{}); n != 0 || err != nil {
 		t.Errorf("RevokeSID(unknown) = %d, %v", n, err)
 	}
 }
@@ -219,7 +219,7 @@ func testSessionRevokeSubject(t *testing.T, st store.Store, clk *fakeclock.Clock
 	if err := m.Logout(ctx, alice[0].RefreshToken); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := m.RevokeSubject(ctx, "alice", session.CauseAdmin); n != 2 || err != nil {
+	if n, err := m.RevokeSubject(ctx, "alice", session.CauseAdmin, time.Time{}); n != 2 || err != nil {
 		t.Fatalf("RevokeSubject = %d, %v; want 2 (one was already revoked)", n, err)
 	}
 	fams, err := m.List(ctx, "alice")
