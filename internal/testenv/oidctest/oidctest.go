@@ -65,6 +65,9 @@ type Config struct {
 	RedirectURIs []string
 	// Users of the provider. Default one: Alice (DefaultUser).
 	Users []User
+	// PostLogoutRedirectURIs registered for the client (exact match), where
+	// the end-session endpoint may send the browser. Default none.
+	PostLogoutRedirectURIs []string
 	// NoLogoutEndpoints leaves revocation_endpoint and
 	// end_session_endpoint out of discovery, as providers without them do.
 	NoLogoutEndpoints bool
@@ -113,6 +116,24 @@ type Provider struct {
 	sid        string
 	revokes    int
 	revFault   Fault
+	endSession []EndSessionRequest
+}
+
+// EndSessionRequest is a request that reached the end-session endpoint.
+type EndSessionRequest struct {
+	// Form holds its parameters (query and form body).
+	Form url.Values
+	// UserAgent is its User-Agent header: a browser's, when the browser
+	// was sent there.
+	UserAgent string
+}
+
+// EndSessions returns the requests that reached the end-session endpoint,
+// in order.
+func (p *Provider) EndSessions() []EndSessionRequest {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]EndSessionRequest(nil), p.endSession...)
 }
 
 // IssuedTokens lists every token the token endpoint has handed out
@@ -149,7 +170,7 @@ func Start(tb testing.TB, cfg Config) *Provider {
 		users[u.ID] = u
 	}
 	clients := map[string]*storage.Client{p.ClientID: storage.WebClient(p.ClientID, p.ClientSecret, cfg.RedirectURIs...)}
-	p.storage = &rigStorage{Storage: storage.NewStorageWithClients(users, clients), users: users, rig: p}
+	p.storage = &rigStorage{Storage: storage.NewStorageWithClients(users, clients), users: users, rig: p, postLogout: cfg.PostLogoutRedirectURIs}
 	// exampleop makes a non-nil logger the process's default; a discarding
 	// one keeps test and benchmark output clean.
 	router := exampleop.SetupServer(p.Issuer, p.storage, slog.New(slog.DiscardHandler), false)
@@ -305,6 +326,19 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 			w.Header().Set("Content-Type", "application/json")
 			json.NewEncoder(w).Encode(m)
 			return
+		}
+		if r.URL.Path == EndSessionPath {
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			form := r.URL.Query()
+			if fb, err := url.ParseQuery(string(body)); err == nil && r.Method == http.MethodPost {
+				for k, v := range fb {
+					form[k] = append(form[k], v...)
+				}
+			}
+			p.mu.Lock()
+			p.endSession = append(p.endSession, EndSessionRequest{Form: form, UserAgent: r.UserAgent()})
+			p.mu.Unlock()
 		}
 		if r.URL.Path == RevocationPath && r.Method == http.MethodPost {
 			// Read the body first: only then does the server notice a
@@ -488,8 +522,9 @@ func (u users) ExampleClientID() string { return storage.ServiceUserID }
 // claims in the ID token (like Google's), and a record of PKCE methods.
 type rigStorage struct {
 	*storage.Storage
-	users users
-	rig   *Provider
+	users      users
+	rig        *Provider
+	postLogout []string
 }
 
 func (s *rigStorage) CreateAuthRequest(ctx context.Context, req *zoidc.AuthRequest, userID string) (op.AuthRequest, error) {
@@ -504,13 +539,19 @@ func (s *rigStorage) GetClientByClientID(ctx context.Context, id string) (op.Cli
 	if err != nil {
 		return nil, err
 	}
-	return claimsInIDToken{c}, nil
+	return claimsInIDToken{c, s.postLogout}, nil
 }
 
-// claimsInIDToken puts the userinfo claims in the ID token too.
-type claimsInIDToken struct{ op.Client }
+// claimsInIDToken puts the userinfo claims in the ID token too, and
+// registers the configured post-logout redirect URIs.
+type claimsInIDToken struct {
+	op.Client
+	postLogout []string
+}
 
 func (claimsInIDToken) IDTokenUserinfoClaimsAssertion() bool { return true }
+
+func (c claimsInIDToken) PostLogoutRedirectURIs() []string { return c.postLogout }
 
 func (s *rigStorage) SetUserinfoFromRequest(ctx context.Context, ui *zoidc.UserInfo, req op.IDTokenRequest, scopes []string) error {
 	if err := s.Storage.SetUserinfoFromRequest(ctx, ui, req, scopes); err != nil {
