@@ -14,7 +14,12 @@
 // Dex (internal/testenv/dextest) is the OpenID Connect provider; Chromium
 // fills in Dex's login form, lands back on the page it first asked for, and
 // keeps the session while silentauth refreshes Dex's tokens inside its own
-// rotation; two tabs log in at once. Without a
+// rotation; two tabs log in at once. Logout runs against zitadel/oidc's
+// example provider (internal/testenv/oidctest), which, unlike Dex, has
+// end-session and revocation endpoints (TestLogoutEndsProviderSessionInBrowser),
+// and a back-channel logout sent while a browser is idle ends its session
+// at its next request once the access token expires
+// (TestBackChannelLogoutInBrowser). Without a
 // browser, the same answers are checked through nginx and through Caddy
 // (manifests/proxies/caddy/Caddyfile).
 //
