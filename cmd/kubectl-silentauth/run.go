@@ -143,25 +143,34 @@ func (c *cli) run(ctx context.Context, args []string) error {
 }
 
 func (c *cli) keys(ctx context.Context, g *globals, args []string) error {
-	rest, helped, err := c.parseLevel("keys", keysHelp, g, args)
-	if err != nil || helped {
-		return err
-	}
-	if len(rest) == 0 {
-		fmt.Fprint(c.stderr, keysHelp)
-		return errors.New("a keys command is required")
-	}
-	cmds := map[string]func(context.Context, *globals, []string) error{
+	return c.dispatch(ctx, "keys", keysHelp, g, args, map[string]command{
 		"list":     c.list,
 		"add":      c.add,
 		"activate": c.activate,
 		"retire":   c.retire,
 		"revoke":   c.revoke,
 		"rotate":   c.rotate,
+	})
+}
+
+// command is one subcommand, given the flags parsed so far and its
+// arguments.
+type command func(context.Context, *globals, []string) error
+
+// dispatch parses the global flags of the command group name (help is its
+// help text), then runs the subcommand named by the next argument.
+func (c *cli) dispatch(ctx context.Context, name, help string, g *globals, args []string, cmds map[string]command) error {
+	rest, helped, err := c.parseLevel(name, help, g, args)
+	if err != nil || helped {
+		return err
+	}
+	if len(rest) == 0 {
+		fmt.Fprint(c.stderr, help)
+		return fmt.Errorf("a %s command is required", name)
 	}
 	cmd, ok := cmds[rest[0]]
 	if !ok {
-		return fmt.Errorf("unknown keys command %q\nSee 'kubectl silentauth keys --help' for usage.", rest[0])
+		return fmt.Errorf("unknown %s command %q\nSee 'kubectl silentauth %s --help' for usage.", name, rest[0], name)
 	}
 	return cmd(ctx, g, rest[1:])
 }

@@ -240,21 +240,10 @@ func cmpOr(s ...string) string {
 }
 
 func (c *cli) sessions(ctx context.Context, g *globals, args []string) error {
-	rest, helped, err := c.parseLevel("sessions", sessionsHelp, g, args)
-	if err != nil || helped {
-		return err
-	}
-	if len(rest) == 0 {
-		fmt.Fprint(c.stderr, sessionsHelp)
-		return errors.New("a sessions command is required")
-	}
-	switch rest[0] {
-	case "list":
-		return c.sessionsList(ctx, g, rest[1:])
-	case "revoke":
-		return c.sessionsRevoke(ctx, g, rest[1:])
-	}
-	return fmt.Errorf("unknown sessions command %q\nSee 'kubectl silentauth sessions --help' for usage.", rest[0])
+	return c.dispatch(ctx, "sessions", sessionsHelp, g, args, map[string]command{
+		"list":   c.sessionsList,
+		"revoke": c.sessionsRevoke,
+	})
 }
 
 func (c *cli) sessionsList(ctx context.Context, g *globals, args []string) error {
