@@ -2,8 +2,8 @@ package authz
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"log/slog"
 	"maps"
@@ -305,15 +305,15 @@ func familyOf(t testing.TB, rt string) string {
 
 // secretHash is what the store keeps for refresh token rt: the SHA-256 of
 // its decoded secret.
-func secretHash(t testing.TB, rt string) []byte {
-	t.Helper()
-	_, sec, _ := strings.Cut(rt, ".")
-	b, err := base64.RawURLEncoding.DecodeString(sec)
-	if err != nil {
-		t.Fatal(err)
+// generationOf returns the generation a refresh token names (its first
+// 8 bytes after the dot, big-endian), 0 if rt is not a keyed token.
+func generationOf(rt string) uint64 {
+	_, body, _ := strings.Cut(rt, ".")
+	b, err := base64.RawURLEncoding.DecodeString(body)
+	if err != nil || len(b) != 44 {
+		return 0
 	}
-	h := sha256.Sum256(b)
-	return h[:]
+	return binary.BigEndian.Uint64(b)
 }
 
 // jar builds a Cookie header from name=value pairs, skipping empty values.

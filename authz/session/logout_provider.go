@@ -31,7 +31,11 @@ func (m *Manager) LogoutFamily(ctx context.Context, rt string) (*store.Family, e
 	if err != nil {
 		return nil, err
 	}
-	switch i, st := m.standing(f, hashSecret(t.secret[:]), m.now()); st {
+	gen, st, err := m.standing(f, t, m.now())
+	if err != nil {
+		return nil, fmt.Errorf("session: logout: %w", err)
+	}
+	switch st {
 	case current, replay:
 		if f.RevokedAt.IsZero() {
 			if _, err := m.revoke(ctx, f.Clone(), CauseLogout); err != nil {
@@ -43,7 +47,7 @@ func (m *Manager) LogoutFamily(ctx context.Context, rt string) (*store.Family, e
 		if !f.RevokedAt.IsZero() {
 			return nil, nil // as Logout: a revoked family is not an error
 		}
-		return nil, m.revokeReuse(ctx, f, i)
+		return nil, m.revokeReuse(ctx, f, gen)
 	default:
 		if !f.RevokedAt.IsZero() {
 			return nil, nil

@@ -203,7 +203,6 @@ func (m *Manager) renewProvider(ctx context.Context, leased *store.Family, t tok
 // the tokens are committed, only they are, and errAgain has the caller
 // decide again.
 func (m *Manager) commitProvider(ctx context.Context, leased *store.Family, t token, sealed []byte, refreshAt time.Time) (Issued, error) {
-	h := hashSecret(t.secret[:])
 	f := leased
 	for range maxAttempts {
 		now := m.now()
@@ -214,10 +213,13 @@ func (m *Manager) commitProvider(ctx context.Context, leased *store.Family, t to
 			next *store.Family
 			rt   string
 		)
-		if _, st := m.standing(f, h, now); st == current {
-			var err error
-			if next, rt, err = m.rotate(f, t, now); err != nil {
-				return Issued{}, err
+		_, st, err := m.standing(f, t, now)
+		if err != nil {
+			return Issued{}, fmt.Errorf("session: refresh: %w", err)
+		}
+		if st == current {
+			if next, rt, err = m.rotate(f, now); err != nil {
+				return Issued{}, fmt.Errorf("session: refresh: %w", err)
 			}
 		} else {
 			n := *f

@@ -5,16 +5,45 @@
 //
 // # Token
 //
-// A refresh token is "<familyID>.<secret>": 16 and 32 CSPRNG bytes, unpadded
-// base64url (22 and 43 characters). Parsing is strict and bounded; anything
-// else is ErrMalformed before the store is asked.
+// A refresh token is "<familyID>.<body>", both unpadded base64url: the
+// family id is 16 CSPRNG bytes (22 characters); the body (59 characters)
+// is the generation g (8 bytes, big-endian), a key tag (4 bytes: the start
+// of SHA-256 of a signing key's kid) and the generation's secret, 32 bytes:
+//
+//	HMAC-SHA256(k, "silentauth refresh v1" || familyID || g)
+//
+// with k = keys.Key.Secret("silentauth refresh v1") of the signing key the
+// tag names (RefreshKeys). Parsing is strict and bounded; anything else is
+// ErrMalformed before the store is asked. Tokens of the format before
+// keyed MACs ("<familyID>.<random secret>", 66 characters) still parse,
+// for the families written then (see Upgrade).
 //
 // # What the store holds
 //
-// Per family: SHA-256 hashes of the last 16 secrets issued, newest first,
-// and the current secret sealed (AES-256-GCM, key = HKDF-SHA256 of the
-// previous secret and the family id). No usable token is ever stored, so a
-// dump of the store cannot refresh anything.
+// Per family: the current generation, the kid of the key its secret was
+// made under, when the previous generation stops being accepted, and
+// whether the current one has been presented. No secret, no hash, no key:
+// any generation's secret is derivable by the server alone, so a dump of
+// the store cannot mint or present a token, and a family costs the same
+// after any number of rotations.
+//
+// New secrets use the key that signs at the time of the rotation; a token
+// is verified under the key it names, as long as that key is in the
+// keyring (keys.Keyring.Key). A key rotation thus logs nobody out while
+// the previous key stays in the keys Secret, and every family moves to the
+// new key when it next rotates. A token whose MAC does not verify (a
+// guess, a forgery, a key gone from the ring) is ErrUnknownSecret.
+//
+// # Upgrade
+//
+// A family written before keyed MACs holds SHA-256 hashes of its last 16
+// random secrets and its current secret sealed under a key derived from
+// the previous one (store.Family.Secrets and Successor). Its tokens are
+// judged against the hashes as they were; its next rotation issues a token
+// of the keyed format and rewrites it in the keyed form, keeping the
+// hashes for that one generation (the old token is then the previous one,
+// or a reuse) and dropping the sealed successor. After one more rotation
+// the hashes go too, and an old-format token reads ErrUnknownSecret.
 //
 // # Refresh rules (RFC 9700 §4.14.2, rotation with reuse detection)
 //
@@ -24,18 +53,19 @@
 //     min(now+Idle, absolute), one compare-and-swap. Rotated is true.
 //   - the previous secret, within Grace of its rotation or while its
 //     successor has not been presented by any request: the same successor
-//     again (opened from the sealed copy), no write, Rotated false.
+//     again (derived once more), no write, Rotated false.
 //     Parallel requests carrying the same cookie thus all get the same new
 //     token, and so does a client whose answer was lost after the store
 //     committed (a proxy that gave up, a client that disconnected).
-//   - any older secret, or the previous one after Grace once its successor
+//   - any older secret (any number of generations back: its MAC proves the
+//     server issued it), or the previous one after Grace once its successor
 //     has been presented: theft, since two parties have each used a token
 //     of the family. The family is revoked ("reuse") and the answer is a
 //     *ReuseError matching ErrReuse (or the store fault that prevented the
 //     revocation: ErrReuse promises a revoked family).
-//   - a secret never issued to the family, or one more than 15 generations
-//     old (its hash is gone): ErrUnknownSecret. It never revokes, so nobody
-//     can log a user out by guessing.
+//   - a secret never issued to the family (a MAC that does not verify, a
+//     generation the family has not reached): ErrUnknownSecret. It never
+//     revokes, so nobody can log a user out by guessing.
 //
 // A successor counts as presented once any request carries it (Presented,
 // called for every request that brings a refresh cookie) or rotates it.
@@ -231,10 +261,6 @@ func clean(s string, max int) string {
 }
 
 const (
-	// maxSecrets caps store.Family.Secrets. A secret older than that many
-	// generations is no longer recognised: it reads as ErrUnknownSecret,
-	// not ErrReuse.
-	maxSecrets = 16
 	// maxAttempts bounds the compare-and-swap loops. A loser of a rotation
 	// race needs two (its retry takes the grace path), so eight is ample.
 	maxAttempts = 8
@@ -349,6 +375,7 @@ type Manager struct {
 	lease    time.Duration
 	flights  flights
 	onRevoke func(Revocation) // nil: nobody listens
+	keys     macKeys          // the refresh MAC keys (RefreshKeys)
 }
 
 // flights holds the state of each singleflight call in progress, shared by
@@ -409,6 +436,9 @@ func New(st store.Store, l Lifetimes, now func() time.Time, opts ...Option) *Man
 	m.seen.init()
 	for _, o := range opts {
 		o(m)
+	}
+	if m.keys.src == nil {
+		m.keys.src = processKeys()
 	}
 	return m
 }
@@ -488,7 +518,6 @@ func (m *Manager) StartLogin(ctx context.Context, l Login) (Issued, error) {
 	if l.Subject == "" {
 		return Issued{}, errors.New("session: start: empty subject")
 	}
-	secret := newSecret()
 	now := m.now()
 	absolute := now.Add(m.l.Absolute)
 	f := (&store.Family{
@@ -504,16 +533,20 @@ func (m *Manager) StartLogin(ctx context.Context, l Login) (Issued, error) {
 		LastUsedAt:        now,
 		IdleExpiresAt:     minTime(now.Add(m.l.Idle), absolute),
 		AbsoluteExpiresAt: absolute,
-		Secrets:           [][]byte{hashSecret(secret[:])},
 		Generation:        1,
 		CurrentSeen:       true, // nothing precedes it: nothing to confirm
 		Version:           1,
 	}).Clone()
 	for range maxCreates {
 		f.ID = newID()
+		kid, rt, err := m.keys.issue(now, f.ID, f.Generation)
+		if err != nil {
+			return Issued{}, fmt.Errorf("session: start: %w", err)
+		}
+		f.RefreshKey = kid
 		switch err := m.st.Create(ctx, f); {
 		case err == nil:
-			return Issued{Family: f, RefreshToken: encode(f.ID, secret[:]), Rotated: true}, nil
+			return Issued{Family: f, RefreshToken: rt, Rotated: true}, nil
 		case errors.Is(err, store.ErrExists):
 			continue // a new id (RFC 9700 needs unguessable, not just unique)
 		default:
@@ -598,7 +631,6 @@ func (m *Manager) Refresh(ctx context.Context, rt, policy string) (Issued, error
 // refresh is Refresh without the coalescing. It sets inProvider (if not
 // nil) once it waits for or calls the identity provider.
 func (m *Manager) refresh(ctx context.Context, t token, policy string, inProvider *atomic.Bool) (Issued, error) {
-	h := hashSecret(t.secret[:])
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		start := time.Now()
 		f, err := m.get(ctx, t.id)
@@ -615,7 +647,11 @@ func (m *Manager) refresh(ctx context.Context, t token, policy string, inProvide
 		if err := usable(f, now); err != nil {
 			return Issued{}, err
 		}
-		switch i, st := m.standing(f, h, now); st {
+		gen, st, err := m.standing(f, t, now)
+		if err != nil {
+			return Issued{}, fmt.Errorf("session: refresh: %w", err)
+		}
+		switch st {
 		case current:
 			if err := ctx.Err(); err != nil {
 				return Issued{}, fmt.Errorf("session: refresh: %w", err)
@@ -647,28 +683,28 @@ func (m *Manager) refresh(ctx context.Context, t token, policy string, inProvide
 			if !timeFor(ctx, took) {
 				return Issued{}, ErrDeadline
 			}
-			next, rt, err := m.rotate(f, t, now)
+			next, rt, err := m.rotate(f, now)
 			if err != nil {
-				return Issued{}, err
+				return Issued{}, fmt.Errorf("session: refresh: %w", err)
 			}
 			switch err := m.swap(ctx, f.Version, next); {
 			case err == nil:
 				return Issued{Family: next, RefreshToken: rt, Rotated: true}, nil
 			case errors.Is(err, store.ErrConflict):
-				continue // someone rotated first: our secret is now Secrets[1]
+				continue // someone rotated first: our secret is now the previous one
 			case errors.Is(err, store.ErrNotFound):
 				return Issued{}, ErrUnknown
 			default:
 				return Issued{}, fmt.Errorf("session: refresh: swap: %w", err)
 			}
 		case replay: // the same successor
-			next, err := open(t.secret[:], t.id, f.Successor, f.Secrets[0])
+			rt, err := m.successor(f, t)
 			if err != nil {
 				return Issued{}, fmt.Errorf("session: refresh: %w", err)
 			}
-			return Issued{Family: f, RefreshToken: encode(t.id, next), Rotated: false}, nil
+			return Issued{Family: f, RefreshToken: rt, Rotated: false}, nil
 		case reuse: // RFC 9700 §4.14.2
-			return Issued{}, m.revokeReuse(ctx, f, i)
+			return Issued{}, m.revokeReuse(ctx, f, gen)
 		default: // never issued: do not let a guess log anyone out
 			return Issued{}, ErrUnknownSecret
 		}
@@ -680,26 +716,74 @@ func (m *Manager) refresh(ctx context.Context, t token, policy string, inProvide
 type standing int
 
 const (
-	unknownSecret standing = iota // never issued, or older than the hashes kept
+	unknownSecret standing = iota // never issued (or a legacy hash no longer kept)
 	current                       // the current secret: rotate it
 	replay                        // the previous one, still answered with the same successor
 	reuse                         // superseded: theft
 )
 
-// standing classifies the secret hashed h against f at now, returning its
-// index in f.Secrets (generations back) too. This is the one place the
-// grace rule lives: see the package doc.
-func (m *Manager) standing(f *store.Family, h []byte, now time.Time) (int, standing) {
-	switch i := match(f.Secrets, h); {
-	case i == 0:
-		return i, current
-	case i == 1 && (now.Before(f.PreviousUntil) || !f.CurrentSeen):
-		return i, replay
-	case i >= 1:
-		return i, reuse
-	default:
-		return i, unknownSecret
+// standing classifies token t against f at now, returning the generation
+// t names too (0 when unknown). This is the one place the grace rule
+// lives: see the package doc. Its error is an outage (no keyring), not a
+// verdict.
+func (m *Manager) standing(f *store.Family, t token, now time.Time) (uint64, standing, error) {
+	previous := now.Before(f.PreviousUntil) || !f.CurrentSeen
+	if t.legacy {
+		i := match(f.Secrets, hashSecret(t.secret[:]))
+		if i < 0 {
+			return 0, unknownSecret, nil
+		}
+		back := uint64(i) // generations behind the current one
+		if f.RefreshKey != "" {
+			back++ // the first keyed generation followed Secrets[0]
+		}
+		gen := uint64(0)
+		if f.Generation > back {
+			gen = f.Generation - back
+		}
+		switch {
+		case back == 0:
+			return gen, current, nil
+		case back == 1 && previous:
+			return gen, replay, nil
+		}
+		return gen, reuse, nil
 	}
+	if f.RefreshKey == "" || t.gen > f.Generation {
+		// No keyed token issued yet, or a generation not reached: not
+		// issued as far as the store knows.
+		return 0, unknownSecret, nil
+	}
+	kid, err := m.keys.verify(t)
+	switch {
+	case err != nil:
+		return 0, unknownSecret, err
+	case kid == "": // a guess, a forgery, or a key gone from the ring
+		return 0, unknownSecret, nil
+	case t.gen == f.Generation && kid == f.RefreshKey:
+		return t.gen, current, nil
+	case t.gen == f.Generation: // under a key the generation was not made with
+		return 0, unknownSecret, nil
+	case t.gen == f.Generation-1 && previous:
+		return t.gen, replay, nil
+	}
+	// A genuine MAC of an earlier generation: the server issued it, and it
+	// was superseded, however long ago.
+	return t.gen, reuse, nil
+}
+
+// successor returns f's current token again, for a replay of the previous
+// one (t): derived under the family's key, or, in a family still in the
+// form before keyed MACs, opened from the sealed copy with t's secret.
+func (m *Manager) successor(f *store.Family, t token) (string, error) {
+	if f.RefreshKey == "" {
+		next, err := open(t.secret[:], t.id, f.Successor, f.Secrets[0])
+		if err != nil {
+			return "", err
+		}
+		return encodeLegacy(t.id, next), nil
+	}
+	return m.keys.token(f.RefreshKey, f.ID, f.Generation)
 }
 
 // timeFor reports whether ctx's deadline leaves more than took, the time a
@@ -711,39 +795,40 @@ func timeFor(ctx context.Context, took time.Duration) bool {
 }
 
 // rotate returns the next version of f (a private copy from Get) and the
-// new refresh token. The absolute lifetime never moves.
-func (m *Manager) rotate(f *store.Family, t token, now time.Time) (*store.Family, string, error) {
-	secret := newSecret()
-	sealed, err := seal(t.secret[:], t.id, secret[:])
+// new refresh token, made under the key that signs at now. The absolute
+// lifetime never moves. A family in the form before keyed MACs is
+// rewritten in the keyed form, keeping its hashes for this one generation
+// (see Upgrade in the package doc).
+func (m *Manager) rotate(f *store.Family, now time.Time) (*store.Family, string, error) {
+	gen := f.Generation + 1
+	kid, rt, err := m.keys.issue(now, f.ID, gen)
 	if err != nil {
 		return nil, "", err
 	}
 	next := *f
-	next.Secrets = make([][]byte, 0, min(len(f.Secrets)+1, maxSecrets))
-	next.Secrets = append(next.Secrets, hashSecret(secret[:]))
-	next.Secrets = append(next.Secrets, f.Secrets[:min(len(f.Secrets), maxSecrets-1)]...)
+	next.Secrets, next.Successor = nil, nil
+	if f.RefreshKey == "" {
+		next.Secrets = f.Secrets
+	}
+	next.RefreshKey = kid
 	next.PreviousUntil = now.Add(m.l.Grace)
-	next.Successor = sealed
 	next.IdleExpiresAt = minTime(now.Add(m.l.Idle), f.AbsoluteExpiresAt)
 	next.LastUsedAt = now
-	next.Generation = f.Generation + 1
+	next.Generation = gen
 	next.CurrentSeen = false
 	next.Version = f.Version + 1
-	return &next, encode(t.id, secret[:]), nil
+	return &next, rt, nil
 }
 
-// revokeReuse revokes f after the secret i generations back came again and
-// returns a *ReuseError, or the store fault that prevented the revocation
-// (then the family is not revoked and saying ErrReuse would be a lie).
-func (m *Manager) revokeReuse(ctx context.Context, f *store.Family, i int) error {
+// revokeReuse revokes f after the secret of generation presented came
+// again and returns a *ReuseError, or the store fault that prevented the
+// revocation (then the family is not revoked and saying ErrReuse would be
+// a lie).
+func (m *Manager) revokeReuse(ctx context.Context, f *store.Family, presented uint64) error {
 	if _, err := m.revoke(ctx, f, CauseReuse); err != nil && !errors.Is(err, ErrUnknown) {
 		return err
 	}
-	e := &ReuseError{Subject: f.Subject, Family: f.ID, Current: f.Generation}
-	if f.Generation > uint64(i) {
-		e.Presented = f.Generation - uint64(i)
-	}
-	return e
+	return &ReuseError{Subject: f.Subject, Family: f.ID, Presented: presented, Current: f.Generation}
 }
 
 // Logout revokes the family of rt if rt is its current secret or one that
@@ -763,7 +848,7 @@ func (m *Manager) Logout(ctx context.Context, rt string) error {
 // most once per token and process; Presented itself never waits on the
 // store and costs a hash and a map lookup. Malformed tokens are ignored.
 func (m *Manager) Presented(rt string) {
-	if len(rt) != tokenLen || rt[idLen] != '.' || m.Failing() {
+	if (len(rt) != tokenLen && len(rt) != legacyLen) || rt[idLen] != '.' || m.Failing() {
 		return // a failing store is spared: a later request confirms
 	}
 	if !m.seen.first(rt) {
@@ -802,7 +887,6 @@ func (m *Manager) Confirm(ctx context.Context, rt string) error {
 	if err != nil {
 		return err
 	}
-	h := hashSecret(t.secret[:])
 	for range maxAttempts {
 		f, err := m.get(ctx, t.id)
 		switch {
@@ -811,8 +895,11 @@ func (m *Manager) Confirm(ctx context.Context, rt string) error {
 		case err != nil:
 			return err
 		}
-		if f.CurrentSeen || usable(f, m.now()) != nil || match(f.Secrets, h) != 0 {
+		if f.CurrentSeen || usable(f, m.now()) != nil {
 			return nil
+		}
+		if _, st, err := m.standing(f, t, m.now()); err != nil || st != current {
+			return err
 		}
 		next := *f
 		next.CurrentSeen = true

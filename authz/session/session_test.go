@@ -3,7 +3,6 @@ package session_test
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -150,17 +149,26 @@ func (fx *fixture) stored(t *testing.T, id string) *store.Family {
 	return f
 }
 
+// secretOf returns the secret a token carries: its MAC (the bytes after
+// the generation and the key tag), or a legacy token's random secret.
 func secretOf(rt string) []byte {
 	b, err := base64.RawURLEncoding.DecodeString(rt[strings.IndexByte(rt, '.')+1:])
 	if err != nil {
 		panic(err)
 	}
+	if len(b) == 8+4+32 {
+		return b[12:]
+	}
 	return b
 }
 
-func hashOf(rt string) []byte {
-	h := sha256.Sum256(secretOf(rt))
-	return h[:]
+// keyTagOf returns the key tag a keyed token carries.
+func keyTagOf(rt string) [4]byte {
+	b, err := base64.RawURLEncoding.DecodeString(rt[session.IDLength+1:])
+	if err != nil {
+		panic(err)
+	}
+	return [4]byte(b[8:12])
 }
 
 func randomB64(n int) string {
@@ -189,10 +197,11 @@ func TestStart(t *testing.T) {
 	claims["roles"].([]any)[0] = "admin" // the caller's map is not shared
 	f := fx.stored(t, is.Family.ID)
 	switch {
-	case f.Version != 1, f.Subject != "alice", len(f.Secrets) != 1, len(f.Successor) != 0:
+	case f.Version != 1, f.Subject != "alice", f.Secrets != nil, f.Successor != nil:
 		t.Fatalf("new family: %+v", f)
-	case string(f.Secrets[0]) != string(hashOf(is.RefreshToken)):
-		t.Fatal("Secrets[0] is not the hash of the issued secret")
+	case f.Generation != 1, session.Generation(is.RefreshToken) != 1, f.RefreshKey == "",
+		session.KeyTag(f.RefreshKey) != keyTagOf(is.RefreshToken):
+		t.Fatalf("generation %d, key %q: not the issued token's", f.Generation, f.RefreshKey)
 	case !f.CreatedAt.Equal(epoch), !f.IdleExpiresAt.Equal(epoch.Add(lt.Idle)), !f.AbsoluteExpiresAt.Equal(epoch.Add(lt.Absolute)):
 		t.Fatalf("lifetimes: created %v idle %v absolute %v", f.CreatedAt, f.IdleExpiresAt, f.AbsoluteExpiresAt)
 	case f.Claims["roles"].([]any)[0] != "reader":
@@ -203,7 +212,7 @@ func TestStart(t *testing.T) {
 	if id, err := session.FamilyID(is.RefreshToken); err != nil || id != f.ID || len(id) != 22 {
 		t.Fatalf("FamilyID = %q, %v; want %q", id, err, f.ID)
 	}
-	if len(is.RefreshToken) != 22+1+43 {
+	if len(is.RefreshToken) != 22+1+59 || session.TokenLength != 82 {
 		t.Fatalf("token length %d", len(is.RefreshToken))
 	}
 	if _, err := fx.m.Start(t.Context(), "", "", nil); err == nil || isSentinel(err) {
@@ -279,8 +288,8 @@ func TestRefreshRotates(t *testing.T) {
 		t.Fatalf("rotated %v, same token %v", s1.Rotated, s1.RefreshToken == s0.RefreshToken)
 	case s1.Family.ID != s0.Family.ID, f.Version != 2, s1.Family.Version != 2:
 		t.Fatalf("family %s version %d", f.ID, f.Version)
-	case len(f.Secrets) != 2, string(f.Secrets[0]) != string(hashOf(s1.RefreshToken)), string(f.Secrets[1]) != string(hashOf(s0.RefreshToken)):
-		t.Fatal("Secrets is not [hash(new), hash(old)]")
+	case f.Generation != 2, session.Generation(s1.RefreshToken) != 2, f.Secrets != nil, f.Successor != nil:
+		t.Fatalf("generation %d after one rotation, %d hashes kept", f.Generation, len(f.Secrets))
 	case !f.PreviousUntil.Equal(now.Add(lt.Grace)), !f.IdleExpiresAt.Equal(now.Add(lt.Idle)), !f.AbsoluteExpiresAt.Equal(epoch.Add(lt.Absolute)):
 		t.Fatalf("deadlines: previous %v idle %v absolute %v", f.PreviousUntil, f.IdleExpiresAt, f.AbsoluteExpiresAt)
 	case !s1.SessionEnd().Equal(now.Add(lt.Idle)):
@@ -296,6 +305,9 @@ func TestRefreshRotates(t *testing.T) {
 const (
 	randomSecret  = -1 // a real family id with a secret never issued
 	unknownFamily = -2 // a well-formed token for a family that does not exist
+	forgedCurrent = -3 // the newest generation and key tag with a MAC that does not verify
+	forgedOld     = -4 // generation 1 and a real key tag with a MAC that does not verify
+	nextGen       = -5 // a generation the family has not reached, forged
 )
 
 // forge returns the token a case presents.
@@ -305,6 +317,12 @@ func forge(gens []session.Issued, present int) string {
 		return gens[0].Family.ID + "." + randomB64(32)
 	case unknownFamily:
 		return randomB64(16) + "." + randomB64(32)
+	case forgedCurrent, forgedOld, nextGen:
+		newest := gens[len(gens)-1].RefreshToken
+		gen := map[int]uint64{forgedCurrent: uint64(len(gens)), forgedOld: 1, nextGen: uint64(len(gens) + 1)}[present]
+		mac := make([]byte, 32)
+		rand.Read(mac)
+		return session.Reforge(newest, gen, mac)
 	}
 	return gens[present].RefreshToken
 }
@@ -333,8 +351,14 @@ func TestRefreshRules(t *testing.T) {
 		{"two back within grace: reuse", 2, false, 0, 0, session.ErrReuse, false, true},
 		{"two back, newest never seen: reuse", 2, false, 0, time.Minute, session.ErrReuse, false, true},
 		{"three back: reuse", 3, true, 0, 0, session.ErrReuse, false, true},
-		{"oldest kept hash: reuse", session.MaxSecrets - 1, true, 0, 0, session.ErrReuse, false, true},
-		{"older than the cap: unknown secret", session.MaxSecrets, true, 0, 0, session.ErrUnknownSecret, false, false},
+		{"15 back: reuse", 15, true, 0, 0, session.ErrReuse, false, true},
+		{"16 back (once past the hashes kept): reuse", 16, true, 0, 0, session.ErrReuse, false, true},
+		{"100 back: reuse", 100, true, 0, 0, session.ErrReuse, false, true},
+		{"100 back, middle generation: reuse", 100, true, 50, 0, session.ErrReuse, false, true},
+		{"forged MAC of the current generation: unknown", 3, true, forgedCurrent, 0, session.ErrUnknownSecret, false, false},
+		{"forged MAC of an old generation: unknown, not revoked", 3, true, forgedOld, 0, session.ErrUnknownSecret, false, false},
+		{"forged MAC, fresh family: unknown", 0, false, forgedCurrent, 0, session.ErrUnknownSecret, false, false},
+		{"generation not reached: unknown", 2, true, nextGen, 0, session.ErrUnknownSecret, false, false},
 		{"random secret: unknown, not revoked", 1, true, randomSecret, 0, session.ErrUnknownSecret, false, false},
 		{"random secret, fresh family", 0, false, randomSecret, 0, session.ErrUnknownSecret, false, false},
 		{"unknown family", 1, true, unknownFamily, 0, session.ErrUnknown, false, false},
@@ -749,7 +773,7 @@ func TestLostAnswerIsNotReuse(t *testing.T) {
 			fx.clk.Advance(time.Hour - time.Second) // far past grace
 			again := fx.refresh(t, s0.RefreshToken)
 			f := fx.stored(t, s0.Family.ID)
-			if again.Rotated || f.Version != 2 || string(f.Secrets[0]) != string(hashOf(again.RefreshToken)) {
+			if again.Rotated || f.Version != 2 || session.Generation(again.RefreshToken) != f.Generation {
 				t.Fatalf("replay after a lost answer: rotated %v, version %d", again.Rotated, f.Version)
 			}
 			if !f.RevokedAt.IsZero() {

@@ -1,21 +1,36 @@
 package session
 
 import (
+	"crypto/rand"
 	"strings"
 	"testing"
 )
 
+// newSecret returns random secret bytes (legacy tokens, forged MACs).
+func newSecret() (s [secretBytes]byte) {
+	rand.Read(s[:])
+	return s
+}
+
 func TestEncodeParseRoundTrip(t *testing.T) {
-	for range 100 {
-		id, secret := newID(), newSecret()
-		rt := encode(id, secret[:])
+	for i := range 100 {
+		id, mac, tag := newID(), newSecret(), keyTag(newID())
+		gen := uint64(i+1) << (i % 57)
+		rt := encode(id, gen, tag, mac[:])
 		tok, err := parse(rt)
-		if err != nil || tok.id != id || tok.secret != secret {
-			t.Fatalf("parse(encode(%s, …)) = %v", id, err)
+		if err != nil || tok.id != id || tok.secret != mac || tok.gen != gen || tok.tag != tag || tok.legacy {
+			t.Fatalf("parse(encode(%s, %d, …)) = %+v, %v", id, gen, tok, err)
 		}
 		if len(id) != idLen || len(rt) != tokenLen || !validID(id) {
 			t.Fatalf("lengths: id %d, token %d", len(id), len(rt))
 		}
+		legacy := encodeLegacy(id, mac[:])
+		if tok, err := parse(legacy); err != nil || !tok.legacy || tok.id != id || tok.secret != mac || len(legacy) != legacyLen {
+			t.Fatalf("parse(encodeLegacy(%s, …)) = %+v, %v", id, tok, err)
+		}
+	}
+	if _, err := parse(encode(newID(), 0, keyTag("k"), make([]byte, secretBytes))); err != ErrMalformed {
+		t.Fatalf("generation 0: %v, want ErrMalformed", err)
 	}
 }
 
@@ -23,8 +38,11 @@ func TestEncodeParseRoundTrip(t *testing.T) {
 // re-encodes to exactly the input (one token, one spelling).
 func FuzzParse(f *testing.F) {
 	id, secret := newID(), newSecret()
-	good := encode(id, secret[:])
-	for _, s := range []string{"", ".", good, good + "=", strings.Replace(good, ".", "..", 1), id + "." + strings.Repeat("_", secretLen), strings.Repeat("A", tokenLen)} {
+	good := encode(id, 7, keyTag("kid"), secret[:])
+	legacy := encodeLegacy(id, secret[:])
+	for _, s := range []string{"", ".", good, legacy, good + "=", legacy + "=", strings.Replace(good, ".", "..", 1),
+		id + "." + strings.Repeat("_", secretLen), id + "." + strings.Repeat("_", bodyLen), strings.Repeat("A", tokenLen),
+		id + "." + strings.Repeat("A", bodyLen)} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, rt string) {
@@ -35,7 +53,11 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if back := encode(tok.id, tok.secret[:]); back != rt {
+		back := encode(tok.id, tok.gen, tok.tag, tok.secret[:])
+		if tok.legacy {
+			back = encodeLegacy(tok.id, tok.secret[:])
+		}
+		if back != rt {
 			t.Fatalf("accepted a non-canonical token %q (canonical %q)", rt, back)
 		}
 	})

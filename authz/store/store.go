@@ -3,7 +3,8 @@
 // The rotation policy (grace, reuse, lifetimes) lives in package session;
 // a backend only keeps records and swaps them atomically.
 //
-// A Family holds hashes and sealed values only: nothing in a store can be
+// A Family holds no secret: a refresh token's secret is a MAC under a key
+// the server derives from its signing keys, so nothing in a store can be
 // presented as a token (a store dump must not let anyone refresh).
 package store
 
@@ -23,8 +24,8 @@ var (
 	ErrExists   = errors.New("store: family already exists")
 )
 
-// Family is one refresh-token family: a login session and every refresh
-// secret it has ever been issued (as hashes).
+// Family is one refresh-token family: a login session and the generation
+// of its current refresh token.
 type Family struct {
 	ID      string         // random public id, also the access token's sid
 	Subject string         // who the session belongs to
@@ -41,19 +42,27 @@ type Family struct {
 	IdleExpiresAt     time.Time // moved forward by each rotation, never past AbsoluteExpiresAt
 	AbsoluteExpiresAt time.Time // fixed at creation
 
-	// Secrets holds SHA-256 hashes of the secrets issued to the family,
-	// newest (current) first, capped by the session package.
-	Secrets [][]byte
-	// PreviousUntil is when Secrets[1] stops being accepted (grace window).
-	PreviousUntil time.Time
-	// Successor is the current secret sealed under a key derived from the
-	// previous secret, so a grace replay yields the same successor without
-	// the store ever holding it in clear.
-	Successor []byte
 	// Generation counts the secrets issued to the family: 1 at creation,
 	// one more with every rotation (0 in records written before it was
-	// kept). Logs name a presented secret by its generation.
+	// kept). Generation g's secret is a MAC over the family id and g, so
+	// the server can derive any generation and the store keeps none.
 	Generation uint64
+	// RefreshKey is the kid of the signing key whose derived MAC key made
+	// the current generation's secret; "" while the current secret is
+	// still one of the format before keyed MACs (in Secrets).
+	RefreshKey string
+	// PreviousUntil is when the previous generation stops being accepted
+	// (grace window).
+	PreviousUntil time.Time
+	// Secrets and Successor are kept by families written before keyed
+	// MACs: SHA-256 hashes of the random secrets issued, newest first,
+	// and the current one sealed under a key derived from the previous
+	// one. Package session rewrites such a family in the keyed form on
+	// its next rotation, keeping Secrets (and dropping Successor) for that
+	// one generation so an old token is still recognised as the previous
+	// one or as reuse; both are nil for families started since.
+	Secrets   [][]byte
+	Successor []byte
 	// CurrentSeen reports that a request has presented the current secret
 	// since it was issued: whoever rotated to it received the answer. Until
 	// then the previous secret still yields the same successor, so an

@@ -61,7 +61,10 @@ func serve(ctx context.Context, cfg config.Completed, getenv func(string) string
 	if err != nil {
 		return err
 	}
-	opts := []session.Option{session.AcceptSessions(cfg.SessionSharing())}
+	// Refresh tokens are MACs under keys derived from the signing keys:
+	// every replica mints and verifies the same tokens, and a key
+	// rotation logs nobody out (see package session).
+	opts := []session.Option{session.AcceptSessions(cfg.SessionSharing()), session.RefreshKeys(ring)}
 	if login != nil {
 		opts = append(opts, session.WithProvider(login.Refresher(provider, time.Now, env.log), cfg.OIDC.RefreshLease))
 	}

@@ -36,14 +36,17 @@ import (
 // (sidTag, 8 bytes) as the very last bytes of the record, after Policy: it
 // is written with every ProviderSID, and the swap script compares it
 // (GETRANGE -8 -1) to learn, without decoding, whether the sid index must
-// follow.
+// follow. Bit 9 announces RefreshKey (string), after ClientAddress: a
+// family written since keyed refresh MACs has it, and then its Secrets
+// and Successor are empty (two bytes) unless it is the first keyed
+// generation of a family upgraded from hashes.
 //
 // Fields came last as they were added, so older records still decode:
 // records that end after Claims read as Generation 0 with CurrentSeen set
 // (the rules they were written under) and Policy ""; records written before
 // the provider fields have none of bits 1 to 4 and read them as empty, and
-// those written before the listing fields (bits 5 to 7) or the sid tag
-// (bit 8) read as without them. Policy is written only when it is not
+// those written before the listing fields (bits 5 to 7), the sid tag
+// (bit 8) or the refresh key (bit 9) read as without them. Policy is written only when it is not
 // empty. A present but empty field
 // (Policy, or one a flag bit announces) is corrupt, and so is an unknown
 // flag bit, so every family has exactly one encoding. A byte string is a
@@ -81,8 +84,9 @@ const (
 	flagUserAgent         = 1 << 6 // UserAgent follows
 	flagClientAddress     = 1 << 7 // ClientAddress follows
 	flagSIDTag            = 1 << 8 // the record ends with sidTag(ProviderSID)
+	flagRefreshKey        = 1 << 9 // RefreshKey follows
 	flagsKnown            = flagCurrentSeen | flagProvider | flagProviderSID | flagProviderRefreshAt | flagLeaseUntil |
-		flagLastUsedAt | flagUserAgent | flagClientAddress | flagSIDTag
+		flagLastUsedAt | flagUserAgent | flagClientAddress | flagSIDTag | flagRefreshKey
 )
 
 // sidTagLen is the length of a record's trailing sid tag.
@@ -137,7 +141,7 @@ func encodeRecord(f *store.Family, tagged bool) ([]byte, error) {
 	// 231: the varints (10 lengths and counts, 7 times, the generation) at
 	// their longest, and the flags byte.
 	size := headerLen + 231 + len(f.Subject) + len(f.Policy) + len(f.RevokeReason) + len(f.Successor) + len(claims) +
-		len(f.Provider) + len(f.ProviderSID) + len(f.UserAgent) + len(f.ClientAddress) + 3*binary.MaxVarintLen64 + 1 + sidTagLen +
+		len(f.Provider) + len(f.ProviderSID) + len(f.UserAgent) + len(f.ClientAddress) + len(f.RefreshKey) + 4*binary.MaxVarintLen64 + 1 + sidTagLen +
 		len(f.Secrets)*binary.MaxVarintLen64
 	for _, s := range f.Secrets {
 		size += len(s)
@@ -169,6 +173,7 @@ func encodeRecord(f *store.Family, tagged bool) ([]byte, error) {
 		{f.UserAgent != "", flagUserAgent},
 		{f.ClientAddress != "", flagClientAddress},
 		{tagged && f.ProviderSID != "", flagSIDTag},
+		{f.RefreshKey != "", flagRefreshKey},
 	} {
 		if bit.set {
 			flags |= bit.flag
@@ -195,6 +200,9 @@ func encodeRecord(f *store.Family, tagged bool) ([]byte, error) {
 	}
 	if flags&flagClientAddress != 0 {
 		b = appendString(b, f.ClientAddress)
+	}
+	if flags&flagRefreshKey != 0 {
+		b = appendString(b, f.RefreshKey)
 	}
 	if f.Policy != "" {
 		b = appendString(b, f.Policy)
@@ -317,6 +325,11 @@ func decode(id string, b []byte) (*store.Family, error) {
 		if flags&flagClientAddress != 0 {
 			if f.ClientAddress = string(r.bytes()); f.ClientAddress == "" {
 				r.fail("empty client address")
+			}
+		}
+		if flags&flagRefreshKey != 0 {
+			if f.RefreshKey = string(r.bytes()); f.RefreshKey == "" {
+				r.fail("empty refresh key")
 			}
 		}
 		if tag != nil && r.err == nil {

@@ -191,8 +191,8 @@ func TestDecodeRejectsBadSIDTag(t *testing.T) {
 	if _, err := decode("x", overlong); err == nil || !strings.Contains(err.Error(), "flags") {
 		t.Errorf("overlong flags: %v", err)
 	}
-	unknown := append(append([]byte(nil), plain[:len(plain)-1]...), plain[len(plain)-1]|0x80, 0x04)
+	unknown := append(append([]byte(nil), plain[:len(plain)-1]...), plain[len(plain)-1]|0x80, 0x08)
 	if _, err := decode("x", unknown); err == nil || !strings.Contains(err.Error(), "flags") {
-		t.Errorf("unknown flag bit 9: %v", err)
+		t.Errorf("unknown flag bit 10: %v", err)
 	}
 }

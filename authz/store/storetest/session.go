@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/silentauth/silentauth/authz/keys"
 	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/store"
 	"github.com/silentauth/silentauth/internal/testenv/fakeclock"
@@ -29,6 +32,9 @@ func RunSession(t *testing.T, newStore NewStore) {
 		run  func(t *testing.T, st store.Store, clk *fakeclock.Clock)
 	}{
 		{"RotateGraceReuse", testSessionLifecycle},
+		{"Reuse100GenerationsBack", testSessionReuseFarBack},
+		{"ForgedMACNeverRevokes", testSessionForged},
+		{"KeyRotationLogsNobodyOut", testSessionKeyRotation},
 		{"ReplicasRace50", testSessionReplicas},
 		{"RevokeSubject", testSessionRevokeSubject},
 		{"RevokeSID", testSessionRevokeSID},
@@ -368,4 +374,137 @@ func refreshAtOnce(t *testing.T, n int, rt string, replica func(i int) *session.
 		}
 	}
 	return got[0].RefreshToken, rotated
+}
+
+// testSessionReuseFarBack: every generation's secret is derivable by the
+// server, so a token superseded 100 rotations ago is still recognised as
+// issued, and its return revokes the family.
+func testSessionReuseFarBack(t *testing.T, st store.Store, clk *fakeclock.Clock) {
+	ctx := t.Context()
+	m := session.New(st, lifetimes, clk.Now)
+	s0, err := m.Start(ctx, "alice", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	is := s0
+	for range 100 {
+		if is, err = m.Refresh(ctx, is.RefreshToken, ""); err != nil || !is.Rotated {
+			t.Fatalf("rotation: %v", err)
+		}
+		if err := m.Confirm(ctx, is.RefreshToken); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Advance(lifetimes.Grace)
+	var re *session.ReuseError
+	if _, err := m.Refresh(ctx, s0.RefreshToken, ""); !errors.As(err, &re) || re.Presented != 1 || re.Current != 101 {
+		t.Fatalf("generation 1 of 101: %v, want reuse", err)
+	}
+	if f, err := st.Get(ctx, s0.Family.ID); err != nil || f.RevokeReason != session.CauseReuse || f.Secrets != nil || f.Successor != nil {
+		t.Fatalf("after reuse: %+v, %v; want revoked for reuse, no secret material", f, err)
+	}
+}
+
+// forge returns keyed token rt naming generation gen, its MAC altered.
+func forge(t *testing.T, rt string, gen uint64) string {
+	t.Helper()
+	i := session.IDLength + 1
+	b, err := base64.RawURLEncoding.DecodeString(rt[i:])
+	if err != nil || len(b) != 44 {
+		t.Fatalf("not a keyed token: %v", err)
+	}
+	binary.BigEndian.PutUint64(b, gen)
+	b[20] ^= 0x01
+	return rt[:i] + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// testSessionForged: a token whose MAC does not verify is never issued,
+// whatever generation it names: ErrUnknownSecret, nothing written, the
+// family never revoked (nobody logs a user out by guessing).
+func testSessionForged(t *testing.T, st store.Store, clk *fakeclock.Clock) {
+	ctx := t.Context()
+	m := session.New(st, lifetimes, clk.Now)
+	is, err := m.Start(ctx, "alice", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if is, err = m.Refresh(ctx, is.RefreshToken, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := st.Get(ctx, is.Family.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gen := range []uint64{1, 3, 4, 5, 1 << 40} {
+		if _, err := m.Refresh(ctx, forge(t, is.RefreshToken, gen), ""); !errors.Is(err, session.ErrUnknownSecret) {
+			t.Fatalf("forged MAC of generation %d: %v, want ErrUnknownSecret", gen, err)
+		}
+		if err := m.Logout(ctx, forge(t, is.RefreshToken, gen)); !errors.Is(err, session.ErrUnknownSecret) {
+			t.Fatalf("logout with a forged MAC of generation %d: %v, want ErrUnknownSecret", gen, err)
+		}
+	}
+	if after, err := st.Get(ctx, is.Family.ID); err != nil || after.Version != before.Version || !after.RevokedAt.IsZero() {
+		t.Fatalf("after forgeries: %+v, %v; want unchanged", after, err)
+	}
+	if _, err := m.Refresh(ctx, is.RefreshToken, ""); err != nil {
+		t.Fatalf("the rightful holder after forgeries: %v", err)
+	}
+}
+
+// testSessionKeyRotation: a token made under the previous key refreshes
+// while that key is in the ring, and its successor is made under the key
+// in use; two replicas sharing the keys agree on every token.
+func testSessionKeyRotation(t *testing.T, st store.Store, clk *fakeclock.Clock) {
+	ctx := t.Context()
+	a, err := keys.Generate(keys.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := keys.Generate(keys.EdDSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring := func(active *keys.Key, others ...*keys.Key) *keys.Keyring {
+		r, err := keys.NewKeyring(active, others...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	src := new(keys.Holder)
+	src.Store(ring(a))
+	m1 := session.New(st, lifetimes, clk.Now, session.RefreshKeys(src))
+	m2 := session.New(st, lifetimes, clk.Now, session.RefreshKeys(src)) // another replica
+	s0, err := m1.Start(ctx, "alice", "", nil)
+	if err != nil || s0.Family.RefreshKey != a.ID {
+		t.Fatalf("Start: key %q, %v; want %s", s0.Family.RefreshKey, err, a.ID)
+	}
+	src.Store(ring(b, a)) // b signs, a still verifies
+	s1, err := m2.Refresh(ctx, s0.RefreshToken, "")
+	if err != nil || !s1.Rotated || s1.Family.RefreshKey != b.ID {
+		t.Fatalf("refresh of a token of the previous key: %v, key %q; want rotated under %s", err, s1.Family.RefreshKey, b.ID)
+	}
+	if again, err := m1.Refresh(ctx, s0.RefreshToken, ""); err != nil || again.RefreshToken != s1.RefreshToken {
+		t.Fatalf("grace replay across the key rotation: same %v, %v", again.RefreshToken == s1.RefreshToken, err)
+	}
+	src.Store(ring(b)) // a leaves the ring
+	s2, err := m1.Refresh(ctx, s1.RefreshToken, "")
+	if err != nil || s2.Family.RefreshKey != b.ID {
+		t.Fatalf("refresh under the new key alone: %v", err)
+	}
+	// A token whose key left the ring verifies no more: unknown, and it
+	// revokes nothing (its family moved to the new key long ago).
+	clk.Advance(lifetimes.Grace)
+	if err := m1.Confirm(ctx, s2.RefreshToken); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m2.Refresh(ctx, s0.RefreshToken, ""); !errors.Is(err, session.ErrUnknownSecret) {
+		t.Fatalf("token of a key gone from the ring: %v, want ErrUnknownSecret", err)
+	}
+	// Under a key still in the ring, an old generation is reuse.
+	if _, err := m2.Refresh(ctx, s1.RefreshToken, ""); !errors.Is(err, session.ErrReuse) {
+		t.Fatalf("superseded token of the key in use: %v, want ErrReuse", err)
+	}
 }

@@ -111,6 +111,7 @@ func sample(id, subject string, now time.Time) *store.Family {
 		PreviousUntil:     now.Add(30 * time.Second),
 		Successor:         []byte{0x00, 0x01, 0xfe, 0xff, '"', '\\', 0x80},
 		Generation:        1 << 40,
+		RefreshKey:        "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs",
 		CurrentSeen:       true,
 		Provider:          []byte{0x00, 0xff, 's', 'e', 'a', 'l', 'e', 'd', 0x80},
 		ProviderSID:       "08a8684b-db88-4b73-90a9-3cd1661f5466",
@@ -132,6 +133,7 @@ func next(f *store.Family, now time.Time) *store.Family {
 	n.RevokeReason = "api"
 	n.Claims["level"] = json.Number("4")
 	n.Generation = f.Generation + 1
+	n.RefreshKey = "kid-2 ✓"
 	n.CurrentSeen = !f.CurrentSeen
 	n.Provider = []byte("sealed-provider-v2")
 	n.ProviderSID = f.ProviderSID + "-2"
@@ -197,6 +199,9 @@ func diff(want, got *store.Family) string {
 	}
 	if got.Generation != want.Generation {
 		add("Generation", want.Generation, got.Generation)
+	}
+	if got.RefreshKey != want.RefreshKey {
+		add("RefreshKey", want.RefreshKey, got.RefreshKey)
 	}
 	if got.CurrentSeen != want.CurrentSeen {
 		add("CurrentSeen", want.CurrentSeen, got.CurrentSeen)
