@@ -138,6 +138,10 @@ var answers = []struct {
 	{session.ErrProviderGrant, answer{http.StatusUnauthorized, "invalid_token", "provider_grant_ended", true, true, slog.LevelInfo, "", ""}},
 	{session.ErrProviderUnavailable, answer{http.StatusServiceUnavailable, "temporarily_unavailable", "provider_unavailable", false, false, slog.LevelWarn, "valid_provider_unavailable", ""}},
 	{seal.ErrNoKey, answer{http.StatusServiceUnavailable, "temporarily_unavailable", "no_keyring", false, false, slog.LevelError, "", ""}},
+	// The refresh MAC key comes from the signing keys: none yet, or the
+	// key a family's token was made under left the ring (an outage, not a
+	// verdict on the token, so nothing is cleared).
+	{session.ErrNoRefreshKey, answer{http.StatusServiceUnavailable, "temporarily_unavailable", "no_keyring", false, false, slog.LevelError, "", ""}},
 
 	// Access tokens (RFC 8725, RFC 9068).
 	{token.ErrNoKeyring, answer{http.StatusServiceUnavailable, "temporarily_unavailable", "no_keyring", false, false, slog.LevelError, "", ""}},

@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/store"
 	"github.com/silentauth/silentauth/authz/store/memstore"
 )
@@ -242,5 +244,17 @@ func TestStoreSentinelIsNotAnOutage(t *testing.T) {
 	d, v := r.run(t, req("GET", "/api", "cookie", ours(at, rt)))
 	if v.status != 401 || d.Reason != "refresh_unknown" || !slices.Equal(v.setCookie, r.cookies.Clear()) {
 		t.Fatalf("status %d reason %s cookies %q", v.status, d.Reason, v.setCookie)
+	}
+}
+
+// TestNoRefreshKeyIsNoKeyring: without a refresh MAC key (no keyring yet,
+// or the key of a family's token gone from it) the answer is the keyring
+// outage, never the store's, and it clears nothing.
+func TestNoRefreshKeyIsNoKeyring(t *testing.T) {
+	for _, err := range []error{session.ErrNoRefreshKey, fmt.Errorf("wrapped: %w", session.ErrNoRefreshKey)} {
+		a := answerFor(err)
+		if a.status != http.StatusServiceUnavailable || a.reason != "no_keyring" || !a.outage() {
+			t.Errorf("answerFor(%v) = %d %q, want 503 no_keyring", err, a.status, a.reason)
+		}
 	}
 }
