@@ -364,12 +364,16 @@ func (e *route) passStill(r *Request, jar cookie.Jar, raw string, claims *token.
 // its claims and the three Set-Cookie values that carry the new state.
 func (e *route) mint(iss session.Issued) (string, *token.Claims, []string, error) {
 	f := iss.Family
-	raw, exp, err := e.minter.Mint(f.Subject, f.ID, f.Claims)
+	extra, err := f.Claims.Map() // decoded once per mint: the token and Extra share it
+	if err != nil {
+		return "", nil, nil, err
+	}
+	raw, exp, err := e.minter.Mint(f.Subject, f.ID, extra)
 	if err != nil {
 		return "", nil, nil, err
 	}
 	now := e.now()
-	claims := &token.Claims{Subject: f.Subject, SessionID: f.ID, ExpiresAt: exp, IssuedAt: now, Extra: f.Claims}
+	claims := &token.Claims{Subject: f.Subject, SessionID: f.ID, ExpiresAt: exp, IssuedAt: now, Extra: extra}
 	return raw, claims, e.cookies.SetSession(raw, exp, iss.RefreshToken, f.AbsoluteExpiresAt, iss.SessionEnd(), now), nil
 }
 

@@ -45,7 +45,7 @@ func TestStartLogin(t *testing.T) {
 	}
 	f := fx.stored(t, is.Family.ID)
 	if string(f.Provider) != "sealed" || f.ProviderSID != "sid-1" || !f.ProviderRefreshAt.Equal(at) || f.Policy != "shop" ||
-		f.Claims["email"] != "a@example.com" || !f.LeaseUntil.IsZero() || f.Generation != 1 {
+		f.Claims.JSON() != `{"email":"a@example.com"}` || !f.LeaseUntil.IsZero() || f.Generation != 1 {
 		t.Fatalf("stored family %+v", f)
 	}
 	plain, err := fx.m.Start(t.Context(), "bob", "", nil)

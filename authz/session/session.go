@@ -487,7 +487,7 @@ func (i Issued) SessionEnd() time.Time {
 
 // Start creates a family for subject with claims, started for policy (""
 // = the default policy), and returns its first refresh token (Rotated is
-// true: the token is new). Claims are deep-copied (see store.Family.Clone).
+// true: the token is new). Claims are encoded once (store.Claims).
 func (m *Manager) Start(ctx context.Context, subject, policy string, claims map[string]any) (Issued, error) {
 	return m.StartLogin(ctx, Login{Subject: subject, Policy: policy, Claims: claims})
 }
@@ -496,7 +496,7 @@ func (m *Manager) Start(ctx context.Context, subject, policy string, claims map[
 type Login struct {
 	Subject string         // who logged in; required
 	Policy  string         // the policy the session is started for ("" = the default policy)
-	Claims  map[string]any // copied into every access token; deep-copied
+	Claims  map[string]any // copied into every access token; encoded once (store.Claims), numbers as json.Number
 	// Provider, ProviderSID and ProviderRefreshAt are the identity
 	// provider's sealed tokens, its session id and when to refresh the
 	// tokens first, for a session started by provider login (see
@@ -518,12 +518,16 @@ func (m *Manager) StartLogin(ctx context.Context, l Login) (Issued, error) {
 	if l.Subject == "" {
 		return Issued{}, errors.New("session: start: empty subject")
 	}
+	claims, err := store.EncodeClaims(l.Claims)
+	if err != nil {
+		return Issued{}, fmt.Errorf("session: start: %w", err)
+	}
 	now := m.now()
 	absolute := now.Add(m.l.Absolute)
 	f := (&store.Family{
 		Subject:           l.Subject,
 		Policy:            l.Policy,
-		Claims:            l.Claims,
+		Claims:            claims,
 		Provider:          l.Provider,
 		ProviderSID:       l.ProviderSID,
 		ProviderRefreshAt: l.ProviderRefreshAt,

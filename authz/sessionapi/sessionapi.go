@@ -186,7 +186,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := iss.Family
-	raw, exp, err := minter.Mint(f.Subject, f.ID, f.Claims)
+	raw, exp, err := minter.Mint(f.Subject, f.ID, claims) // the claims the family was started with
 	if err != nil {
 		h.fail(w, r, err)
 		return

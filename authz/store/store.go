@@ -12,8 +12,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"maps"
-	"slices"
 	"time"
 )
 
@@ -27,9 +25,9 @@ var (
 // Family is one refresh-token family: a login session and the generation
 // of its current refresh token.
 type Family struct {
-	ID      string         // random public id, also the access token's sid
-	Subject string         // who the session belongs to
-	Claims  map[string]any // the session's own claims, copied into every access token; numbers are json.Number
+	ID      string // random public id, also the access token's sid
+	Subject string // who the session belongs to
+	Claims  Claims // the session's own claims, encoded once, copied into every access token
 	// Policy names the policy the session was started for ("" = the
 	// default policy): only that policy's routes, and those configured to
 	// accept its sessions, may refresh it. Fixed at creation.
@@ -103,25 +101,15 @@ type Family struct {
 	Version uint64
 }
 
-// Clone returns a deep copy of f: changing the copy, its byte slices or
-// anything nested in its Claims never changes f, and the other way round.
-// A nil f clones to nil.
-//
-// Claims are copied as JSON-like values: map[string]any, []any, []byte,
-// []string and map[string]string are copied recursively; every other value
-// (strings, json.Number and other numbers, booleans, nil, and any type not
-// listed) is copied by assignment, so claims must hold immutable values or
-// the types above. Numbers in Claims are json.Number, the digits the
-// session API was given, so that a backend that serialises claims gives back
-// the same digits (a float64 would turn 1541815603606036481 into
-// 1541815603606036500, another user's id).
-// Clone is safe for concurrent use as long as nobody mutates f meanwhile.
+// Clone returns a deep copy of f: changing the copy or its byte slices
+// never changes f, and the other way round (Claims are immutable). A nil f
+// clones to nil. Clone is safe for concurrent use as long as nobody
+// mutates f meanwhile.
 func (f *Family) Clone() *Family {
 	if f == nil {
 		return nil
 	}
 	c := *f
-	c.Claims = cloneMap(f.Claims)
 	if f.Secrets != nil {
 		// One backing array for every hash: a family is cloned on each
 		// store read and write, and it keeps up to 16 hashes.
@@ -142,41 +130,6 @@ func (f *Family) Clone() *Family {
 	c.Successor = bytes.Clone(f.Successor)
 	c.Provider = bytes.Clone(f.Provider)
 	return &c
-}
-
-func cloneMap(m map[string]any) map[string]any {
-	if m == nil {
-		return nil
-	}
-	c := make(map[string]any, len(m))
-	for k, v := range m {
-		c[k] = cloneValue(v)
-	}
-	return c
-}
-
-func cloneValue(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		return cloneMap(v)
-	case []any:
-		if v == nil {
-			return v
-		}
-		c := make([]any, len(v))
-		for i, e := range v {
-			c[i] = cloneValue(e)
-		}
-		return c
-	case []byte:
-		return bytes.Clone(v)
-	case []string:
-		return slices.Clone(v)
-	case map[string]string:
-		return maps.Clone(v)
-	default:
-		return v
-	}
 }
 
 // Store keeps families. Implementations are safe for concurrent use and

@@ -18,14 +18,11 @@ func TestCloneIsDeep(t *testing.T) {
 	orig := func() *Family {
 		return &Family{
 			ID: "f", Subject: "alice", Policy: "shop", CreatedAt: now, IdleExpiresAt: now, AbsoluteExpiresAt: now,
-			Claims: map[string]any{
+			Claims: MustClaims(map[string]any{
 				"n": 1.0, "s": "x", "nil": nil, "uid": json.Number("1541815603606036481"),
-				"list":  []any{"a", map[string]any{"k": []any{1.0}}},
-				"bytes": []byte{1, 2},
-				"strs":  []string{"a"},
-				"smap":  map[string]string{"a": "b"},
-				"obj":   map[string]any{"inner": map[string]any{"v": []byte{3}}},
-			},
+				"list": []any{"a", map[string]any{"k": []any{1.0}}},
+				"obj":  map[string]any{"inner": map[string]any{"v": "w"}},
+			}),
 			Secrets: [][]byte{{1}, {2}}, Successor: []byte{9}, Version: 3,
 			Provider: []byte{5, 6}, ProviderSID: "sid-1", ProviderRefreshAt: now, LeaseUntil: now,
 		}
@@ -39,13 +36,11 @@ func TestCloneIsDeep(t *testing.T) {
 		name   string
 		mutate func(c *Family)
 	}{
-		{"claims key", func(c *Family) { c.Claims["new"] = true }},
-		{"nested slice", func(c *Family) { c.Claims["list"].([]any)[0] = "z" }},
-		{"slice in map in slice", func(c *Family) { c.Claims["list"].([]any)[1].(map[string]any)["k"].([]any)[0] = 2.0 }},
-		{"bytes claim", func(c *Family) { c.Claims["bytes"].([]byte)[0] = 7 }},
-		{"strings claim", func(c *Family) { c.Claims["strs"].([]string)[0] = "z" }},
-		{"string map claim", func(c *Family) { c.Claims["smap"].(map[string]string)["a"] = "z" }},
-		{"nested bytes", func(c *Family) { c.Claims["obj"].(map[string]any)["inner"].(map[string]any)["v"].([]byte)[0] = 7 }},
+		{"decoded claims", func(c *Family) {
+			m, _ := c.Claims.Map()
+			m["new"] = true
+			m["list"].([]any)[1].(map[string]any)["k"].([]any)[0] = 2.0
+		}},
 		{"secret bytes", func(c *Family) { c.Secrets[0][0] = 7 }},
 		{"secrets slice", func(c *Family) { c.Secrets[1] = nil }},
 		{"successor", func(c *Family) { c.Successor[0] = 7 }},
@@ -62,7 +57,7 @@ func TestCloneIsDeep(t *testing.T) {
 
 func TestCloneKeepsNilness(t *testing.T) {
 	c := (&Family{ID: "f"}).Clone()
-	if c.Claims != nil || c.Secrets != nil || c.Successor != nil {
+	if !c.Claims.IsZero() || c.Secrets != nil || c.Successor != nil {
 		t.Fatalf("clone of empty family allocated: %#v", c)
 	}
 }
@@ -78,5 +73,28 @@ func TestCloneSecretsAreIndependent(t *testing.T) {
 	_ = append(c.Secrets[0], 9)
 	if c.Secrets[3][0] != 2 {
 		t.Fatal("append to one hash overwrote the next")
+	}
+}
+
+// Claims keep the digits they were given and decode strictly.
+func TestClaims(t *testing.T) {
+	c, err := EncodeClaims(map[string]any{"uid": json.Number("1541815603606036481"), "b": "x"})
+	if err != nil || c.JSON() != `{"b":"x","uid":1541815603606036481}` {
+		t.Fatalf("EncodeClaims = %q, %v", c.JSON(), err)
+	}
+	m, err := c.Map()
+	if err != nil || m["uid"] != json.Number("1541815603606036481") {
+		t.Fatalf("Map = %#v, %v", m, err)
+	}
+	if z, _ := EncodeClaims(nil); !z.IsZero() {
+		t.Fatal("no claims encode to something")
+	}
+	if m, err := (Claims{}).Map(); m != nil || err != nil {
+		t.Fatalf("zero Claims decode to %#v, %v", m, err)
+	}
+	for _, bad := range []string{`{"a":1,"a":2}`, `null`, `[1]`, `{"a":`, `"x"`} {
+		if _, err := RawClaims([]byte(bad)).Map(); err == nil {
+			t.Errorf("Map accepted %s", bad)
+		}
 	}
 }

@@ -105,7 +105,11 @@ func Login(t testing.TB, sessions *session.Manager, policy string, minter *token
 	if err != nil {
 		t.Fatal(err)
 	}
-	access, _, err = minter.Mint(subject, iss.Family.ID, iss.Family.Claims)
+	extra, err := iss.Family.Claims.Map()
+	if err != nil {
+		t.Fatal(err)
+	}
+	access, _, err = minter.Mint(subject, iss.Family.ID, extra)
 	if err != nil {
 		t.Fatal(err)
 	}

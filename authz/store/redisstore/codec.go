@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/silentauth/silentauth/authz/store"
-	"github.com/silentauth/silentauth/internal/strictjson"
 )
 
 // A family is one Redis string: a fixed header the scripts read with
@@ -131,13 +130,7 @@ func encode(f *store.Family) ([]byte, error) { return encodeRecord(f, true) }
 // encodeRecord returns the record of f, without the sid tag if tagged is
 // false: the records written before the tag existed, which tests build.
 func encodeRecord(f *store.Family, tagged bool) ([]byte, error) {
-	var claims []byte
-	if len(f.Claims) > 0 {
-		var err error
-		if claims, err = json.Marshal(f.Claims); err != nil {
-			return nil, fmt.Errorf("claims: %w", err)
-		}
-	}
+	claims := f.Claims.JSON() // encoded once when the family started: stored as they are
 	// 231: the varints (10 lengths and counts, 7 times, the generation) at
 	// their longest, and the flags byte.
 	size := headerLen + 231 + len(f.Subject) + len(f.Policy) + len(f.RevokeReason) + len(f.Successor) + len(claims) +
@@ -157,7 +150,7 @@ func encodeRecord(f *store.Family, tagged bool) ([]byte, error) {
 	b = appendString(b, f.RevokeReason)
 	b = appendSecrets(b, f.Secrets)
 	b = appendBytes(b, f.Successor)
-	b = appendBytes(b, claims)
+	b = appendString(b, claims)
 	b = binary.AppendUvarint(b, f.Generation)
 	var flags uint64
 	for _, bit := range []struct {
@@ -350,12 +343,14 @@ func decode(id string, b []byte) (*store.Family, error) {
 		return nil, fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(r.b))
 	}
 	if len(claims) > 0 {
-		// As Verify and the session API decode them: numbers stay
-		// json.Number, so a refresh re-mints uid 1541815603606036481 with
-		// those digits, not a float64's 1541815603606036500.
-		if err := strictjson.Unmarshal(claims, &f.Claims); err != nil {
-			return nil, fmt.Errorf("%w: claims: %v", errCorrupt, err)
+		// Kept as the bytes stored (json.Marshal's, by this version and
+		// the ones before): decoding them strictly is left to whoever
+		// mints from them (store.Claims.Map), so numbers keep their
+		// digits. A record whose claims are not even JSON is corrupt.
+		if claims[0] != '{' || !json.Valid(claims) {
+			return nil, fmt.Errorf("%w: claims are not a JSON object", errCorrupt)
 		}
+		f.Claims = store.RawClaims(claims)
 	}
 	return f, nil
 }

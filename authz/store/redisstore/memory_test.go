@@ -129,7 +129,7 @@ func TestMemoryPerFamily(t *testing.T) {
 	}
 	leased := usage(st.familyKey(p.ID))
 
-	claims, _ := json.Marshal(f.Claims)
+	claims := f.Claims.JSON()
 	t.Logf("record %d bytes: claims %d as JSON, kid %d, the rest header, subject, times, generation",
 		len(rec), len(claims), len(f.RefreshKey))
 	t.Logf("MEMORY USAGE family key: %d bytes (as a hash {v,s,d}: %d bytes, encoding %s; as a JSON string: %d bytes, %d bytes of JSON)",

@@ -24,7 +24,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,29 +77,35 @@ func Run(t *testing.T, newStore NewStore) {
 	}
 }
 
+// sampleClaims returns claims nested like real ones, level at the given
+// digits.
+func sampleClaims(level string) store.Claims {
+	return store.MustClaims(map[string]any{
+		"email": "ada@example.com",
+		"admin": true,
+		"level": json.Number(level),
+		// Beyond float64's 53 bits, a fraction with a trailing zero, and
+		// beyond float64's range: each must come back as written.
+		"uid":   json.Number("1541815603606036481"),
+		"ratio": json.Number("1.50"),
+		"huge":  json.Number("1e400"),
+		"none":  nil,
+		"roles": []any{"reader", "writer"},
+		"org": map[string]any{
+			"id":    "o-1",
+			"teams": []any{map[string]any{"name": "core", "size": json.Number("7")}, json.Number("9007199254740993")},
+		},
+	})
+}
+
 // sample returns a family with every field set (RevokedAt aside: a new
 // family is live) and claims nested like real ones.
 func sample(id, subject string, now time.Time) *store.Family {
 	return &store.Family{
-		ID:      id,
-		Subject: subject,
-		Policy:  "shop",
-		Claims: map[string]any{
-			"email": "ada@example.com",
-			"admin": true,
-			"level": json.Number("3"),
-			// Beyond float64's 53 bits, a fraction with a trailing zero, and
-			// beyond float64's range: each must come back as written.
-			"uid":   json.Number("1541815603606036481"),
-			"ratio": json.Number("1.50"),
-			"huge":  json.Number("1e400"),
-			"none":  nil,
-			"roles": []any{"reader", "writer"},
-			"org": map[string]any{
-				"id":    "o-1",
-				"teams": []any{map[string]any{"name": "core", "size": json.Number("7")}, json.Number("9007199254740993")},
-			},
-		},
+		ID:                id,
+		Subject:           subject,
+		Policy:            "shop",
+		Claims:            sampleClaims("3"),
 		CreatedAt:         now,
 		LastUsedAt:        now.Add(3 * time.Second),
 		UserAgent:         "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0",
@@ -131,7 +136,7 @@ func next(f *store.Family, now time.Time) *store.Family {
 	n.PreviousUntil = now.Add(time.Minute)
 	n.RevokedAt = now
 	n.RevokeReason = "api"
-	n.Claims["level"] = json.Number("4")
+	n.Claims = sampleClaims("4")
 	n.Generation = f.Generation + 1
 	n.RefreshKey = "kid-2 ✓"
 	n.CurrentSeen = !f.CurrentSeen
@@ -159,8 +164,8 @@ func diff(want, got *store.Family) string {
 	if got.Policy != want.Policy {
 		add("Policy", want.Policy, got.Policy)
 	}
-	if !(len(got.Claims) == 0 && len(want.Claims) == 0) && !reflect.DeepEqual(got.Claims, want.Claims) {
-		add("Claims", want.Claims, got.Claims)
+	if got.Claims != want.Claims { // the bytes as encoded: the same digits, the same order
+		add("Claims", want.Claims.JSON(), got.Claims.JSON())
 	}
 	for _, tm := range []struct {
 		field     string
@@ -284,7 +289,7 @@ func testCreateExists(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 	f := sample("fam-a", "alice", clk.Now())
 	mustCreate(t, st, f)
 	other := sample("fam-a", "mallory", clk.Now())
-	other.Claims = map[string]any{"admin": true}
+	other.Claims = store.MustClaims(map[string]any{"admin": true})
 	if err := st.Create(t.Context(), other); !errors.Is(err, store.ErrExists) {
 		t.Fatalf("second Create: %v, want ErrExists", err)
 	}
@@ -306,11 +311,7 @@ func testGetNotFound(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 // mutate changes everything reachable from f, in place.
 func mutate(f *store.Family) {
 	f.Subject = "mallory"
-	f.Claims["email"] = "mallory@example.com"
-	f.Claims["roles"].([]any)[0] = "admin"
-	org := f.Claims["org"].(map[string]any)
-	org["id"] = "o-666"
-	org["teams"].([]any)[0].(map[string]any)["name"] = "evil"
+	f.Claims = store.MustClaims(map[string]any{"email": "mallory@example.com", "roles": []any{"admin"}})
 	f.Secrets[0][0] ^= 0xff
 	f.Secrets[1] = []byte("x")
 	f.Successor[0] ^= 0xff
@@ -667,7 +668,7 @@ func testRace(t *testing.T, st store.Store, clk *fakeclock.Clock) {
 			}
 			read.Wait()
 			nf := f.Clone()
-			nf.Claims["winner"] = json.Number(strconv.Itoa(i))
+			nf.Claims = store.MustClaims(map[string]any{"winner": json.Number(strconv.Itoa(i))})
 			nf.Version = f.Version + 1
 			written[i] = nf.Clone()
 			errs[i] = st.Swap(context.Background(), f.Version, nf)
