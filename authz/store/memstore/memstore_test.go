@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -35,14 +36,14 @@ func TestSweepPrunesFamiliesAndSubjectIndex(t *testing.T) {
 	if n := s.Sweep(); n != 2 {
 		t.Fatalf("Sweep dropped %d, want 2", n)
 	}
-	if len(s.families) != 2 {
-		t.Fatalf("%d families left, want 2", len(s.families))
+	if s.Len() != 2 || len(s.ids) != 2 {
+		t.Fatalf("%d families left (%d indexed), want 2", s.Len(), len(s.ids))
 	}
-	if _, ok := s.subjects["bob"]; ok {
+	if _, ok := s.subjects[s.key("bob")]; ok {
 		t.Fatalf("subject index still holds bob: %v", s.subjects)
 	}
-	if ids := s.subjects["alice"]; len(ids) != 1 {
-		t.Fatalf("subject index for alice = %v, want [a2]", ids)
+	if got := subjectList(s, "alice"); !slices.Equal(got, []string{"a2"}) {
+		t.Fatalf("subject index for alice = %v, want [a2]", got)
 	}
 	if n := s.Sweep(); n != 0 {
 		t.Fatalf("second Sweep dropped %d, want 0", n)
@@ -59,8 +60,8 @@ func TestLazyExpiryPrunesIndex(t *testing.T) {
 	if _, err := s.Get(t.Context(), "a1"); err == nil {
 		t.Fatal("Get of an expired family succeeded")
 	}
-	if len(s.families) != 0 || len(s.subjects) != 0 {
-		t.Fatalf("expired family not dropped on access: %v %v", s.families, s.subjects)
+	if s.Len() != 0 || len(s.ids) != 0 || len(s.subjects) != 0 {
+		t.Fatalf("expired family not dropped on access: %d %v %v", s.Len(), s.ids, s.subjects)
 	}
 }
 
@@ -75,11 +76,11 @@ func TestAmortisedSweepBoundsGarbage(t *testing.T) {
 		}
 		clk.Advance(time.Second) // each lives 60 writes
 	}
-	if live := 60; len(s.families) > 2*live+minSweepEvery {
-		t.Fatalf("%d families kept, want at most %d (about 60 live)", len(s.families), 2*live+minSweepEvery)
+	if live := 60; s.Len() > 2*live+minSweepEvery {
+		t.Fatalf("%d families kept, want at most %d (about 60 live)", s.Len(), 2*live+minSweepEvery)
 	}
-	if len(s.subjects) != len(s.families) {
-		t.Fatalf("subject index has %d subjects for %d families", len(s.subjects), len(s.families))
+	if len(s.subjects) != s.Len() || len(s.ids) != s.Len() {
+		t.Fatalf("indexes have %d subjects and %d ids for %d families", len(s.subjects), len(s.ids), s.Len())
 	}
 }
 
@@ -95,7 +96,7 @@ func TestSwapMovesSubjectIndex(t *testing.T) {
 	if err := s.Swap(t.Context(), 1, n); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := s.subjects["alice"]; ok {
+	if _, ok := s.subjects[s.key("alice")]; ok {
 		t.Fatalf("alice still indexed: %v", s.subjects)
 	}
 	if got, _ := s.Subject(t.Context(), "bob"); len(got) != 1 {
@@ -136,4 +137,18 @@ func TestSweepDropsClaims(t *testing.T) {
 	if len(s.claims) != 5 {
 		t.Fatalf("%d claims kept, want the 5 not yet past", len(s.claims))
 	}
+}
+
+// subjectList returns the ids in subject's list, as linked in the records.
+func subjectList(s *Store, subject string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	head, ok := s.subjects[s.key(subject)]
+	for slot := head; ok; {
+		r := &s.recs[slot]
+		ids = append(ids, s.idOf(slot))
+		slot, ok = r.subjNext-1, r.subjNext != noSlot
+	}
+	return ids
 }
