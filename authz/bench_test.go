@@ -3,8 +3,11 @@ package authz
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
+	"runtime/metrics"
 	"strings"
 	"testing"
 	"time"
@@ -54,7 +57,11 @@ func BenchmarkCheckValidCookie(b *testing.B) {
 // token and sets three cookies. Each iteration presents the refresh token
 // the previous one set, as a browser would.
 func BenchmarkCheckRefresh(b *testing.B) {
-	r := newRig(b)
+	benchRefresh(b, newRig(b))
+}
+
+// benchRefresh is BenchmarkCheckRefresh on r.
+func benchRefresh(b *testing.B, r *rig) {
 	at, rt := r.login("alice", map[string]any{"role": "admin"})
 	r.clock.Advance(testAccessTTL + time.Minute)
 	s := benchServer(r)
@@ -145,4 +152,65 @@ func forge(t testing.TB, jwt string) string {
 	}
 	sig[10] ^= 0x01
 	return jwt[:i+1] + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// BenchmarkCheckFullStore runs the refresh and the cache-hit Check next
+// to 0, 10⁵ and 10⁶ other live families in the memory store (10⁶ skipped
+// with -short), reporting the garbage collector's share of the CPU during
+// the run (gc-%) and the live heap (heap-MB): a full store should cost
+// the Checks nothing (issue #18).
+func BenchmarkCheckFullStore(b *testing.B) {
+	for _, n := range []int{0, 100_000, 1_000_000} {
+		for _, kind := range []string{"Refresh", "ValidCached"} {
+			b.Run(fmt.Sprintf("%s/families=%d", kind, n), func(b *testing.B) {
+				if n > 100_000 && testing.Short() {
+					b.Skip("prefills a million families")
+				}
+				r := newRig(b)
+				prefill(b, r, n)
+				gc := startGCShare()
+				if kind == "Refresh" {
+					benchRefresh(b, r)
+				} else {
+					at, _ := r.login("alice", map[string]any{"role": "admin"})
+					benchCheck(b, benchServer(r), req("GET", "/api/items", "authorization", "Bearer "+at, "accept", "application/json"), true)
+				}
+				b.StopTimer()
+				share, live := gc()
+				b.ReportMetric(100*share, "gc-%")
+				b.ReportMetric(float64(live)/(1<<20), "heap-MB")
+				runtime.KeepAlive(r)
+			})
+		}
+	}
+}
+
+// prefill starts n typical families (an OIDC-like subject of 20
+// characters, three short claims) in r's store, then collects garbage.
+func prefill(b *testing.B, r *rig, n int) {
+	b.Helper()
+	claims := map[string]any{"email": "ada.lovelace@example.com", "name": "Ada Lovelace", "groups": []any{"engineering", "admins"}}
+	for i := range n {
+		if _, err := r.sessions.Start(context.Background(), fmt.Sprintf("00u1abcd2EFG%08d", i), "", claims); err != nil {
+			b.Fatal(err)
+		}
+	}
+	runtime.GC()
+}
+
+// startGCShare starts measuring; the function it returns gives the share
+// of the process's CPU time spent by the garbage collector since, and the
+// live heap after the last collection.
+func startGCShare() func() (share float64, live uint64) {
+	samples := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/total:cpu-seconds"}, {Name: "/gc/heap/live:bytes"}}
+	metrics.Read(samples)
+	gc0, total0 := samples[0].Value.Float64(), samples[1].Value.Float64()
+	return func() (float64, uint64) {
+		metrics.Read(samples)
+		gc, total := samples[0].Value.Float64()-gc0, samples[1].Value.Float64()-total0
+		if total <= 0 {
+			return 0, samples[2].Value.Uint64()
+		}
+		return gc / total, samples[2].Value.Uint64()
+	}
 }
