@@ -166,6 +166,12 @@ shutdown: {drain: 0s, timeout: 5s}
 `, ns, env.Kubeconfig(t, env.ServiceAccountConfig(t, ns, "silentauth")), ns))
 	lifecycle := keys.Lifecycle{AccessTTL: 10 * time.Second, Leeway: time.Second}
 	p := start(t, []string{"--config", cfg})
+	// The keyring loads from the Secret after the listeners open; like a
+	// Service's endpoints, the test sends sessions only once it is ready.
+	waitFor(t, 20*time.Second, "the service ready (its keyring loaded)", func() bool {
+		code, _ := get(t, "http://"+p.addrs["admin"]+"/readyz")
+		return code == 200
+	})
 	client := p.authz(t)
 	appToken := env.ServiceAccountToken(t, ns, "app", "silentauth")
 	session := func(subject string) sessionResp {
