@@ -5,7 +5,8 @@
 // Keys come from a directory (LoadDir: one key signs, the others verify,
 // forever) or from a Kubernetes Secret (ParseSecret, NewSecretKeyring), whose
 // annotations give each key a lifecycle — published before it signs, kept
-// verifying after it retires until its tokens have expired. The package
+// verifying after it retires until its tokens have expired, and refresh
+// tokens derived from it until the sessions' idle TTL. The package
 // reads the Secret's format only (its data and annotations as maps) and
 // links no Kubernetes client: the watcher that keeps a Holder filled from
 // the Secret is package kubesecret.
@@ -493,6 +494,23 @@ func (r *Keyring) Signer(now time.Time) *Key {
 func (r *Keyring) Lookup(kid string, now time.Time) (*Key, bool) {
 	m, ok := r.byKID[kid]
 	if !ok || !m.verifiesAt(now) {
+		return nil, false
+	}
+	return m.key, true
+}
+
+// RefreshKey returns the key with kid if it may verify refresh tokens at
+// now: from when it is in the ring until retire-at + the sessions' idle
+// TTL (Lifecycle.RefreshKeep), in whatever state, so a gone key that left
+// the JWKS still refreshes the sessions it last rotated. New refresh
+// tokens are made under the Signer only. A key past its refresh horizon
+// is treated as absent from the ring: its tokens read
+// session.ErrUnknownSecret and their sessions must log in again. Keys of
+// NewKeyring and LoadDir refresh forever. The returned Key must not be
+// modified.
+func (r *Keyring) RefreshKey(kid string, now time.Time) (*Key, bool) {
+	m, ok := r.byKID[kid]
+	if !ok || !m.refreshesAt(now) {
 		return nil, false
 	}
 	return m.key, true

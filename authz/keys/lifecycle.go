@@ -17,12 +17,21 @@ type member struct {
 
 	// until is when the key stops verifying and leaves the JWKS; zero:
 	// never. It is retire-at + keep, or later for a key that kept signing
-	// after its retire-at (see verifiesUntil).
+	// after its retire-at (see signsUntil).
 	until time.Time
+	// refreshUntil is when the key stops verifying refresh-token MACs;
+	// zero: never. It is retire-at + Lifecycle.RefreshKeep, or later like
+	// until.
+	refreshUntil time.Time
 }
 
 // verifiesAt reports whether m may verify tokens at now.
 func (m *member) verifiesAt(now time.Time) bool { return m.until.IsZero() || now.Before(m.until) }
+
+// refreshesAt reports whether m may verify refresh-token MACs at now.
+func (m *member) refreshesAt(now time.Time) bool {
+	return m.refreshUntil.IsZero() || now.Before(m.refreshUntil)
+}
 
 // stateAt is the state table of the Secret format: the state at now of a
 // key with entry e that verifies until until (zero: forever).
@@ -77,7 +86,7 @@ func signerAt(ms []*member, now time.Time) (signer *member, degraded bool) {
 		default:
 			// Every activated key has retired: keep the one whose active
 			// time ended last rather than fail every Mint. Its tokens must
-			// still verify, so verifiesUntil keeps it verifying.
+			// still verify, so signsUntil keeps it verifying.
 			if retired == nil || e.RetireAt.After(retired.entry.RetireAt) ||
 				e.RetireAt.Equal(retired.entry.RetireAt) && newer(e, retired.entry) {
 				retired = m
@@ -94,17 +103,16 @@ func signerAt(ms []*member, now time.Time) (signer *member, degraded bool) {
 	}
 }
 
-// verifiesUntil returns when m stops verifying (zero: never): access TTL +
-// leeway after the last moment it signs, so every token it signed expires
-// first. That is its retire-at, unless it is the degraded signer from then
-// on (no key active at its retire-at, and it retired last): then it signs
-// until the next key activates, or forever.
-func verifiesUntil(m *member, ms []*member, l Lifecycle) time.Time {
+// signsUntil returns the last moment m may sign (zero: never ends): its
+// retire-at, unless it is the degraded signer from then on (no key active
+// at its retire-at, and it retired last): then it signs until the next key
+// activates, or forever. A key stops verifying access TTL + leeway after
+// it, and refresh tokens Lifecycle.RefreshKeep after it.
+func signsUntil(m *member, ms []*member) time.Time {
 	retire := m.entry.RetireAt
 	if m.verifyOnly || retire.IsZero() {
 		return time.Time{}
 	}
-	end := retire
 	if s, degraded := signerAt(ms, retire); degraded && s == m {
 		var next time.Time
 		for _, o := range ms {
@@ -112,12 +120,9 @@ func verifiesUntil(m *member, ms []*member, l Lifecycle) time.Time {
 				next = a
 			}
 		}
-		if next.IsZero() {
-			return time.Time{} // it signs as long as no successor comes
-		}
-		end = next
+		return next // zero: it signs as long as no successor comes
 	}
-	return end.Add(l.Keep())
+	return retire
 }
 
 // newKeyring builds a Keyring from members in JWKS order: their JWKs, the
@@ -178,6 +183,11 @@ type KeyStatus struct {
 	// VerifiesUntil is when the key leaves the JWKS and stops verifying;
 	// zero while no such time is set.
 	VerifiesUntil time.Time
+	// RefreshesUntil is when the key stops verifying refresh tokens
+	// (RefreshKey), at or after VerifiesUntil: until then its entry must
+	// stay in the Secret to keep the sessions it last rotated. Zero while
+	// no such time is set.
+	RefreshesUntil time.Time
 }
 
 // States describes every key of the ring at now, in JWKS order. A key's
@@ -197,7 +207,7 @@ func (r *Keyring) States(now time.Time) []KeyStatus {
 		out[i] = KeyStatus{
 			Name: m.entry.Name, KID: m.key.ID, Alg: m.key.Alg, State: st, Signing: m == signer,
 			PublishedAt: m.entry.PublishedAt, ActivateAt: m.entry.ActivateAt, RetireAt: m.entry.RetireAt,
-			VerifiesUntil: m.until,
+			VerifiesUntil: m.until, RefreshesUntil: m.refreshUntil,
 		}
 	}
 	return out

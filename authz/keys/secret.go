@@ -31,8 +31,18 @@ import (
 //	retiring  retire-at ≤ now < retire-at + keep     verifies only; keep = access TTL + leeway
 //	gone      now ≥ retire-at + keep                 dropped from the JWKS and from verification
 //
-// An emergency revoke deletes the key's data entry and annotations: its
-// tokens stop verifying at once and are re-minted through the refresh path.
+// Across these states a key also verifies refresh tokens (MACs under a
+// secret derived from it, see Keyring.RefreshKey) until retire-at +
+// refresh keep, where refresh keep = max(sessions' idle TTL, keep): a key
+// that is gone still refreshes the sessions it last rotated, and removing
+// its entry before then logs those sessions out (their tokens read
+// session.ErrUnknownSecret). After that a key is useless and its entry
+// may be deleted.
+//
+// An emergency revoke deletes the key's data entry and annotations before
+// then: access tokens it signed stop verifying at once and are re-minted
+// through the refresh path, but the sessions whose refresh tokens it made
+// are logged out at their next refresh.
 //
 // Annotations without the keys.silentauth.dev/ prefix are ignored; one with
 // the prefix must be one of the three above, so that a typo such as
@@ -280,15 +290,44 @@ func encodePEM(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 }
 
-// Lifecycle says how long a retired key must keep verifying: until every
-// access token it signed has expired.
+// Lifecycle says how long a retired key must keep verifying: access
+// tokens until every one it signed has expired, refresh tokens until
+// every session that last refreshed while it signed has expired.
 type Lifecycle struct {
 	AccessTTL time.Duration
 	Leeway    time.Duration
+	// RefreshTTL is the sessions' idle TTL (sessions.idleTTL): a refresh
+	// token is a MAC under a secret derived from the key that signed when
+	// its family last rotated, and its session stays alive this long
+	// unused. Zero (or shorter than Keep) counts as Keep.
+	RefreshTTL time.Duration
 }
 
 // Keep is how long a key verifies after its retire-at.
 func (l Lifecycle) Keep() time.Duration { return l.AccessTTL + l.Leeway }
+
+// RefreshKeep is how long a key verifies refresh tokens after its
+// retire-at: RefreshTTL, and never less than Keep.
+func (l Lifecycle) RefreshKeep() time.Duration { return max(l.RefreshTTL, l.Keep()) }
+
+// RefreshesUntil returns when e stops verifying refresh tokens, by the
+// table above: retire-at + RefreshKeep; zero when e has no retire-at
+// (never, as things stand). Until then removing e from the Secret logs out
+// the sessions whose refresh tokens it made. Like StateAt it looks at e
+// alone (see KeyStatus.RefreshesUntil for a degraded signer).
+func (l Lifecycle) RefreshesUntil(e Entry) time.Time {
+	if e.RetireAt.IsZero() {
+		return time.Time{}
+	}
+	return e.RetireAt.Add(l.RefreshKeep())
+}
+
+// RefreshesAt reports whether e may still verify refresh tokens at now:
+// before RefreshesUntil, in any state (a gone key included).
+func (l Lifecycle) RefreshesAt(e Entry, now time.Time) bool {
+	u := l.RefreshesUntil(e)
+	return u.IsZero() || now.Before(u)
+}
 
 // StateAt returns the state of e at now under l, by the table above. A
 // zero ActivateAt means active since forever, a zero RetireAt never
@@ -342,8 +381,8 @@ func (e Entry) checkTimes() error {
 // private half or whose fields disagree (ErrInvalidKey), more than
 // MaxSecretKeys entries, and a negative Lifecycle.
 func NewSecretKeyring(entries []Entry, l Lifecycle, now time.Time) (*Keyring, error) {
-	if l.AccessTTL < 0 || l.Leeway < 0 {
-		return nil, fmt.Errorf("keys: lifecycle durations must not be negative (access TTL %v, leeway %v)", l.AccessTTL, l.Leeway)
+	if l.AccessTTL < 0 || l.Leeway < 0 || l.RefreshTTL < 0 {
+		return nil, fmt.Errorf("keys: lifecycle durations must not be negative (access TTL %v, leeway %v, refresh TTL %v)", l.AccessTTL, l.Leeway, l.RefreshTTL)
 	}
 	if len(entries) == 0 {
 		return nil, fmt.Errorf("%w: the Secret holds no keys (no <name>.pem data entry)", ErrNoActiveKey)
@@ -381,7 +420,9 @@ func NewSecretKeyring(entries []Entry, l Lifecycle, now time.Time) (*Keyring, er
 		return nil, fmt.Errorf("%w: no key is active at %s; the first, %s, activates at %s", ErrNoActiveKey, stamp(now), first.entry.Name, stamp(first.entry.ActivateAt))
 	}
 	for _, m := range members {
-		m.until = verifiesUntil(m, members, l)
+		if end := signsUntil(m, members); !end.IsZero() {
+			m.until, m.refreshUntil = end.Add(l.Keep()), end.Add(l.RefreshKeep())
+		}
 	}
 	return r, nil
 }

@@ -286,6 +286,74 @@ func TestStateAt(t *testing.T) {
 	}
 }
 
+// The refresh horizon: a retired key keeps verifying refresh tokens until
+// retire-at + the sessions' idle TTL, past the end of its access tokens
+// (gone, out of the JWKS), never less than that end.
+func TestRefreshHorizon(t *testing.T) {
+	idle := 30 * 24 * time.Hour
+	rl := Lifecycle{AccessTTL: lc.AccessTTL, Leeway: lc.Leeway, RefreshTTL: idle}
+	act, ret := t0, t0.Add(hour)
+	full := Entry{ActivateAt: act, RetireAt: ret}
+	tests := []struct {
+		name      string
+		l         Lifecycle
+		e         Entry
+		now       time.Time
+		state     State
+		refreshes bool
+	}{
+		{"next", rl, full, act.Add(-time.Nanosecond), StateNext, true},
+		{"active", rl, full, act, StateActive, true},
+		{"retiring", rl, full, ret, StateRetiring, true},
+		{"gone, within the idle TTL", rl, full, ret.Add(rl.Keep()), StateGone, true},
+		{"gone, just before the idle TTL ends", rl, full, ret.Add(idle - time.Nanosecond), StateGone, true},
+		{"gone, when the idle TTL ends", rl, full, ret.Add(idle), StateGone, false},
+		{"gone, long after", rl, full, ret.Add(1000 * 24 * hour), StateGone, false},
+		{"no retire-at: refreshes forever", rl, Entry{ActivateAt: act}, act.Add(1000 * 24 * hour), StateActive, true},
+		{"zero refresh TTL counts as keep: still retiring", lc, full, ret.Add(lc.Keep() - time.Nanosecond), StateRetiring, true},
+		{"zero refresh TTL counts as keep: gone", lc, full, ret.Add(lc.Keep()), StateGone, false},
+		{"refresh TTL shorter than keep counts as keep", Lifecycle{AccessTTL: hour, RefreshTTL: minute}, full, ret.Add(hour - time.Nanosecond), StateRetiring, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.l.StateAt(tt.e, tt.now); got != tt.state {
+				t.Errorf("StateAt = %s, want %s", got, tt.state)
+			}
+			if got := tt.l.RefreshesAt(tt.e, tt.now); got != tt.refreshes {
+				t.Errorf("RefreshesAt = %v, want %v", got, tt.refreshes)
+			}
+			// The keyring agrees with the entry alone, next to a key
+			// that signs throughout.
+			k, other := mustKey(t, p256Key()), mustKey(t, edKey())
+			e := tt.e
+			e.Name, e.Key = "k1", k
+			r, err := NewSecretKeyring([]Entry{e, {Name: "k0", Key: other, ActivateAt: act.Add(-hour)}}, tt.l, act.Add(-hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := r.RefreshKey(k.ID, tt.now); ok != tt.refreshes {
+				t.Errorf("RefreshKey = %v, want %v", ok, tt.refreshes)
+			}
+			if _, ok := r.Lookup(k.ID, tt.now); ok != (tt.state != StateGone) {
+				t.Errorf("Lookup = %v in state %s", ok, tt.state)
+			}
+			st := r.States(tt.now)[1]
+			if st.Name != "k1" || st.State != tt.state || !st.RefreshesUntil.Equal(tt.l.RefreshesUntil(tt.e)) {
+				t.Errorf("States = %+v, want refreshes until %v", st, tt.l.RefreshesUntil(tt.e))
+			}
+		})
+	}
+	if got, want := rl.RefreshesUntil(full), ret.Add(idle); !got.Equal(want) {
+		t.Errorf("RefreshesUntil = %v, want %v", got, want)
+	}
+	if _, ok := must(NewSecretKeyring([]Entry{{Name: "k1", Key: mustKey(t, p256Key())}}, rl, t0)).RefreshKey("no-such-kid", t0); ok {
+		t.Error("RefreshKey of an unknown kid")
+	}
+	if _, err := NewSecretKeyring([]Entry{{Name: "k1", Key: mustKey(t, p256Key())}}, Lifecycle{RefreshTTL: -1}, t0); err == nil {
+		t.Error("a negative refresh TTL is accepted")
+	}
+}
+
 // jwksOf returns r's JWKS body at now.
 func jwksOf(r *Keyring, now time.Time) []byte {
 	b, _ := r.JWKS(now)
@@ -460,10 +528,23 @@ func TestSecretKeyringDegraded(t *testing.T) {
 		{activate3.Add(lc.Keep() - time.Nanosecond), k3, false, true},
 		{activate3.Add(lc.Keep()), k3, false, false},
 	} {
+		if _, ok := r.RefreshKey(k2.ID, tt.now); ok != tt.k2ok { // no refresh TTL: as long as it verifies
+			t.Errorf("at %v: k2 refreshes %v", tt.now, ok)
+		}
 		_, ok := r.Lookup(k2.ID, tt.now)
 		if got := r.Signer(tt.now); got.ID != tt.signer.ID || (r.Degraded(tt.now) != "") != tt.degraded || ok != tt.k2ok {
 			t.Errorf("at %v: signer %s, degraded %q, k2 verifies %v", tt.now, got.ID, r.Degraded(tt.now), ok)
 		}
+	}
+	// Its refresh tokens, too, verify from the end of its signing on.
+	rl := lc
+	rl.RefreshTTL = 24 * hour
+	r2 := must(NewSecretKeyring(append(entries, Entry{Name: "k3", Key: k3, ActivateAt: activate3}), rl, t0))
+	if st := r2.States(t0)[1]; st.Name != "k2" || !st.RefreshesUntil.Equal(activate3.Add(24*hour)) {
+		t.Errorf("k2 status = %+v, want refreshes until %v", st, activate3.Add(24*hour))
+	}
+	if _, ok := r2.RefreshKey(k2.ID, activate3.Add(24*hour)); ok {
+		t.Error("k2 refreshes past activate-at of k3 + refresh TTL")
 	}
 	// Before every activate-at (a clock behind the builder's): never nil.
 	if got := r.Signer(t0.Add(-1000 * hour)); got == nil || r.Degraded(t0.Add(-1000*hour)) == "" {
@@ -570,6 +651,9 @@ func TestStaticKeyringIsTimeless(t *testing.T) {
 		}
 		if _, ok := r.Lookup(ed.ID, now); !ok {
 			t.Errorf("at %v: verification-only key refused", now)
+		}
+		if _, ok := r.RefreshKey(ec.ID, now); !ok {
+			t.Errorf("at %v: the static signer does not refresh", now)
 		}
 		if got := kidsOf(t, jwksOf(r, now)); len(got) != 2 {
 			t.Errorf("at %v: JWKS %v", now, got)

@@ -157,9 +157,9 @@ func TestKeyLifecycle(t *testing.T) {
 	}
 
 	out = h.mustRun("keys list")
-	table := regexp.MustCompile(`(?m)^NAME +KID +ALG +STATE +PUBLISHED +ACTIVATES +RETIRES\n` +
-		`k1 +\S+ +ES256 +active +2026-11-25T12:00:00Z +- +2026-11-25T13:30:00Z\n` +
-		`k2 +\S+ +ES256 +next +2026-11-25T13:00:00Z +2026-11-25T13:30:00Z +-\n$`)
+	table := regexp.MustCompile(`(?m)^NAME +KID +ALG +STATE +PUBLISHED +ACTIVATES +RETIRES +REFRESHES-UNTIL\n` +
+		`k1 +\S+ +ES256 +active +2026-11-25T12:00:00Z +- +2026-11-25T13:30:00Z +2026-12-25T13:30:00Z\n` +
+		`k2 +\S+ +ES256 +next +2026-11-25T13:00:00Z +2026-11-25T13:30:00Z +- +-\n$`)
 	if !table.MatchString(out) {
 		t.Errorf("list at 13:00:\n%s", out)
 	}
@@ -179,19 +179,43 @@ func TestKeyLifecycle(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	if len(listed.Keys) != 2 || listed.Keys[0].Name != "k1" || listed.Keys[0].State != "retiring" || listed.Keys[0].Signing ||
-		listed.Keys[1].State != "active" || !listed.Keys[1].Signing || listed.Keys[0].GoneAt.Format(time.RFC3339) != "2026-11-25T13:45:30Z" {
+		listed.Keys[1].State != "active" || !listed.Keys[1].Signing || listed.Keys[0].GoneAt.Format(time.RFC3339) != "2026-11-25T13:45:30Z" ||
+		listed.Keys[0].RefreshesUntil.Format(time.RFC3339) != "2026-12-25T13:30:00Z" || listed.Keys[1].RefreshesUntil != nil {
 		t.Errorf("list -o json after the handover:\n%s", out)
 	}
 
-	// Emergency revoke of the retiring key: confirmation first.
-	out = h.refused("keys revoke k1", "run again with --yes")
-	if !strings.Contains(out, "k1: delete the key (kid "+h.entries()["k1"].Key.ID+", retiring) and its annotations; tokens it signed stop verifying at once") {
+	// Gone from the JWKS, k1 still verifies refresh tokens: the table
+	// says so, and revoke refuses to delete it without --force, naming
+	// the time from which it may (retire-at + the 30-day idle TTL).
+	gone := t0.Add(3 * time.Hour)
+	h.now = gone
+	if out := h.mustRun("keys list"); !regexp.MustCompile(`(?m)^k1 +\S+ +ES256 +gone \(refresh only\) +.* 2026-12-25T13:30:00Z$`).MatchString(out) {
+		t.Errorf("list with k1 gone:\n%s", out)
+	}
+	h.refused("keys revoke k1 --yes", "k1 may still verify refresh tokens until 2026-12-25T13:30:00Z")
+	h.refused("keys revoke k1 --yes --idle-ttl 2h", "k1 may still verify refresh tokens until 2026-11-25T15:30:00Z (in 30m)")
+	if out := h.mustRun("keys revoke k1 --yes --idle-ttl 1h --dry-run"); !strings.Contains(out, "it no longer verifies anything, refresh tokens included") {
+		t.Errorf("revoke after the idle TTL printed:\n%s", out)
+	}
+	h.now = t0.Add(30*24*time.Hour + 90*time.Minute)
+	if out := h.mustRun("keys list"); !regexp.MustCompile(`(?m)^k1 +\S+ +ES256 +gone +.* 2026-12-25T13:30:00Z$`).MatchString(out) {
+		t.Errorf("list with k1 past its refresh horizon:\n%s", out)
+	}
+	if out := h.mustRun("keys revoke k1 --yes --dry-run"); !strings.Contains(out, "refresh tokens included") {
+		t.Errorf("revoke after the idle TTL printed:\n%s", out)
+	}
+
+	// Emergency revoke of the retiring key: --force, then confirmation.
+	h.now = t0.Add(90*time.Minute + time.Second)
+	out = h.refused("keys revoke k1 --force", "run again with --yes")
+	if !strings.Contains(out, "k1: delete the key (kid "+h.entries()["k1"].Key.ID+", retiring) and its annotations; access tokens it signed stop verifying at once") ||
+		!strings.Contains(out, "are logged out at their next refresh: their token is unknown, their cookies are cleared") {
 		t.Errorf("revoke without --yes printed:\n%s", out)
 	}
-	if out := h.mustRun("keys revoke k1 --yes --dry-run"); !strings.HasSuffix(out, "dry run: nothing written\n") {
+	if out := h.mustRun("keys revoke k1 --force --yes --dry-run"); !strings.HasSuffix(out, "dry run: nothing written\n") {
 		t.Errorf("dry run printed:\n%s", out)
 	}
-	h.mustRun("keys revoke k1 --yes")
+	h.mustRun("keys revoke k1 --force --yes")
 	s := h.secret()
 	if _, ok := s.Data["k1.pem"]; ok || len(s.Data) != 1 {
 		t.Errorf("data after revoke: %v", s.Data)
@@ -503,6 +527,7 @@ func TestHelp(t *testing.T) {
 		{"keys activate -h", "published for 30m"},
 		{"keys retire --help", "kubectl silentauth keys rotate"},
 		{"keys revoke --help", "silently re-issued tokens"},
+		{"keys revoke --help", "logged out at their next refresh"},
 		{"keys rotate --help", "--lead duration"},
 	}
 	for _, tc := range tests {

@@ -188,7 +188,8 @@ func TestPluginAgainstAPIServer(t *testing.T) {
 	// is revoked.
 	ok("keys", "add", "--name", "k3", "--alg", "EdDSA", "--activate-in", "0s", "--force")
 	ok("keys", "retire", "k1")
-	ok("keys", "revoke", "k1", "--yes")
+	refused("may still verify refresh tokens until", "keys", "revoke", "k1", "--yes")
+	ok("keys", "revoke", "k1", "--force", "--yes")
 	es := serverAccepts()
 	if len(es) != 1 || es[0].Name != "k3" || es[0].Key.Alg != keys.EdDSA {
 		t.Errorf("left in the Secret: %+v", es)

@@ -19,13 +19,20 @@ clock, and the server's access-token TTL and leeway: a retired key keeps
 verifying for their sum. --access-ttl and --leeway must match the server's
 tokens.accessTTL and tokens.leeway for retiring/gone to be right.
 
+REFRESHES-UNTIL is when the key stops verifying refresh tokens: its
+retire-at plus the sessions' idle TTL (--idle-ttl, the server's
+sessions.idleTTL), "-" while it has no end. A gone key reads
+"gone (refresh only)" until then: it has left the JWKS, but deleting it
+would log out the sessions whose refresh tokens it made. Once that time
+has passed, "keys revoke" deletes it without --force.
+
 Usage:
   kubectl silentauth keys list [-o json] [flags]
 
 Examples:
   kubectl silentauth keys list -n auth
   kubectl silentauth keys list -n auth -o json
-  kubectl silentauth keys list -n auth --access-ttl 5m --leeway 10s
+  kubectl silentauth keys list -n auth --access-ttl 5m --leeway 10s --idle-ttl 168h
 `
 
 // keyView is one key as list shows it. Nothing secret: the kid is the
@@ -40,6 +47,9 @@ type keyView struct {
 	ActivateAt  *time.Time `json:"activateAt,omitempty"`
 	RetireAt    *time.Time `json:"retireAt,omitempty"`
 	GoneAt      *time.Time `json:"goneAt,omitempty"` // retire-at + access TTL + leeway
+	// RefreshesUntil is when it stops verifying refresh tokens (retire-at
+	// + the sessions' idle TTL); absent while no end is set.
+	RefreshesUntil *time.Time `json:"refreshesUntil,omitempty"`
 }
 
 func (c *cli) list(ctx context.Context, g *globals, args []string) error {
@@ -47,6 +57,7 @@ func (c *cli) list(ctx context.Context, g *globals, args []string) error {
 	output := fs.StringP("output", "o", "", "output format: json (default: a table)")
 	ttl := fs.Duration("access-ttl", defaultLifecycle.AccessTTL, "the server's tokens.accessTTL; must match the server's configuration")
 	leeway := fs.Duration("leeway", defaultLifecycle.Leeway, "the server's tokens.leeway; must match the server's configuration")
+	idle := fs.Duration("idle-ttl", defaultLifecycle.RefreshTTL, "the server's sessions.idleTTL; must match the server's configuration")
 	if _, helped, err := c.parse("keys list", listHelp, fs, g, args, 0); err != nil || helped {
 		return err
 	}
@@ -65,7 +76,7 @@ func (c *cli) list(ctx context.Context, g *globals, args []string) error {
 		return s.missing()
 	}
 	now := c.now().UTC().Truncate(time.Second)
-	views := view(entries, keys.Lifecycle{AccessTTL: *ttl, Leeway: *leeway}, now)
+	views := view(entries, keys.Lifecycle{AccessTTL: *ttl, Leeway: *leeway, RefreshTTL: *idle}, now)
 
 	if *output == "json" {
 		enc := json.NewEncoder(c.stdout)
@@ -78,13 +89,17 @@ func (c *cli) list(ctx context.Context, g *globals, args []string) error {
 		}{s.namespace, s.name, now, views})
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tKID\tALG\tSTATE\tPUBLISHED\tACTIVATES\tRETIRES")
+	fmt.Fprintln(tw, "NAME\tKID\tALG\tSTATE\tPUBLISHED\tACTIVATES\tRETIRES\tREFRESHES-UNTIL")
 	for _, v := range views {
 		state := v.State
-		if v.State == string(keys.StateActive) && !v.Signing {
+		switch {
+		case v.State == string(keys.StateActive) && !v.Signing:
 			state += " (not signing)"
+		case v.State == string(keys.StateGone) && (v.RefreshesUntil == nil || now.Before(*v.RefreshesUntil)):
+			state += " (refresh only)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Name, v.KID, v.Alg, state, cell(v.PublishedAt), cell(v.ActivateAt), cell(v.RetireAt))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Name, v.KID, v.Alg, state,
+			cell(v.PublishedAt), cell(v.ActivateAt), cell(v.RetireAt), cell(v.RefreshesUntil))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -99,7 +114,8 @@ func (c *cli) list(ctx context.Context, g *globals, args []string) error {
 }
 
 // view orders the keys as they sign (activate-at, absent first), and
-// derives each one's state at now.
+// derives each one's state at now and, for a key that has signed, until
+// when it verifies refresh tokens, as revoke judges it.
 func view(entries []keys.Entry, lc keys.Lifecycle, now time.Time) []keyView {
 	entries = slices.Clone(entries)
 	slices.SortFunc(entries, func(a, b keys.Entry) int {
@@ -122,6 +138,10 @@ func view(entries []keys.Entry, lc keys.Lifecycle, now time.Time) []keyView {
 		}
 		if !e.RetireAt.IsZero() {
 			v.GoneAt = timePtr(e.RetireAt.Add(lc.Keep()))
+		}
+		if lc.StateAt(e, now) != keys.StateNext {
+			horizon, _ := planner{Now: now, Lifecycle: lc}.refreshHorizon(entries, e)
+			v.RefreshesUntil = timePtr(horizon)
 		}
 		out = append(out, v)
 	}

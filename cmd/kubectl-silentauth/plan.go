@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/silentauth/silentauth/authz/keys"
+	"github.com/silentauth/silentauth/authz/session"
 	"github.com/silentauth/silentauth/authz/token"
 )
 
@@ -20,11 +21,18 @@ import (
 // needs --force.
 const minLead = 30 * time.Minute
 
-// defaultLifecycle is the server's default tokens.accessTTL and
-// tokens.leeway, from the token package's defaults so the two cannot
-// drift. They only set how long a retired key keeps verifying, which the
-// plans mention but do not depend on; `keys list` takes them as flags.
-var defaultLifecycle = token.DefaultSettings().Lifecycle()
+// defaultLifecycle is the server's default tokens.accessTTL,
+// tokens.leeway and sessions.idleTTL, from the token and session
+// packages' defaults so they cannot drift. The first two set how long a
+// retired key keeps verifying access tokens, which the plans mention but
+// do not depend on; the idle TTL sets how long it keeps verifying
+// refresh tokens, before which revoke refuses to delete it without
+// --force. `keys list` and `keys revoke` take them as flags.
+var defaultLifecycle = func() keys.Lifecycle {
+	l := token.DefaultSettings().Lifecycle()
+	l.RefreshTTL = session.DefaultLifetimes().Idle
+	return l
+}()
 
 // errRefused marks a change the planner will not make; the message says
 // why and what to do instead.
@@ -153,8 +161,9 @@ func (p planner) Retire(cur []keys.Entry, name string, at time.Time) (change, er
 		return change{}, nil
 	}
 	e.RetireAt = at
-	c := change{set: []keys.Entry{e}, lines: []string{fmt.Sprintf("%s: retire-at %s, then verifies for %s more (access TTL + leeway)",
-		name, p.when(at), human(p.Lifecycle.Keep()))}}
+	c := change{set: []keys.Entry{e}, lines: []string{fmt.Sprintf("%s: retire-at %s, then verifies for %s more (access TTL + leeway), "+
+		"and refresh tokens until %s (sessions' idle TTL): keep it in the Secret until then",
+		name, p.when(at), human(p.Lifecycle.Keep()), stamp(p.Lifecycle.RefreshesUntil(e)))}}
 	return c, p.checkSigner(cur, apply(cur, c))
 }
 
@@ -180,24 +189,72 @@ func (p planner) CancelRetire(cur []keys.Entry, name string) (change, error) {
 }
 
 // Revoke plans deleting name at once. Refused when it would leave no key
-// signing.
-func (p planner) Revoke(cur []keys.Entry, name string) (change, error) {
+// signing, with no override. Refused too, unless force, while the key may
+// still verify refresh tokens (before its retire-at + the sessions' idle
+// TTL, or with no retire-at): deleting it logs out the sessions whose
+// refresh tokens it made. A key that never signed made none.
+func (p planner) Revoke(cur []keys.Entry, name string, force bool) (change, error) {
 	e, err := find(cur, name)
 	if err != nil {
 		return change{}, err
 	}
 	state := p.Lifecycle.StateAt(e, p.Now)
 	line := fmt.Sprintf("%s: delete the key (kid %s, %s) and its annotations", name, kidOf(e), state)
-	switch state {
-	case keys.StateNext:
+	horizon, refreshes := p.refreshHorizon(cur, e)
+	const loggedOut = "the sessions whose refresh tokens it made (those that have not refreshed since it stopped signing) " +
+		"are logged out at their next refresh: their token is unknown, their cookies are cleared, they must log in again"
+	switch {
+	case state == keys.StateNext:
 		line += "; it has signed nothing yet"
-	case keys.StateGone:
-		line += "; it no longer verifies anything"
+		refreshes = false
+	case state == keys.StateGone && !refreshes:
+		line += "; it no longer verifies anything, refresh tokens included"
+	case state == keys.StateGone:
+		line += "; it no longer verifies access tokens, but " + loggedOut
 	default:
-		line += "; tokens it signed stop verifying at once and are re-minted through the refresh path (nobody is logged out)"
+		line += "; access tokens it signed stop verifying at once and are re-minted through the refresh path, but " + loggedOut
 	}
 	c := change{remove: []keys.Entry{e}, lines: []string{line}}
-	return c, p.checkSigner(cur, apply(cur, c))
+	if err := p.checkSigner(cur, apply(cur, c)); err != nil {
+		return change{}, err
+	}
+	if refreshes && !force {
+		if horizon.IsZero() {
+			return change{}, refuse("%s may still verify refresh tokens (it has signed, and keeps doing so or has no successor): "+
+				"deleting it logs out the sessions whose refresh tokens it made. Rotate first (kubectl silentauth keys rotate) and "+
+				"delete it after its retire-at + the sessions' idle TTL (%s), or use --force to revoke it now (a leaked key)",
+				name, human(p.Lifecycle.RefreshKeep()))
+		}
+		return change{}, refuse("%s may still verify refresh tokens until %s (its signing end + the sessions' idle TTL, %s): "+
+			"deleting it before then logs out the sessions whose refresh tokens it made and that have not refreshed since; "+
+			"delete it after %s, or use --force to revoke it now (a leaked key)",
+			name, p.when(horizon), human(p.Lifecycle.RefreshKeep()), stamp(horizon))
+	}
+	return c, nil
+}
+
+// refreshHorizon returns until when e may verify refresh tokens (zero:
+// no end in sight) and whether it still may at Now. It is e's retire-at +
+// the refresh keep, unless no key was active at e's retire-at: then e may
+// have kept signing as the server's fallback, until the next activate-at
+// after it (none: as long as no successor comes).
+func (p planner) refreshHorizon(cur []keys.Entry, e keys.Entry) (time.Time, bool) {
+	horizon := p.Lifecycle.RefreshesUntil(e)
+	if !e.RetireAt.IsZero() {
+		if _, ok := signer(cur, p.Lifecycle, e.RetireAt); !ok {
+			var next time.Time
+			for _, o := range cur {
+				if a := o.ActivateAt; o.Name != e.Name && a.After(e.RetireAt) && (next.IsZero() || a.Before(next)) {
+					next = a
+				}
+			}
+			horizon = time.Time{}
+			if !next.IsZero() {
+				horizon = next.Add(p.Lifecycle.RefreshKeep())
+			}
+		}
+	}
+	return horizon, horizon.IsZero() || p.Now.Before(horizon)
 }
 
 // Rotate plans a rotation: e (Name may be empty) is added to activate at

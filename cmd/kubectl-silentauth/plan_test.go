@@ -198,7 +198,7 @@ func TestPlanCancelRetire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Revoke(apply(cur, c), "k2"); err != nil {
+	if _, err := p.Revoke(apply(cur, c), "k2", false); err != nil {
 		t.Errorf("revoke the successor after cancelling: %v", err)
 	}
 	if c, err := p.CancelRetire([]keys.Entry{k(t, "k1", -600, no, no)}, "k1"); err != nil || !c.empty() {
@@ -207,24 +207,49 @@ func TestPlanCancelRetire(t *testing.T) {
 }
 
 func TestPlanRevoke(t *testing.T) {
+	idle := int(defaultLifecycle.RefreshTTL / time.Minute) // 30 days, in minutes
 	tests := []struct {
-		name string
-		cur  []keys.Entry
-		key  string
-		want string // refusal, or a part of the printed line
-		ok   bool
+		name  string
+		cur   []keys.Entry
+		key   string
+		force bool
+		want  string // refusal, or a part of the printed line
+		ok    bool
 	}{
-		{"the only active key", []keys.Entry{k(t, "k1", -600, no, no)}, "k1", "k1 is the only usable key", false},
-		{"the signer while a next key waits", []keys.Entry{k(t, "k1", -600, no, no), k(t, "k2", -10, 20, no)}, "k1", "no key would sign", false},
-		{"a next key", []keys.Entry{k(t, "k1", -600, no, no), k(t, "k2", -10, 20, no)}, "k2", "signed nothing", true},
-		{"a retiring key", []keys.Entry{k(t, "k1", -600, no, -5), k(t, "k2", -60, -5, no)}, "k1", "re-minted through the refresh path", true},
-		{"a gone key", []keys.Entry{k(t, "k1", -600, no, -60), k(t, "k2", -120, -60, no)}, "k1", "no longer verifies", true},
-		{"the signer beside another active key", []keys.Entry{k(t, "k1", -600, no, no), k(t, "k2", -60, -30, no)}, "k2", "stop verifying at once", true},
-		{"the successor of a key retiring later", []keys.Entry{k(t, "k1", -600, no, 30), k(t, "k2", 0, 30, no)}, "k2", "keys retire k1 --cancel", false},
-		{"unknown key", nil, "k1", "the Secret holds no keys", false},
+		{"the only active key", []keys.Entry{k(t, "k1", -600, no, no)}, "k1", true, "k1 is the only usable key", false},
+		{"the signer while a next key waits", []keys.Entry{k(t, "k1", -600, no, no), k(t, "k2", -10, 20, no)}, "k1", true, "no key would sign", false},
+		{"a next key", []keys.Entry{k(t, "k1", -600, no, no), k(t, "k2", -10, 20, no)}, "k2", false, "signed nothing", true},
+		{"a retiring key", []keys.Entry{k(t, "k1", -600, no, -5), k(t, "k2", -60, -5, no)}, "k1", false,
+			"k1 may still verify refresh tokens until 2026-12-25T11:55:00Z (in 29d23h55m) (its signing end + the sessions' idle TTL, 30d): " +
+				"deleting it before then logs out the sessions whose refresh tokens it made and that have not refreshed since; " +
+				"delete it after 2026-12-25T11:55:00Z, or use --force", false},
+		{"a retiring key, forced", []keys.Entry{k(t, "k1", -600, no, -5), k(t, "k2", -60, -5, no)}, "k1", true,
+			"re-minted through the refresh path, but the sessions whose refresh tokens it made", true},
+		{"a gone key within the idle TTL", []keys.Entry{k(t, "k1", -600, no, -60), k(t, "k2", -120, -60, no)}, "k1", false,
+			"k1 may still verify refresh tokens until 2026-12-25T11:00:00Z", false},
+		{"a gone key within the idle TTL, forced", []keys.Entry{k(t, "k1", -600, no, -60), k(t, "k2", -120, -60, no)}, "k1", true,
+			"gone) and its annotations; it no longer verifies access tokens, but the sessions whose refresh tokens it made " +
+				"(those that have not refreshed since it stopped signing) are logged out at their next refresh: their token is unknown, " +
+				"their cookies are cleared", true},
+		{"a gone key a minute before the idle TTL ends", []keys.Entry{k(t, "k1", -2*idle, no, -idle+1), k(t, "k2", -2*idle, -idle+1, no)}, "k1", false,
+			"may still verify refresh tokens until 2026-11-25T12:01:00Z (in 1m)", false},
+		{"a gone key when the idle TTL ends", []keys.Entry{k(t, "k1", -2*idle, no, -idle), k(t, "k2", -2*idle, -idle, no)}, "k1", false,
+			"no longer verifies anything", true},
+		{"a gone key once the idle TTL has passed", []keys.Entry{k(t, "k1", -2*idle, no, -idle-1), k(t, "k2", -2*idle, -idle-1, no)}, "k1", false,
+			"no longer verifies anything, refresh tokens included", true},
+		{"the signer beside another active key", []keys.Entry{k(t, "k1", -600, no, no), k(t, "k2", -60, -30, no)}, "k2", false,
+			"k2 may still verify refresh tokens (it has signed, and keeps doing so or has no successor)", false},
+		{"the signer beside another active key, forced", []keys.Entry{k(t, "k1", -600, no, no), k(t, "k2", -60, -30, no)}, "k2", true, "stop verifying at once", true},
+		// Nothing signed after k1's retire-at until k2 activated: k1 kept
+		// signing as the server's fallback, so its refresh tokens run
+		// from k2's activate-at.
+		{"a degraded signer counts from its successor", []keys.Entry{k(t, "k1", -4*idle, no, -3*idle), k(t, "k2", -3*idle, -idle+10, no)}, "k1", false,
+			"until 2026-11-25T12:10:00Z", false},
+		{"the successor of a key retiring later", []keys.Entry{k(t, "k1", -600, no, 30), k(t, "k2", 0, 30, no)}, "k2", false, "keys retire k1 --cancel", false},
+		{"unknown key", nil, "k1", false, "the Secret holds no keys", false},
 	}
 	for _, tc := range tests {
-		c, err := p.Revoke(tc.cur, tc.key)
+		c, err := p.Revoke(tc.cur, tc.key, tc.force)
 		if !tc.ok {
 			check(t, tc.name, err, tc.want)
 			continue
@@ -236,6 +261,16 @@ func TestPlanRevoke(t *testing.T) {
 			t.Errorf("%s: remove %d, lines %q; want %s removed, saying %q", tc.name, len(c.remove), c.lines, tc.key, tc.want)
 		}
 	}
+	// --idle-ttl sets the horizon.
+	short := p
+	short.Lifecycle.RefreshTTL = time.Hour
+	cur := []keys.Entry{k(t, "k1", -600, no, -60), k(t, "k2", -120, -60, no)}
+	if _, err := short.Revoke(cur, "k1", false); err != nil {
+		t.Errorf("a key retired an idle TTL of 1h ago: %v", err)
+	}
+	short.Lifecycle.RefreshTTL = 2 * time.Hour
+	_, err := short.Revoke(cur, "k1", false)
+	check(t, "a key retired 1h ago, idle TTL 2h", err, "until 2026-11-25T13:00:00Z (in 1h)")
 }
 
 func TestPlanRotate(t *testing.T) {

@@ -19,7 +19,9 @@ const rootHelp = `kubectl silentauth manages silentauth's signing keys in their 
 
 Every replica derives each key's state from the Secret's timestamps and the
 clock: next (published, not signing) → active (signing) → retiring (verifying
-only, for the access-token TTL plus leeway) → gone. Changing keys is editing
+only, for the access-token TTL plus leeway) → gone. A retired key verifies
+refresh tokens for the sessions' idle TTL after its retire-at; only then may
+it leave the Secret without logging anyone out. Changing keys is editing
 those timestamps; this plugin does it safely.
 
 Usage:
@@ -31,7 +33,7 @@ Commands:
   keys add        publish a new key; it signs 30m later
   keys activate   set when a key starts signing
   keys retire     set when a key stops signing
-  keys revoke     delete a key at once (emergency)
+  keys revoke     delete a key once it verifies no refresh token (--force: at once)
   keys rotate     publish a successor and hand over to it 30m later
   sessions list   show a user's sessions (through the session API)
   sessions revoke end one or all of a user's sessions
@@ -67,7 +69,8 @@ Commands:
   add                  publish a new key; it signs 30m later (at once on a fresh install)
   activate NAME        set when a key starts signing
   retire NAME          set when a key stops signing (--cancel: keep it signing)
-  revoke NAME --yes    delete a key at once (emergency)
+  revoke NAME --yes    delete a retired key after retire-at + sessions' idle TTL
+                       (--force: at once, logging out its sessions; emergency)
   rotate               publish a successor and hand over to it 30m later
 
 Examples:

@@ -57,9 +57,13 @@ func watchSecretKeys(ctx context.Context, cfg config.Completed, kube *rest.Confi
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
+	// A retired key verifies access tokens for their TTL + leeway, and
+	// refresh tokens made under it for the sessions' idle TTL.
+	lifecycle := cfg.Tokens.Lifecycle()
+	lifecycle.RefreshTTL = cfg.Sessions.Idle
 	w, err := kubesecret.NewWatcher(kubesecret.Options{
 		Secrets: secrets, Namespace: ns, Name: cfg.Keys.Secret.Name,
-		Lifecycle: cfg.Tokens.Lifecycle(),
+		Lifecycle: lifecycle,
 		Holder:    ring, Log: log.With("component", "keyring"), Registerer: e.reg, Now: time.Now,
 	})
 	if err != nil {

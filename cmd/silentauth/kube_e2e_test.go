@@ -155,15 +155,17 @@ shutdown: {drain: 0s, timeout: 5s}
 		return !strings.Contains(jwks(), k1)
 	})
 
-	// Emergency: rotate again and revoke k2 at once. Tokens it signed stop
-	// verifying and are re-minted through the refresh path; nobody is
-	// logged out.
+	// Emergency: rotate again and revoke k2 at once (--force: it may
+	// still verify refresh tokens). Access tokens it signed stop verifying
+	// and are re-minted through the refresh path; every browser has
+	// refreshed under k3 by then, so nobody is logged out (a session
+	// still on k2 would be).
 	kp("keys", "rotate", "--name", "k3", "--lead", "1s", "--force")
 	waitFor(t, 20*time.Second, "tokens signed by k3", func() bool {
 		kids := signingKid()
 		return len(kids) == 1 && !kids[k2] && !kids[k1]
 	})
-	kp("keys", "revoke", "k2", "--yes")
+	kp("keys", "revoke", "k2", "--force", "--yes")
 	waitFor(t, 20*time.Second, "k2 gone from the JWKS", func() bool { return !strings.Contains(jwks(), k2) })
 	before := tr.refreshes.Load()
 	waitFor(t, 20*time.Second, "more traffic after the revoke", func() bool { return tr.refreshes.Load() > before+users })

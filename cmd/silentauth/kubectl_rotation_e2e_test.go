@@ -154,17 +154,22 @@ func TestREADMEKubectlRotation(t *testing.T) {
 		t.Fatalf("README.md recipe: want a new key, one activate-at of '+30 min' and a later cleanup: %+v", steps)
 	}
 
+	// The sessions' idle TTL: how long k1 must stay in the Secret after
+	// its retire-at. Longer than the wait for k1 to leave the JWKS (lead
+	// + access TTL + leeway), so a session idle since the rotation is
+	// still alive then.
+	const idleTTL = 30 * time.Second
 	cfg := writeConfig(t, fmt.Sprintf(`
 keys:
   secret: {name: silentauth-keys, namespace: %s}
   kubeconfig: %s
 tokens: {accessTTL: 10s, leeway: 1s, refreshBefore: 2s}
-sessions: {grace: 3s}
+sessions: {grace: 3s, idleTTL: %s}
 sessionAPI:
   serviceAccounts: [%s/app]
 shutdown: {drain: 0s, timeout: 5s}
-`, ns, env.Kubeconfig(t, env.ServiceAccountConfig(t, ns, "silentauth")), ns))
-	lifecycle := keys.Lifecycle{AccessTTL: 10 * time.Second, Leeway: time.Second}
+`, ns, env.Kubeconfig(t, env.ServiceAccountConfig(t, ns, "silentauth")), idleTTL, ns))
+	lifecycle := keys.Lifecycle{AccessTTL: 10 * time.Second, Leeway: time.Second, RefreshTTL: idleTTL}
 	p := start(t, []string{"--config", cfg})
 	// The keyring loads from the Secret after the listeners open; like a
 	// Service's endpoints, the test sends sessions only once it is ready.
@@ -173,12 +178,15 @@ shutdown: {drain: 0s, timeout: 5s}
 		return code == 200
 	})
 	client := p.authz(t)
+	// "silentauth ready" comes before the watcher's first keyring: a
+	// session started sooner is refused (503, no keyring loaded).
+	waitFor(t, 20*time.Second, "the first keyring", func() bool { return strings.Contains(p.Logs(), `"keyring loaded"`) })
 	appToken := env.ServiceAccountToken(t, ns, "app", "silentauth")
 	session := func(subject string) sessionResp {
 		t.Helper()
 		code, s := p.createSession(t, appToken, `{"subject":"`+subject+`"}`)
 		if code != 201 {
-			t.Fatalf("session: %d %s", code, s.Message)
+			t.Fatalf("session: %d %s\n%s", code, s.Message, p.Logs())
 		}
 		return s
 	}
@@ -189,6 +197,12 @@ shutdown: {drain: 0s, timeout: 5s}
 		bs[i] = &browser{at: s.AccessToken, rt: s.RefreshToken, lastKid: kidOf(t, s.AccessToken)}
 	}
 	k1 := kidOf(t, bs[0].at)
+	// A session that does not browse from before the rotation until the
+	// cleanup: its refresh token is under k1 throughout.
+	idle := session("idle-since-rotation")
+	if kid := kidOf(t, idle.AccessToken); kid != k1 {
+		t.Fatalf("idle session minted under %s, not k1 %s", kid, k1)
+	}
 	tr := startTraffic(t, client, bs)
 	defer tr.halt()
 	jwks := func() string { _, body := get(t, "http://"+p.addrs["public"]+"/.well-known/jwks.json"); return body }
@@ -203,7 +217,30 @@ shutdown: {drain: 0s, timeout: 5s}
 	sh := newShell(t, work, []string{"HOME=" + work, "PATH=" + path, "KUBECONFIG=" + adminKubeconfig})
 	for _, st := range steps {
 		if st.later {
-			waitFor(t, 40*time.Second, "k1 gone from the JWKS, as the README says to wait", func() bool { return !strings.Contains(jwks(), k1) })
+			waitFor(t, 40*time.Second, "k1 gone from the JWKS", func() bool { return !strings.Contains(jwks(), k1) })
+			// Gone from the JWKS, k1 still refreshes the session idle
+			// since it signed (issue #18), with a token of k2.
+			resp, err := client.Check(context.Background(), envoyRequest("GET", "/api", "cookie", "__Host-sa-rt="+idle.RefreshToken))
+			if err != nil || resp.GetOkResponse() == nil {
+				t.Fatalf("refresh of a session idle since the rotation, k1 gone from the JWKS: %v %v", err, resp.GetDeniedResponse().GetBody())
+			}
+			if at, _ := cookieOf(setCookies(resp), "__Host-sa-at"); at == "" || kidOf(t, at) == k1 || !verifies(at) {
+				t.Errorf("refresh of the idle session: access token %q", at)
+			}
+			// The README's wait: k1's retire-at + the sessions' idle TTL.
+			var retire time.Time
+			for _, e := range secretEntries(t, admin, ns) {
+				if e.Key.ID == k1 {
+					retire = e.RetireAt
+				}
+			}
+			if retire.IsZero() {
+				t.Fatal("k1 has no retire-at before the cleanup")
+			}
+			if got := lifecycle.RefreshesUntil(keys.Entry{RetireAt: retire}); !got.Equal(retire.Add(idleTTL)) {
+				t.Fatalf("k1 refreshes until %v, want retire-at + idle TTL", got)
+			}
+			time.Sleep(time.Until(retire.Add(idleTTL)))
 		}
 		minted := session("before-step").AccessToken
 		held := map[string]bool{}

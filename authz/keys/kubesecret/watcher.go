@@ -156,7 +156,7 @@ func NewWatcher(o Options) (*Watcher, error) {
 	if o.Holder == nil {
 		errs = append(errs, errors.New("keys: watcher: Holder is required"))
 	}
-	if o.Lifecycle.AccessTTL < 0 || o.Lifecycle.Leeway < 0 {
+	if o.Lifecycle.AccessTTL < 0 || o.Lifecycle.Leeway < 0 || o.Lifecycle.RefreshTTL < 0 {
 		errs = append(errs, errors.New("keys: watcher: Lifecycle durations must not be negative"))
 	}
 	if err := errors.Join(errs...); err != nil {
