@@ -134,29 +134,34 @@ func (mk *macKeys) issue(now time.Time, id string, gen uint64) (kid, rt string, 
 }
 
 // token returns the token of generation gen of family id under key kid
-// (a successor issued before: the same bytes again).
-func (mk *macKeys) token(kid, id string, gen uint64) (string, error) {
+// (a successor issued before: the same bytes again), while that key may
+// still refresh at now.
+func (mk *macKeys) token(kid, id string, gen uint64, now time.Time) (string, error) {
 	d, err := mk.load()
 	if err != nil {
 		return "", err
 	}
 	key := d.byKID[kid]
-	if key == nil {
+	if _, ok := d.ring.RefreshKey(kid, now); key == nil || !ok {
 		return "", fmt.Errorf("%w: key %s left the keyring", ErrNoRefreshKey, kid)
 	}
 	return encode(id, gen, key.tag, mac(key.k, id, gen)), nil
 }
 
 // verify returns the kid of the key under which t's MAC is genuine, or ""
-// when none of the keys its tag names verifies it (a guess, a forgery, or
-// a key gone from the ring). Comparisons are constant-time.
-func (mk *macKeys) verify(t token) (string, error) {
+// when none of the keys its tag names verifies it at now (a guess, a
+// forgery, a key gone from the ring or past its refresh horizon,
+// keys.Keyring.RefreshKey). Comparisons are constant-time.
+func (mk *macKeys) verify(t token, now time.Time) (string, error) {
 	d, err := mk.load()
 	if err != nil {
 		return "", err
 	}
 	kid := ""
 	for _, key := range d.byTag[t.tag] {
+		if _, ok := d.ring.RefreshKey(key.kid, now); !ok {
+			continue
+		}
 		if subtle.ConstantTimeCompare(mac(key.k, t.id, t.gen), t.secret[:]) == 1 {
 			kid = key.kid
 		}

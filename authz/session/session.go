@@ -758,7 +758,7 @@ func (m *Manager) standing(f *store.Family, t token, now time.Time) (uint64, sta
 		// issued as far as the store knows.
 		return 0, unknownSecret, nil
 	}
-	kid, err := m.keys.verify(t)
+	kid, err := m.keys.verify(t, now)
 	switch {
 	case err != nil:
 		return 0, unknownSecret, err
@@ -787,7 +787,7 @@ func (m *Manager) successor(f *store.Family, t token) (string, error) {
 		}
 		return encodeLegacy(t.id, next), nil
 	}
-	return m.keys.token(f.RefreshKey, f.ID, f.Generation)
+	return m.keys.token(f.RefreshKey, f.ID, f.Generation, m.now())
 }
 
 // timeFor reports whether ctx's deadline leaves more than took, the time a
