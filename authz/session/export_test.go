@@ -1,7 +1,5 @@
 package session
 
-import "crypto/sha256"
-
 // Test hooks for the external test package.
 
 // NoSingleflight turns off m's in-process coalescing, leaving the store's
@@ -25,12 +23,6 @@ func Generation(rt string) uint64 {
 		panic("Generation: not a keyed token")
 	}
 	return t.gen
-}
-
-// KeyTag is the tag a token carries for the key kid.
-func KeyTag(kid string) [4]byte {
-	h := sha256.Sum256([]byte(kid))
-	return [4]byte(h[:4])
 }
 
 // Legacy builds the tokens and the record fields of a family written

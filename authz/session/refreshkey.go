@@ -50,8 +50,10 @@ var processKeys = sync.OnceValue(func() keys.Source {
 	return h
 })
 
-// keyTag names a key in a token: the first 4 bytes of SHA-256 of its kid.
-// Two kids may share a tag; the MAC tells them apart (verify tries each).
+// keyTag names a key in a token and in its family (store.Family.RefreshKey,
+// as a 4-byte string): the first 4 bytes of SHA-256 of its kid. Should two
+// keys of a ring share a tag (one chance in 2^32 per pair), only the first
+// in ring order derives refresh MACs, so a tag always names one key.
 func keyTag(kid string) [tagBytes]byte {
 	h := sha256.Sum256([]byte(kid))
 	return [tagBytes]byte(h[:tagBytes])
@@ -67,8 +69,7 @@ type macKeys struct {
 // derived holds the MAC keys of one keyring.
 type derived struct {
 	ring  *keys.Keyring
-	byKID map[string]*macKey
-	byTag map[[tagBytes]byte][]*macKey
+	byTag map[[tagBytes]byte]*macKey
 }
 
 type macKey struct {
@@ -88,18 +89,32 @@ func (mk *macKeys) load() (*derived, error) {
 	if d := mk.cur.Load(); d != nil && d.ring == r {
 		return d, nil
 	}
-	d := &derived{ring: r, byKID: make(map[string]*macKey), byTag: make(map[[tagBytes]byte][]*macKey)}
+	d := &derived{ring: r, byTag: make(map[[tagBytes]byte]*macKey)}
 	for _, k := range r.Keys() {
 		s, err := k.Secret(refreshPurpose)
 		if err != nil {
 			continue
 		}
 		key := &macKey{kid: k.ID, tag: keyTag(k.ID), k: s}
-		d.byKID[k.ID] = key
-		d.byTag[key.tag] = append(d.byTag[key.tag], key)
+		if d.byTag[key.tag] == nil {
+			d.byTag[key.tag] = key
+		}
 	}
 	mk.cur.Store(d)
 	return d, nil
+}
+
+// refreshing returns the key tag names while it may still refresh at now
+// (keys.Keyring.RefreshKey), else nil.
+func (d *derived) refreshing(tag [tagBytes]byte, now time.Time) *macKey {
+	key := d.byTag[tag]
+	if key == nil {
+		return nil
+	}
+	if _, ok := d.ring.RefreshKey(key.kid, now); !ok {
+		return nil
+	}
+	return key
 }
 
 // mac is generation gen's secret in family id: HMAC-SHA256 under k of the
@@ -116,8 +131,8 @@ func mac(k []byte, id string, gen uint64) []byte {
 }
 
 // issue returns the token of generation gen of family id under the key
-// that signs at now, and that key's kid.
-func (mk *macKeys) issue(now time.Time, id string, gen uint64) (kid, rt string, err error) {
+// that signs at now, and that key's tag (the family's RefreshKey).
+func (mk *macKeys) issue(now time.Time, id string, gen uint64) (tag, rt string, err error) {
 	d, err := mk.load()
 	if err != nil {
 		return "", "", err
@@ -126,45 +141,37 @@ func (mk *macKeys) issue(now time.Time, id string, gen uint64) (kid, rt string, 
 	if s == nil {
 		return "", "", ErrNoRefreshKey
 	}
-	key := d.byKID[s.ID]
-	if key == nil {
-		return "", "", fmt.Errorf("%w: signing key %s has no private key", ErrNoRefreshKey, s.ID)
+	key := d.byTag[keyTag(s.ID)]
+	if key == nil || key.kid != s.ID {
+		return "", "", fmt.Errorf("%w: signing key %s has no refresh MAC key", ErrNoRefreshKey, s.ID)
 	}
-	return key.kid, encode(id, gen, key.tag, mac(key.k, id, gen)), nil
+	return string(key.tag[:]), encode(id, gen, key.tag, mac(key.k, id, gen)), nil
 }
 
-// token returns the token of generation gen of family id under key kid
-// (a successor issued before: the same bytes again), while that key may
-// still refresh at now.
-func (mk *macKeys) token(kid, id string, gen uint64, now time.Time) (string, error) {
+// token returns the token of generation gen of family id under the key
+// tag names (a successor issued before: the same bytes again), while that
+// key may still refresh at now.
+func (mk *macKeys) token(tag, id string, gen uint64, now time.Time) (string, error) {
 	d, err := mk.load()
 	if err != nil {
 		return "", err
 	}
-	key := d.byKID[kid]
-	if _, ok := d.ring.RefreshKey(kid, now); key == nil || !ok {
-		return "", fmt.Errorf("%w: key %s left the keyring", ErrNoRefreshKey, kid)
+	key := d.refreshing([tagBytes]byte([]byte(tag)), now)
+	if key == nil {
+		return "", fmt.Errorf("%w: the key of tag %x left the keyring", ErrNoRefreshKey, tag)
 	}
 	return encode(id, gen, key.tag, mac(key.k, id, gen)), nil
 }
 
-// verify returns the kid of the key under which t's MAC is genuine, or ""
-// when none of the keys its tag names verifies it at now (a guess, a
-// forgery, a key gone from the ring or past its refresh horizon,
-// keys.Keyring.RefreshKey). Comparisons are constant-time.
-func (mk *macKeys) verify(t token, now time.Time) (string, error) {
+// verify reports whether t's MAC is genuine under the key its tag names,
+// while that key may still refresh at now: false for a guess, a forgery,
+// or a key gone from the ring or past its refresh horizon
+// (keys.Keyring.RefreshKey). The comparison is constant-time.
+func (mk *macKeys) verify(t token, now time.Time) (bool, error) {
 	d, err := mk.load()
 	if err != nil {
-		return "", err
+		return false, err
 	}
-	kid := ""
-	for _, key := range d.byTag[t.tag] {
-		if _, ok := d.ring.RefreshKey(key.kid, now); !ok {
-			continue
-		}
-		if subtle.ConstantTimeCompare(mac(key.k, t.id, t.gen), t.secret[:]) == 1 {
-			kid = key.kid
-		}
-	}
-	return kid, nil
+	key := d.refreshing(t.tag, now)
+	return key != nil && subtle.ConstantTimeCompare(mac(key.k, t.id, t.gen), t.secret[:]) == 1, nil
 }

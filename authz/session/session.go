@@ -20,8 +20,8 @@
 //
 // # What the store holds
 //
-// Per family: the current generation, the kid of the key its secret was
-// made under, when the previous generation stops being accepted, and
+// Per family: the current generation, the tag of the key its secret was
+// made under (4 bytes), when the previous generation stops being accepted, and
 // whether the current one has been presented. No secret, no hash, no key:
 // any generation's secret is derivable by the server alone, so a dump of
 // the store cannot mint or present a token, and a family costs the same
@@ -543,11 +543,11 @@ func (m *Manager) StartLogin(ctx context.Context, l Login) (Issued, error) {
 	}).Clone()
 	for range maxCreates {
 		f.ID = newID()
-		kid, rt, err := m.keys.issue(now, f.ID, f.Generation)
+		tag, rt, err := m.keys.issue(now, f.ID, f.Generation)
 		if err != nil {
 			return Issued{}, fmt.Errorf("session: start: %w", err)
 		}
-		f.RefreshKey = kid
+		f.RefreshKey = tag
 		switch err := m.st.Create(ctx, f); {
 		case err == nil:
 			return Issued{Family: f, RefreshToken: rt, Rotated: true}, nil
@@ -758,13 +758,13 @@ func (m *Manager) standing(f *store.Family, t token, now time.Time) (uint64, sta
 		// issued as far as the store knows.
 		return 0, unknownSecret, nil
 	}
-	kid, err := m.keys.verify(t, now)
+	genuine, err := m.keys.verify(t, now)
 	switch {
 	case err != nil:
 		return 0, unknownSecret, err
-	case kid == "": // a guess, a forgery, or a key gone from the ring
+	case !genuine: // a guess, a forgery, or a key gone from the ring
 		return 0, unknownSecret, nil
-	case t.gen == f.Generation && kid == f.RefreshKey:
+	case t.gen == f.Generation && string(t.tag[:]) == f.RefreshKey:
 		return t.gen, current, nil
 	case t.gen == f.Generation: // under a key the generation was not made with
 		return 0, unknownSecret, nil
@@ -805,7 +805,7 @@ func timeFor(ctx context.Context, took time.Duration) bool {
 // (see Upgrade in the package doc).
 func (m *Manager) rotate(f *store.Family, now time.Time) (*store.Family, string, error) {
 	gen := f.Generation + 1
-	kid, rt, err := m.keys.issue(now, f.ID, gen)
+	tag, rt, err := m.keys.issue(now, f.ID, gen)
 	if err != nil {
 		return nil, "", err
 	}
@@ -814,7 +814,7 @@ func (m *Manager) rotate(f *store.Family, now time.Time) (*store.Family, string,
 	if f.RefreshKey == "" {
 		next.Secrets = f.Secrets
 	}
-	next.RefreshKey = kid
+	next.RefreshKey = tag
 	next.PreviousUntil = now.Add(m.l.Grace)
 	next.IdleExpiresAt = minTime(now.Add(m.l.Idle), f.AbsoluteExpiresAt)
 	next.LastUsedAt = now

@@ -45,8 +45,9 @@ type Family struct {
 	// kept). Generation g's secret is a MAC over the family id and g, so
 	// the server can derive any generation and the store keeps none.
 	Generation uint64
-	// RefreshKey is the kid of the signing key whose derived MAC key made
-	// the current generation's secret; "" while the current secret is
+	// RefreshKey names the signing key whose derived MAC key made the
+	// current generation's secret: its 4-byte tag (package session's
+	// keyTag), the one a token carries; "" while the current secret is
 	// still one of the format before keyed MACs (in Secrets).
 	RefreshKey string
 	// PreviousUntil is when the previous generation stops being accepted

@@ -13,58 +13,64 @@ import (
 )
 
 // A family is one Redis string: a fixed header the scripts read with
-// GETRANGE, then a binary payload only Go decodes.
+// GETRANGE, then a binary payload only Go decodes. This version writes
+// format '2':
 //
-//	offset  0      format, '1'
-//	offset  1..8   Version, big-endian
-//	offset  9..16  subject tag (tagOf): first 8 bytes of SHA-256(Subject); a change means re-index
-//	offset 17..    payload
+//	offset 0      format, '2'
+//	offset 1..8   Version, big-endian: what the swap script compares
+//	offset 9..    payload
 //
-// The payload holds, in this order: Subject, CreatedAt, IdleExpiresAt,
-// AbsoluteExpiresAt, PreviousUntil, RevokedAt, RevokeReason, Secrets,
-// Successor, Claims as JSON (empty for none), Generation (uvarint), a flags
-// byte, the provider fields its bits announce, and Policy. The ID is the
-// key's, not repeated.
+// The payload starts with the Subject (so the swap script can compare it,
+// to learn whether the subject index must follow), then a uvarint of flags,
+// CreatedAt, IdleExpiresAt, AbsoluteExpiresAt, Generation (uvarint) and the
+// Claims as JSON (empty for none). The flags announce the fields that
+// follow, in this order, each written only when not zero:
 //
-// The flags are a uvarint (one byte while no bit above 6 is set, the
-// single flags byte older records hold): bit 0 CurrentSeen; bits 1 to 7
-// announce, in this order, Provider (byte string), ProviderSID (string),
-// ProviderRefreshAt and LeaseUntil (times), LastUsedAt (time), UserAgent
-// and ClientAddress (strings), each written only when not empty (a session
-// without provider login pays nothing for them). Bit 8 announces a sid tag
-// (sidTag, 8 bytes) as the very last bytes of the record, after Policy: it
-// is written with every ProviderSID, and the swap script compares it
-// (GETRANGE -8 -1) to learn, without decoding, whether the sid index must
-// follow. Bit 9 announces RefreshKey (string), after ClientAddress: a
-// family written since keyed refresh MACs has it, and then its Secrets
-// and Successor are empty (two bytes) unless it is the first keyed
-// generation of a family upgraded from hashes.
+//	bit  0  CurrentSeen (no field)
+//	bit  1  RefreshKey (byte string: the key's 4-byte tag)
+//	bit  2  PreviousUntil        bit  3  LastUsedAt
+//	bit  4  RevokedAt            bit  5  RevokeReason (string)
+//	bit  6  Secrets              bit  7  Successor (byte string)
+//	bit  8  Provider (byte string)
+//	bit  9  ProviderSID (string), and its sid tag (sidTag, 8 bytes) as
+//	        the very last bytes of the record, which the swap script
+//	        compares (GETRANGE -8 -1) to learn whether the sid index must
+//	        follow
+//	bit 10  ProviderRefreshAt    bit 11  LeaseUntil
+//	bit 12  UserAgent (string)   bit 13  ClientAddress (string)
+//	bit 14  Policy (string)
 //
-// Fields came last as they were added, so older records still decode:
-// records that end after Claims read as Generation 0 with CurrentSeen set
-// (the rules they were written under) and Policy ""; records written before
-// the provider fields have none of bits 1 to 4 and read them as empty, and
-// those written before the listing fields (bits 5 to 7), the sid tag
-// (bit 8) or the refresh key (bit 9) read as without them. Policy is written only when it is not
-// empty. A present but empty field
-// (Policy, or one a flag bit announces) is corrupt, and so is an unknown
-// flag bit, so every family has exactly one encoding. A byte string is a
-// uvarint length and the bytes. A time is a
-// uvarint n, 0 for the zero time, else its nanoseconds plus one followed by
-// a varint of its Unix seconds. Secrets are a uvarint count and, unless 0, a
-// uvarint width: w > 0 means every secret is w bytes and they follow back to
-// back (SHA-256 hashes: the usual case), 0 means each is a byte string.
+// A typical family (current seen or not, a refresh key, a grace window and
+// a last use) thus has one flags byte. An announced field that is empty or
+// zero is corrupt, and so is an unknown bit: every family has exactly one
+// encoding.
 //
-// A string, not a hash {v, d}: a hash field longer than 64 bytes
+// Times are kept to the millisecond (truncated). CreatedAt is a uvarint:
+// 0 for the zero time, else the zigzag of its Unix milliseconds plus one;
+// IdleExpiresAt and AbsoluteExpiresAt are the same relative to CreatedAt's
+// millisecond, and so are the announced times, as a zigzag varint without
+// the one (they are never zero). A few bytes each, where a time to the
+// nanosecond took about ten.
+//
+// A byte string is a uvarint length and the bytes. Secrets (only in the
+// first keyed generation of a family upgraded from the hashes it kept
+// before keyed MACs) are a uvarint count (≥ 1) and a uvarint width: w > 0
+// means every secret is w bytes and they follow back to back, 0 means
+// each is a byte string.
+//
+// Format '1', written by the versions before, is still read (codec_v1.go);
+// Swap rewrites such a family in format '2' on its next change.
+//
+// A string, not a hash: a hash field longer than 64 bytes
 // (hash-max-listpack-value) turns the compact listpack into a hash table,
-// which costs more than the header saves. Binary, not JSON: the 16 secret
-// hashes are most of a family and JSON would carry them in base64, a third
-// larger. TestMemoryPerFamily measures all three.
+// which costs more than the header saves. Binary, not JSON, which would
+// be several times larger. TestMemoryPerFamily measures all three.
 const (
 	formatV1  = '1'
+	formatV2  = '2'
 	headLen   = 1 + 8 // format and version: what the swap script compares
 	tagLen    = 8
-	headerLen = headLen + tagLen
+	maxFormat = formatV2
 )
 
 // maxValue bounds a record Get decodes (a typical family is under 1 KiB).
@@ -72,20 +78,24 @@ const maxValue = 1 << 20
 
 var errCorrupt = errors.New("corrupt record")
 
-// The flags byte's bits (see the layout above).
+// The flags of format '2' (see the layout above).
 const (
-	flagCurrentSeen       = 1 << 0 // store.Family.CurrentSeen
-	flagProvider          = 1 << 1 // Provider follows
-	flagProviderSID       = 1 << 2 // ProviderSID follows
-	flagProviderRefreshAt = 1 << 3 // ProviderRefreshAt follows
-	flagLeaseUntil        = 1 << 4 // LeaseUntil follows
-	flagLastUsedAt        = 1 << 5 // LastUsedAt follows
-	flagUserAgent         = 1 << 6 // UserAgent follows
-	flagClientAddress     = 1 << 7 // ClientAddress follows
-	flagSIDTag            = 1 << 8 // the record ends with sidTag(ProviderSID)
-	flagRefreshKey        = 1 << 9 // RefreshKey follows
-	flagsKnown            = flagCurrentSeen | flagProvider | flagProviderSID | flagProviderRefreshAt | flagLeaseUntil |
-		flagLastUsedAt | flagUserAgent | flagClientAddress | flagSIDTag | flagRefreshKey
+	f2CurrentSeen = 1 << iota
+	f2RefreshKey
+	f2PreviousUntil
+	f2LastUsedAt
+	f2RevokedAt
+	f2RevokeReason
+	f2Secrets
+	f2Successor
+	f2Provider
+	f2ProviderSID
+	f2ProviderRefreshAt
+	f2LeaseUntil
+	f2UserAgent
+	f2ClientAddress
+	f2Policy
+	f2Known = 1<<iota - 1
 )
 
 // sidTagLen is the length of a record's trailing sid tag.
@@ -100,111 +110,285 @@ func sidTag(sid string) [sidTagLen]byte {
 	return [sidTagLen]byte(h[:sidTagLen])
 }
 
-// tagOf is the record header's subject tag.
+// tagOf is a subject's tag: the first 8 bytes of SHA-256(Subject). Its
+// first two bytes pick the subject's index bucket, the next four prefix
+// its families' entries there (see subjectBucket), and the format '1'
+// record header and index key held all eight.
 func tagOf(subject string) [tagLen]byte {
 	h := sha256.Sum256([]byte(subject))
 	return [tagLen]byte(h[:tagLen])
 }
 
-// subjectTag names a subject in keys: tagOf in hex. Subjects are arbitrary
-// strings (emails, braces, megabytes): the tag keeps keys short, free of
-// '{' and '}', and without personal data. Two subjects sharing a tag only
-// share an index key; Subject still checks every family's Subject.
+// subjectTag names a subject in the keys of the format '1' subject index:
+// tagOf in hex. Subjects are arbitrary strings (emails, braces,
+// megabytes): the tag keeps keys short, free of '{' and '}', and without
+// personal data.
 func subjectTag(subject string) string {
 	t := tagOf(subject)
 	return hex.EncodeToString(t[:])
 }
 
-// versionHead is the start of a record at version v: format and version,
-// what the swap script compares.
+// versionHead is the start of a record at version v: format and version.
+// The swap script compares the version bytes only, so a record of an older
+// format is still swapped (and so rewritten) by its version.
 func versionHead(v uint64) string {
 	var b [headLen]byte
-	b[0] = formatV1
+	b[0] = formatV2
 	binary.BigEndian.PutUint64(b[1:], v)
 	return string(b[:])
 }
 
-// encode returns the record of f.
-func encode(f *store.Family) ([]byte, error) { return encodeRecord(f, true) }
+// subjectPrefixLen is the length of the payload's first field, the
+// Subject with its length: the bytes the swap script compares.
+func subjectPrefixLen(subject string) int {
+	return len(binary.AppendUvarint(nil, uint64(len(subject)))) + len(subject)
+}
 
-// encodeRecord returns the record of f, without the sid tag if tagged is
-// false: the records written before the tag existed, which tests build.
-func encodeRecord(f *store.Family, tagged bool) ([]byte, error) {
+// encode returns the record of f in format '2'.
+func encode(f *store.Family) ([]byte, error) {
 	claims := f.Claims.JSON() // encoded once when the family started: stored as they are
-	// 231: the varints (10 lengths and counts, 7 times, the generation) at
-	// their longest, and the flags byte.
-	size := headerLen + 231 + len(f.Subject) + len(f.Policy) + len(f.RevokeReason) + len(f.Successor) + len(claims) +
-		len(f.Provider) + len(f.ProviderSID) + len(f.UserAgent) + len(f.ClientAddress) + len(f.RefreshKey) + 4*binary.MaxVarintLen64 + 1 + sidTagLen +
-		len(f.Secrets)*binary.MaxVarintLen64
+	size := headLen + 16*binary.MaxVarintLen64 + len(f.Subject) + len(claims) + len(f.RefreshKey) + len(f.RevokeReason) +
+		len(f.Successor) + len(f.Provider) + len(f.ProviderSID) + sidTagLen + len(f.UserAgent) + len(f.ClientAddress) +
+		len(f.Policy) + len(f.Secrets)*binary.MaxVarintLen64
 	for _, s := range f.Secrets {
 		size += len(s)
 	}
-	b := make([]byte, 0, size)
-	b = append(b, versionHead(f.Version)...)
-	tag := tagOf(f.Subject)
-	b = append(b, tag[:]...)
-	b = appendString(b, f.Subject)
-	for _, t := range []time.Time{f.CreatedAt, f.IdleExpiresAt, f.AbsoluteExpiresAt, f.PreviousUntil, f.RevokedAt} {
-		b = appendTime(b, t)
-	}
-	b = appendString(b, f.RevokeReason)
-	b = appendSecrets(b, f.Secrets)
-	b = appendBytes(b, f.Successor)
-	b = appendString(b, claims)
-	b = binary.AppendUvarint(b, f.Generation)
 	var flags uint64
 	for _, bit := range []struct {
 		set  bool
 		flag uint64
 	}{
-		{f.CurrentSeen, flagCurrentSeen},
-		{len(f.Provider) > 0, flagProvider},
-		{f.ProviderSID != "", flagProviderSID},
-		{!f.ProviderRefreshAt.IsZero(), flagProviderRefreshAt},
-		{!f.LeaseUntil.IsZero(), flagLeaseUntil},
-		{!f.LastUsedAt.IsZero(), flagLastUsedAt},
-		{f.UserAgent != "", flagUserAgent},
-		{f.ClientAddress != "", flagClientAddress},
-		{tagged && f.ProviderSID != "", flagSIDTag},
-		{f.RefreshKey != "", flagRefreshKey},
+		{f.CurrentSeen, f2CurrentSeen},
+		{f.RefreshKey != "", f2RefreshKey},
+		{!f.PreviousUntil.IsZero(), f2PreviousUntil},
+		{!f.LastUsedAt.IsZero(), f2LastUsedAt},
+		{!f.RevokedAt.IsZero(), f2RevokedAt},
+		{f.RevokeReason != "", f2RevokeReason},
+		{len(f.Secrets) > 0, f2Secrets},
+		{len(f.Successor) > 0, f2Successor},
+		{len(f.Provider) > 0, f2Provider},
+		{f.ProviderSID != "", f2ProviderSID},
+		{!f.ProviderRefreshAt.IsZero(), f2ProviderRefreshAt},
+		{!f.LeaseUntil.IsZero(), f2LeaseUntil},
+		{f.UserAgent != "", f2UserAgent},
+		{f.ClientAddress != "", f2ClientAddress},
+		{f.Policy != "", f2Policy},
 	} {
 		if bit.set {
 			flags |= bit.flag
 		}
 	}
+	b := make([]byte, 0, size)
+	b = append(b, versionHead(f.Version)...)
+	b = appendString(b, f.Subject)
 	b = binary.AppendUvarint(b, flags)
-	if flags&flagProvider != 0 {
-		b = appendBytes(b, f.Provider)
-	}
-	if flags&flagProviderSID != 0 {
-		b = appendString(b, f.ProviderSID)
-	}
-	if flags&flagProviderRefreshAt != 0 {
-		b = appendTime(b, f.ProviderRefreshAt)
-	}
-	if flags&flagLeaseUntil != 0 {
-		b = appendTime(b, f.LeaseUntil)
-	}
-	if flags&flagLastUsedAt != 0 {
-		b = appendTime(b, f.LastUsedAt)
-	}
-	if flags&flagUserAgent != 0 {
-		b = appendString(b, f.UserAgent)
-	}
-	if flags&flagClientAddress != 0 {
-		b = appendString(b, f.ClientAddress)
-	}
-	if flags&flagRefreshKey != 0 {
+	base := millis(f.CreatedAt)
+	b = binary.AppendUvarint(b, optionalMillis(f.CreatedAt, 0))
+	b = binary.AppendUvarint(b, optionalMillis(f.IdleExpiresAt, base))
+	b = binary.AppendUvarint(b, optionalMillis(f.AbsoluteExpiresAt, base))
+	b = binary.AppendUvarint(b, f.Generation)
+	b = appendString(b, claims)
+	rel := func(t time.Time) { b = binary.AppendVarint(b, millis(t)-base) }
+	if flags&f2RefreshKey != 0 {
 		b = appendString(b, f.RefreshKey)
 	}
-	if f.Policy != "" {
+	if flags&f2PreviousUntil != 0 {
+		rel(f.PreviousUntil)
+	}
+	if flags&f2LastUsedAt != 0 {
+		rel(f.LastUsedAt)
+	}
+	if flags&f2RevokedAt != 0 {
+		rel(f.RevokedAt)
+	}
+	if flags&f2RevokeReason != 0 {
+		b = appendString(b, f.RevokeReason)
+	}
+	if flags&f2Secrets != 0 {
+		b = appendSecrets(b, f.Secrets)
+	}
+	if flags&f2Successor != 0 {
+		b = appendBytes(b, f.Successor)
+	}
+	if flags&f2Provider != 0 {
+		b = appendBytes(b, f.Provider)
+	}
+	if flags&f2ProviderSID != 0 {
+		b = appendString(b, f.ProviderSID)
+	}
+	if flags&f2ProviderRefreshAt != 0 {
+		rel(f.ProviderRefreshAt)
+	}
+	if flags&f2LeaseUntil != 0 {
+		rel(f.LeaseUntil)
+	}
+	if flags&f2UserAgent != 0 {
+		b = appendString(b, f.UserAgent)
+	}
+	if flags&f2ClientAddress != 0 {
+		b = appendString(b, f.ClientAddress)
+	}
+	if flags&f2Policy != 0 {
 		b = appendString(b, f.Policy)
 	}
-	if flags&flagSIDTag != 0 {
+	if flags&f2ProviderSID != 0 {
 		tag := sidTag(f.ProviderSID)
 		b = append(b, tag[:]...)
 	}
 	return b, nil
+}
+
+// millis is t in Unix milliseconds, truncated (floored).
+func millis(t time.Time) int64 { return t.UnixMilli() }
+
+// optionalMillis encodes a time that may be zero: 0 for the zero time,
+// else the zigzag of its milliseconds after base, plus one.
+func optionalMillis(t time.Time, base int64) uint64 {
+	if t.IsZero() {
+		return 0
+	}
+	return zigzag(millis(t)-base) + 1
+}
+
+func zigzag(v int64) uint64 { return uint64(v<<1) ^ uint64(v>>63) }
+
+func unzigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }
+
+// decode parses the record of family id, of either format. b is the
+// caller's: the family's byte slices point into it (capped, so appending
+// to one never spills into the next).
+func decode(id string, b []byte) (*store.Family, error) {
+	if len(b) < headLen {
+		return nil, fmt.Errorf("%w: unknown format", errCorrupt)
+	}
+	switch b[0] {
+	case formatV2:
+		return decodeV2(id, b)
+	case formatV1:
+		return decodeV1(id, b)
+	}
+	return nil, fmt.Errorf("%w: unknown format", errCorrupt)
+}
+
+func decodeV2(id string, b []byte) (*store.Family, error) {
+	r := reader{b: b[headLen:]}
+	f := &store.Family{ID: id, Version: binary.BigEndian.Uint64(b[1:headLen])}
+	f.Subject = string(r.bytes())
+	left := len(r.b)
+	flags := r.uvarint()
+	if r.err == nil && (flags&^f2Known != 0 || left-len(r.b) != len(binary.AppendUvarint(nil, flags))) {
+		r.fail("flags") // unknown bits, or an overlong varint: one encoding only
+	}
+	var tag []byte
+	if flags&f2ProviderSID != 0 {
+		// The sid tag ends the record: set it aside before the fields.
+		if len(r.b) < sidTagLen {
+			r.fail("sid tag")
+		} else {
+			tag, r.b = r.b[len(r.b)-sidTagLen:], r.b[:len(r.b)-sidTagLen]
+		}
+	}
+	f.CreatedAt = r.optionalMillis(0)
+	base := millis(f.CreatedAt)
+	f.IdleExpiresAt = r.optionalMillis(base)
+	f.AbsoluteExpiresAt = r.optionalMillis(base)
+	f.Generation = r.uvarint()
+	claims := r.bytes()
+	f.CurrentSeen = flags&f2CurrentSeen != 0
+	// Each announced field must be there and not empty: one encoding.
+	str := func(flag uint64, what string) string {
+		if flags&flag == 0 {
+			return ""
+		}
+		s := r.bytes()
+		if s == nil {
+			r.fail("empty " + what)
+		}
+		return string(s)
+	}
+	rel := func(flag uint64, what string) time.Time {
+		if flags&flag == 0 {
+			return time.Time{}
+		}
+		v, n := binary.Varint(r.b)
+		if n <= 0 {
+			r.fail(what)
+			return time.Time{}
+		}
+		r.b = r.b[n:]
+		t := time.UnixMilli(base + v).UTC()
+		if t.IsZero() {
+			r.fail("zero " + what)
+		}
+		return t
+	}
+	f.RefreshKey = str(f2RefreshKey, "refresh key")
+	f.PreviousUntil = rel(f2PreviousUntil, "grace end")
+	f.LastUsedAt = rel(f2LastUsedAt, "last use")
+	f.RevokedAt = rel(f2RevokedAt, "revocation time")
+	f.RevokeReason = str(f2RevokeReason, "revoke reason")
+	if flags&f2Secrets != 0 {
+		if f.Secrets = r.secrets(); f.Secrets == nil {
+			r.fail("no secrets")
+		}
+	}
+	if flags&f2Successor != 0 {
+		if f.Successor = r.bytes(); f.Successor == nil {
+			r.fail("empty successor")
+		}
+	}
+	if flags&f2Provider != 0 {
+		if f.Provider = r.bytes(); f.Provider == nil {
+			r.fail("empty provider tokens")
+		}
+	}
+	f.ProviderSID = str(f2ProviderSID, "provider sid")
+	f.ProviderRefreshAt = rel(f2ProviderRefreshAt, "provider refresh time")
+	f.LeaseUntil = rel(f2LeaseUntil, "lease")
+	f.UserAgent = str(f2UserAgent, "user agent")
+	f.ClientAddress = str(f2ClientAddress, "client address")
+	f.Policy = str(f2Policy, "policy")
+	if tag != nil && r.err == nil {
+		if want := sidTag(f.ProviderSID); string(tag) != string(want[:]) {
+			r.fail("sid tag")
+		}
+	}
+	return finish(f, claims, r)
+}
+
+// finish checks that r read the whole record without error and sets f's
+// claims.
+func finish(f *store.Family, claims []byte, r reader) (*store.Family, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	if len(r.b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(r.b))
+	}
+	if len(claims) > 0 {
+		// Kept as the bytes stored (json.Marshal's, by this version and
+		// the ones before): decoding them strictly is left to whoever
+		// mints from them (store.Claims.Map), so numbers keep their
+		// digits. A record whose claims are not even JSON is corrupt.
+		if claims[0] != '{' || !json.Valid(claims) {
+			return nil, fmt.Errorf("%w: claims are not a JSON object", errCorrupt)
+		}
+		f.Claims = store.RawClaims(claims)
+	}
+	return f, nil
+}
+
+// optionalMillis reads a time optionalMillis wrote.
+func (r *reader) optionalMillis(base int64) time.Time {
+	u := r.uvarint()
+	if u == 0 {
+		return time.Time{}
+	}
+	t := time.UnixMilli(base + unzigzag(u-1)).UTC()
+	if t.IsZero() {
+		r.fail("zero time written as a time") // one encoding: the zero time is 0
+	}
+	return t
 }
 
 func appendSecrets(b []byte, secrets [][]byte) []byte {
@@ -237,122 +421,6 @@ func appendBytes(b, s []byte) []byte {
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
-}
-
-func appendTime(b []byte, t time.Time) []byte {
-	if t.IsZero() {
-		return append(b, 0)
-	}
-	b = binary.AppendUvarint(b, uint64(t.Nanosecond())+1)
-	return binary.AppendVarint(b, t.Unix())
-}
-
-// decode parses the record of family id. b is the caller's: the family's
-// byte slices point into it (capped, so appending to one never spills into
-// the next).
-func decode(id string, b []byte) (*store.Family, error) {
-	if len(b) < headerLen || b[0] != formatV1 {
-		return nil, fmt.Errorf("%w: unknown format", errCorrupt)
-	}
-	r := reader{b: b[headerLen:]}
-	f := &store.Family{ID: id, Version: binary.BigEndian.Uint64(b[1:headLen])}
-	f.Subject = string(r.bytes())
-	f.CreatedAt = r.time()
-	f.IdleExpiresAt = r.time()
-	f.AbsoluteExpiresAt = r.time()
-	f.PreviousUntil = r.time()
-	f.RevokedAt = r.time()
-	f.RevokeReason = string(r.bytes())
-	f.Secrets = r.secrets()
-	f.Successor = r.bytes()
-	claims := r.bytes()
-	f.CurrentSeen = true // a record without the fields below predates them
-	if len(r.b) > 0 {
-		f.Generation = r.uvarint()
-		left := len(r.b)
-		flags := r.uvarint()
-		if flags&^flagsKnown != 0 || left-len(r.b) != len(binary.AppendUvarint(nil, flags)) {
-			r.fail("flags") // unknown bits, or an overlong varint: one encoding only
-		}
-		var tag []byte
-		if flags&flagSIDTag != 0 {
-			// The tag ends the record: set it aside before the fields.
-			if flags&flagProviderSID == 0 || len(r.b) < sidTagLen {
-				r.fail("sid tag")
-			} else {
-				tag, r.b = r.b[len(r.b)-sidTagLen:], r.b[:len(r.b)-sidTagLen]
-			}
-		}
-		f.CurrentSeen = flags&flagCurrentSeen != 0
-		// Each announced field must be there and not empty: one encoding.
-		if flags&flagProvider != 0 {
-			if f.Provider = r.bytes(); f.Provider == nil {
-				r.fail("empty provider tokens")
-			}
-		}
-		if flags&flagProviderSID != 0 {
-			if f.ProviderSID = string(r.bytes()); f.ProviderSID == "" {
-				r.fail("empty provider sid")
-			}
-		}
-		if flags&flagProviderRefreshAt != 0 {
-			if f.ProviderRefreshAt = r.time(); f.ProviderRefreshAt.IsZero() {
-				r.fail("zero provider refresh time")
-			}
-		}
-		if flags&flagLeaseUntil != 0 {
-			if f.LeaseUntil = r.time(); f.LeaseUntil.IsZero() {
-				r.fail("zero lease")
-			}
-		}
-		if flags&flagLastUsedAt != 0 {
-			if f.LastUsedAt = r.time(); f.LastUsedAt.IsZero() {
-				r.fail("zero last use")
-			}
-		}
-		if flags&flagUserAgent != 0 {
-			if f.UserAgent = string(r.bytes()); f.UserAgent == "" {
-				r.fail("empty user agent")
-			}
-		}
-		if flags&flagClientAddress != 0 {
-			if f.ClientAddress = string(r.bytes()); f.ClientAddress == "" {
-				r.fail("empty client address")
-			}
-		}
-		if flags&flagRefreshKey != 0 {
-			if f.RefreshKey = string(r.bytes()); f.RefreshKey == "" {
-				r.fail("empty refresh key")
-			}
-		}
-		if tag != nil && r.err == nil {
-			if want := sidTag(f.ProviderSID); string(tag) != string(want[:]) {
-				r.fail("sid tag")
-			}
-		}
-	}
-	if len(r.b) > 0 && r.err == nil { // absent in records older than Policy
-		if f.Policy = string(r.bytes()); f.Policy == "" && r.err == nil {
-			r.fail("empty policy")
-		}
-	}
-	if r.err != nil {
-		return nil, r.err
-	}
-	if len(r.b) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(r.b))
-	}
-	if len(claims) > 0 {
-		// Kept as the bytes stored (json.Marshal's, by this version and
-		// the ones before): decoding them strictly is left to whoever
-		// mints from them (store.Claims.Map), so numbers keep their
-		// digits. A record whose claims are not even JSON is corrupt.
-		if claims[0] != '{' || !json.Valid(claims) {
-			return nil, fmt.Errorf("%w: claims are not a JSON object", errCorrupt)
-		}
-		f.Claims = store.RawClaims(claims)
-	}
-	return f, nil
 }
 
 // reader decodes a payload; the first error sticks and later reads return
@@ -416,22 +484,4 @@ func (r *reader) secrets() [][]byte {
 		}
 	}
 	return secrets
-}
-
-func (r *reader) time() time.Time {
-	ns := r.uvarint()
-	if ns == 0 {
-		return time.Time{}
-	}
-	if ns > 1e9 {
-		r.fail("nanoseconds")
-		return time.Time{}
-	}
-	sec, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.fail("seconds")
-		return time.Time{}
-	}
-	r.b = r.b[n:]
-	return time.Unix(sec, int64(ns-1)).UTC()
 }

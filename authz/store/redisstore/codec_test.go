@@ -54,8 +54,8 @@ func TestCodecRoundTrip(t *testing.T) {
 		for _, tm := range [][2]time.Time{{f.CreatedAt, got.CreatedAt}, {f.IdleExpiresAt, got.IdleExpiresAt},
 			{f.AbsoluteExpiresAt, got.AbsoluteExpiresAt}, {f.PreviousUntil, got.PreviousUntil}, {f.RevokedAt, got.RevokedAt},
 			{f.ProviderRefreshAt, got.ProviderRefreshAt}, {f.LeaseUntil, got.LeaseUntil}} {
-			if !tm[0].Equal(tm[1]) || tm[0].IsZero() != tm[1].IsZero() {
-				t.Errorf("%s: time %v round-trips to %v", f.ID, tm[0], tm[1])
+			if !tm[0].Truncate(time.Millisecond).Equal(tm[1]) || tm[0].IsZero() != tm[1].IsZero() {
+				t.Errorf("%s: time %v round-trips to %v, want it to the millisecond", f.ID, tm[0], tm[1])
 			}
 		}
 		want := *f
@@ -96,7 +96,7 @@ func TestDecodeRecordWithoutPolicy(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("decoded\n got %+v\nwant %+v", got, want)
 	}
-	if rec, _ := encode(want); !bytes.Equal(rec, append(old, 0, flagCurrentSeen)) {
+	if rec := encodeV1(want, true); !bytes.Equal(rec, append(old, 0, flagCurrentSeen)) {
 		t.Fatalf("re-encoded:\n got %x\nwant %x and generation 0, flags 1", rec, old)
 	}
 }
@@ -135,8 +135,36 @@ func TestDecodeRecordWithoutProvider(t *testing.T) {
 	if got.Policy != "shop" || got.Generation != 1<<40 || !got.CurrentSeen {
 		t.Fatalf("decoded policy %q, generation %d, seen %t", got.Policy, got.Generation, got.CurrentSeen)
 	}
-	if rec, _ := encode(got); !bytes.Equal(rec, old) {
+	if rec := encodeV1(got, true); !bytes.Equal(rec, old) {
 		t.Fatalf("re-encoded:\n got %x\nwant %x", rec, old)
+	}
+	upgradedTo2(t, got)
+}
+
+// upgradedTo2 checks that f, read from a format '1' record, is written in
+// format '2' and reads back the same, its times to the millisecond.
+func upgradedTo2(t *testing.T, f *store.Family) {
+	t.Helper()
+	rec, err := encode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec[0] != formatV2 {
+		t.Fatalf("written in format %q", rec[0])
+	}
+	got, err := decode(f.ID, rec)
+	if err != nil {
+		t.Fatalf("format '2' of a format '1' family: %v", err)
+	}
+	want := *f
+	for _, tm := range []*time.Time{&want.CreatedAt, &want.IdleExpiresAt, &want.AbsoluteExpiresAt, &want.PreviousUntil,
+		&want.RevokedAt, &want.LastUsedAt, &want.ProviderRefreshAt, &want.LeaseUntil} {
+		if !tm.IsZero() {
+			*tm = tm.Truncate(time.Millisecond)
+		}
+	}
+	if !reflect.DeepEqual(got, &want) {
+		t.Fatalf("format '2' reads back\n got %+v\nwant %+v", got, &want)
 	}
 }
 
@@ -157,22 +185,48 @@ func TestProviderFieldsCompact(t *testing.T) {
 	}
 }
 
-// The header is what the scripts read: format, version, subject tag.
+// The header is what the scripts read: format and version, then the
+// subject field the swap script compares.
 func TestCodecHeader(t *testing.T) {
 	f := sampleFamily()
 	rec, err := encode(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := sha256.Sum256([]byte(f.Subject))
-	if got, want := rec[:headerLen], append([]byte{'1', 0, 0, 0, 0, 0, 0, 0, 17}, h[:8]...); !bytes.Equal(got, want) {
+	if got, want := rec[:headLen], []byte{'2', 0, 0, 0, 0, 0, 0, 0, 17}; !bytes.Equal(got, want) {
 		t.Fatalf("header %x, want %x", got, want)
 	}
 	if got := versionHead(17); got != string(rec[:headLen]) {
 		t.Fatalf("versionHead(17) = %x, record starts %x", got, rec[:headLen])
 	}
+	n := subjectPrefixLen(f.Subject)
+	if got := string(rec[headLen : headLen+n]); got != "\x14"+f.Subject {
+		t.Fatalf("subject field %q (%d bytes)", got, n)
+	}
+	h := sha256.Sum256([]byte(f.Subject))
 	if tag := subjectTag(f.Subject); tag != hex.EncodeToString(h[:8]) {
 		t.Fatalf("subjectTag = %q", tag)
+	}
+}
+
+// A typical family's format '2' record: times a few bytes each, one flags
+// byte, the key's 4-byte tag, and no secret.
+func TestCodecCompact(t *testing.T) {
+	now := time.Date(2030, 1, 2, 3, 4, 5, 678901234, time.UTC)
+	f := &store.Family{ID: "AAAAAAAAAAAAAAAAAAAAAA", Subject: "00u1abcd2EFGH3ijk4l5",
+		Claims:    store.MustClaims(map[string]any{"email": "ada.lovelace@example.com", "name": "Ada Lovelace"}),
+		CreatedAt: now, LastUsedAt: now.Add(29 * 24 * time.Hour), IdleExpiresAt: now.Add(30 * 24 * time.Hour),
+		AbsoluteExpiresAt: now.Add(90 * 24 * time.Hour), PreviousUntil: now.Add(29*24*time.Hour + 30*time.Second),
+		Generation: 1000, RefreshKey: "\x01\x02\x03\x04", Version: 1000}
+	rec, err := encode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := len(f.Claims.JSON())
+	// header 9, subject 21, flags 1, created 6, idle 5, absolute 6,
+	// generation 2, claims 1+57, key 5, grace end 5, last use 5
+	if fixed := len(rec) - claims; fixed > 72 {
+		t.Errorf("record %d bytes, %d beside %d bytes of claims: want at most 72", len(rec), fixed, claims)
 	}
 }
 
@@ -191,27 +245,48 @@ func TestDecodeSlicesCapped(t *testing.T) {
 
 func TestDecodeRejectsCorrupt(t *testing.T) {
 	rec, _ := encode(sampleFamily())
+	bare, _ := encode(&store.Family{ID: "b", Subject: "s", Version: 1}) // ends in its claims: no field announced
+	withFlags := func(flags byte, tail ...byte) []byte {
+		b := bytes.Clone(bare)
+		b[headLen+2] = flags // after the 1-byte subject "s"
+		return append(b, tail...)
+	}
+	v1 := encodeV1(sampleFamily(), true)
 	tests := []struct {
 		name string
 		rec  []byte
 	}{
 		{"empty", nil},
-		{"short header", rec[:headerLen-1]},
-		{"other format", append([]byte{'2'}, rec[1:]...)},
-		{"secrets wider than the record", append(bytes.Clone(rec[:headerLen]), 0, 0, 0, 0, 0, 0, 0, 2, 0x80, 0x80, 0x04)},
+		{"short header", rec[:headLen-1]},
+		{"unknown format", append([]byte{'3'}, rec[1:]...)},
+		{"header only", rec[:headLen]},
 		{"truncated", rec[:len(rec)-1]},
 		{"trailing byte", append(bytes.Clone(rec), 0)},
-		{"header only", rec[:headerLen]},
-		{"huge length", append(bytes.Clone(rec[:headerLen]), 0xff, 0xff, 0xff, 0xff, 0x0f)},
-		{"empty policy present", append(bytes.Clone(rec), 0)}, // "" is written as no policy at all
-		{"policy longer than the record", append(bytes.Clone(rec), 9, 's')},
-		{"bytes after the policy", append(bytes.Clone(rec), 1, 's', 0)},
-		{"unknown flag", flagged(rec, 1<<5, nil)},
-		{"announced provider tokens missing", flagged(rec, flagProvider, nil)},
-		{"announced provider tokens empty", flagged(rec, flagProvider, []byte{0})},
-		{"announced provider sid empty", flagged(rec, flagProviderSID, []byte{0})},
-		{"announced refresh time zero", flagged(rec, flagProviderRefreshAt, []byte{0})},
-		{"announced lease zero", flagged(rec, flagLeaseUntil, []byte{0})},
+		{"huge length", append(bytes.Clone(rec[:headLen]), 0xff, 0xff, 0xff, 0xff, 0x0f)},
+		{"unknown flag", append(append(bytes.Clone(bare[:headLen+2]), 0x80, 0x80, 0x02), bare[headLen+3:]...)},
+		{"overlong flags", append(append(bytes.Clone(bare[:headLen+2]), 0x80, 0x00), bare[headLen+3:]...)},
+		{"announced refresh key missing", withFlags(f2RefreshKey)},
+		{"announced refresh key empty", withFlags(f2RefreshKey, 0)},
+		{"announced revoke reason empty", withFlags(f2RevokeReason, 0)},
+		{"announced secrets none", withFlags(f2Secrets, 0)},
+		{"announced successor empty", withFlags(f2Successor, 0)},
+		{"announced grace end missing", withFlags(f2PreviousUntil)},
+		{"format 1: other format", append([]byte{'2'}, v1[1:]...)},
+		{"format 1: truncated", v1[:len(v1)-1]},
+		{"format 1: trailing byte", append(bytes.Clone(v1), 0)},
+		{"format 1: short header", v1[:headerLenV1-1]},
+		{"format 1: secrets wider than the record", append(bytes.Clone(v1[:headerLenV1]), 0, 0, 0, 0, 0, 0, 0, 2, 0x80, 0x80, 0x04)},
+		{"format 1: empty policy present", append(bytes.Clone(v1), 0)},
+		{"format 1: bytes after the policy", append(bytes.Clone(v1), 1, 's', 0)},
+		{"format 1: unknown flag", flaggedV1(v1, 1<<5, nil)},
+		{"format 1: announced provider tokens missing", flaggedV1(v1, flagProvider, nil)},
+		{"format 1: announced provider tokens empty", flaggedV1(v1, flagProvider, []byte{0})},
+		{"format 1: announced provider sid empty", flaggedV1(v1, flagProviderSID, []byte{0})},
+		{"format 1: announced refresh time zero", flaggedV1(v1, flagProviderRefreshAt, []byte{0})},
+		{"format 1: announced lease zero", flaggedV1(v1, flagLeaseUntil, []byte{0})},
+	}
+	if _, err := decode("b", bare); err != nil {
+		t.Fatalf("the bare record itself: %v", err)
 	}
 	for _, tc := range tests {
 		if _, err := decode("id", tc.rec); !errors.Is(err, errCorrupt) {
@@ -220,9 +295,9 @@ func TestDecodeRejectsCorrupt(t *testing.T) {
 	}
 }
 
-// flagged returns rec (ending in its flags byte: no policy) with flag set
-// and then tail appended.
-func flagged(rec []byte, flag byte, tail []byte) []byte {
+// flaggedV1 returns rec (a format '1' record ending in its flags byte: no
+// policy) with flag set and then tail appended.
+func flaggedV1(rec []byte, flag byte, tail []byte) []byte {
 	b := bytes.Clone(rec)
 	b[len(b)-1] |= flag
 	return append(b, tail...)
@@ -257,6 +332,7 @@ func FuzzDecode(f *testing.F) {
 		f.Add(rec)
 	}
 	f.Add([]byte("1"))
+	f.Add(encodeV1(sampleFamily(), true))
 	f.Fuzz(func(t *testing.T, rec []byte) {
 		fam, err := decode("id", rec)
 		if err != nil {

@@ -4,32 +4,32 @@
 // # Keys
 //
 //	<prefix>fam:{<family id>}       the family: one string, expires at AbsoluteExpiresAt
-//	<prefix>sub:{<subject tag>}     the subject index: sorted set of family ids scored by expiry
-//	<prefix>sid:{<sid tag>}         the provider sid index: the same, for families with a ProviderSID
+//	<prefix>subs:{<bucket>}         a subject index bucket: sorted set of entries scored by expiry (s)
+//	<prefix>sid:{<sid tag>}         the provider sid index: sorted set of family ids scored by expiry (ms)
 //	<prefix>once:<key>              a Claim marker: "1", expires at its until
+//	<prefix>sub:{<subject tag>}     the subject index of format '1' records: read, no longer written
 //
 // The prefix defaults to "silentauth:". The braces are Redis Cluster hash
-// tags: every key of one family hashes to the slot of its id. The subject
-// tag is the first 8 bytes of SHA-256(subject) in hex, so no subject (an
-// email, say) appears in key names; the sid tag likewise (see sidTag). See
-// codec.go for the record layout.
+// tags: every key of one family hashes to the slot of its id. A subject's
+// tag is the first 8 bytes of SHA-256(subject): its first 2 bytes in hex
+// name its bucket (one of 65536), and an entry there is the next 4 bytes
+// and the family id, so no subject (an email, say) appears in Redis; the
+// sid tag likewise (see sidTag). See codec.go for the record layout.
 //
-// Memory (Redis 7.0, TestMemoryPerFamily): a typical family (16 secret
-// hashes, a sealed successor, about 90 bytes of claims) is a record of
-// about 750 bytes, 856 bytes by MEMORY USAGE. A subject index costs 136
-// bytes holding one family, 30 bytes per further family. All in, with one
-// session per user, Redis's used_memory grows by about 1.1 KiB per session.
-// A session started by provider login adds its sealed provider tokens and
-// about 50 bytes (sid, refresh time, lease) to the record: with 600 bytes
-// of sealed tokens, a 1418-byte record, 1624 bytes by MEMORY USAGE (+768,
-// jemalloc's size classes included). A Claim marker is a key of its own.
+// Memory (Redis 7.0, TestMemoryPerFamily): a typical family (a 20-character
+// subject, two short claims, any number of rotations) is a record of about
+// 116 bytes, 216 bytes by MEMORY USAGE. Its entry in its subject's bucket
+// costs 44 bytes at a million families (16 per bucket, a listpack), so
+// 260 bytes in all; with three claims (92 bytes of JSON), 292. Below about
+// 65536 subjects most buckets hold one entry and cost 120 bytes each. A
+// session started by provider login adds its sealed provider tokens and
+// about 50 bytes (sid, refresh time, lease) to the record, and its sid
+// index costs 136 bytes per provider session. A Claim marker is a key of
+// its own.
 //
-// The listing fields (TestMemoryOfListingFields): last use costs about 7
-// bytes of record (within the same 856 bytes of MEMORY USAGE); a 117-byte
-// user agent and an IPv4 address add 143 bytes of record, 128 of MEMORY
-// USAGE; a provider sid adds 45 bytes of record (the sid, its 8-byte tag
-// and a second flags byte), 128 of MEMORY USAGE at that size, and its sid
-// index 136 bytes per provider session.
+// The listing fields (TestMemoryOfListingFields): last use costs a few
+// bytes of record; a 117-byte user agent and an IPv4 address add about 135
+// bytes of record.
 //
 // # Atomicity
 //
@@ -52,7 +52,9 @@
 // # Subject index
 //
 // Subject (and so session.Manager's List and RevokeSubject) reads the
-// subject index. In a Cluster it lives in another slot than the families,
+// subject's bucket (and the subject index of format '1' records, while
+// families written by the previous version live; their next rotation
+// moves them to the bucket). In a Cluster it lives in another slot than the families,
 // so no script can change both: Create adds the id to the index after the
 // family is stored. If that fails, Create deletes the family again (best
 // effort) and returns the error, so a family whose token was handed out is
@@ -89,8 +91,9 @@
 // reads store.ErrExists and session starts again under a new id; the first
 // family was never handed out and expires unseen.
 //
-// The store keeps what package session gives it: secret hashes and sealed
-// successors, never a usable token. It logs nothing (go-redis itself logs
+// The store keeps what package session gives it: never a secret, a MAC key
+// or a usable token (a family upgraded from the format before keyed MACs
+// keeps its secret hashes for one more rotation). It logs nothing (go-redis itself logs
 // failed dials through its package-wide logger, see redis.SetLogger).
 //
 // Store is safe for concurrent use.
@@ -101,6 +104,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -209,11 +214,12 @@ func (s *Store) Swap(ctx context.Context, expected uint64, next *store.Family) e
 		t := sidTag(next.ProviderSID)
 		tag = string(t[:])
 	}
-	res, err := swapScript.Run(ctx, s.c, []string{s.familyKey(next.ID)}, versionHead(expected), rec, exp, now, tag).Text()
+	res, err := swapScript.Run(ctx, s.c, []string{s.familyKey(next.ID)}, versionHead(expected), rec, exp, now, tag,
+		subjectPrefixLen(next.Subject)).Text()
 	if res == "reindex" && err == nil {
 		// The subject, the sid or the expiry changed (package session
-		// changes none of them; a record from before the sid tag reads
-		// as a changed sid once). The swap is done; only an index lags
+		// changes none of them; a record of format '1' or from before
+		// the sid tag reads as changed once). The swap is done; only an index lags
 		// if this fails, and the old index entry is pruned when read.
 		if err := s.indexAll(ctx, next, exp, now); err != nil {
 			return fmt.Errorf("redisstore: swap %q: swapped, but index: %w", next.ID, err)
@@ -223,16 +229,33 @@ func (s *Store) Swap(ctx context.Context, expected uint64, next *store.Family) e
 	return answer("swap", next.ID, res, err)
 }
 
-// Subject implements store.Store. It reads the subject's index, then every
-// family in it (one pipeline, split by node in a Cluster), and prunes the
-// index of ids that are gone or belong to another subject. The order of
-// the families is unspecified.
+// Subject implements store.Store. It reads the subject's bucket and its
+// index of format '1' (still read while families of the previous version
+// live), then every family they name (one pipeline, split by node in a
+// Cluster), and prunes them of entries that are gone or belong to another
+// subject. The order of the families is unspecified.
 func (s *Store) Subject(ctx context.Context, subject string) ([]*store.Family, error) {
-	tag := subjectTag(subject)
-	return s.list(ctx, "subject", tag, s.subjectKey(tag), func(f *store.Family) (bool, bool) {
+	tag := tagOf(subject)
+	hexTag := hex.EncodeToString(tag[:])
+	match := func(f *store.Family) (bool, bool) {
 		// Stale once moved to another index (a shared tag is not stale).
-		return f.Subject == subject, subjectTag(f.Subject) != tag
-	})
+		return f.Subject == subject, tagOf(f.Subject) != tag
+	}
+	bucket, prefix := s.subjectBucket(tag)
+	out, err := s.list(ctx, "subject", hexTag, index{key: bucket, prefix: prefix, now: nowSeconds(s.now())}, match)
+	if err != nil {
+		return nil, err
+	}
+	older, err := s.list(ctx, "subject", hexTag, index{key: s.subjectKey(hexTag), now: s.now().UnixMilli()}, match)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range older {
+		if !slices.ContainsFunc(out, func(g *store.Family) bool { return g.ID == f.ID }) {
+			out = append(out, f)
+		}
+	}
+	return out, nil
 }
 
 // BySID implements store.Store like Subject, from the sid index. The order
@@ -243,20 +266,34 @@ func (s *Store) BySID(ctx context.Context, sid string) ([]*store.Family, error) 
 	}
 	t := sidTag(sid)
 	tag := hex.EncodeToString(t[:])
-	return s.list(ctx, "sid", tag, s.sidKey(tag), func(f *store.Family) (bool, bool) {
+	return s.list(ctx, "sid", tag, index{key: s.sidKey(tag), now: s.now().UnixMilli()}, func(f *store.Family) (bool, bool) {
 		return f.ProviderSID == sid, f.ProviderSID == "" || sidTag(f.ProviderSID) != t
 	})
 }
 
-// list reads index idx (named op and tag in errors), then every family in
-// it (one pipeline, split by node in a Cluster), keeping those that match
-// reports as belonging, and prunes the index of ids that are gone or that
-// match reports stale.
-func (s *Store) list(ctx context.Context, op, tag, idx string, match func(*store.Family) (belongs, stale bool)) ([]*store.Family, error) {
-	now := s.now()
-	ids, err := listScript.Run(ctx, s.c, []string{idx}, now.UnixMilli()).StringSlice()
+// index is one index to read: its key, the prefix of the entries it holds
+// for the families asked for (the rest belong to others), and now in the
+// unit of its scores.
+type index struct {
+	key    string
+	prefix string
+	now    int64
+}
+
+// list reads index idx (named op and tag in errors), then every family its
+// entries with idx.prefix name (one pipeline, split by node in a Cluster),
+// keeping those that match reports as belonging, and prunes the index of
+// entries whose family is gone or that match reports stale.
+func (s *Store) list(ctx context.Context, op, tag string, idx index, match func(*store.Family) (belongs, stale bool)) ([]*store.Family, error) {
+	entries, err := listScript.Run(ctx, s.c, []string{idx.key}, idx.now).StringSlice()
 	if err != nil {
 		return nil, wrap(op+" index", tag, err)
+	}
+	var ids []string
+	for _, e := range entries {
+		if id, ok := strings.CutPrefix(e, idx.prefix); ok {
+			ids = append(ids, id)
+		}
 	}
 	if len(ids) == 0 {
 		return nil, nil
@@ -279,7 +316,7 @@ func (s *Store) list(ctx context.Context, op, tag, idx string, match func(*store
 		rec, err := cmds[i].Bytes()
 		switch {
 		case missing(err):
-			stale = append(stale, id)
+			stale = append(stale, idx.prefix+id)
 			continue
 		case err != nil:
 			return nil, wrap(op, tag, err)
@@ -293,7 +330,7 @@ func (s *Store) list(ctx context.Context, op, tag, idx string, match func(*store
 		}
 		if belongs, moved := match(f); !belongs {
 			if moved {
-				stale = append(stale, id)
+				stale = append(stale, idx.prefix+id)
 			}
 			continue
 		}
@@ -302,7 +339,7 @@ func (s *Store) list(ctx context.Context, op, tag, idx string, match func(*store
 	if len(stale) > 0 {
 		// Housekeeping only: what is not removed now is removed on the
 		// next read, or expires with the index.
-		_ = s.c.ZRem(ctx, idx, stale...).Err()
+		_ = s.c.ZRem(ctx, idx.key, stale...).Err()
 	}
 	return out, nil
 }
@@ -332,24 +369,26 @@ func (s *Store) Claim(ctx context.Context, key string, until time.Time) (bool, e
 	}
 }
 
-// indexAll adds f to its subject's index and, if it has a ProviderSID, to
-// its sid's, with the family's expiry.
+// indexAll adds f to its subject's bucket and, if it has a ProviderSID,
+// to its sid's index, with the family's expiry exp (ms) at now (ms).
 func (s *Store) indexAll(ctx context.Context, f *store.Family, exp, now int64) error {
-	if err := s.index(ctx, s.subjectKey(subjectTag(f.Subject)), f.ID, exp, now); err != nil {
+	bucket, prefix := s.subjectBucket(tagOf(f.Subject))
+	if err := s.index(ctx, bucket, prefix+f.ID, (exp+999)/1000, now/1000, 1000); err != nil {
 		return fmt.Errorf("subject: %w", err)
 	}
 	if f.ProviderSID != "" {
 		t := sidTag(f.ProviderSID)
-		if err := s.index(ctx, s.sidKey(hex.EncodeToString(t[:])), f.ID, exp, now); err != nil {
+		if err := s.index(ctx, s.sidKey(hex.EncodeToString(t[:])), f.ID, exp, now, 1); err != nil {
 			return fmt.Errorf("sid: %w", err)
 		}
 	}
 	return nil
 }
 
-// index adds family id to index key idx with the family's expiry.
-func (s *Store) index(ctx context.Context, idx, id string, exp, now int64) error {
-	res, err := indexScript.Run(ctx, s.c, []string{idx}, exp, id, now).Text()
+// index adds entry to index key idx, scored by the family's expiry exp at
+// now, both in units of unit milliseconds.
+func (s *Store) index(ctx context.Context, idx, entry string, exp, now, unit int64) error {
+	res, err := indexScript.Run(ctx, s.c, []string{idx}, exp, entry, now, unit).Text()
 	if err == nil && res != "ok" {
 		err = fmt.Errorf("unexpected script answer %q", res)
 	}
@@ -410,7 +449,25 @@ func missing(err error) bool { return err == redis.Nil }
 
 func (s *Store) familyKey(id string) string { return s.prefix + "fam:{" + id + "}" }
 
+// subjectKey names the subject index of format '1' records: a sorted set
+// per subject, still read (Subject) until its last family has expired.
 func (s *Store) subjectKey(tag string) string { return s.prefix + "sub:{" + tag + "}" }
+
+// subjectBuckets is how many buckets the subject index has.
+const subjectBuckets = 1 << 16
+
+// subjectBucket returns the key of the subject index bucket of a subject
+// of tag t, and the prefix of its families' entries there (the entry is
+// the prefix and the family id). The first two bytes of the tag pick one of
+// subjectBuckets sorted sets; the next four prefix the entries, so a
+// listing reads only the families of subjects sharing those 48 bits.
+func (s *Store) subjectBucket(t [tagLen]byte) (key, prefix string) {
+	return s.prefix + "subs:{" + hex.EncodeToString(t[:2]) + "}", string(t[2:6])
+}
+
+// nowSeconds is now in Unix seconds, rounded down: an entry scored by its
+// expiry rounded up to the second is pruned no earlier than it expires.
+func nowSeconds(now time.Time) int64 { return now.Unix() }
 
 func (s *Store) sidKey(tag string) string { return s.prefix + "sid:{" + tag + "}" }
 

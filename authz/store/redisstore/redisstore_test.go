@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/silentauth/silentauth/authz/store"
 	"github.com/silentauth/silentauth/authz/store/redisstore"
 	"github.com/silentauth/silentauth/authz/store/storetest"
@@ -74,6 +76,13 @@ func tag(subject string) string {
 	return hex.EncodeToString(h[:8])
 }
 
+// bucket returns the subject index bucket of subject and the prefix of its
+// entries there.
+func bucket(subject string) (key, prefix string) {
+	h := sha256.Sum256([]byte(subject))
+	return "silentauth:subs:{" + hex.EncodeToString(h[:2]) + "}", string(h[2:6])
+}
+
 // The key layout is an interface to operators (and to the next version of
 // this code reading the same Redis): pin it.
 func TestKeyLayout(t *testing.T) {
@@ -86,7 +95,8 @@ func TestKeyLayout(t *testing.T) {
 	if err := st.Create(ctx, f); err != nil {
 		t.Fatal(err)
 	}
-	famKey, subKey := "silentauth:fam:{fam-a}", "silentauth:sub:{"+tag("alice@example.com")+"}"
+	famKey := "silentauth:fam:{fam-a}"
+	subKey, entry := bucket("alice@example.com")
 	keys, err := rdb.Keys(ctx, "*").Result()
 	if err != nil {
 		t.Fatal(err)
@@ -95,20 +105,26 @@ func TestKeyLayout(t *testing.T) {
 	if want := []string{famKey, subKey}; !slices.Equal(keys, want) {
 		t.Fatalf("keys %q, want %q", keys, want)
 	}
-	head := func() string { return hex.EncodeToString([]byte(rdb.GetRange(ctx, famKey, 0, 16).Val())) }
-	// format '1', version 1 (8 bytes, big-endian), the subject's tag
-	if got, want := head(), "31"+"0000000000000001"+tag("alice@example.com"); got != want {
+	head := func() string { return hex.EncodeToString([]byte(rdb.GetRange(ctx, famKey, 0, 8).Val())) }
+	// format '2', version 1 (8 bytes, big-endian)
+	if got, want := head(), "32"+"0000000000000001"; got != want {
 		t.Fatalf("record header %s, want %s", got, want)
 	}
-	if got := rdb.ZScore(ctx, subKey, "fam-a").Val(); int64(got) != f.AbsoluteExpiresAt.UnixMilli() {
-		t.Fatalf("index score %v, want the expiry %d", got, f.AbsoluteExpiresAt.UnixMilli())
+	// the bucket's entry: 4 bytes of the subject's tag and the id, scored
+	// by the expiry rounded up to the second
+	wantScore := (f.AbsoluteExpiresAt.UnixMilli() + 999) / 1000
+	if got, err := rdb.ZScore(ctx, subKey, entry+"fam-a").Result(); err != nil || int64(got) != wantScore {
+		t.Fatalf("index score %v, %v; want the expiry in seconds %d", got, err, wantScore)
+	}
+	if got := rdb.PExpireTime(ctx, subKey).Val(); got != time.Duration(wantScore)*time.Second {
+		t.Fatalf("bucket expires at %v, want %ds", got, wantScore)
 	}
 	n := f.Clone()
 	n.Version = 2
 	if err := st.Swap(ctx, 1, n); err != nil {
 		t.Fatal(err)
 	}
-	if got := head(); got[:18] != "310000000000000002" {
+	if got := head(); got != "320000000000000002" {
 		t.Fatalf("header after a swap %s, want version 2", got)
 	}
 }
@@ -137,11 +153,13 @@ func TestSwapReindexes(t *testing.T) {
 		}
 	}
 	rdb := srv.Client(t)
-	if n := rdb.ZCard(ctx, "silentauth:sub:{"+tag("alice")+"}").Val(); n != 0 {
-		t.Errorf("alice's index still holds %d ids after Subject pruned it", n)
+	aliceKey, aliceEntry := bucket("alice")
+	if _, err := rdb.ZScore(ctx, aliceKey, aliceEntry+"fam-a").Result(); err != redis.Nil {
+		t.Errorf("alice's bucket still holds fam-a after Subject pruned it: %v", err)
 	}
-	if got := rdb.ZScore(ctx, "silentauth:sub:{"+tag("bob")+"}", "fam-a").Val(); int64(got) != n.AbsoluteExpiresAt.UnixMilli() {
-		t.Errorf("bob's index scores fam-a %v, want %d", got, n.AbsoluteExpiresAt.UnixMilli())
+	bobKey, bobEntry := bucket("bob")
+	if got := rdb.ZScore(ctx, bobKey, bobEntry+"fam-a").Val(); int64(got) != (n.AbsoluteExpiresAt.UnixMilli()+999)/1000 {
+		t.Errorf("bob's bucket scores fam-a %v, want %d", got, n.AbsoluteExpiresAt.Unix())
 	}
 }
 
@@ -183,7 +201,8 @@ func TestExpiryOnTheServer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	famKey, subKey := "silentauth:fam:{short}", "silentauth:sub:{"+tag("alice")+"}"
+	famKey := "silentauth:fam:{short}"
+	subKey, entry := bucket("alice")
 
 	wantAt := short.AbsoluteExpiresAt.Truncate(time.Millisecond).Add(time.Millisecond) // rounded up
 	if at := rdb.PExpireTime(ctx, famKey).Val(); at != time.Duration(wantAt.UnixMilli())*time.Millisecond {
@@ -196,8 +215,10 @@ func TestExpiryOnTheServer(t *testing.T) {
 	if err != nil || pttl < least || pttl > most {
 		t.Fatalf("PTTL %v, %v; want between %v and %v", pttl, err, least, most)
 	}
-	if at := rdb.PExpireTime(ctx, subKey).Val(); at.Milliseconds() != long.AbsoluteExpiresAt.UnixMilli() {
-		t.Fatalf("index PEXPIRETIME %d, want the longest family's %d", at.Milliseconds(), long.AbsoluteExpiresAt.UnixMilli())
+	// The bucket counts seconds: it expires at the longest family's
+	// expiry, rounded up to the second.
+	if at, want := rdb.PExpireTime(ctx, subKey).Val(), (long.AbsoluteExpiresAt.UnixMilli()+999)/1000*1000; at.Milliseconds() != want {
+		t.Fatalf("index PEXPIRETIME %d, want the longest family's %d", at.Milliseconds(), want)
 	}
 
 	deadline := time.Now().Add(time.Until(short.AbsoluteExpiresAt) + 5*time.Second)
@@ -217,7 +238,7 @@ func TestExpiryOnTheServer(t *testing.T) {
 	if err != nil || len(fams) != 1 || fams[0].ID != "long" {
 		t.Fatalf("Subject after expiry = %v, %v; want [long]", fams, err)
 	}
-	if ids := rdb.ZRange(ctx, subKey, 0, -1).Val(); !slices.Equal(ids, []string{"long"}) {
+	if ids := rdb.ZRange(ctx, subKey, 0, -1).Val(); !slices.Equal(ids, []string{entry + "long"}) {
 		t.Fatalf("index after expiry %q, want [long]", ids)
 	}
 }
@@ -302,7 +323,8 @@ func TestCreateUndoneWhenIndexFails(t *testing.T) {
 	rdb := srv.Client(t)
 	ctx := t.Context()
 	st := open(t, redisstore.Options{Mode: redisstore.Standalone, Addrs: []string{srv.Addr()}})
-	rdb.Set(ctx, "silentauth:sub:{"+tag("alice")+"}", "not a sorted set", 0) // ZADD fails: WRONGTYPE
+	broken, _ := bucket("alice")
+	rdb.Set(ctx, broken, "not a sorted set", 0) // ZADD fails: WRONGTYPE
 	err := st.Create(ctx, family("fam-a", "alice", time.Now(), time.Hour))
 	if err == nil || isSentinel(err) {
 		t.Fatalf("Create with a broken index: %v, want an infrastructure error", err)
@@ -325,8 +347,9 @@ func TestForeignRecord(t *testing.T) {
 		swapFail bool // a valid header at the expected version is simply replaced
 	}{
 		{"", true},
-		{"2 a future format", true},
+		{"3 a future format", true},
 		{"1\x00\x00\x00\x00\x00\x00\x00\x01tagtag!!\xff", false},
+		{"2\x00\x00\x00\x00\x00\x00\x00\x01\xff", false},
 	}
 	for _, tc := range tests {
 		rdb.Set(ctx, "silentauth:fam:{fam-a}", tc.record, time.Hour)

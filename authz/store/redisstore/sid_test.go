@@ -87,18 +87,15 @@ func TestSIDIndexOfOlderRecords(t *testing.T) {
 	now := time.Now().Truncate(time.Millisecond)
 	f := &store.Family{ID: "legacy", Subject: "alice", CreatedAt: now, IdleExpiresAt: now.Add(time.Hour),
 		AbsoluteExpiresAt: now.Add(time.Hour), Provider: []byte("sealed"), ProviderSID: "op-sid", Policy: "shop", Version: 1}
-	old, err := encodeRecord(f, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tagged, _ := encode(f)
+	old := encodeV1(f, false)
+	tagged := encodeV1(f, true)
 	if len(tagged) != len(old)+sidTagLen+1 { // the tag, and a second flags byte for bit 8
 		t.Errorf("tagged record %d bytes, untagged %d: want the 8-byte tag and one flags byte more", len(tagged), len(old))
 	}
 	if err := st.c.Set(ctx, st.familyKey(f.ID), old, time.Hour).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.index(ctx, st.subjectKey(subjectTag(f.Subject)), f.ID, f.AbsoluteExpiresAt.UnixMilli(), now.UnixMilli()); err != nil {
+	if err := st.index(ctx, st.subjectKey(subjectTag(f.Subject)), f.ID, f.AbsoluteExpiresAt.UnixMilli(), now.UnixMilli(), 1); err != nil {
 		t.Fatal(err)
 	}
 	got, err := st.Get(ctx, f.ID)
@@ -133,7 +130,7 @@ func TestMemoryOfListingFields(t *testing.T) {
 		}
 		return n
 	}
-	base := typicalFamily(t, st)
+	base := typicalFamily(t, st, richerClaims, 15)
 	plain := base.Clone()
 	plain.ID, plain.Subject, plain.Version, plain.LastUsedAt = "plain-family-000000000", "p", 1, time.Time{}
 	described := base.Clone()
@@ -180,9 +177,14 @@ func TestDecodeRejectsBadSIDTag(t *testing.T) {
 	}
 	noSID := f.Clone()
 	noSID.ProviderSID = ""
-	plain, _ := encode(noSID)
+	plain2, _ := encode(noSID)
 	tg := sidTag("op-sid")
-	// The plain record's flags byte is the last byte (no fields follow it).
+	if _, err := decode("x", append(plain2, tg[:]...)); err == nil {
+		t.Error("a sid tag without a sid decoded")
+	}
+	// Format '1': the plain record's flags byte is the last byte (no
+	// fields follow it).
+	plain := encodeV1(noSID, true)
 	forged := append(append([]byte(nil), plain[:len(plain)-1]...), plain[len(plain)-1]|0x80, 0x02)
 	if _, err := decode("x", append(forged, tg[:]...)); err == nil {
 		t.Error("a sid tag without a sid decoded")

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"os"
@@ -48,7 +49,7 @@ func TestRecordBeforeKeyedMAC(t *testing.T) {
 	if f.RefreshKey != "" || len(f.Secrets) != 3 || f.Successor == nil || f.Generation != 3 || f.CurrentSeen {
 		t.Fatalf("decoded: key %q, %d hashes, generation %d, seen %t", f.RefreshKey, len(f.Secrets), f.Generation, f.CurrentSeen)
 	}
-	if rec, _ := encode(f); string(rec) != string(old) {
+	if rec := encodeV1(f, true); string(rec) != string(old) {
 		t.Fatalf("re-encoded differs:\n got %x\nwant %x", rec, old)
 	}
 
@@ -65,25 +66,31 @@ func TestRecordBeforeKeyedMAC(t *testing.T) {
 	src.Store(ring)
 	lt := session.Lifetimes{Idle: time.Hour, Absolute: 4 * time.Hour, Grace: 30 * time.Second}
 
-	// load puts the old record in a store of its own, at the clock's time.
+	// load puts the old record in a store of its own, at the clock's
+	// time, indexed as the version that wrote it did: in a subject index
+	// of its own.
+	var st *Store
 	load := func(t *testing.T, prefix string, clk *fakeclock.Clock) *session.Manager {
-		st := &Store{c: redis.NewClient(&redis.Options{Addr: srv.Addr()}), prefix: prefix, now: clk.Now}
+		st = &Store{c: redis.NewClient(&redis.Options{Addr: srv.Addr()}), prefix: prefix, now: clk.Now}
 		t.Cleanup(func() { _ = st.Close() })
-		first := f.Clone()
-		first.Version = 1
-		if err := st.Create(t.Context(), first); err != nil { // the indexes
+		if err := st.c.SetArgs(t.Context(), st.familyKey(id), old, redis.SetArgs{ExpireAt: f.AbsoluteExpiresAt}).Err(); err != nil {
 			t.Fatal(err)
 		}
-		if err := st.c.SetArgs(t.Context(), st.familyKey(id), old, redis.SetArgs{ExpireAt: f.AbsoluteExpiresAt}).Err(); err != nil {
+		exp := f.AbsoluteExpiresAt.UnixMilli()
+		if err := st.index(t.Context(), st.subjectKey(subjectTag(f.Subject)), id, exp, clk.Now().UnixMilli(), 1); err != nil {
 			t.Fatal(err)
 		}
 		return session.New(st, lt, clk.Now, session.RefreshKeys(src))
 	}
+	keyTag := sha256.Sum256([]byte(k.ID))
 	at := f.LastUsedAt.Add(10 * time.Minute) // past the grace, the current token never presented
 
 	t.Run("rotates into the keyed form", func(t *testing.T) {
 		clk := fakeclock.New(at)
 		m := load(t, "a:", clk)
+		if fams, err := m.List(t.Context(), f.Subject); err != nil || len(fams) != 1 {
+			t.Fatalf("the family in its subject index of format '1': %v, %v", fams, err)
+		}
 		// The previous token, its successor never presented: the sealed
 		// successor, still of the old format.
 		if is, err := m.Refresh(t.Context(), legacyTokens[1], ""); err != nil || is.Rotated || is.RefreshToken != legacyTokens[2] {
@@ -94,7 +101,7 @@ func TestRecordBeforeKeyedMAC(t *testing.T) {
 			t.Fatalf("rotating the legacy current token: %+v, %v", s4, err)
 		}
 		g := s4.Family
-		if g.Generation != 4 || g.RefreshKey != k.ID || len(g.Secrets) != 3 || g.Successor != nil {
+		if g.Generation != 4 || g.RefreshKey != string(keyTag[:4]) || len(g.Secrets) != 3 || g.Successor != nil {
 			t.Fatalf("after the upgrade: generation %d, key %q, %d hashes, successor %d bytes", g.Generation, g.RefreshKey, len(g.Secrets), len(g.Successor))
 		}
 		// A lost answer: the old token again yields the same keyed successor.
@@ -109,8 +116,19 @@ func TestRecordBeforeKeyedMAC(t *testing.T) {
 		if g := s5.Family; g.Generation != 5 || g.Secrets != nil || g.Successor != nil {
 			t.Fatalf("one rotation later: generation %d, %d hashes", g.Generation, len(g.Secrets))
 		}
-		rec, _ := encode(s5.Family)
+		rec, err := st.c.Get(t.Context(), st.familyKey(id)).Bytes()
+		if err != nil || rec[0] != formatV2 {
+			t.Fatalf("the record after the upgrade: format %q, %v; want '2'", rec[:1], err)
+		}
 		t.Logf("record: %d bytes before the upgrade, %d after", len(old), len(rec))
+		// Rewritten, it is in its subject's bucket too: found once.
+		bucket, prefix := st.subjectBucket(tagOf(f.Subject))
+		if _, err := st.c.ZScore(t.Context(), bucket, prefix+id).Result(); err != nil {
+			t.Fatalf("the upgraded family is not in its bucket: %v", err)
+		}
+		if fams, err := m.List(t.Context(), f.Subject); err != nil || len(fams) != 1 || fams[0].Generation != 5 {
+			t.Fatalf("the upgraded family listed: %v, %v", fams, err)
+		}
 		if len(rec) >= len(old)-100 {
 			t.Errorf("the keyed record (%d bytes) is not smaller than the hashed one (%d)", len(rec), len(old))
 		}

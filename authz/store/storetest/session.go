@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -35,6 +36,7 @@ func RunSession(t *testing.T, newStore NewStore) {
 		{"Reuse100GenerationsBack", testSessionReuseFarBack},
 		{"ForgedMACNeverRevokes", testSessionForged},
 		{"KeyRotationLogsNobodyOut", testSessionKeyRotation},
+		{"RetiredKeyRefreshesUntilIdleTTL", testSessionRefreshHorizon},
 		{"ReplicasRace50", testSessionReplicas},
 		{"RevokeSubject", testSessionRevokeSubject},
 		{"RevokeSID", testSessionRevokeSID},
@@ -491,20 +493,20 @@ func testSessionKeyRotation(t *testing.T, st store.Store, clk *fakeclock.Clock) 
 	m1 := session.New(st, lifetimes, clk.Now, session.RefreshKeys(src))
 	m2 := session.New(st, lifetimes, clk.Now, session.RefreshKeys(src)) // another replica
 	s0, err := m1.Start(ctx, "alice", "", nil)
-	if err != nil || s0.Family.RefreshKey != a.ID {
-		t.Fatalf("Start: key %q, %v; want %s", s0.Family.RefreshKey, err, a.ID)
+	if err != nil || s0.Family.RefreshKey != keyTag(a.ID) {
+		t.Fatalf("Start: key %x, %v; want %s's tag", s0.Family.RefreshKey, err, a.ID)
 	}
 	src.Store(ring(b, a)) // b signs, a still verifies
 	s1, err := m2.Refresh(ctx, s0.RefreshToken, "")
-	if err != nil || !s1.Rotated || s1.Family.RefreshKey != b.ID {
-		t.Fatalf("refresh of a token of the previous key: %v, key %q; want rotated under %s", err, s1.Family.RefreshKey, b.ID)
+	if err != nil || !s1.Rotated || s1.Family.RefreshKey != keyTag(b.ID) {
+		t.Fatalf("refresh of a token of the previous key: %v, key %x; want rotated under %s", err, s1.Family.RefreshKey, b.ID)
 	}
 	if again, err := m1.Refresh(ctx, s0.RefreshToken, ""); err != nil || again.RefreshToken != s1.RefreshToken {
 		t.Fatalf("grace replay across the key rotation: same %v, %v", again.RefreshToken == s1.RefreshToken, err)
 	}
 	src.Store(ring(b)) // a leaves the ring
 	s2, err := m1.Refresh(ctx, s1.RefreshToken, "")
-	if err != nil || s2.Family.RefreshKey != b.ID {
+	if err != nil || s2.Family.RefreshKey != keyTag(b.ID) {
 		t.Fatalf("refresh under the new key alone: %v", err)
 	}
 	// A token whose key left the ring verifies no more: unknown, and it
@@ -520,4 +522,86 @@ func testSessionKeyRotation(t *testing.T, st store.Store, clk *fakeclock.Clock) 
 	if _, err := m2.Refresh(ctx, s1.RefreshToken, ""); !errors.Is(err, session.ErrReuse) {
 		t.Fatalf("superseded token of the key in use: %v, want ErrReuse", err)
 	}
+}
+
+// testSessionRefreshHorizon: a key retired in the keys Secret (still
+// listed) keeps deriving refresh MACs until retire-at plus the sessions'
+// idle TTL, so an old generation made under it is still reuse; past that
+// horizon its tokens read as unknown and revoke nothing, while the family,
+// which moved to the new key, lives on.
+func testSessionRefreshHorizon(t *testing.T, st store.Store, clk *fakeclock.Clock) {
+	ctx := t.Context()
+	a, err := keys.Generate(keys.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := keys.Generate(keys.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := keys.Lifecycle{AccessTTL: time.Minute, RefreshTTL: lifetimes.Idle}
+	start := clk.Now()
+	src := new(keys.Holder)
+	ring := func(entries ...keys.Entry) {
+		r, err := keys.NewSecretKeyring(entries, l, clk.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.Store(r)
+	}
+	ring(keys.Entry{Name: "a", Key: a, ActivateAt: start.Add(-time.Hour)})
+	m := session.New(st, lifetimes, clk.Now, session.RefreshKeys(src))
+	s0, err := m.Start(ctx, "alice", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b takes over now; a retires now and may refresh for lifetimes.Idle.
+	retire := start
+	ring(keys.Entry{Name: "a", Key: a, ActivateAt: start.Add(-time.Hour), RetireAt: retire},
+		keys.Entry{Name: "b", Key: b, ActivateAt: start})
+	is := s0
+	for range 3 { // a rotation every 15 minutes keeps the family alive
+		clk.Advance(15 * time.Minute)
+		if is, err = m.Refresh(ctx, is.RefreshToken, ""); err != nil || !is.Rotated || is.Family.RefreshKey != keyTag(b.ID) {
+			t.Fatalf("rotation under b: %v", err)
+		}
+		if err := m.Confirm(ctx, is.RefreshToken); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Before the horizon: a's old generation is genuine, superseded: reuse.
+	f, err := st.Get(ctx, s0.Family.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Refresh(ctx, s0.RefreshToken, ""); !errors.Is(err, session.ErrReuse) {
+		t.Fatalf("generation 1 under a retiring key, within the horizon: %v, want ErrReuse", err)
+	}
+	// Put the family back as it was, to present the same token past the
+	// horizon.
+	cur, err := st.Get(ctx, f.ID)
+	if err != nil || cur.RevokedAt.IsZero() {
+		t.Fatalf("after reuse: %+v, %v; want revoked", cur, err)
+	}
+	f.Version = cur.Version + 1
+	if err := st.Swap(ctx, cur.Version, f); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(retire.Add(lifetimes.Idle).Sub(clk.Now()))
+	if is, err = m.Refresh(ctx, is.RefreshToken, ""); err != nil || !is.Rotated {
+		t.Fatalf("the family, under b, at a's horizon: %v", err)
+	}
+	if _, err := m.Refresh(ctx, s0.RefreshToken, ""); !errors.Is(err, session.ErrUnknownSecret) {
+		t.Fatalf("generation 1 under a, past a's refresh horizon: %v, want ErrUnknownSecret", err)
+	}
+	if f, err := st.Get(ctx, s0.Family.ID); err != nil || !f.RevokedAt.IsZero() {
+		t.Fatalf("after a token past the horizon: %+v, %v; want the family live", f, err)
+	}
+}
+
+// keyTag is the tag naming key kid in a family (store.Family.RefreshKey)
+// and in its tokens: the first 4 bytes of SHA-256 of the kid.
+func keyTag(kid string) string {
+	h := sha256.Sum256([]byte(kid))
+	return string(h[:4])
 }
