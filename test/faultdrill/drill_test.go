@@ -1,11 +1,10 @@
 package faultdrill
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -463,26 +462,29 @@ func (d *drill) checkFamilies(p *phase) {
 }
 
 // standing says why the refresh token rt could not refresh family f at
-// now, or "" if it can.
+// now, or "" if it can. A refresh token (see package session) is the
+// family id, a dot and base64url of the generation (8 bytes, big-endian),
+// the 4-byte tag of its key (f.RefreshKey) and the generation's MAC; the
+// browser's tokens are genuine, so the generation and tag tell where it
+// stands.
 func standing(f *store.Family, rt string, now time.Time) string {
-	_, secret, _ := strings.Cut(rt, ".")
-	raw, err := base64.RawURLEncoding.DecodeString(secret)
-	if err != nil {
+	_, body, _ := strings.Cut(rt, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(body)
+	if err != nil || len(raw) != 8+4+32 {
 		return "the browser's refresh token is malformed"
 	}
-	h := sha256.Sum256(raw)
-	i := slices.IndexFunc(f.Secrets, func(s []byte) bool { return bytes.Equal(s, h[:]) })
+	gen, tag := binary.BigEndian.Uint64(raw[:8]), string(raw[8:12])
 	switch {
-	case i == 0:
+	case gen == f.Generation && tag == f.RefreshKey:
 		return ""
-	case i == 1 && (!f.CurrentSeen || now.Before(f.PreviousUntil)):
+	case gen+1 == f.Generation && (!f.CurrentSeen || now.Before(f.PreviousUntil)):
 		return "" // its answer was lost: the same successor comes again
-	case i == 1:
-		return fmt.Sprintf("the browser holds generation %d, whose successor was presented: its next refresh is a reuse", f.Generation-1)
-	case i > 1:
-		return fmt.Sprintf("the browser holds generation %d of %d", f.Generation-uint64(i), f.Generation)
+	case gen+1 == f.Generation:
+		return fmt.Sprintf("the browser holds generation %d, whose successor was presented: its next refresh is a reuse", gen)
+	case gen < f.Generation:
+		return fmt.Sprintf("the browser holds generation %d of %d", gen, f.Generation)
 	default:
-		return "the browser holds a refresh token its family never issued"
+		return fmt.Sprintf("the browser holds a refresh token its family never issued (generation %d of %d)", gen, f.Generation)
 	}
 }
 
