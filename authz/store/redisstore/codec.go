@@ -188,49 +188,37 @@ func encode(f *store.Family) ([]byte, error) {
 	b = binary.AppendUvarint(b, optionalMillis(f.AbsoluteExpiresAt, base))
 	b = binary.AppendUvarint(b, f.Generation)
 	b = appendString(b, claims)
-	rel := func(t time.Time) { b = binary.AppendVarint(b, millis(t)-base) }
-	if flags&f2RefreshKey != 0 {
-		b = appendString(b, f.RefreshKey)
+	str := func(flag uint64, v string) {
+		if flags&flag != 0 {
+			b = appendString(b, v)
+		}
 	}
-	if flags&f2PreviousUntil != 0 {
-		rel(f.PreviousUntil)
+	raw := func(flag uint64, v []byte) {
+		if flags&flag != 0 {
+			b = appendBytes(b, v)
+		}
 	}
-	if flags&f2LastUsedAt != 0 {
-		rel(f.LastUsedAt)
+	rel := func(flag uint64, t time.Time) {
+		if flags&flag != 0 {
+			b = binary.AppendVarint(b, millis(t)-base)
+		}
 	}
-	if flags&f2RevokedAt != 0 {
-		rel(f.RevokedAt)
-	}
-	if flags&f2RevokeReason != 0 {
-		b = appendString(b, f.RevokeReason)
-	}
+	str(f2RefreshKey, f.RefreshKey)
+	rel(f2PreviousUntil, f.PreviousUntil)
+	rel(f2LastUsedAt, f.LastUsedAt)
+	rel(f2RevokedAt, f.RevokedAt)
+	str(f2RevokeReason, f.RevokeReason)
 	if flags&f2Secrets != 0 {
 		b = appendSecrets(b, f.Secrets)
 	}
-	if flags&f2Successor != 0 {
-		b = appendBytes(b, f.Successor)
-	}
-	if flags&f2Provider != 0 {
-		b = appendBytes(b, f.Provider)
-	}
-	if flags&f2ProviderSID != 0 {
-		b = appendString(b, f.ProviderSID)
-	}
-	if flags&f2ProviderRefreshAt != 0 {
-		rel(f.ProviderRefreshAt)
-	}
-	if flags&f2LeaseUntil != 0 {
-		rel(f.LeaseUntil)
-	}
-	if flags&f2UserAgent != 0 {
-		b = appendString(b, f.UserAgent)
-	}
-	if flags&f2ClientAddress != 0 {
-		b = appendString(b, f.ClientAddress)
-	}
-	if flags&f2Policy != 0 {
-		b = appendString(b, f.Policy)
-	}
+	raw(f2Successor, f.Successor)
+	raw(f2Provider, f.Provider)
+	str(f2ProviderSID, f.ProviderSID)
+	rel(f2ProviderRefreshAt, f.ProviderRefreshAt)
+	rel(f2LeaseUntil, f.LeaseUntil)
+	str(f2UserAgent, f.UserAgent)
+	str(f2ClientAddress, f.ClientAddress)
+	str(f2Policy, f.Policy)
 	if flags&f2ProviderSID != 0 {
 		tag := sidTag(f.ProviderSID)
 		b = append(b, tag[:]...)
@@ -296,16 +284,17 @@ func decodeV2(id string, b []byte) (*store.Family, error) {
 	claims := r.bytes()
 	f.CurrentSeen = flags&f2CurrentSeen != 0
 	// Each announced field must be there and not empty: one encoding.
-	str := func(flag uint64, what string) string {
+	raw := func(flag uint64, what string) []byte {
 		if flags&flag == 0 {
-			return ""
+			return nil
 		}
 		s := r.bytes()
 		if s == nil {
 			r.fail("empty " + what)
 		}
-		return string(s)
+		return s
 	}
+	str := func(flag uint64, what string) string { return string(raw(flag, what)) }
 	rel := func(flag uint64, what string) time.Time {
 		if flags&flag == 0 {
 			return time.Time{}
@@ -332,16 +321,8 @@ func decodeV2(id string, b []byte) (*store.Family, error) {
 			r.fail("no secrets")
 		}
 	}
-	if flags&f2Successor != 0 {
-		if f.Successor = r.bytes(); f.Successor == nil {
-			r.fail("empty successor")
-		}
-	}
-	if flags&f2Provider != 0 {
-		if f.Provider = r.bytes(); f.Provider == nil {
-			r.fail("empty provider tokens")
-		}
-	}
+	f.Successor = raw(f2Successor, "successor")
+	f.Provider = raw(f2Provider, "provider tokens")
 	f.ProviderSID = str(f2ProviderSID, "provider sid")
 	f.ProviderRefreshAt = rel(f2ProviderRefreshAt, "provider refresh time")
 	f.LeaseUntil = rel(f2LeaseUntil, "lease")
