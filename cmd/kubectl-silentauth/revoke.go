@@ -27,7 +27,7 @@ func (c *cli) revoke(ctx context.Context, g *globals, args []string) error {
 	fs := newFlags("revoke")
 	yes := fs.Bool("yes", false, "confirm: delete the key now")
 	dryRun := fs.Bool("dry-run", false, "print what would change, write nothing")
-	rest, helped, err := c.parse("keys revoke", revokeHelp, fs, g, args, 1)
+	rest, helped, err := c.parse("keys revoke", revokeHelp, fs, g, args, "the key's NAME")
 	if err != nil || helped {
 		return err
 	}
