@@ -107,6 +107,7 @@ sessionAPI:
 shutdown: {drain: 0s, timeout: 5s}
 `, ns, env.Kubeconfig(t, env.ServiceAccountConfig(t, ns, "silentauth")), ns))
 	p := start(t, []string{"--config", cfg})
+	p.waitReady(t)
 	client := p.authz(t)
 
 	// Sessions are started by the app with its projected ServiceAccount

@@ -166,6 +166,7 @@ shutdown: {drain: 0s, timeout: 5s}
 `, ns, env.Kubeconfig(t, env.ServiceAccountConfig(t, ns, "silentauth")), ns))
 	lifecycle := keys.Lifecycle{AccessTTL: 10 * time.Second, Leeway: time.Second}
 	p := start(t, []string{"--config", cfg})
+	p.waitReady(t)
 	client := p.authz(t)
 	appToken := env.ServiceAccountToken(t, ns, "app", "silentauth")
 	session := func(subject string) sessionResp {
