@@ -154,19 +154,8 @@ func TestREADMEKubectlRotation(t *testing.T) {
 		t.Fatalf("README.md recipe: want a new key, one activate-at of '+30 min' and a later cleanup: %+v", steps)
 	}
 
-	cfg := writeConfig(t, fmt.Sprintf(`
-keys:
-  secret: {name: silentauth-keys, namespace: %s}
-  kubeconfig: %s
-tokens: {accessTTL: 10s, leeway: 1s, refreshBefore: 2s}
-sessions: {grace: 3s}
-sessionAPI:
-  serviceAccounts: [%s/app]
-shutdown: {drain: 0s, timeout: 5s}
-`, ns, env.Kubeconfig(t, env.ServiceAccountConfig(t, ns, "silentauth")), ns))
 	lifecycle := keys.Lifecycle{AccessTTL: 10 * time.Second, Leeway: time.Second}
-	p := start(t, []string{"--config", cfg})
-	p.waitReady(t)
+	p := startOnKeySecret(t, env, ns)
 	client := p.authz(t)
 	appToken := env.ServiceAccountToken(t, ns, "app", "silentauth")
 	session := func(subject string) sessionResp {
