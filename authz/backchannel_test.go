@@ -312,3 +312,26 @@ func TestBackChannelLogoutSparesLaterSessions(t *testing.T) {
 		t.Error("a session started after the reported logout was revoked")
 	}
 }
+
+// When the provider's keys cannot be fetched, a logout token is answered
+// 503, not refused: the provider delivers it again, and then it works.
+func TestBackChannelLogoutKeysUnreachable(t *testing.T) {
+	lr := newLoginRig(t)
+	h, _ := lr.backChannel(lr.sessions)
+	c := lr.op.LogoutClaims(time.Now())
+	c["sid"] = "sid-A"
+	token := lr.op.SignLogout(c)
+	// Nothing has verified a token yet: the keys are fetched now, and fail.
+	lr.op.SetKeysFault(oidctest.Unavailable)
+	if w := postLogout(h, token); w.Code != 503 {
+		t.Fatalf("keys unreachable: %d %s", w.Code, w.Body)
+	}
+	lr.op.SetKeysFault(oidctest.NoFault)
+	_, _, id := lr.sessionWithSID(t, "sid-A")
+	if w := postLogout(h, token); w.Code != 200 {
+		t.Fatalf("delivered again once the keys are back: %d %s", w.Code, w.Body)
+	}
+	if lr.family(id).RevokedAt.IsZero() {
+		t.Fatal("the session survived the delivered logout")
+	}
+}

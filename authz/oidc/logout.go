@@ -167,8 +167,14 @@ func (p *Provider) VerifyLogout(ctx context.Context, raw string) (*LogoutToken, 
 		// tokens, access tokens) from passing as logout tokens.
 		return bad("typ %q", printable(typ, 40))
 	}
+	failed := p.failures.Load()
 	idt, err := d.logoutVerifier.Verify(p.clientCtx(ctx), raw)
 	if err != nil {
+		if p.failures.Load() != failed {
+			// The provider's keys could not be fetched: not the token's
+			// fault, and the provider should deliver it again.
+			return nil, fmt.Errorf("%w: signing keys unreachable: %v", ErrUnavailable, err)
+		}
 		return bad("%v", err)
 	}
 	var c struct {

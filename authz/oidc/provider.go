@@ -122,6 +122,25 @@ type Provider struct {
 	client *http.Client
 	now    func() time.Time
 	state  atomic.Pointer[discovered]
+	// failures counts requests to the provider that got no answer or a
+	// 5xx: a verification that fails while one happens may have failed
+	// for want of the provider's keys, not because of the token.
+	failures atomic.Int64
+}
+
+// failureCounter counts the requests that fail at the transport or are
+// answered with a server error.
+type failureCounter struct {
+	next     http.RoundTripper
+	failures *atomic.Int64
+}
+
+func (f *failureCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := f.next.RoundTrip(r)
+	if err != nil || resp.StatusCode >= 500 {
+		f.failures.Add(1)
+	}
+	return resp, err
 }
 
 // discovered is what one discovery produced.
@@ -153,6 +172,7 @@ func New(ctx context.Context, opts Options, clientSecret string, log *slog.Logge
 		return nil, err
 	}
 	p := &Provider{opts: opts, secret: clientSecret, log: log, client: client, now: time.Now}
+	client.Transport = &failureCounter{next: client.Transport, failures: &p.failures}
 	d, err := p.discover(ctx)
 	if err != nil {
 		return nil, err

@@ -30,7 +30,7 @@ func (c *cli) activate(ctx context.Context, g *globals, args []string) error {
 	fs.Var(&at, "at", `when to start signing (RFC 3339, "now", or a duration from now) (default now)`)
 	force := fs.Bool("force", false, "allow activation sooner than 30m after the key was published")
 	dryRun := fs.Bool("dry-run", false, "print what would change, write nothing")
-	rest, helped, err := c.parse("keys activate", activateHelp, fs, g, args, 1)
+	rest, helped, err := c.parse("keys activate", activateHelp, fs, g, args, "the key's NAME")
 	if err != nil || helped {
 		return err
 	}

@@ -41,7 +41,7 @@ func (c *cli) add(ctx context.Context, g *globals, args []string) error {
 	fs.Var(&at, "activate-at", `start signing at this time (RFC 3339, "now", or a duration from now)`)
 	force := fs.Bool("force", false, "allow activation sooner than 30m after publishing")
 	dryRun := fs.Bool("dry-run", false, "print what would change, write nothing")
-	if _, helped, err := c.parse("keys add", addHelp, fs, g, args, 0); err != nil || helped {
+	if _, helped, err := c.parse("keys add", addHelp, fs, g, args, ""); err != nil || helped {
 		return err
 	}
 	if fs.Changed("activate-in") && fs.Changed("activate-at") {

@@ -58,7 +58,7 @@ func (c *cli) list(ctx context.Context, g *globals, args []string) error {
 	ttl := fs.Duration("access-ttl", defaultLifecycle.AccessTTL, "the server's tokens.accessTTL; must match the server's configuration")
 	leeway := fs.Duration("leeway", defaultLifecycle.Leeway, "the server's tokens.leeway; must match the server's configuration")
 	idle := fs.Duration("idle-ttl", defaultLifecycle.RefreshTTL, "the server's sessions.idleTTL; must match the server's configuration")
-	if _, helped, err := c.parse("keys list", listHelp, fs, g, args, 0); err != nil || helped {
+	if _, helped, err := c.parse("keys list", listHelp, fs, g, args, ""); err != nil || helped {
 		return err
 	}
 	if *output != "" && *output != "json" {

@@ -36,7 +36,7 @@ func (c *cli) retire(ctx context.Context, g *globals, args []string) error {
 	fs.Var(&at, "at", `when to stop signing (RFC 3339, "now", or a duration from now) (default now)`)
 	cancel := fs.Bool("cancel", false, "remove a planned retire-at instead: the key keeps signing")
 	dryRun := fs.Bool("dry-run", false, "print what would change, write nothing")
-	rest, helped, err := c.parse("keys retire", retireHelp, fs, g, args, 1)
+	rest, helped, err := c.parse("keys retire", retireHelp, fs, g, args, "the key's NAME")
 	if err != nil || helped {
 		return err
 	}

@@ -42,7 +42,7 @@ func (c *cli) revoke(ctx context.Context, g *globals, args []string) error {
 	dryRun := fs.Bool("dry-run", false, "print what would change, write nothing")
 	force := fs.Bool("force", false, "delete a key that may still verify refresh tokens, logging out the sessions it made them for")
 	idle := fs.Duration("idle-ttl", defaultLifecycle.RefreshTTL, "the server's sessions.idleTTL; must match the server's configuration")
-	rest, helped, err := c.parse("keys revoke", revokeHelp, fs, g, args, 1)
+	rest, helped, err := c.parse("keys revoke", revokeHelp, fs, g, args, "the key's NAME")
 	if err != nil || helped {
 		return err
 	}

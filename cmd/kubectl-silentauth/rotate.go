@@ -29,7 +29,7 @@ func (c *cli) rotate(ctx context.Context, g *globals, args []string) error {
 	lead := fs.Duration("lead", minLead, "how long the new key is published before it signs")
 	force := fs.Bool("force", false, "allow a lead under 30m")
 	dryRun := fs.Bool("dry-run", false, "print what would change, write nothing")
-	if _, helped, err := c.parse("keys rotate", rotateHelp, fs, g, args, 0); err != nil || helped {
+	if _, helped, err := c.parse("keys rotate", rotateHelp, fs, g, args, ""); err != nil || helped {
 		return err
 	}
 	alg, err := parseAlg(*algName)

@@ -195,8 +195,9 @@ func (c *cli) parseLevel(name, help string, g *globals, args []string) (rest []s
 }
 
 // parse parses a command's own flags together with the global ones, in
-// any order among its arguments, and checks the number of arguments.
-func (c *cli) parse(name, help string, own *pflag.FlagSet, g *globals, args []string, nargs int) (rest []string, helped bool, err error) {
+// any order among its arguments, and checks its arguments: none when arg
+// is "", else exactly one, which arg describes ("the key's NAME").
+func (c *cli) parse(name, help string, own *pflag.FlagSet, g *globals, args []string, arg string) (rest []string, helped bool, err error) {
 	all := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	all.Usage = func() {}
 	all.SetOutput(io.Discard)
@@ -209,11 +210,11 @@ func (c *cli) parse(name, help string, own *pflag.FlagSet, g *globals, args []st
 		}
 		return nil, false, usageError(name, err)
 	}
-	if all.NArg() != nargs {
-		if nargs == 0 {
-			return nil, false, usageError(name, fmt.Errorf("unexpected arguments: %s", strings.Join(all.Args(), " ")))
-		}
-		return nil, false, usageError(name, fmt.Errorf("expected %d argument (the key's NAME), got %d", nargs, all.NArg()))
+	switch {
+	case arg == "" && all.NArg() != 0:
+		return nil, false, usageError(name, fmt.Errorf("unexpected arguments: %s", strings.Join(all.Args(), " ")))
+	case arg != "" && (all.NArg() != 1 || all.Arg(0) == ""):
+		return nil, false, usageError(name, fmt.Errorf("expected 1 argument (%s), got %d", arg, all.NArg()))
 	}
 	return all.Args(), false, nil
 }

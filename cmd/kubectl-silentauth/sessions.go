@@ -251,7 +251,7 @@ func (c *cli) sessionsList(ctx context.Context, g *globals, args []string) error
 	var o apiOptions
 	o.bind(fs)
 	output := fs.StringP("output", "o", "", "output format: json (default: a table)")
-	rest, helped, err := c.parseSubject("sessions list", sessionsListHelp, fs, g, args)
+	rest, helped, err := c.parse("sessions list", sessionsListHelp, fs, g, args, "the SUBJECT")
 	if err != nil || helped {
 		return err
 	}
@@ -299,7 +299,7 @@ func (c *cli) sessionsRevoke(ctx context.Context, g *globals, args []string) err
 	o.bind(fs)
 	id := fs.String("session", "", "revoke only this session (its id, as list shows it)")
 	yes := fs.Bool("yes", false, "confirm: revoke now")
-	rest, helped, err := c.parseSubject("sessions revoke", sessionsRevokeHelp, fs, g, args)
+	rest, helped, err := c.parse("sessions revoke", sessionsRevokeHelp, fs, g, args, "the SUBJECT")
 	if err != nil || helped {
 		return err
 	}
@@ -332,26 +332,6 @@ func (c *cli) sessionsRevoke(ctx context.Context, g *globals, args []string) err
 	}
 	fmt.Fprintf(c.stdout, "%d sessions of %q revoked\n", res.Revoked, subject)
 	return nil
-}
-
-// parseSubject parses a sessions command: one argument, the subject.
-func (c *cli) parseSubject(name, help string, own *pflag.FlagSet, g *globals, args []string) ([]string, bool, error) {
-	all := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	all.Usage = func() {}
-	all.SetOutput(io.Discard)
-	all.AddFlagSet(own)
-	all.AddFlagSet(g.flagSet())
-	if err := all.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			fmt.Fprint(c.stdout, help, "\nFlags:\n", own.FlagUsages(), globalHelp)
-			return nil, true, nil
-		}
-		return nil, false, usageError(name, err)
-	}
-	if all.NArg() != 1 || all.Arg(0) == "" {
-		return nil, false, usageError(name, fmt.Errorf("expected 1 argument (the SUBJECT), got %d", all.NArg()))
-	}
-	return all.Args(), false, nil
 }
 
 // printable drops control and formatting characters from what the server

@@ -173,6 +173,16 @@ type sessionResp struct {
 	Message      string   `json:"message"`
 }
 
+// waitReady waits until the service reports ready: its first keyring is
+// loaded (a Secret's keys arrive after the listeners are up).
+func (p *proc) waitReady(t *testing.T) {
+	t.Helper()
+	waitFor(t, 30*time.Second, "/readyz", func() bool {
+		code, _ := get(t, "http://"+p.addrs["admin"]+"/readyz")
+		return code == 200
+	})
+}
+
 func (p *proc) createSession(t *testing.T, auth, body string) (int, sessionResp) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", "http://"+p.addrs["sessionAPI"]+"/v1/sessions", strings.NewReader(body))

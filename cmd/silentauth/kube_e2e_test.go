@@ -96,17 +96,7 @@ func TestKeyRotationUnderLoad(t *testing.T) {
 	kp := plugin(t, env.AdminKubeconfig(t), ns)
 	kp("keys", "add", "--name", "k1")
 
-	cfg := writeConfig(t, fmt.Sprintf(`
-keys:
-  secret: {name: silentauth-keys, namespace: %s}
-  kubeconfig: %s
-tokens: {accessTTL: 10s, leeway: 1s, refreshBefore: 2s}
-sessions: {grace: 3s}
-sessionAPI:
-  serviceAccounts: [%s/app]
-shutdown: {drain: 0s, timeout: 5s}
-`, ns, env.Kubeconfig(t, env.ServiceAccountConfig(t, ns, "silentauth")), ns))
-	p := start(t, []string{"--config", cfg})
+	p := startOnKeySecret(t, env, ns, 30*24*time.Hour) // the default idle TTL, the plugin's too
 	client := p.authz(t)
 
 	// Sessions are started by the app with its projected ServiceAccount
@@ -243,4 +233,24 @@ func (tr *traffic) stopAndCheck(t *testing.T, what string) {
 	if tr.failed.Load() != 0 || tr.logouts.Load() != 0 {
 		t.Fatalf("%d failed checks, %d forced logouts; want none", tr.failed.Load(), tr.logouts.Load())
 	}
+}
+
+// startOnKeySecret runs the service on the keys Secret of namespace ns
+// (10 s access tokens, sessions idle for at most idleTTL, started by the
+// ServiceAccount ns/app) and waits until its first keyring is loaded.
+func startOnKeySecret(t *testing.T, env *kubetest.Env, ns string, idleTTL time.Duration) *proc {
+	t.Helper()
+	cfg := writeConfig(t, fmt.Sprintf(`
+keys:
+  secret: {name: silentauth-keys, namespace: %s}
+  kubeconfig: %s
+tokens: {accessTTL: 10s, leeway: 1s, refreshBefore: 2s}
+sessions: {grace: 3s, idleTTL: %s}
+sessionAPI:
+  serviceAccounts: [%s/app]
+shutdown: {drain: 0s, timeout: 5s}
+`, ns, env.Kubeconfig(t, env.ServiceAccountConfig(t, ns, "silentauth")), idleTTL, ns))
+	p := start(t, []string{"--config", cfg})
+	p.waitReady(t)
+	return p
 }

@@ -159,28 +159,9 @@ func TestREADMEKubectlRotation(t *testing.T) {
 	// + access TTL + leeway), so a session idle since the rotation is
 	// still alive then.
 	const idleTTL = 30 * time.Second
-	cfg := writeConfig(t, fmt.Sprintf(`
-keys:
-  secret: {name: silentauth-keys, namespace: %s}
-  kubeconfig: %s
-tokens: {accessTTL: 10s, leeway: 1s, refreshBefore: 2s}
-sessions: {grace: 3s, idleTTL: %s}
-sessionAPI:
-  serviceAccounts: [%s/app]
-shutdown: {drain: 0s, timeout: 5s}
-`, ns, env.Kubeconfig(t, env.ServiceAccountConfig(t, ns, "silentauth")), idleTTL, ns))
 	lifecycle := keys.Lifecycle{AccessTTL: 10 * time.Second, Leeway: time.Second, RefreshTTL: idleTTL}
-	p := start(t, []string{"--config", cfg})
-	// The keyring loads from the Secret after the listeners open; like a
-	// Service's endpoints, the test sends sessions only once it is ready.
-	waitFor(t, 20*time.Second, "the service ready (its keyring loaded)", func() bool {
-		code, _ := get(t, "http://"+p.addrs["admin"]+"/readyz")
-		return code == 200
-	})
+	p := startOnKeySecret(t, env, ns, idleTTL)
 	client := p.authz(t)
-	// "silentauth ready" comes before the watcher's first keyring: a
-	// session started sooner is refused (503, no keyring loaded).
-	waitFor(t, 20*time.Second, "the first keyring", func() bool { return strings.Contains(p.Logs(), `"keyring loaded"`) })
 	appToken := env.ServiceAccountToken(t, ns, "app", "silentauth")
 	session := func(subject string) sessionResp {
 		t.Helper()

@@ -39,6 +39,9 @@ import (
 // TokenPath is the example provider's token endpoint.
 const TokenPath = "/oauth/token"
 
+// KeysPath is the provider's JWKS path.
+const KeysPath = "/keys"
+
 // RevocationPath and EndSessionPath are the example provider's revocation
 // (RFC 7009) and end-session (RP-Initiated Logout) endpoints, as its
 // discovery lists them.
@@ -111,6 +114,7 @@ type Provider struct {
 	reuses     []string
 	challenges []string
 	fault      Fault
+	keysFault  Fault
 	rewrite    func(map[string]any)
 	issued     []string
 	sid        string
@@ -188,6 +192,14 @@ func (p *Provider) SetFault(f Fault) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.fault = f
+}
+
+// SetKeysFault makes the JWKS endpoint (the provider's signing keys)
+// answer 503 until set back to NoFault.
+func (p *Provider) SetKeysFault(f Fault) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.keysFault = f
 }
 
 // SetRevocationFault makes the revocation endpoint misbehave until set
@@ -313,6 +325,13 @@ func (p *Provider) Login(ctx context.Context, authURL, username, password string
 // middleware counts and faults the token endpoint and records reuse.
 func (p *Provider) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		keysDown := p.keysFault != NoFault && r.URL.Path == KeysPath
+		p.mu.Unlock()
+		if keysDown {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
 		if r.URL.Path == "/.well-known/openid-configuration" && p.noLogoutEndpoints {
 			rec := httptest.NewRecorder()
 			next.ServeHTTP(rec, r)
