@@ -25,7 +25,8 @@ import (
 // real service's, in its store's own encoding. The rotating scenarios
 // restart their server (and empty Redis) before every run, so every run
 // of a prefilled variant starts from exactly n families; the cache-hit
-// variant has a server of its own, prefilled whenever it is (re)started.
+// variant has a server of its own, prefilled once when it starts and kept
+// for every round (each round's pool of sessions adds to it).
 // After every run a sample of the prefilled families must still be listed
 // live by the session API: proof that the store held them throughout.
 

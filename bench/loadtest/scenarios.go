@@ -64,7 +64,7 @@ type tstate struct {
 	expired *token.Minter // mints expired access tokens with key
 	t       *server       // nil when skipped
 	skipped string        // why t is nil
-	// live: families prefilled after every (re)start (a prefilled
+	// live: families prefilled when it starts (a prefilled
 	// cache-hit server); prefilled: what the running server was
 	// prefilled with, nil for none.
 	live      int
