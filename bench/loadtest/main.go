@@ -75,8 +75,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.rounds, "rounds", 5, "rounds; every figure is the median over rounds")
 	conc := fs.String("concurrency", "1,16,64", "ghz concurrencies, over one connection")
 	scen := fs.String("scenarios", "all", "comma-separated scenarios, or all: "+scenarioNames())
-	live := fs.String("live", "0", "live families a prefillable scenario's store holds before each run, comma-separated (0: empty, as defined); "+
-		"each count > 0 adds <scenario>-live<count> (e.g. refresh-memory-live1e5) beside the scenario (0 omitted: instead of it)")
+	live := fs.String("live", "0", "live families the store of "+prefillableNames()+" holds before each run, comma-separated (0: empty, as defined); "+
+		"each count > 0 adds <scenario>-live<count> (e.g. refresh-memory-live1e5 for 100000) beside the scenario (0 omitted: instead of it)")
 	fs.IntVar(&o.families, "families", 100_000, "session families created through the session API to measure RSS (0: skip)")
 	fs.StringVar(&o.profile, "profile", "auto", "pprof CPU and allocation profiles of the binary under load: auto (scenarios that miss a target), all, none, or a list")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, keys, data sets, ghz reports)")
@@ -106,7 +106,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	} else {
 		for _, s := range strings.Split(*scen, ",") {
 			if s = strings.TrimSpace(s); scenarioNamed(s) == nil {
-				errs = append(errs, fmt.Errorf("-scenarios: unknown %q (known: %s)", s, scenarioNames()))
+				errs = append(errs, fmt.Errorf("-scenarios: unknown %q (known: %s; and <%s>-live<n>, n written as 1e5 or 300)",
+					s, scenarioNames(), strings.ReplaceAll(prefillableNames(), ",", "|")))
 			} else {
 				o.scenarios = append(o.scenarios, s)
 			}
@@ -166,6 +167,17 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	slices.Sort(o.concurrency)
 	o.concurrency = slices.Compact(o.concurrency)
 	return o, nil
+}
+
+// prefillableNames are the scenarios -live applies to.
+func prefillableNames() string {
+	var names []string
+	for _, s := range scenarios {
+		if s.prefillable {
+			names = append(names, s.name)
+		}
+	}
+	return strings.Join(names, ",")
 }
 
 func scenarioNames() string {
