@@ -205,15 +205,22 @@ func createSessions(ctx context.Context, apiAddr string, n int) ([]issued, error
 	return out, postSessions(ctx, apiAddr, n, func(i int, s issued) { out[i] = s })
 }
 
-// postSessions starts n sessions and hands each answer to got (called
-// concurrently, each i once).
+// postSessions starts n sessions, of subjects user-0 to user-(n-1), and
+// hands each answer to got (called concurrently, each i once).
 func postSessions(ctx context.Context, apiAddr string, n int, got func(i int, s issued)) error {
+	return postSessionsAs(ctx, apiAddr, "user-", n, got)
+}
+
+// postSessionsAs is postSessions with the subjects prefix0 to
+// prefix(n-1), 8 requests at a time.
+func postSessionsAs(ctx context.Context, apiAddr, prefix string, n int, got func(i int, s issued)) error {
 	body, _ := json.Marshal(map[string]any{"claims": sessionClaims})
+	prefix = strings.TrimSuffix(strconv.Quote(prefix), `"`) // JSON-safe for the printable prefixes used here
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for i := range n {
 		g.Go(func() error {
-			b := strings.Replace(string(body), "{", `{"subject":"user-`+strconv.Itoa(i)+`",`, 1)
+			b := strings.Replace(string(body), "{", `{"subject":`+prefix+strconv.Itoa(i)+`",`, 1)
 			req, err := http.NewRequestWithContext(ctx, "POST", "http://"+apiAddr+"/v1/sessions", strings.NewReader(b))
 			if err != nil {
 				return err

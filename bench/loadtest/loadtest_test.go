@@ -72,6 +72,45 @@ func TestSmoke(t *testing.T) {
 			}
 		}
 	}
+	// -live 0,300 (smoke's default): the prefilled variants ran beside
+	// the empty ones, on stores that held their families throughout.
+	for _, name := range []string{"refresh-memory-live300", "refresh-redis-live300", "valid-hit-live300"} {
+		if res.Skipped[name] != "" {
+			continue
+		}
+		r, ok := res.row(name, 1)
+		switch {
+		case !ok:
+			t.Errorf("%s: neither measured nor skipped", name)
+		case r.Live != 300 || r.LiveChecked != 200 || r.LiveFound != r.LiveChecked:
+			t.Errorf("%s: %d live families, %d of %d sampled found live after the run", name, r.Live, r.LiveFound, r.LiveChecked)
+		}
+		var prefills int
+		for _, p := range res.Prefills {
+			if p.Scenario != name {
+				continue
+			}
+			prefills++
+			if p.Families != 300 || p.PerSecond <= 0 {
+				t.Errorf("%s: prefill %+v", name, p)
+			}
+			if strings.Contains(name, "redis") && p.RedisKeysAfter-p.RedisKeysBefore < 300 {
+				t.Errorf("%s: Redis keys %d → %d for 300 families", name, p.RedisKeysBefore, p.RedisKeysAfter)
+			}
+		}
+		if prefills == 0 {
+			t.Errorf("%s: no prefill recorded", name)
+		}
+		met := false
+		for _, tc := range res.Targets {
+			if tc.Scenario == name && strings.HasPrefix(tc.What, "prefilled families") {
+				met = tc.Status == "met"
+			}
+		}
+		if !met {
+			t.Errorf("%s: the prefilled families were not judged live: %+v", name, res.Targets)
+		}
+	}
 	if len(res.Memory.Memstore) != 2 || res.Memory.RSS == nil {
 		t.Errorf("memory not measured: %+v", res.Memory)
 	}
@@ -165,6 +204,46 @@ func TestUpdateDocsKeepsTheProse(t *testing.T) {
 	}
 	if strings.Contains(got, "old figures") {
 		t.Errorf("kept the old figures:\n%s", got)
+	}
+}
+
+func TestLiveNames(t *testing.T) {
+	for n, label := range map[int]string{100_000: "1e5", 1_000_000: "1e6", 300: "300", 2500: "2500", 25_000: "25e3", 10: "10"} {
+		if got := liveLabel(n); got != label {
+			t.Errorf("liveLabel(%d) = %q, want %q", n, got, label)
+		}
+		name := liveName("refresh-memory", n)
+		if base, got, ok := parseLiveName(name); !ok || base != "refresh-memory" || got != n {
+			t.Errorf("parseLiveName(%q) = %q, %d, %v", name, base, got, ok)
+		}
+	}
+	for _, bad := range []string{"refresh-memory-live", "refresh-memory-live0", "refresh-memory-live100000", "refresh-memory-livex", "-live1e5"} {
+		if _, _, ok := parseLiveName(bad); ok {
+			t.Errorf("parseLiveName(%q) accepted", bad)
+		}
+	}
+	if sc := scenarioNamed("refresh-redis-live1e5"); sc == nil || sc.cfg != cfgRedis || sc.live != 100_000 || !sc.consuming {
+		t.Errorf("refresh-redis-live1e5: %+v", sc)
+	}
+	if sc := scenarioNamed("valid-hit-live1e5"); sc == nil || sc.cfg != cfgMain+"-live1e5" || sc.base != "valid-hit" {
+		t.Errorf("valid-hit-live1e5: %+v", sc)
+	}
+	for _, name := range []string{"malformed-live1e5", "refresh-memory-live1e5-live1e5"} {
+		if scenarioNamed(name) != nil {
+			t.Errorf("%s: not a scenario", name)
+		}
+	}
+	live, err := parseLiveFlag("1e5, 0")
+	if err != nil || !slices.Equal(live, []int{0, 100_000}) {
+		t.Fatalf("parseLiveFlag: %v, %v", live, err)
+	}
+	got := expandLive([]string{"valid-hit", "malformed", "refresh-memory"}, live)
+	want := []string{"valid-hit", "valid-hit-live1e5", "malformed", "refresh-memory", "refresh-memory-live1e5"}
+	if !slices.Equal(got, want) {
+		t.Errorf("expandLive = %v, want %v", got, want)
+	}
+	if got := expandLive([]string{"refresh-redis"}, []int{100_000}); !slices.Equal(got, []string{"refresh-redis-live1e5"}) {
+		t.Errorf("expandLive without 0 = %v", got)
 	}
 }
 

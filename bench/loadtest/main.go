@@ -60,7 +60,8 @@ type options struct {
 	keep        bool
 	smoke       bool
 	sizes       sizes
-	bursts      int // 50-way concurrent refreshes per round
+	bursts      int   // 50-way concurrent refreshes per round
+	live        []int // live families in the store of the prefillable scenarios (0: empty)
 }
 
 func parseOptions(args []string, stderr io.Writer) (*options, error) {
@@ -74,6 +75,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.rounds, "rounds", 5, "rounds; every figure is the median over rounds")
 	conc := fs.String("concurrency", "1,16,64", "ghz concurrencies, over one connection")
 	scen := fs.String("scenarios", "all", "comma-separated scenarios, or all: "+scenarioNames())
+	live := fs.String("live", "0", "live families the store of "+prefillableNames()+" holds before each run, comma-separated (0: empty, as defined); "+
+		"each count > 0 adds <scenario>-live<count> (e.g. refresh-memory-live1e5 for 100000) beside the scenario (0 omitted: instead of it)")
 	fs.IntVar(&o.families, "families", 100_000, "session families created through the session API to measure RSS (0: skip)")
 	fs.StringVar(&o.profile, "profile", "auto", "pprof CPU and allocation profiles of the binary under load: auto (scenarios that miss a target), all, none, or a list")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, keys, data sets, ghz reports)")
@@ -103,7 +106,8 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	} else {
 		for _, s := range strings.Split(*scen, ",") {
 			if s = strings.TrimSpace(s); scenarioNamed(s) == nil {
-				errs = append(errs, fmt.Errorf("-scenarios: unknown %q (known: %s)", s, scenarioNames()))
+				errs = append(errs, fmt.Errorf("-scenarios: unknown %q (known: %s; and <%s>-live<n>, n written as 1e5 or 300)",
+					s, scenarioNames(), strings.ReplaceAll(prefillableNames(), ",", "|")))
 			} else {
 				o.scenarios = append(o.scenarios, s)
 			}
@@ -124,8 +128,15 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 		def("concurrency", func() { o.concurrency = []int{1} })
 		def("families", func() { o.families = 300 })
 		def("profile", func() { o.profile = "none" })
+		def("live", func() { *live = "0,300" })
 		o.sizes = sizes{pool: 100, miss: 4 * missCacheSize, probes: 4, maxConsuming: 600}
 		o.bursts = 2
+	}
+	if v, err := parseLiveFlag(*live); err != nil {
+		errs = append(errs, err)
+	} else {
+		o.live = v
+		o.scenarios = expandLive(o.scenarios, v)
 	}
 	switch {
 	case o.duration < 100*time.Millisecond:
@@ -156,6 +167,17 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	slices.Sort(o.concurrency)
 	o.concurrency = slices.Compact(o.concurrency)
 	return o, nil
+}
+
+// prefillableNames are the scenarios -live applies to.
+func prefillableNames() string {
+	var names []string
+	for _, s := range scenarios {
+		if s.prefillable {
+			names = append(names, s.name)
+		}
+	}
+	return strings.Join(names, ",")
 }
 
 func scenarioNames() string {

@@ -95,6 +95,11 @@ func (h *harness) profile(ctx context.Context, sc *scenario, res *results) profi
 	defer s.stop()
 	pts := *ts
 	pts.t = s
+	if sc.live > 0 {
+		if err := h.prefill(ctx, &pts, sc.live, sc.name, 0); err != nil {
+			return fail(err)
+		}
+	}
 	b := &builder{ts: &pts, t: s, sizes: h.o.sizes}
 	rate := 5000.0
 	if r, ok := res.row(sc.name, c); ok && r.RPS > 0 {

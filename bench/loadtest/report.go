@@ -170,6 +170,19 @@ func (res *results) markdown(o *options) string {
 		}
 	}
 
+	if len(res.Prefills) > 0 {
+		b.WriteString("\n#### Prefilled stores (`-live`)\n\n")
+		b.WriteString("Before every run of a `-live<n>` scenario (the cache-hit one: once, when its server starts; it then runs every round), its server's store was filled with n live families through the session API (`POST /v1/sessions`, 8 at a time), besides the run's own; after every run a sample of them had to be still listed live (`GET /v1/subjects/{subject}/sessions`).\n\n")
+		b.WriteString("| Scenario | server | round | families | seconds | families/s | store before → after |\n|---|---|--:|--:|--:|--:|---|\n")
+		for _, p := range res.Prefills {
+			st := fmt.Sprintf("Go heap in use %.1f → %.1f MiB", mib(p.HeapInuseBefore), mib(p.HeapInuseAfter))
+			if p.RedisKeysAfter > 0 {
+				st = fmt.Sprintf("Redis keys %d → %d", p.RedisKeysBefore, p.RedisKeysAfter)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %d | %d | %.1f | %.0f | %s |\n", p.Scenario, p.Server, p.Round, p.Families, p.Seconds, p.PerSecond, st)
+		}
+	}
+
 	b.WriteString("\n#### Memory per session family\n\n")
 	for _, h := range res.Memory.Memstore {
 		fmt.Fprintf(&b, "- Memory store, %s: **%.0f bytes** of Go heap per family (%d families through `session.Manager`, heap after GC).\n", h.State, h.Bytes, h.Families)

@@ -27,6 +27,7 @@ type results struct {
 	Summary  []summaryRow      `json:"summary"`
 	Targets  []targetCheck     `json:"targets"`
 	Bursts   []burstRecord     `json:"concurrent_refresh"`
+	Prefills []prefillRecord   `json:"prefills,omitempty"`
 	Memory   memoryResult      `json:"memory"`
 	Profiles []profileResult   `json:"profiles,omitempty"`
 	Problems []string          `json:"problems,omitempty"`
@@ -55,6 +56,11 @@ type runResult struct {
 	Wrong       int64            `json:"wrong_decisions"`
 	WrongDetail string           `json:"wrong_detail,omitempty"`
 	ProbeErrors []string         `json:"probe_errors,omitempty"`
+	// A prefilled variant: the live families its store held, and how many
+	// of a sample of them the session API still listed live after the run.
+	Live        int `json:"live_families,omitempty"`
+	LiveChecked int `json:"live_sample_checked,omitempty"`
+	LiveFound   int `json:"live_sample_found,omitempty"`
 }
 
 // summaryRow is one scenario at one concurrency: medians over rounds, and
@@ -76,6 +82,11 @@ type summaryRow struct {
 	Errors      int64   `json:"errors"`
 	Wrong       int64   `json:"wrong_decisions"`
 	ProbeFails  int     `json:"probe_failures"`
+	// A prefilled variant: its store's live families, and the sampled
+	// ones found live after its runs, over all rounds.
+	Live        int `json:"live_families,omitempty"`
+	LiveChecked int `json:"live_sample_checked,omitempty"`
+	LiveFound   int `json:"live_sample_found,omitempty"`
 	// Against the baseline runs paired with this scenario's: their
 	// medians, and the medians over rounds of the per-round difference
 	// and ratios.
@@ -153,6 +164,7 @@ type runOptions struct {
 	Families      int      `json:"rss_families"`
 	Profile       string   `json:"profile"`
 	Smoke         bool     `json:"smoke"`
+	Live          []int    `json:"live_families"`
 	Ghz           string   `json:"ghz"`
 	PoolSessions  int      `json:"pool_sessions"`
 	MissTokens    int      `json:"miss_tokens"`
@@ -164,7 +176,7 @@ func (h *harness) optionsRecord() runOptions {
 	return runOptions{
 		Duration: duration(o.duration), Warmup: duration(o.warmup), Rounds: o.rounds,
 		Concurrency: o.concurrency, Connections: 1, Scenarios: o.scenarios,
-		Families: o.families, Profile: o.profile, Smoke: o.smoke,
+		Families: o.families, Profile: o.profile, Smoke: o.smoke, Live: o.live,
 		Ghz: "github.com/bojand/ghz/cmd/ghz@v0.120.0", PoolSessions: o.sizes.pool,
 		MissTokens: o.sizes.miss, MissCacheSize: missCacheSize,
 	}
@@ -214,6 +226,9 @@ func (res *results) summarize(o *options) {
 			if len(r.ProbeErrors) > 0 {
 				row.ProbeFails++
 			}
+			row.Live = r.Live
+			row.LiveChecked += r.LiveChecked
+			row.LiveFound += r.LiveFound
 			if r.BaseCPUus > 0 && r.BaseRPS > 0 {
 				baseRPS = append(baseRPS, r.BaseRPS)
 				baseCPU = append(baseCPU, r.BaseCPUus)
@@ -233,22 +248,30 @@ func (res *results) summarize(o *options) {
 		}
 		res.Summary = append(res.Summary, row)
 	}
-	// Baseline first, then the scenarios in their defined order, each by
+	// Baseline first, then the scenarios in their defined order, each
+	// followed by its prefilled variants (fewest families first), each by
 	// concurrency.
-	rank := func(s string) int {
+	rank := func(s string) (int, int) {
 		if s == cfgBaseline {
-			return -1
+			return -1, 0
+		}
+		index := func(s string) int {
+			return slices.IndexFunc(scenarios, func(sc scenario) bool { return sc.name == s })
 		}
 		for miss, parse := range parseTargets {
 			if s == parse { // right after its cache-miss scenario
-				s = miss
-				return 2*slices.IndexFunc(scenarios, func(sc scenario) bool { return sc.name == s }) + 1
+				return 2*index(miss) + 1, 0
 			}
 		}
-		return 2 * slices.IndexFunc(scenarios, func(sc scenario) bool { return sc.name == s })
+		if sc := scenarioNamed(s); sc != nil && sc.base != "" {
+			return 2 * index(sc.base), sc.live
+		}
+		return 2 * index(s), 0
 	}
 	slices.SortStableFunc(res.Summary, func(a, b summaryRow) int {
-		return cmp.Or(cmp.Compare(rank(a.Scenario), rank(b.Scenario)), cmp.Compare(a.Concurrency, b.Concurrency))
+		ra, la := rank(a.Scenario)
+		rb, lb := rank(b.Scenario)
+		return cmp.Or(cmp.Compare(ra, rb), cmp.Compare(la, lb), cmp.Compare(a.Concurrency, b.Concurrency))
 	})
 }
 
@@ -323,8 +346,20 @@ func (res *results) evaluate(o *options) {
 	fixed := func(v float64) func(summaryRow) (float64, string) {
 		return func(summaryRow) (float64, string) { return v, "" }
 	}
-	judge("valid-hit", "server CPU per Check", "≤ baseline + 5 µs", "µs over baseline", overBase, fixed(5), true)
-	judge("valid-hit", "requests/s", "≥ 0.9 × baseline", "× baseline", rpsRatio, fixed(0.9), false)
+	// Each defined scenario's targets hold for its prefilled variants too.
+	variants := func(base string) []string {
+		names := []string{base}
+		for _, name := range o.scenarios {
+			if sc := scenarioNamed(name); sc != nil && sc.base == base {
+				names = append(names, name)
+			}
+		}
+		return names
+	}
+	for _, name := range variants("valid-hit") {
+		judge(name, "server CPU per Check", "≤ baseline + 5 µs", "µs over baseline", overBase, fixed(5), true)
+		judge(name, "requests/s", "≥ 0.9 × baseline", "× baseline", rpsRatio, fixed(0.9), false)
+	}
 	for _, miss := range []string{"miss-es256", "miss-eddsa"} {
 		judge(miss, "server CPU per Check", "≤ baseline + golang-jwt Parse of the same token + 15 µs", "µs over baseline", overBase,
 			func(summaryRow) (float64, string) {
@@ -337,8 +372,12 @@ func (res *results) evaluate(o *options) {
 				return p.CPUDeltaUs + 15, fmt.Sprintf("golang-jwt Parse in the pass-through server %+.1f µs", p.CPUDeltaUs)
 			}, true)
 	}
-	judge("refresh-memory", "requests/s", "≥ 0.4 × baseline", "× baseline", rpsRatio, fixed(0.4), false)
-	judge("refresh-redis", "requests/s", "≥ 0.3 × baseline", "× baseline", rpsRatio, fixed(0.3), false)
+	for _, name := range variants("refresh-memory") {
+		judge(name, "requests/s", "≥ 0.4 × baseline", "× baseline", rpsRatio, fixed(0.4), false)
+	}
+	for _, name := range variants("refresh-redis") {
+		judge(name, "requests/s", "≥ 0.3 × baseline", "× baseline", rpsRatio, fixed(0.3), false)
+	}
 	judge("malformed", "server CPU per Check", "≤ baseline + 10 µs", "µs over baseline", overBase, fixed(10), true)
 	judge("bad-signature", "server CPU per Check", "≤ cache miss (miss-es256), both over their baselines", "µs over baseline", overBase,
 		func(summaryRow) (float64, string) {
@@ -372,6 +411,32 @@ func (res *results) evaluate(o *options) {
 		t.Value, t.Status, t.Detail = float64(bad), "met", fmt.Sprintf("%d Checks", checks)
 		if bad > 0 {
 			t.Status, t.Detail = "missed", t.Detail+", at "+strings.Join(at, ", ")
+		}
+		add(t)
+	}
+	// A prefilled variant measures what it says only if its store held the
+	// families throughout.
+	for _, name := range o.scenarios {
+		sc := scenarioNamed(name)
+		if sc == nil || sc.live == 0 {
+			continue
+		}
+		t := targetCheck{Scenario: name, What: "prefilled families still live after every run (sampled)", Limit: "all", Unit: "families missing"}
+		if why, skipped := res.Skipped[name]; skipped {
+			t.Status, t.Detail = "skipped", why
+			add(t)
+			continue
+		}
+		var checked, found, runs int
+		for _, r := range res.Summary {
+			if r.Scenario == name {
+				checked, found, runs = checked+r.LiveChecked, found+r.LiveFound, runs+r.Rounds
+			}
+		}
+		t.Value, t.Status = float64(checked-found), "met"
+		t.Detail = fmt.Sprintf("%d prefilled; %d sampled after %d run(s), %d found live", sc.live, checked, runs, found)
+		if checked == 0 || found < checked {
+			t.Status = "missed"
 		}
 		add(t)
 	}

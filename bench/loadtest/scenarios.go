@@ -64,6 +64,11 @@ type tstate struct {
 	expired *token.Minter // mints expired access tokens with key
 	t       *server       // nil when skipped
 	skipped string        // why t is nil
+	// live: families prefilled when it starts (a prefilled
+	// cache-hit server); prefilled: what the running server was
+	// prefilled with, nil for none.
+	live      int
+	prefilled *prefilled
 }
 
 // writeConfig generates the key and writes the configuration file.
@@ -102,6 +107,13 @@ type scenario struct {
 	// a share of the baseline's.
 	rateGuess float64
 	build     func(ctx context.Context, b *builder, n int) (*dataset, error)
+	// prefillable scenarios also run, with -live, on a store holding that
+	// many live families besides the run's own (see live.go).
+	prefillable bool
+	// live is how many families the store holds before a run of a
+	// prefilled variant (named base-live<n>); 0 in the defined scenarios.
+	live int
+	base string // the defined scenario a prefilled variant derives from
 }
 
 // builder builds data sets against one server.
@@ -145,14 +157,14 @@ func (b *builder) refresh(ctx context.Context, n int) ([]item, error) {
 
 var scenarios = []scenario{
 	{
-		name: "valid-hit", cfg: cfgMain,
+		name: "valid-hit", cfg: cfgMain, prefillable: true,
 		title: "valid ES256 bearer token, verified-token cache hit",
 		build: buildValidHit,
 	},
 	{name: "miss-es256", cfg: cfgMissES, title: "valid ES256 token, cache miss (signature verified)", build: buildMiss},
 	{name: "miss-eddsa", cfg: cfgMissEd, title: "valid EdDSA token, cache miss (signature verified)", build: buildMiss},
-	{name: "refresh-memory", cfg: cfgRefresh, consuming: true, rateGuess: 0.7, title: "expired access token + refresh cookie: rotate on the memory store", build: buildRefresh},
-	{name: "refresh-redis", cfg: cfgRedis, consuming: true, rateGuess: 0.7, title: "expired access token + refresh cookie: rotate on Redis", build: buildRefresh},
+	{name: "refresh-memory", cfg: cfgRefresh, consuming: true, rateGuess: 0.7, prefillable: true, title: "expired access token + refresh cookie: rotate on the memory store", build: buildRefresh},
+	{name: "refresh-redis", cfg: cfgRedis, consuming: true, rateGuess: 0.7, prefillable: true, title: "expired access token + refresh cookie: rotate on Redis", build: buildRefresh},
 	{
 		name: "mixed", cfg: cfgRefresh, consuming: true, rateGuess: 1.1,
 		title: "90% valid (cache hit), 8% refresh, 1% bad signature, 1% no token",
@@ -191,11 +203,16 @@ var scenarios = []scenario{
 	},
 }
 
+// scenarioNamed returns a defined scenario, or a prefilled variant of
+// one (base-live<n>, see liveVariant); nil if there is none.
 func scenarioNamed(name string) *scenario {
 	for i := range scenarios {
 		if scenarios[i].name == name {
 			return &scenarios[i]
 		}
+	}
+	if base, n, ok := parseLiveName(name); ok {
+		return liveVariant(base, n)
 	}
 	return nil
 }
