@@ -11,9 +11,17 @@ export SILENTAUTH_TOOLS_DIR := $(TOOLS_DIR)
 
 all: build
 
+# The version and commit stamped into the binaries (internal/buildinfo);
+# `silentauth version`, the startup log and silentauth_build_info show them.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BUILDINFO := github.com/silentauth/silentauth/internal/buildinfo
+
 # The flags the image ships its binaries with (Dockerfile, scripts/tools/image):
-# static, no file system paths, no VCS stamp, no symbol table or DWARF.
-RELEASE_BUILD := CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags="-s -w"
+# static, no file system paths, no VCS stamp, no symbol table or DWARF, and
+# the version and commit stamped.
+RELEASE_BUILD := CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false \
+	-ldflags="-s -w -X $(BUILDINFO).version=$(VERSION) -X $(BUILDINFO).commit=$(COMMIT)"
 
 ## build: compile bin/silentauth and bin/kubectl-silentauth as the image ships them
 build:
@@ -73,7 +81,7 @@ clean:
 	rm -rf $(BIN)
 
 IMAGE         ?= silentauth
-IMAGE_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+IMAGE_VERSION ?= $(VERSION)
 IMAGE_BUILDER ?=
 
 ## image: build the container image (docker/podman, or daemonless into bin/image)
@@ -87,7 +95,7 @@ image:
 	echo "image: $(IMAGE):$(IMAGE_VERSION) with $$builder"; \
 	if [ "$$builder" = oci ]; then \
 	  $(GO) -C scripts/tools/image run . -repo "$(CURDIR)" -out "$(CURDIR)/$(BIN)/image" \
-	    -tarball "$(CURDIR)/$(BIN)/image.tar" -tag "$(IMAGE):$(IMAGE_VERSION)" -version "$(IMAGE_VERSION)"; \
+	    -tarball "$(CURDIR)/$(BIN)/image.tar" -tag "$(IMAGE):$(IMAGE_VERSION)" -version "$(IMAGE_VERSION)" -commit "$(COMMIT)"; \
 	else \
-	  $$builder build --build-arg VERSION="$(IMAGE_VERSION)" -t "$(IMAGE):$(IMAGE_VERSION)" .; \
+	  $$builder build --build-arg VERSION="$(IMAGE_VERSION)" --build-arg COMMIT="$(COMMIT)" -t "$(IMAGE):$(IMAGE_VERSION)" .; \
 	fi
