@@ -7,7 +7,7 @@ TOOLS_DIR ?= $(or $(SILENTAUTH_TOOLS_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)
 
 export SILENTAUTH_TOOLS_DIR := $(TOOLS_DIR)
 
-.PHONY: all build run test tools tools-traefik vet fmt-check bench loadtest fuzz clean image
+.PHONY: all build run test tools tools-traefik vet fmt-check bench loadtest fuzz clean image release
 
 all: build
 
@@ -40,10 +40,12 @@ tools:
 tools-traefik:
 	@scripts/tools/traefik.sh
 
-## test: formatting, vet, and every test with the race detector (the bench module's smoke test too)
+## test: formatting, vet, and every test with the race detector (the bench module's smoke test and the release tool's tests too)
 test: tools fmt-check vet
 	$(GO) test -race -count=1 ./...
 	$(GO) -C bench test -race -count=1 ./...
+	$(GO) -C scripts/release test -race -count=1 ./...
+	$(GO) -C scripts/tools/image test -race -count=1 ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
@@ -52,6 +54,8 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 	$(GO) -C bench vet ./...
+	$(GO) -C scripts/release vet ./...
+	$(GO) -C scripts/tools/image vet ./...
 
 ## bench: micro-benchmarks of the Check paths (-benchmem, 6 counts) summarised by benchstat
 bench:
@@ -78,7 +82,16 @@ fuzz:
 	done
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
+
+DIST        ?= $(CURDIR)/dist
+SIGNING_KEY ?=
+
+## release: VERSION=v0.x.y [DIST=dir] [SIGNING_KEY=key.pem] builds binaries, archives, SBOMs, image index, chart, krew manifest, signed SHA256SUMS (docs/releasing.md)
+release:
+	@case "$(VERSION)" in v[0-9]*.[0-9]*.[0-9]*) ;; *) echo "release: set VERSION=vX.Y.Z (got '$(VERSION)')" >&2; exit 1;; esac
+	$(GO) -C scripts/release run . -repo "$(CURDIR)" -version "$(VERSION)" -commit "$(COMMIT)" \
+	  -dist "$(abspath $(DIST))" $(if $(SIGNING_KEY),-signing-key "$(abspath $(SIGNING_KEY))")
 
 IMAGE         ?= silentauth
 IMAGE_VERSION ?= $(VERSION)
