@@ -131,15 +131,7 @@ func buildRelease(t *testing.T) string {
 func TestArchives(t *testing.T) {
 	dist := buildRelease(t)
 	t.Log(built.log)
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo, err := findRepo(wd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	license, err := os.ReadFile(filepath.Join(repo, "LICENSE"))
+	license, err := os.ReadFile(filepath.Join(repoRoot(t), "LICENSE"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,6 +365,13 @@ func TestChartFromOCIRegistry(t *testing.T) {
 	env := kubetest.Shared(t)
 	reg := startRegistry(t)
 	chart := filepath.Join(dist, "silentauth-"+chartVersion(testVersion)+".tgz")
+	license, err := os.ReadFile(filepath.Join(repoRoot(t), "LICENSE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := untar(t, chart)["silentauth/LICENSE"]; !bytes.Equal(got, license) {
+		t.Error("the packaged chart's LICENSE is not the repository's")
+	}
 	helm(t, "push", chart, "oci://"+reg+"/charts", "--plain-http")
 
 	ref := "oci://" + reg + "/charts/silentauth"
@@ -603,6 +602,20 @@ func TestReadSigningKeyRefusesOtherKeys(t *testing.T) {
 	if k, err := readSigningKey(path); err != nil || !k.Equal(p256) {
 		t.Errorf("SEC 1 P-256 key: %v", err)
 	}
+}
+
+// repoRoot is the repository root, above this module.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := findRepo(wd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return repo
 }
 
 // startRegistry starts an in-process OCI registry on loopback for t and
