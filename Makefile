@@ -7,13 +7,21 @@ TOOLS_DIR ?= $(or $(SILENTAUTH_TOOLS_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)
 
 export SILENTAUTH_TOOLS_DIR := $(TOOLS_DIR)
 
-.PHONY: all build run test tools tools-traefik vet fmt-check bench loadtest fuzz clean image
+.PHONY: all build run test tools tools-traefik vet fmt-check bench loadtest fuzz clean image release
 
 all: build
 
+# The version and commit stamped into the binaries (internal/buildinfo);
+# `silentauth version`, the startup log and silentauth_build_info show them.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BUILDINFO := github.com/silentauth/silentauth/internal/buildinfo
+
 # The flags the image ships its binaries with (Dockerfile, scripts/tools/image):
-# static, no file system paths, no VCS stamp, no symbol table or DWARF.
-RELEASE_BUILD := CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags="-s -w"
+# static, no file system paths, no VCS stamp, no symbol table or DWARF, and
+# the version and commit stamped.
+RELEASE_BUILD := CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false \
+	-ldflags="-s -w -X $(BUILDINFO).version=$(VERSION) -X $(BUILDINFO).commit=$(COMMIT)"
 
 ## build: compile bin/silentauth and bin/kubectl-silentauth as the image ships them
 build:
@@ -32,10 +40,12 @@ tools:
 tools-traefik:
 	@scripts/tools/traefik.sh
 
-## test: formatting, vet, and every test with the race detector (the bench module's smoke test too)
+## test: formatting, vet, and every test with the race detector (the bench module's smoke test and the release tool's tests too)
 test: tools fmt-check vet
 	$(GO) test -race -count=1 ./...
 	$(GO) -C bench test -race -count=1 ./...
+	$(GO) -C scripts/release test -race -count=1 ./...
+	$(GO) -C scripts/tools/image test -race -count=1 ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
@@ -44,6 +54,8 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 	$(GO) -C bench vet ./...
+	$(GO) -C scripts/release vet ./...
+	$(GO) -C scripts/tools/image vet ./...
 
 ## bench: micro-benchmarks of the Check paths (-benchmem, 6 counts) summarised by benchstat
 bench:
@@ -70,10 +82,19 @@ fuzz:
 	done
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
+
+DIST        ?= $(CURDIR)/dist
+SIGNING_KEY ?=
+
+## release: VERSION=v0.x.y [DIST=dir] [SIGNING_KEY=key.pem] builds binaries, archives, SBOMs, image index, chart, krew manifest, signed SHA256SUMS (docs/releasing.md)
+release:
+	@case "$(VERSION)" in v[0-9]*.[0-9]*.[0-9]*) ;; *) echo "release: set VERSION=vX.Y.Z (got '$(VERSION)')" >&2; exit 1;; esac
+	$(GO) -C scripts/release run . -repo "$(CURDIR)" -version "$(VERSION)" -commit "$(COMMIT)" \
+	  -dist "$(abspath $(DIST))" $(if $(SIGNING_KEY),-signing-key "$(abspath $(SIGNING_KEY))")
 
 IMAGE         ?= silentauth
-IMAGE_VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+IMAGE_VERSION ?= $(VERSION)
 IMAGE_BUILDER ?=
 
 ## image: build the container image (docker/podman, or daemonless into bin/image)
@@ -87,7 +108,7 @@ image:
 	echo "image: $(IMAGE):$(IMAGE_VERSION) with $$builder"; \
 	if [ "$$builder" = oci ]; then \
 	  $(GO) -C scripts/tools/image run . -repo "$(CURDIR)" -out "$(CURDIR)/$(BIN)/image" \
-	    -tarball "$(CURDIR)/$(BIN)/image.tar" -tag "$(IMAGE):$(IMAGE_VERSION)" -version "$(IMAGE_VERSION)"; \
+	    -tarball "$(CURDIR)/$(BIN)/image.tar" -tag "$(IMAGE):$(IMAGE_VERSION)" -version "$(IMAGE_VERSION)" -commit "$(COMMIT)"; \
 	else \
-	  $$builder build --build-arg VERSION="$(IMAGE_VERSION)" -t "$(IMAGE):$(IMAGE_VERSION)" .; \
+	  $$builder build --build-arg VERSION="$(IMAGE_VERSION)" --build-arg COMMIT="$(COMMIT)" -t "$(IMAGE):$(IMAGE_VERSION)" .; \
 	fi

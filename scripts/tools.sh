@@ -119,8 +119,17 @@ need_deb jq jq
 # istio.io/api module whose CRDs the Istio objects are validated against.
 SILENTAUTH_TOOLS_DIR=$TOOLS_DIR scripts/tools/helm.sh
 
-# The daemonless image builder's own module (test/image runs it).
+# The daemonless image builder's own module (test/image runs it), and the
+# release tool's (make release; its tests run with make test).
 go -C scripts/tools/image mod download
+go -C scripts/release mod download
+
+# krew and its manifest validator, which the release tests install the
+# kubectl plugin with, from their own scratch module (krew's old Kubernetes
+# modules stay out of every other graph). About a minute cold.
+krew_version=$(module_version scripts/tools/krew sigs.k8s.io/krew)
+go_tool krew "$krew_version" scripts/tools/krew sigs.k8s.io/krew/cmd/krew
+go_tool validate-krew-manifest "$krew_version" scripts/tools/krew sigs.k8s.io/krew/cmd/validate-krew-manifest
 
 # nginx, Caddy and Chromium for the HTTP-mode proxies and the browser test.
 scripts/tools/browser.sh

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"path/filepath"
 	"regexp"
+	goruntime "runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -595,5 +596,13 @@ func TestPluginAsksForNothingClusterWide(t *testing.T) {
 		if a.GetNamespace() != ns || a.GetResource().Resource != "secrets" || !slices.Contains([]string{"get", "create", "update"}, a.GetVerb()) {
 			t.Errorf("the plugin made a %s of %s in %q", a.GetVerb(), a.GetResource().Resource, a.GetNamespace())
 		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	h := newHarness(t)
+	want := "kubectl-silentauth dev (commit unknown, " + goruntime.Version() + ")\n"
+	if out := h.mustRun("version"); out != want {
+		t.Errorf("version printed %q, want %q", out, want)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/silentauth/silentauth/authz/keys"
+	"github.com/silentauth/silentauth/internal/buildinfo"
 )
 
 const rootHelp = `kubectl silentauth manages silentauth's signing keys in their Kubernetes Secret.
@@ -37,6 +38,7 @@ Commands:
   keys rotate     publish a successor and hand over to it 30m later
   sessions list   show a user's sessions (through the session API)
   sessions revoke end one or all of a user's sessions
+  version         print the version, commit and Go version of this build
 
 Examples:
   # The first key of a fresh install (creates the Secret; active at once)
@@ -137,6 +139,9 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.keys(ctx, g, rest[1:])
 	case "sessions":
 		return c.sessions(ctx, g, rest[1:])
+	case "version":
+		fmt.Fprintln(c.stdout, "kubectl-silentauth", buildinfo.Get())
+		return nil
 	case "help":
 		fmt.Fprint(c.stdout, rootHelp)
 		return nil

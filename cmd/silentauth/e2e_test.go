@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,8 +33,15 @@ import (
 	"github.com/silentauth/silentauth/authz/token"
 )
 
-// binary is the silentauth binary built once for the end-to-end tests.
+// binary is the silentauth binary built once for the end-to-end tests,
+// stamped as a release build is (make build, make release).
 var binary string
+
+// The version and commit the test binary is stamped with.
+const (
+	stampedVersion = "v0.0.0-e2e"
+	stampedCommit  = "e2e0123"
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "silentauth-e2e")
@@ -41,7 +49,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "silentauth")
-	out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput()
+	ldflags := "-X github.com/silentauth/silentauth/internal/buildinfo.version=" + stampedVersion +
+		" -X github.com/silentauth/silentauth/internal/buildinfo.commit=" + stampedCommit
+	out, err := exec.Command("go", "build", "-race", "-ldflags", ldflags, "-o", binary, ".").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building silentauth: %v\n%s", err, out)
 		os.Exit(1)
@@ -367,8 +377,9 @@ shutdown:
 		t.Fatalf("session API reachable on the public listener: %v", r)
 	}
 
-	// Admin: ready, metrics, gRPC health.
-	for path, want := range map[string]string{"/readyz": "ready", "/healthz": "ok", "/readyz?verbose": "[+]keyring", "/metrics": `silentauth_check_decisions_total{decision="deny",reason="token_signature"} 1`} {
+	// Admin: ready, metrics (the build among them), gRPC health.
+	buildInfo := fmt.Sprintf(`silentauth_build_info{goversion=%q,revision=%q,version=%q} 1`, runtime.Version(), stampedCommit, stampedVersion)
+	for path, want := range map[string]string{"/readyz": "ready", "/healthz": "ok", "/readyz?verbose": "[+]keyring", "/metrics": `silentauth_check_decisions_total{decision="deny",reason="token_signature"} 1`, "/metrics?build": buildInfo} {
 		r, err := http.Get("http://" + p.addrs["admin"] + path)
 		if err != nil {
 			t.Fatal(err)
@@ -388,6 +399,9 @@ shutdown:
 
 	p.stop(t)
 	logs := p.Logs()
+	if want := `"msg":"starting silentauth","version":"` + stampedVersion + `","commit":"` + stampedCommit + `"`; !strings.Contains(logs, want) {
+		t.Errorf("the startup log line does not name the build (%s):\n%s", want, logs)
+	}
 	_, secret, _ := strings.Cut(s.RefreshToken, ".")
 	for _, leak := range []string{s.AccessToken, secret, apiToken} {
 		if strings.Contains(logs, leak) {

@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/silentauth/silentauth/authz/config"
+	"github.com/silentauth/silentauth/internal/buildinfo"
 )
 
 const usage = `silentauth: silent authentication at the edge for Envoy and Istio.
@@ -17,6 +18,7 @@ Usage:
   silentauth config example                  print a complete, commented configuration
   silentauth config validate --config FILE   check a configuration: report every problem, and warnings
   silentauth check [flags]                   send one Envoy-shaped CheckRequest and print the answer
+  silentauth version                         print the version, commit and Go version of this build
 
 Run "silentauth COMMAND --help" for the flags of a command.
 `
@@ -39,6 +41,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return configCmd(args[1:], getenv, stdout, stderr)
 	case "check":
 		return checkCmd(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "silentauth", buildinfo.Get())
+		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

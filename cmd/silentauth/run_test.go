@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +50,7 @@ tokens:
 		{"no command", nil, noenv, "a command is required", ""},
 		{"unknown command", []string{"frobnicate"}, noenv, `unknown command "frobnicate"`, ""},
 		{"help", []string{"help"}, noenv, "", "silentauth serve"},
+		{"version of an unstamped build", []string{"version"}, noenv, "", "silentauth dev (commit unknown, " + runtime.Version() + ")\n"},
 		{"config example", []string{"config", "example"}, noenv, "", "refreshBefore: 60s"},
 		{"validate good", []string{"config", "validate", "--config", good}, func(k string) string {
 			return map[string]string{"SILENTAUTH_API_TOKEN": "0123456789abcdef"}[k]

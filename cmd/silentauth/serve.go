@@ -35,6 +35,7 @@ import (
 	"github.com/silentauth/silentauth/authz/sessionapi"
 	"github.com/silentauth/silentauth/authz/store"
 	"github.com/silentauth/silentauth/authz/token"
+	"github.com/silentauth/silentauth/internal/buildinfo"
 	internalhealth "github.com/silentauth/silentauth/internal/health"
 	"github.com/silentauth/silentauth/internal/tlsreload"
 )
@@ -145,13 +146,27 @@ type env struct {
 // it) and the metrics registry with Go's own collectors.
 func newEnv(cfg config.Completed, getenv func(string) string, stderr io.Writer) *env {
 	log := newLogger(cfg, stderr)
-	log.Info("starting silentauth", "config", cfg.Config)
+	build := buildinfo.Get()
+	log.Info("starting silentauth", "version", build.Version, "commit", build.Commit, "goversion", build.GoVersion, "config", cfg.Config)
 	for _, w := range cfg.Warnings() {
 		log.Warn("configuration allows what is probably a mistake", "warning", w)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfoGauge(build))
 	return &env{log: log, reg: reg, checks: internalhealth.New(), getenv: getenv}
+}
+
+// buildInfoGauge is the constant silentauth_build_info metric, always 1, whose
+// labels name the running build: the Prometheus convention for joining a
+// version to other series (`* on(instance) group_left(version)`).
+func buildInfoGauge(b buildinfo.Info) prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "silentauth_build_info",
+		Help:        "The running build of silentauth: version, VCS revision and Go version as labels; always 1.",
+		ConstLabels: prometheus.Labels{"version": b.Version, "revision": b.Commit, "goversion": b.GoVersion},
+	})
+	g.Set(1)
+	return g
 }
 
 // keyring fills a keyring from the key Secret (watched) or keys.dir (read

@@ -218,7 +218,7 @@ func TestDockerfileBuildStage(t *testing.T) {
 		if in.cmd != "RUN" || !strings.Contains(in.args, "go build") {
 			continue
 		}
-		for _, flag := range []string{"-trimpath", `-ldflags="-s -w"`, "-buildvcs=false"} {
+		for _, flag := range []string{"-trimpath", `-ldflags="-s -w -X github.com/silentauth/silentauth/internal/buildinfo.version=$VERSION -X github.com/silentauth/silentauth/internal/buildinfo.commit=$COMMIT"`, "-buildvcs=false"} {
 			if !strings.Contains(in.args, flag) {
 				t.Errorf("Dockerfile:%d go build without %s", in.line, flag)
 			}

@@ -33,6 +33,7 @@ import (
 const (
 	nonroot    = 65532
 	version    = "test-version"
+	commit     = "test-commit"
 	buildLimit = 9 * time.Minute // a cold build of both binaries takes ~3 minutes on 2 cores
 )
 
@@ -133,7 +134,7 @@ func buildImage(t *testing.T) *image {
 		// go -C runs the builder inside its own module; -strict turns a
 		// kubectl plugin that does not build into a failure here.
 		cmd := exec.CommandContext(ctx, goBin, "-C", filepath.Join(repo, "scripts", "tools", "image"),
-			"run", ".", "-repo", repo, "-out", out, "-version", version, "-strict")
+			"run", ".", "-repo", repo, "-out", out, "-version", version, "-commit", commit, "-strict")
 		var log bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &log, &log
 		start := time.Now()
@@ -204,6 +205,9 @@ func TestImageLayout(t *testing.T) {
 	if got := c.Config.Labels["org.opencontainers.image.version"]; got != version {
 		t.Errorf("version label = %q, want %q (-version)", got, version)
 	}
+	if got := c.Config.Labels["org.opencontainers.image.licenses"]; got != "Apache-2.0" {
+		t.Errorf("licenses label = %q, want Apache-2.0 (the LICENSE file)", got)
+	}
 }
 
 // TestImageFiles: the layer holds the binaries and nothing else, each an
@@ -243,6 +247,9 @@ func TestImageFiles(t *testing.T) {
 		{"silentauth", []string{"help"}, "Usage:"},
 		{"silentauth", []string{"config", "example"}, "issuer:"},
 		{"kubectl-silentauth", []string{"--help"}, "keys"},
+		// Stamped by the linker with -version and -commit.
+		{"silentauth", []string{"version"}, "silentauth " + version + " (commit " + commit + ", go"},
+		{"kubectl-silentauth", []string{"version"}, "kubectl-silentauth " + version + " (commit " + commit + ", go"},
 	} {
 		if _, ok := img.files[tc.bin]; !ok {
 			continue

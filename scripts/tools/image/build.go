@@ -37,19 +37,29 @@ type file struct {
 // errSkipped reports an optional binary left out.
 var errSkipped = errors.New("skipped")
 
-// build compiles one binary exactly as the Dockerfile's build stage does:
-// static (CGO_ENABLED=0), for linux/arch, without file system paths
-// (-trimpath) or VCS stamps (-buildvcs=false: the Docker context has no
-// .git), symbols and DWARF stripped (-s -w).
-func build(ctx context.Context, o options, b binary, dir string, stderr io.Writer) (file, error) {
+// buildinfo is the product package whose version and commit the linker
+// stamps (-X).
+const buildinfo = productModule + "/internal/buildinfo"
+
+// ldflags are the linker flags of every binary: symbols and DWARF stripped
+// (-s -w), the version and commit stamped.
+func ldflags(version, commit string) string {
+	return "-s -w -X " + buildinfo + ".version=" + version + " -X " + buildinfo + ".commit=" + commit
+}
+
+// build compiles one binary for linux/arch exactly as the Dockerfile's build
+// stage does: static (CGO_ENABLED=0), without file system paths (-trimpath)
+// or VCS stamps (-buildvcs=false: the Docker context has no .git), symbols
+// and DWARF stripped, version and commit stamped.
+func build(ctx context.Context, o options, arch string, b binary, dir string, stderr io.Writer) (file, error) {
 	out := filepath.Join(dir, b.name)
 	if b.optional && !hasGoFiles(filepath.Join(o.repo, b.pkg)) {
 		fmt.Fprintf(stderr, "image: leaving out /%s: %s is not in this tree\n", b.name, b.pkg)
 		return file{}, errSkipped
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", out, b.pkg)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags="+ldflags(o.version, o.commit), "-o", out, b.pkg)
 	cmd.Dir = o.repo
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+o.arch)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
 	var msg bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &msg, &msg
 	if err := cmd.Run(); err != nil {
@@ -71,6 +81,17 @@ func build(ctx context.Context, o options, b binary, dir string, stderr io.Write
 func hasGoFiles(dir string) bool {
 	m, _ := filepath.Glob(filepath.Join(dir, "*.go"))
 	return len(m) > 0
+}
+
+// gitCommit is the commit of the sources, "unknown" without git.
+func gitCommit(repo string) string {
+	cmd := exec.Command("git", "rev-parse", "HEAD")
+	cmd.Dir = repo
+	out, err := cmd.Output()
+	if v := strings.TrimSpace(string(out)); err == nil && v != "" {
+		return v
+	}
+	return "unknown"
 }
 
 // gitDescribe names the version of the sources: the nearest tag, the

@@ -39,25 +39,55 @@ func labels(version string) map[string]string {
 		"org.opencontainers.image.title":       "silentauth",
 		"org.opencontainers.image.description": "Silent authentication at the edge: an Envoy ext_authz service that verifies access tokens and renews them from rotating refresh-token cookies",
 		"org.opencontainers.image.source":      "https://github.com/silentauth/silentauth",
-		// The repository names no license yet; SPDX's NOASSERTION says so
-		// rather than guessing one.
-		"org.opencontainers.image.licenses": "NOASSERTION",
-		"org.opencontainers.image.version":  version,
+		"org.opencontainers.image.licenses":    "Apache-2.0", // LICENSE
+		"org.opencontainers.image.version":     version,
 	}
 }
 
-// writeImage assembles the image from the built files and writes the OCI
-// layout (and the tarball). It returns the manifest digest.
-func writeImage(o options, files []file) (v1.Hash, error) {
-	layerTar, err := layerTar(files, o.created)
+// platformImage is the image of one architecture.
+type platformImage struct {
+	arch string
+	img  v1.Image
+}
+
+// writeImages writes the OCI layout holding an image per architecture (and,
+// for a single architecture, the tarball). It returns the digest of the
+// image for one architecture, of the layout's index for several.
+func writeImages(o options, imgs []platformImage) (v1.Hash, error) {
+	idx, err := writeLayout(o, imgs)
 	if err != nil {
 		return v1.Hash{}, err
+	}
+	if len(imgs) > 1 {
+		return idx.Digest()
+	}
+	img := imgs[0].img
+	if o.tarball != "" {
+		ref, err := name.NewTag(o.tag)
+		if err != nil {
+			return v1.Hash{}, fmt.Errorf("-tag %q: %w", o.tag, err)
+		}
+		if err := os.MkdirAll(filepath.Dir(o.tarball), 0o755); err != nil {
+			return v1.Hash{}, err
+		}
+		if err := tarball.WriteToFile(o.tarball, ref, img); err != nil {
+			return v1.Hash{}, err
+		}
+	}
+	return img.Digest()
+}
+
+// newImage assembles the image of linux/arch from the built files.
+func newImage(o options, arch string, files []file) (v1.Image, error) {
+	layerTar, err := layerTar(files, o.created)
+	if err != nil {
+		return nil, err
 	}
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(layerTar)), nil
 	}, tarball.WithMediaType(types.OCILayer))
 	if err != nil {
-		return v1.Hash{}, err
+		return nil, err
 	}
 
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
@@ -71,14 +101,14 @@ func writeImage(o options, files []file) (v1.Hash, error) {
 		},
 	})
 	if err != nil {
-		return v1.Hash{}, err
+		return nil, err
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return v1.Hash{}, err
+		return nil, err
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", o.arch
+	cf.OS, cf.Architecture = "linux", arch
 	cf.Created = v1.Time{Time: o.created}
 	cf.Config = v1.Config{
 		User:         user,
@@ -93,54 +123,41 @@ func writeImage(o options, files []file) (v1.Hash, error) {
 		cf.Config.ExposedPorts[p] = struct{}{}
 	}
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		return v1.Hash{}, err
+		return nil, err
 	}
-	img = mutate.Annotations(img, labels(o.version)).(v1.Image)
-
-	digest, err := img.Digest()
-	if err != nil {
-		return v1.Hash{}, err
-	}
-	if err := writeLayout(o, img); err != nil {
-		return v1.Hash{}, err
-	}
-	if o.tarball != "" {
-		ref, err := name.NewTag(o.tag)
-		if err != nil {
-			return v1.Hash{}, fmt.Errorf("-tag %q: %w", o.tag, err)
-		}
-		if err := os.MkdirAll(filepath.Dir(o.tarball), 0o755); err != nil {
-			return v1.Hash{}, err
-		}
-		if err := tarball.WriteToFile(o.tarball, ref, img); err != nil {
-			return v1.Hash{}, err
-		}
-	}
-	return digest, nil
+	return mutate.Annotations(img, labels(o.version)).(v1.Image), nil
 }
 
 // writeLayout writes the OCI layout beside o.out and then moves it into
 // place, so an interrupted build never leaves a half layout, and blobs of
-// earlier builds never accumulate.
-func writeLayout(o options, img v1.Image) error {
+// earlier builds never accumulate. Its index lists the image of each
+// architecture with its platform; for several, the index itself is a
+// multi-platform image index a registry serves under one tag.
+func writeLayout(o options, imgs []platformImage) (v1.ImageIndex, error) {
 	parent := filepath.Dir(o.out)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	tmp, err := os.MkdirTemp(parent, ".image-")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), mutate.IndexAddendum{
-		Add: img,
-		Descriptor: v1.Descriptor{
-			Platform:    &v1.Platform{OS: "linux", Architecture: o.arch},
-			Annotations: map[string]string{"org.opencontainers.image.ref.name": o.tag},
-		},
-	})
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, pi := range imgs {
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{
+			Add: pi.img,
+			Descriptor: v1.Descriptor{
+				Platform:    &v1.Platform{OS: "linux", Architecture: pi.arch},
+				Annotations: map[string]string{"org.opencontainers.image.ref.name": o.tag},
+			},
+		})
+	}
+	if len(imgs) > 1 {
+		idx = mutate.Annotations(idx, labels(o.version)).(v1.ImageIndex)
+	}
 	if _, err := layout.Write(tmp, idx); err != nil {
-		return err
+		return nil, err
 	}
 	// MkdirTemp makes 0700 and blobs are written 0600: make the layout
 	// readable like any build output (skopeo, a CI upload step).
@@ -154,12 +171,12 @@ func writeLayout(o options, img v1.Image) error {
 		return os.Chmod(path, 0o644)
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.RemoveAll(o.out); err != nil {
-		return err
+		return nil, err
 	}
-	return os.Rename(tmp, o.out)
+	return idx, os.Rename(tmp, o.out)
 }
 
 // layerTar is the image's only layer: each binary at the root, mode 0755,

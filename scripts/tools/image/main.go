@@ -1,6 +1,7 @@
 // Command image builds silentauth's container image without a container
 // engine, for machines where `docker build` cannot run (no daemon, no base
-// image to pull). It produces the image the Dockerfile describes: the
+// image to pull), for one architecture or, with -arch amd64,arm64, as a
+// multi-platform image index (what `make release` ships). It produces the image the Dockerfile describes: the
 // static binaries (CGO_ENABLED=0, -trimpath, -ldflags "-s -w") in one layer
 // on an empty base, owned by and run as 65532:65532, with the Dockerfile's
 // entrypoint, command, ports and labels. The result is an OCI image layout
@@ -54,7 +55,8 @@ type options struct {
 	tarball string    // optional docker-loadable tarball
 	tag     string    // reference written into the tarball and the index
 	version string    // org.opencontainers.image.version
-	arch    string    // GOARCH of the binaries and the image platform
+	commit  string    // VCS revision stamped into the binaries
+	archs   []string  // GOARCH of the binaries and the image platform, one image each
 	created time.Time // image and file timestamps (SOURCE_DATE_EPOCH, else 1970)
 	strict  bool      // a binary that does not build is an error, not a skip
 }
@@ -68,7 +70,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.tarball, "tarball", "", "also write a tarball for `docker load` / `podman load`")
 	fs.StringVar(&o.tag, "tag", "", "image reference for the tarball and the layout's ref.name (default silentauth:VERSION)")
 	fs.StringVar(&o.version, "version", "", "image version label (default: git describe of the repository, else dev)")
-	fs.StringVar(&o.arch, "arch", firstNonEmpty(getenv("GOARCH"), runtime.GOARCH), "GOARCH of the image (linux only)")
+	fs.StringVar(&o.commit, "commit", "", "VCS revision stamped into the binaries (default: git rev-parse HEAD of the repository, else unknown)")
+	arch := fs.String("arch", firstNonEmpty(getenv("GOARCH"), runtime.GOARCH), "GOARCH of the image (linux only); several, comma-separated (amd64,arm64), make a multi-platform index")
 	fs.BoolVar(&o.strict, "strict", false, "fail when an optional binary (kubectl-silentauth) does not build, instead of leaving it out")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -76,6 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
+	o.archs = strings.Split(*arch, ",")
 	if err := o.complete(getenv); err != nil {
 		return err
 	}
@@ -87,25 +91,37 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer os.RemoveAll(tmp)
 
-	var files []file
-	for _, b := range binaries {
-		f, err := build(ctx, o, b, tmp, stderr)
-		if errors.Is(err, errSkipped) {
-			continue
+	var imgs []platformImage
+	var sizes []string
+	for _, arch := range o.archs {
+		dir := filepath.Join(tmp, arch)
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return err
 		}
+		var files []file
+		for _, b := range binaries {
+			f, err := build(ctx, o, arch, b, dir, stderr)
+			if errors.Is(err, errSkipped) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			files = append(files, f)
+			sizes = append(sizes, fmt.Sprintf("  linux/%s /%s\t%d bytes", arch, f.name, f.size))
+		}
+		img, err := newImage(o, arch, files)
 		if err != nil {
 			return err
 		}
-		files = append(files, f)
+		imgs = append(imgs, platformImage{arch: arch, img: img})
 	}
-	digest, err := writeImage(o, files)
+	digest, err := writeImages(o, imgs)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "image %s (%s) written to %s in %s\n", o.tag, digest, o.out, time.Since(start).Round(time.Millisecond))
-	for _, f := range files {
-		fmt.Fprintf(stdout, "  /%s\t%d bytes\n", f.name, f.size)
-	}
+	fmt.Fprintln(stdout, strings.Join(sizes, "\n"))
 	if o.tarball != "" {
 		fmt.Fprintf(stdout, "tarball: %s (docker load -i %s)\n", o.tarball, o.tarball)
 	}
@@ -145,6 +161,9 @@ func (o *options) complete(getenv func(string) string) error {
 	if o.version == "" {
 		o.version = gitDescribe(o.repo)
 	}
+	if o.commit == "" {
+		o.commit = gitCommit(o.repo)
+	}
 	if o.tag == "" {
 		o.tag = "silentauth:" + tagSafe(o.version)
 	}
@@ -156,8 +175,15 @@ func (o *options) complete(getenv func(string) string) error {
 		}
 		o.created = time.Unix(sec, 0).UTC()
 	}
-	if o.arch == "" || strings.ContainsAny(o.arch, "/ ") {
-		return fmt.Errorf("-arch %q: want a GOARCH such as amd64 or arm64", o.arch)
+	seen := map[string]bool{}
+	for _, arch := range o.archs {
+		if arch == "" || strings.ContainsAny(arch, "/ ") || seen[arch] {
+			return fmt.Errorf("-arch %q: want GOARCHs such as amd64 or amd64,arm64, each once", strings.Join(o.archs, ","))
+		}
+		seen[arch] = true
+	}
+	if len(o.archs) > 1 && o.tarball != "" {
+		return errors.New("-tarball holds one platform: give one -arch")
 	}
 	return nil
 }
