@@ -89,7 +89,6 @@ SIGNING_KEY ?=
 
 ## release: VERSION=v0.x.y [DIST=dir] [SIGNING_KEY=key.pem] builds binaries, archives, SBOMs, image index, chart, krew manifest, signed SHA256SUMS (docs/releasing.md)
 release:
-	@case "$(VERSION)" in v[0-9]*.[0-9]*.[0-9]*) ;; *) echo "release: set VERSION=vX.Y.Z (got '$(VERSION)')" >&2; exit 1;; esac
 	$(GO) -C scripts/release run . -repo "$(CURDIR)" -version "$(VERSION)" -commit "$(COMMIT)" \
 	  -dist "$(abspath $(DIST))" $(if $(SIGNING_KEY),-signing-key "$(abspath $(SIGNING_KEY))")
 

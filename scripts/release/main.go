@@ -90,7 +90,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs.StringVar(&o.version, "version", "", "release version, v then SemVer (v0.1.0); required")
 	fs.StringVar(&o.dist, "dist", "", "output folder, replaced whole (default REPO/dist)")
-	fs.StringVar(&o.repo, "repo", "", "repository root (default: found by walking up to the go.mod of "+productModule+")")
+	fs.StringVar(&o.repo, "repo", "", "repository root (default: where this module's go.mod takes "+productModule+" from)")
 	fs.StringVar(&o.commit, "commit", "", "VCS revision stamped into the binaries (default: git rev-parse HEAD)")
 	fs.StringVar(&o.signingKey, "signing-key", "", "PEM ECDSA P-256 private key that signs SHA256SUMS and the image digest (default: unsigned)")
 	fs.StringVar(&o.imageRepo, "image-repo", "ghcr.io/silentauth/silentauth", "image repository the release is published to")
@@ -107,11 +107,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		problems = append(problems, fmt.Errorf("-version %q: want v and a SemVer version, such as v0.1.0", o.version))
 	}
 	if o.repo == "" {
-		wd, err := os.Getwd()
-		if err == nil {
-			o.repo, err = findRepo(wd)
-		}
-		if err != nil {
+		var err error
+		if o.repo, err = productDir(); err != nil {
 			problems = append(problems, err)
 		}
 	}
@@ -198,31 +195,16 @@ func release(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// findRepo walks up from dir to the directory whose go.mod is the
-// product's (skipping this tool's own go.mod on the way).
-func findRepo(dir string) (string, error) {
-	for d := dir; ; d = filepath.Dir(d) {
-		if mod, err := modulePath(filepath.Join(d, "go.mod")); err == nil && mod == productModule {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no go.mod of %s above %s: run inside the repository or pass -repo", productModule, dir)
-		}
+// productDir is the directory of the product's module as this module's
+// go.mod resolves it (its replace: the repository root), asked of the go
+// command.
+func productDir() (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", productModule).Output()
+	dir := strings.TrimSpace(string(out))
+	if err != nil || dir == "" {
+		return "", fmt.Errorf("the directory of %s (run inside scripts/release, or pass -repo): %v", productModule, err)
 	}
-}
-
-// modulePath reads the module line of a go.mod.
-func modulePath(gomod string) (string, error) {
-	data, err := os.ReadFile(gomod)
-	if err != nil {
-		return "", err
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "module "); ok {
-			return strings.Trim(strings.TrimSpace(rest), `"`), nil
-		}
-	}
-	return "", fmt.Errorf("%s: no module line", gomod)
+	return dir, nil
 }
 
 // findHelm looks where `make tools` installs helm, then on PATH.

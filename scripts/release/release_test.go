@@ -607,11 +607,7 @@ func TestReadSigningKeyRefusesOtherKeys(t *testing.T) {
 // repoRoot is the repository root, above this module.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo, err := findRepo(wd)
+	repo, err := productDir()
 	if err != nil {
 		t.Fatal(err)
 	}
