@@ -86,15 +86,24 @@ const (
 // noSlot ends a list; links hold slot+1.
 const noSlot = 0
 
+// A record is in two lists: its subject's, and its ProviderSID's if it
+// has one; rec.lists holds its links in each.
+const (
+	bySubject = iota
+	bySID
+)
+
+// links are a record's neighbours in one list (slot+1, noSlot at an end).
+type links struct{ prev, next uint32 }
+
 // rec is one family's fixed part. It holds no pointer.
 type rec struct {
-	times              [nTimes]int64 // Unix nanoseconds, zeroTime for none
-	gen, version       uint64
-	chunk, off, n      uint32 // its blob: chunk, offset of the data, length
-	subjPrev, subjNext uint32 // links of the subject's list (slot+1)
-	sidPrev, sidNext   uint32 // links of the sid's list (slot+1)
-	kid                uint16 // RefreshKey: index+1 in Store.kids, 0 for ""
-	flags              uint8
+	times         [nTimes]int64 // Unix nanoseconds, zeroTime for none
+	gen, version  uint64
+	chunk, off, n uint32   // its blob: chunk, offset of the data, length
+	lists         [2]links // in its subject's list and its sid's (bySubject, bySID)
+	kid           uint16   // RefreshKey: index+1 in Store.kids, 0 for ""
+	flags         uint8
 }
 
 // hkey is a string's 128-bit hash under the store's random seeds.
@@ -275,7 +284,7 @@ func (s *Store) Swap(_ context.Context, expected uint64, next *store.Family) err
 func (s *Store) Subject(_ context.Context, subject string) ([]*store.Family, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.listLocked(s.subjects, subject, false), nil
+	return s.listLocked(s.subjects, subject, bySubject), nil
 }
 
 // BySID implements store.Store. Families come oldest first (CreatedAt,
@@ -286,12 +295,12 @@ func (s *Store) BySID(_ context.Context, sid string) ([]*store.Family, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.listLocked(s.sids, sid, true), nil
+	return s.listLocked(s.sids, sid, bySID), nil
 }
 
 // listLocked returns copies of the live families in the list of name in
-// index (the sid index if bySID), oldest first.
-func (s *Store) listLocked(index map[hkey]uint32, name string, bySID bool) []*store.Family {
+// index, list which of the records (bySubject or bySID), oldest first.
+func (s *Store) listLocked(index map[hkey]uint32, name string, which int) []*store.Family {
 	now := s.now()
 	head, ok := index[s.key(name)]
 	if !ok {
@@ -300,16 +309,13 @@ func (s *Store) listLocked(index map[hkey]uint32, name string, bySID bool) []*st
 	var out []*store.Family
 	for slot, ok := head, true; ok; {
 		r := &s.recs[slot]
-		link := r.subjNext
-		if bySID {
-			link = r.sidNext
-		}
+		link := r.lists[which].next
 		// Read before a drop below unlinks slot.
 		nextSlot, more := link-1, link != noSlot
 		b := s.blob(r)
 		v := decodeView(b)
 		same := v.subject == name
-		if bySID {
+		if which == bySID {
 			same = v.sid == name
 		}
 		if same && s.liveLocked(slot, now) {
@@ -468,52 +474,45 @@ func (s *Store) dropLocked(slot uint32) {
 // linkLocked puts slot at the head of its subject's list and, if f has a
 // ProviderSID, of its sid's.
 func (s *Store) linkLocked(slot uint32, f *store.Family) {
-	r := &s.recs[slot]
-	k := s.key(f.Subject)
-	if head, ok := s.subjects[k]; ok {
-		r.subjNext = head + 1
-		s.recs[head].subjPrev = slot + 1
-	}
-	s.subjects[k] = slot
+	s.pushLocked(slot, bySubject, s.subjects, s.key(f.Subject))
 	if f.ProviderSID != "" {
-		k := s.key(f.ProviderSID)
-		if head, ok := s.sids[k]; ok {
-			r.sidNext = head + 1
-			s.recs[head].sidPrev = slot + 1
-		}
-		s.sids[k] = slot
+		s.pushLocked(slot, bySID, s.sids, s.key(f.ProviderSID))
 	}
+}
+
+// pushLocked puts slot at the head of list which of key k in index.
+func (s *Store) pushLocked(slot uint32, which int, index map[hkey]uint32, k hkey) {
+	if head, ok := index[k]; ok {
+		s.recs[slot].lists[which].next = head + 1
+		s.recs[head].lists[which].prev = slot + 1
+	}
+	index[k] = slot
 }
 
 // unlinkLocked takes slot out of its subject's and sid's lists.
 func (s *Store) unlinkLocked(slot uint32) {
-	r := &s.recs[slot]
-	v := decodeView(s.blob(r))
-	if r.subjPrev != noSlot {
-		s.recs[r.subjPrev-1].subjNext = r.subjNext
-	} else if r.subjNext != noSlot {
-		s.subjects[s.key(v.subject)] = r.subjNext - 1
-	} else {
-		delete(s.subjects, s.key(v.subject))
+	v := decodeView(s.blob(&s.recs[slot]))
+	s.popLocked(slot, bySubject, s.subjects, s.key(v.subject))
+	if s.recs[slot].flags&fSID != 0 {
+		s.popLocked(slot, bySID, s.sids, s.key(v.sid))
 	}
-	if r.subjNext != noSlot {
-		s.recs[r.subjNext-1].subjPrev = r.subjPrev
+}
+
+// popLocked takes slot out of list which of key k in index.
+func (s *Store) popLocked(slot uint32, which int, index map[hkey]uint32, k hkey) {
+	l := &s.recs[slot].lists[which]
+	switch {
+	case l.prev != noSlot:
+		s.recs[l.prev-1].lists[which].next = l.next
+	case l.next != noSlot:
+		index[k] = l.next - 1
+	default:
+		delete(index, k)
 	}
-	r.subjPrev, r.subjNext = noSlot, noSlot
-	if r.flags&fSID == 0 {
-		return
+	if l.next != noSlot {
+		s.recs[l.next-1].lists[which].prev = l.prev
 	}
-	if r.sidPrev != noSlot {
-		s.recs[r.sidPrev-1].sidNext = r.sidNext
-	} else if r.sidNext != noSlot {
-		s.sids[s.key(v.sid)] = r.sidNext - 1
-	} else {
-		delete(s.sids, s.key(v.sid))
-	}
-	if r.sidNext != noSlot {
-		s.recs[r.sidNext-1].sidPrev = r.sidPrev
-	}
-	r.sidPrev, r.sidNext = noSlot, noSlot
+	*l = links{}
 }
 
 // maybeShrinkLocked rebuilds the records, the indexes and the arena at

@@ -148,7 +148,7 @@ func subjectList(s *Store, subject string) []string {
 	for slot := head; ok; {
 		r := &s.recs[slot]
 		ids = append(ids, s.idOf(slot))
-		slot, ok = r.subjNext-1, r.subjNext != noSlot
+		slot, ok = r.lists[bySubject].next-1, r.lists[bySubject].next != noSlot
 	}
 	return ids
 }
