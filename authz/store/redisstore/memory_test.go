@@ -53,18 +53,8 @@ const bucketLoad = 16
 // claims, any number of rotations) to 300 bytes: MEMORY USAGE of its key
 // plus its share of the subject index at a million families.
 func TestMemoryPerFamily(t *testing.T) {
-	srv := redistest.Start(t)
 	ctx := t.Context()
-	rdb := srv.Client(t)
-	st := &Store{c: redis.NewClient(&redis.Options{Addr: srv.Addr()}), prefix: DefaultKeyPrefix, now: time.Now}
-	t.Cleanup(func() { _ = st.Close() })
-	usage := func(key string) int64 {
-		n, err := rdb.MemoryUsage(ctx, key, 0).Result()
-		if err != nil {
-			t.Fatalf("MEMORY USAGE %s: %v", key, err)
-		}
-		return n
-	}
+	st, rdb, usage := measured(t)
 
 	// The subject index: a bucket holding one entry, and bucketLoad.
 	f := typicalFamily(t, st, typicalClaims, 15)
@@ -184,6 +174,22 @@ func TestMemoryPerFamily(t *testing.T) {
 	// more, as the string moves up jemalloc's size classes.
 	if over := provider - family; over > providerSealed+256 {
 		t.Errorf("provider fields cost %d bytes for %d bytes of sealed tokens: more than budgeted", over, providerSealed)
+	}
+}
+
+// measured starts a Redis for t and returns a Store on it, a client, and
+// MEMORY USAGE of a key.
+func measured(t *testing.T) (*Store, *redis.Client, func(key string) int64) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	st := &Store{c: redis.NewClient(&redis.Options{Addr: srv.Addr()}), prefix: DefaultKeyPrefix, now: time.Now}
+	t.Cleanup(func() { _ = st.Close() })
+	return st, rdb, func(key string) int64 {
+		n, err := rdb.MemoryUsage(t.Context(), key, 0).Result()
+		if err != nil {
+			t.Fatalf("MEMORY USAGE %s: %v", key, err)
+		}
+		return n
 	}
 }
 

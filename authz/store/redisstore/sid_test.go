@@ -118,18 +118,8 @@ func TestSIDIndexOfOlderRecords(t *testing.T) {
 // TestMemoryOfListingFields measures what the listing fields and the sid
 // index add per family (logged; see the package doc).
 func TestMemoryOfListingFields(t *testing.T) {
-	srv := redistest.Start(t)
 	ctx := t.Context()
-	rdb := srv.Client(t)
-	st := &Store{c: redis.NewClient(&redis.Options{Addr: srv.Addr()}), prefix: DefaultKeyPrefix, now: time.Now}
-	t.Cleanup(func() { _ = st.Close() })
-	usage := func(key string) int64 {
-		n, err := rdb.MemoryUsage(ctx, key, 0).Result()
-		if err != nil {
-			t.Fatalf("MEMORY USAGE %s: %v", key, err)
-		}
-		return n
-	}
+	st, _, usage := measured(t)
 	base := typicalFamily(t, st, richerClaims, 15)
 	plain := base.Clone()
 	plain.ID, plain.Subject, plain.Version, plain.LastUsedAt = "plain-family-000000000", "p", 1, time.Time{}
