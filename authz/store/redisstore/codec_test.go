@@ -73,14 +73,7 @@ func TestCodecRoundTrip(t *testing.T) {
 // written under (its current secret counts as presented), and re-encodes
 // as that record followed by the new fields.
 func TestDecodeRecordWithoutPolicy(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("testdata", "record-before-policy.hex"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	old, err := hex.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := olderRecord(t, "record-before-policy.hex")
 	got, err := decode("AAAAAAAAAAAAAAAAAAAAAA", old)
 	if err != nil {
 		t.Fatalf("decode: %v", err)
@@ -101,6 +94,21 @@ func TestDecodeRecordWithoutPolicy(t *testing.T) {
 	}
 }
 
+// olderRecord reads a record an earlier version wrote, kept in testdata
+// in hex.
+func olderRecord(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
 // providerFamily is sampleFamily started by provider login, mid-refresh.
 func providerFamily() *store.Family {
 	f := sampleFamily()
@@ -117,14 +125,7 @@ func providerFamily() *store.Family {
 // provider field empty, and a family without provider login encodes to
 // exactly that record again: such sessions pay nothing for the new fields.
 func TestDecodeRecordWithoutProvider(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("testdata", "record-before-provider.hex"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	old, err := hex.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := olderRecord(t, "record-before-provider.hex")
 	got, err := decode("AAAAAAAAAAAAAAAAAAAAAA", old)
 	if err != nil {
 		t.Fatalf("decode: %v", err)

@@ -2,11 +2,7 @@ package redisstore
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -33,14 +29,7 @@ var legacyTokens = []string{
 // standing, and its next rotation rewrites it in the keyed form; one
 // rotation later no hash is left.
 func TestRecordBeforeKeyedMAC(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("testdata", "record-before-keyed-mac.hex"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	old, err := hex.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	old := olderRecord(t, "record-before-keyed-mac.hex")
 	const id = "bGVnYWN5LWZhbWlseS0wMQ"
 	f, err := decode(id, old)
 	if err != nil {
