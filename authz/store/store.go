@@ -33,6 +33,8 @@ type Family struct {
 	// accept its sessions, may refresh it. Fixed at creation.
 	Policy string
 
+	// The times are kept to the millisecond at least (redisstore
+	// truncates to it, memstore keeps nanoseconds) and come back in UTC.
 	CreatedAt time.Time
 	// LastUsedAt is when a refresh token of the family was last used to
 	// rotate it (CreatedAt until the first rotation).
