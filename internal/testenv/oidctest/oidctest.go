@@ -95,6 +95,20 @@ const (
 	Hang
 )
 
+// failed does fault in place of an answer to r, and reports whether it
+// did (false for NoFault).
+func failed(w http.ResponseWriter, r *http.Request, fault Fault) bool {
+	switch fault {
+	case Unavailable:
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+	case Hang:
+		<-r.Context().Done()
+	default:
+		return false
+	}
+	return true
+}
+
 // Provider is a running provider. Its methods are safe for concurrent use.
 type Provider struct {
 	// Issuer is the provider's issuer URL (http://127.0.0.1:port).
@@ -368,12 +382,7 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 			p.revokes++
 			fault := p.revFault
 			p.mu.Unlock()
-			switch fault {
-			case Unavailable:
-				http.Error(w, "unavailable", http.StatusServiceUnavailable)
-				return
-			case Hang:
-				<-r.Context().Done()
+			if failed(w, r, fault) {
 				return
 			}
 		}
@@ -394,12 +403,7 @@ func (p *Provider) middleware(next http.Handler) http.Handler {
 		}
 		fault, rewrite, sid := p.fault, p.rewrite, p.sid
 		p.mu.Unlock()
-		switch fault {
-		case Unavailable:
-			http.Error(w, "unavailable", http.StatusServiceUnavailable)
-			return
-		case Hang:
-			<-r.Context().Done()
+		if failed(w, r, fault) {
 			return
 		}
 		rec := httptest.NewRecorder()
