@@ -40,7 +40,11 @@ policy:
 policies:
   other:
     audience: other-app
-httpAuthz:
+` + behindProxy
+
+// behindProxy ends the configurations of the stacks where nginx asks
+// silentauth (HTTP mode, from loopback), logging at debug with no drain.
+const behindProxy = `httpAuthz:
   enabled: true
   trustedProxies: [127.0.0.1]
 log:

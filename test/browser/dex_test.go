@@ -44,15 +44,7 @@ oidc:
   refreshInterval: 3s
   refreshLease: 1500ms
   providerTimeout: 1s
-httpAuthz:
-  enabled: true
-  trustedProxies: [127.0.0.1]
-log:
-  level: debug
-shutdown:
-  drain: 0s
-  timeout: 5s
-`
+` + behindProxy
 
 const (
 	dexAccessTTL       = 4 * time.Second // tokens.accessTTL above

@@ -49,15 +49,7 @@ oidc:
   postLogoutRedirectURLs: [ORIGIN/signed-out]
   refreshLease: 1500ms
   providerTimeout: 1s
-httpAuthz:
-  enabled: true
-  trustedProxies: [127.0.0.1]
-log:
-  level: debug
-shutdown:
-  drain: 0s
-  timeout: 5s
-`
+` + behindProxy
 
 const (
 	logoutAccessTTL     = 6 * time.Second // tokens.accessTTL above
